@@ -1,0 +1,229 @@
+"""The `bottlegen` command."""
+
+from __future__ import annotations
+
+import argparse
+import difflib
+import json
+import shutil
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from . import __version__, emit, resources
+from .errors import ExitCode, LintError, OutputError, TemplateError, UserError
+from .pipeline import Renderer, override_dirs_from_env
+from .templating import iter_origins
+from .write import write_atomic
+
+EXIT_CODES_HELP = "exit codes:\n" + "\n".join(
+    f"  {code.value}  {text}"
+    for code, text in [
+        (ExitCode.OK, "success"),
+        (ExitCode.DRIFT, "check: the file differs from what render produces (a diff is printed)"),
+        (ExitCode.USAGE, "usage: bad command line"),
+        (ExitCode.INVALID_PLAN, "invalid plan: unreadable YAML/JSON, or it breaks the plan schema"),
+        (ExitCode.TEMPLATE, "template error: a template fails to load, render or parse, or two templates conflict"),
+        (ExitCode.INVALID_DOCUMENT, "invalid document: the result breaks the compose schema or compose's rules"),
+        (ExitCode.LINT, "warnings, with --strict"),
+        (ExitCode.IO, "I/O: a file could not be read or written"),
+        (ExitCode.ENGINE, "engine: no docker CLI, no compose plugin, or the daemon is unreachable"),
+        (ExitCode.COMPOSE, "compose: a docker or docker compose command failed"),
+    ]
+)
+
+
+def _renderer(args: argparse.Namespace) -> Renderer:
+    dirs = list(args.templates or []) or override_dirs_from_env()
+    for d in dirs:
+        if not Path(d).is_dir():
+            raise TemplateError(f"--templates {d}: no such directory")
+    return Renderer(dirs)
+
+
+def _warn(warnings: Sequence[str], strict: bool) -> None:
+    for warning in warnings:
+        print(f"bottlegen: warning: {warning}", file=sys.stderr)
+    if strict and warnings:
+        raise LintError(f"{len(warnings)} warning(s) and --strict: nothing was written")
+
+
+def cmd_render(args: argparse.Namespace) -> int:
+    renderer = _renderer(args)
+    if args.out_dir is None:
+        if len(args.plans) != 1:
+            raise UsageError("render takes one PLAN (or several with --out-dir DIR)")
+        rendered = renderer.render(Path(args.plans[0]))
+        _warn(rendered.warnings, args.strict)
+        if args.output:
+            write_atomic(Path(args.output), rendered.text)
+        else:
+            sys.stdout.write(rendered.text)
+        return ExitCode.OK
+    if args.output:
+        raise UsageError("-o and --out-dir do not go together")
+    return _render_batch(renderer, [Path(p) for p in args.plans], Path(args.out_dir), args.strict)
+
+
+def _render_batch(renderer: Renderer, plans: list[Path], out_dir: Path, strict: bool) -> int:
+    """Each plan into out_dir/<slug>.yml; a bad plan is reported and the rest still render."""
+    worst = ExitCode.OK
+    written: dict[str, Path] = {}
+    for plan in plans:
+        try:
+            rendered = renderer.render(plan)
+            _warn([f"{plan}: {w}" for w in rendered.warnings], strict)
+            slug = rendered.context["plan"]["slug"]
+            if slug in written:
+                raise OutputError(f"{plan}: slug {slug!r} was already rendered from {written[slug]}; nothing written for it")
+            write_atomic(out_dir / f"{slug}.yml", rendered.text)
+            written[slug] = plan
+            print(f"{plan} -> {out_dir / (slug + '.yml')}")
+        except UserError as e:
+            _report(e, prefix=f"{plan}: ")
+            worst = max(worst, e.exit_code)
+    print(f"rendered {len(written)} of {len(plans)} plan(s)", file=sys.stderr)
+    return worst
+
+
+def cmd_context(args: argparse.Namespace) -> int:
+    context = _renderer(args).context(Path(args.plan))
+    sys.stdout.write(emit.dump_plain(context))
+    return ExitCode.OK
+
+
+def cmd_check(args: argparse.Namespace) -> int:
+    rendered = _renderer(args).render(Path(args.plan))
+    path = Path(args.file)
+    try:
+        current = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        current = ""
+    except OSError as e:
+        raise OutputError(f"{path}: cannot read: {e.strerror}") from None
+    if current == rendered.text:
+        return ExitCode.OK
+    sys.stdout.writelines(difflib.unified_diff(
+        current.splitlines(keepends=True), rendered.text.splitlines(keepends=True),
+        fromfile=f"{path} (on disk)", tofile=f"{path} (bottlegen render {args.plan})",
+    ))
+    print(f"bottlegen: {path} has drifted from its plan; run `bottlegen render {args.plan} -o {path}`", file=sys.stderr)
+    return ExitCode.DRIFT
+
+
+def cmd_schema(args: argparse.Namespace) -> int:
+    json.dump(resources.load_schema(resources.PLAN_SCHEMA), sys.stdout, indent=2, ensure_ascii=False)
+    sys.stdout.write("\n")
+    return ExitCode.OK
+
+
+def cmd_templates_list(args: argparse.Namespace) -> int:
+    renderer = _renderer(args)
+    rows = list(iter_origins(renderer.env))
+    width = max(len(name) for name, _, _ in rows)
+    for name, origin, path in rows:
+        print(f"{name:<{width}}  {origin:<10}  {path}" if origin == "packaged" else f"{name:<{width}}  {origin}  {path}")
+    return ExitCode.OK
+
+
+def cmd_templates_eject(args: argparse.Namespace) -> int:
+    packaged = resources.templates_dir()
+    available = sorted(p.relative_to(packaged).as_posix() for p in packaged.rglob("*") if p.is_file() and "__pycache__" not in p.parts)
+    target = Path(args.to)
+    names = available if args.all else args.names
+    if not names:
+        raise UsageError("name the templates to eject (see `bottlegen templates list`), or pass --all")
+    for name in names:
+        if name not in available:
+            raise TemplateError(f"{name!r} is not a packaged template; packaged: {', '.join(available)}")
+    clashes = [n for n in names if (target / n).exists()]
+    if clashes and not args.force:
+        raise OutputError(f"{', '.join(str(target / n) for n in clashes)} already exist(s); pass --force to overwrite")
+    for name in names:
+        write_atomic(target / name, (packaged / name).read_text(encoding="utf-8"))
+        print(f"ejected {name} -> {target / name}")
+    return ExitCode.OK
+
+
+class UsageError(UserError):
+    exit_code = ExitCode.USAGE
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="bottlegen",
+        description="Render a bottle's plan into its docker-compose.yml, and run it.",
+        epilog=EXIT_CODES_HELP,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--version", action="version", version=f"bottlegen {__version__}")
+    templates = argparse.ArgumentParser(add_help=False)
+    templates.add_argument(
+        "--templates", action="append", metavar="DIR",
+        help="a folder of templates that shadow the packaged ones by relative path (repeatable; "
+             "default: $BOTTLEGEN_TEMPLATES, folders separated by ':')",
+    )
+    strict = argparse.ArgumentParser(add_help=False)
+    strict.add_argument("--strict", action="store_true", help="treat warnings as errors (exit 6)")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    def add(name: str, func, help: str, parents=()) -> argparse.ArgumentParser:
+        p = sub.add_parser(name, help=help, description=help, parents=list(parents), epilog=EXIT_CODES_HELP,
+                           formatter_class=argparse.RawDescriptionHelpFormatter)
+        p.set_defaults(func=func)
+        return p
+
+    p = add("render", cmd_render, "render a plan into a compose file (stdout, -o FILE, or --out-dir DIR for many)", [templates, strict])
+    p.add_argument("plans", nargs="+", metavar="PLAN", help="plan file (YAML or JSON)")
+    p.add_argument("-o", "--output", metavar="FILE", help="write here atomically (mode 0644, parents created) instead of stdout")
+    p.add_argument("--out-dir", metavar="DIR", help="render every PLAN into DIR/<slug>.yml in one process")
+
+    p = add("context", cmd_context, "print the resolved template context of a plan, as YAML", [templates])
+    p.add_argument("plan", metavar="PLAN")
+
+    p = add("check", cmd_check, "exit 0 if FILE is exactly what render produces from PLAN, else 1 with a diff", [templates])
+    p.add_argument("plan", metavar="PLAN")
+    p.add_argument("file", metavar="FILE")
+
+    add("schema", cmd_schema, "print the plan's JSON schema")
+
+    p = add("templates", None, "list the templates, or copy packaged ones out for editing")
+    tsub = p.add_subparsers(dest="templates_command", required=True, metavar="SUBCOMMAND")
+    t = tsub.add_parser("list", parents=[templates], help="every template and where it resolves from")
+    t.set_defaults(func=cmd_templates_list)
+    t = tsub.add_parser("eject", help="copy packaged templates into DIR for editing")
+    t.add_argument("names", nargs="*", metavar="NAME")
+    t.add_argument("--to", required=True, metavar="DIR")
+    t.add_argument("--all", action="store_true", help="eject every packaged template")
+    t.add_argument("--force", action="store_true", help="overwrite files that exist")
+    t.set_defaults(func=cmd_templates_eject)
+
+    from . import lifecycle
+
+    lifecycle.add_commands(add)
+    return parser
+
+
+def _report(error: UserError, prefix: str = "") -> None:
+    print(f"bottlegen: error: {prefix}{error}", file=sys.stderr)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return int(args.func(args))
+    except UsageError as e:
+        parser.print_usage(sys.stderr)
+        _report(e)
+        return e.exit_code
+    except UserError as e:
+        _report(e)
+        return e.exit_code
+    except KeyboardInterrupt:
+        print("bottlegen: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,104 @@
+"""The one exception tree of bottlegen.
+
+Every error a user can cause is a `UserError`: it carries the message the CLI prints and
+the exit code the CLI returns. Domain errors also inherit the matching built-in, so
+library callers can catch them the ordinary way (a plan error is a ValueError, an I/O
+error an OSError, a failed docker command a CalledProcessError).
+"""
+
+from __future__ import annotations
+
+import subprocess
+from collections.abc import Sequence
+from enum import IntEnum
+
+
+class ExitCode(IntEnum):
+    """Exit codes of the `bottlegen` command, one per class of failure."""
+
+    OK = 0
+    DRIFT = 1  # `bottlegen check`: the file differs from what render produces
+    USAGE = 2  # bad command line (argparse's own code)
+    INVALID_PLAN = 3  # the plan file is unreadable as YAML/JSON or breaks the plan schema
+    TEMPLATE = 4  # a template fails to load, render or parse, or two templates conflict
+    INVALID_DOCUMENT = 5  # the merged document breaks the compose schema or compose's rules
+    LINT = 6  # warnings, with --strict
+    IO = 7  # a file could not be read or written
+    ENGINE = 8  # no docker CLI, no compose, or the daemon is unreachable
+    COMPOSE = 9  # a docker / docker compose command failed
+
+
+class BottlegenError(Exception):
+    """Base of every error bottlegen raises on purpose."""
+
+
+class UserError(BottlegenError):
+    """An error the user can fix; `str()` is the message the CLI prints."""
+
+    exit_code: ExitCode = ExitCode.USAGE
+
+    def __init__(self, message: str, details: Sequence[str] = ()):
+        super().__init__(message)
+        self.message = message
+        self.details = list(details)
+
+    def __str__(self) -> str:
+        return "\n".join([self.message, *("  " + d for d in self.details)])
+
+
+class PlanError(UserError, ValueError):
+    """The plan file cannot be read or breaks the plan schema."""
+
+    exit_code = ExitCode.INVALID_PLAN
+
+
+class TemplateError(UserError):
+    """A template fails to load, render or parse as YAML, or is used against the rules."""
+
+    exit_code = ExitCode.TEMPLATE
+
+
+class MergeConflictError(TemplateError):
+    """Two templates give the same key different values."""
+
+
+class DocumentError(UserError, ValueError):
+    """The merged document breaks the compose schema or a rule compose enforces."""
+
+    exit_code = ExitCode.INVALID_DOCUMENT
+
+
+class LintError(UserError):
+    """Warnings were found and --strict turns them into a failure."""
+
+    exit_code = ExitCode.LINT
+
+
+class OutputError(UserError, OSError):
+    """A file bottlegen reads or writes could not be accessed."""
+
+    exit_code = ExitCode.IO
+
+
+class EngineError(UserError):
+    """The docker CLI, the compose plugin or the daemon is not usable."""
+
+    exit_code = ExitCode.ENGINE
+
+
+class ComposeError(UserError, subprocess.CalledProcessError):
+    """A docker or docker compose command exited non-zero."""
+
+    exit_code = ExitCode.COMPOSE
+
+    def __init__(self, message: str, returncode: int, cmd: Sequence[str], stderr: str = ""):
+        UserError.__init__(self, message, [line for line in stderr.strip().splitlines() if line])
+        subprocess.CalledProcessError.__init__(self, returncode, list(cmd), stderr=stderr)
+
+    @classmethod
+    def from_process(cls, what: str, proc: subprocess.CompletedProcess) -> ComposeError:
+        stderr = proc.stderr if isinstance(proc.stderr, str) else (proc.stderr or b"").decode(errors="replace")
+        return cls(f"{what} failed (exit {proc.returncode})", proc.returncode, proc.args, stderr)
+
+    def __str__(self) -> str:
+        return UserError.__str__(self)

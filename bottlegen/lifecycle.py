@@ -1,0 +1,5 @@
+"""Running a bottle: up, logs, ps, down."""
+
+
+def add_commands(add) -> None:
+    pass

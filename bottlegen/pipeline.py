@@ -1,0 +1,93 @@
+"""The stages in order: load, validate, resolve, render, merge, check, emit.
+
+A Renderer builds what is costly once (the Jinja environment and its compiled templates,
+the manifest, the schema validators) and renders any number of plans with it.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from . import check, emit, load, resolve, templating, validate
+from .merge import Fragment, merge
+from .resources import templates_dir
+from .templating import PACKAGED, Root
+
+TEMPLATES_ENV = "BOTTLEGEN_TEMPLATES"
+
+
+@dataclass
+class Rendered:
+    text: str
+    document: dict[str, Any]
+    context: dict[str, Any]
+    warnings: list[str] = field(default_factory=list)
+
+
+def template_roots(override_dirs: Sequence[str | os.PathLike[str]] = ()) -> list[Root]:
+    """Override folders first, in the order given, then the packaged templates."""
+    roots = [Root(Path(d), f"override {os.fspath(d)}") for d in override_dirs]
+    return [*roots, Root(templates_dir(), PACKAGED)]
+
+
+def override_dirs_from_env() -> list[str]:
+    value = os.environ.get(TEMPLATES_ENV, "")
+    return [part for part in value.split(os.pathsep) if part]
+
+
+class Renderer:
+    def __init__(self, override_dirs: Sequence[str | os.PathLike[str]] = ()):
+        self.env = templating.make_environment(template_roots(override_dirs))
+        self.manifest = templating.read_manifest(self.env)
+
+    # -- the context ------------------------------------------------------------------
+
+    def context_for(self, data: Any, source: str, base_dir: Path) -> dict[str, Any]:
+        """The full template context of a parsed plan (validated here)."""
+        validate.validate_plan(data, source)
+        names = [entry.name for entry in self.manifest.services]
+        context = resolve.resolve_plan(data, base_dir, source, names)
+        context["services"] = templating.enabled_services(self.env, self.manifest, context)
+        return context
+
+    def context(self, plan_path: Path) -> dict[str, Any]:
+        return self.context_for(load.read_plan(plan_path), str(plan_path), plan_path.resolve().parent)
+
+    # -- rendering --------------------------------------------------------------------
+
+    def render(self, plan_path: Path) -> Rendered:
+        data = load.read_plan(plan_path)
+        return self.render_data(data, str(plan_path), plan_path.resolve().parent, plan_path.name)
+
+    def render_data(self, data: Any, source: str, base_dir: Path, plan_name: str) -> Rendered:
+        context = self.context_for(data, source, base_dir)
+        loader: templating.RootedLoader = self.env.loader  # type: ignore[assignment]
+        fragments = [Fragment(self._label(loader, self.manifest.document),
+                              templating.render_template(self.env, self.manifest.document, context))]
+        sources: dict[str, str] = {}
+        for entry in self.manifest.services:
+            if entry.name not in context["services"]:
+                continue
+            label = self._label(loader, entry.template)
+            service = {"name": entry.name, "container_name": context["container_names"][entry.name]}
+            text = templating.render_template(self.env, entry.template, {**context, "service": service})
+            fragments.append(Fragment(label, text))
+            sources[entry.name] = label
+        merged = merge(fragments)
+        check.check_schema(merged)
+        check.check_rules(merged)
+        warnings = check.lint(merged)
+        text = emit.emit(merged.document, sources, plan_name)
+        return Rendered(text=text, document=merged.document, context=context, warnings=warnings)
+
+    @staticmethod
+    def _label(loader: templating.RootedLoader, name: str) -> str:
+        try:
+            root, _ = loader.locate(name)
+        except Exception:  # noqa: BLE001 - rendering reports the missing template properly
+            return name
+        return f"{name} ({root.origin})"

@@ -1,0 +1,151 @@
+"""Stage 3: turn a validated plan into the resolved plan templates see.
+
+Defaults come from the plan schema's `default` keywords (the schema is the one place they
+are written). Host paths (schema keys marked `x-host-path`) get a leading `~` expanded and
+a relative path resolved against the plan file's directory, so every bind source is
+absolute wherever the compose file is written. The result is plain data.
+"""
+
+from __future__ import annotations
+
+import copy
+import os
+from pathlib import Path
+from typing import Any
+
+from . import resources
+from .errors import PlanError
+from .validate import json_path, shorten
+
+SETTING_PLACEHOLDERS = ("prefix", "service", "slug")
+
+
+def apply_defaults(schema: dict[str, Any], value: Any) -> Any:
+    """Fill absent object properties from the schema's `default`s, recursively."""
+    if isinstance(value, dict):
+        for key, sub in schema.get("properties", {}).items():
+            if key not in value and "default" in sub:
+                value[key] = copy.deepcopy(sub["default"])
+            if key in value:
+                value[key] = apply_defaults(sub, value[key])
+        return value
+    if isinstance(value, list) and isinstance(schema.get("items"), dict):
+        return [apply_defaults(schema["items"], item) for item in value]
+    branch = _branch_for(schema, value)
+    return apply_defaults(branch, value) if branch else value
+
+
+_JSON_TYPES = {dict: "object", list: "array", str: "string", bool: "boolean", int: "integer", type(None): "null"}
+
+
+def _branch_for(schema: dict[str, Any], value: Any) -> dict[str, Any] | None:
+    """The `oneOf` branch of schema that is meant for value's JSON type, if any."""
+    wanted = _JSON_TYPES.get(type(value))
+    return next((b for b in schema.get("oneOf", []) if b.get("type") == wanted), None)
+
+
+def host_path(value: str, base_dir: Path) -> str:
+    """`~` expanded; a relative path joined to base_dir and normalised; absolute kept as written."""
+    expanded = os.path.expanduser(value)
+    if os.path.isabs(expanded):
+        return expanded
+    return os.path.normpath(os.path.join(base_dir, expanded))
+
+
+def resolve_host_paths(schema: dict[str, Any], value: Any, base_dir: Path) -> Any:
+    if isinstance(value, str) and schema.get("x-host-path"):
+        return host_path(value, base_dir)
+    if isinstance(value, dict):
+        props = schema.get("properties", {})
+        return {k: resolve_host_paths(props.get(k, {}), v, base_dir) for k, v in value.items()}
+    if isinstance(value, list) and isinstance(schema.get("items"), dict):
+        return [resolve_host_paths(schema["items"], item, base_dir) for item in value]
+    branch = _branch_for(schema, value)
+    return resolve_host_paths(branch, value, base_dir) if branch else value
+
+
+def container_name(pattern: str, prefix: str, service: str, slug: str) -> str:
+    values = {"prefix": prefix, "service": service, "slug": slug}
+    out = pattern
+    for key in SETTING_PLACEHOLDERS:
+        out = out.replace("{" + key + "}", values[key])
+    return out
+
+
+def _extra_hosts(upstreams: list[dict[str, Any]], source: str) -> list[str]:
+    """The union of the upstreams' extra_hosts as sorted `host:ip`; a host with two IPs is an error."""
+    seen: dict[str, tuple[str, int]] = {}
+    problems = []
+    for index, upstream in enumerate(upstreams):
+        for host, ip in upstream.get("extra_hosts", {}).items():
+            if host in seen and seen[host][0] != ip:
+                first_ip, first_index = seen[host]
+                where = json_path(("git_gate", "upstreams", index, "extra_hosts", host))
+                problems.append(
+                    f"{source}::{where}: host {shorten(host)} is {shorten(ip)} here but {shorten(first_ip)} "
+                    f"in upstreams[{first_index}]: give it one address"
+                )
+            seen.setdefault(host, (ip, index))
+    if problems:
+        raise PlanError("invalid plan: conflicting extra_hosts:", problems)
+    return [f"{host}:{seen[host][0]}" for host in sorted(seen)]
+
+
+def _unique_upstream_names(upstreams: list[dict[str, Any]], source: str) -> None:
+    first: dict[str, int] = {}
+    for index, upstream in enumerate(upstreams):
+        name = upstream["name"]
+        if name in first:
+            where = json_path(("git_gate", "upstreams", index, "name"))
+            raise PlanError(
+                f"invalid plan: {source}::{where}: upstream name {shorten(name)} is already used by "
+                f"upstreams[{first[name]}]: names must be unique (each key is mounted as <name>-key)"
+            )
+        first[name] = index
+
+
+def _env_file_in_use(path: str | None) -> str | None:
+    """The env file when it exists and is not empty, else None (as the reference does)."""
+    if path is None:
+        return None
+    try:
+        return path if os.stat(path).st_size > 0 else None
+    except OSError:
+        return None
+
+
+def resolve_plan(plan: dict[str, Any], base_dir: Path, source: str, service_names: list[str]) -> dict[str, Any]:
+    """The template context's data for a validated plan, without the enabled services.
+
+    `service_names` are all the services the manifest declares, enabled or not: each gets a
+    container name from the pattern.
+    """
+    schema = resources.load_schema(resources.PLAN_SCHEMA)
+    data = apply_defaults(schema, copy.deepcopy(plan))
+    data = resolve_host_paths(schema, data, base_dir)
+    data.pop("$schema", None)
+    settings = data["settings"]
+    upstreams = data["git_gate"]["upstreams"]
+    _unique_upstream_names(upstreams, source)
+
+    names = {
+        service: container_name(settings["container_name_pattern"], settings["project_prefix"], service, data["slug"])
+        for service in service_names
+    }
+    if data.get("container_name"):
+        names["agent"] = data["container_name"]
+    data["container_name"] = names.get("agent") or container_name(
+        settings["container_name_pattern"], settings["project_prefix"], "agent", data["slug"]
+    )
+    # Only the token variables' names reach the templates: the map's values are never rendered.
+    data["egress"]["token_env_names"] = sorted(data["egress"].pop("token_env_map"))
+    return {
+        "project": f"{settings['project_prefix']}-{data['slug']}",
+        "plan": {k: v for k, v in data.items() if k != "settings"},
+        "settings": settings,
+        "container_names": names,
+        "facts": {
+            "env_file_in_use": _env_file_in_use(data.get("env_file")),
+            "git_gate_extra_hosts": _extra_hosts(upstreams, source),
+        },
+    }

@@ -1,0 +1,45 @@
+"""Where the packaged templates and schemas are.
+
+In a wheel they sit inside the package (`bottlegen/templates`, `bottlegen/schema`, see
+pyproject.toml); in a source checkout or an editable install they are the repository's
+top-level `templates/` and `schema/`. Nothing is ever fetched over the network.
+"""
+
+from __future__ import annotations
+
+import json
+from functools import cache
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+
+def _data_dir(name: str) -> Path:
+    packaged = Path(str(resources.files("bottlegen"))) / name
+    if packaged.is_dir():
+        return packaged
+    checkout = Path(__file__).resolve().parent.parent / name
+    if checkout.is_dir():
+        return checkout
+    raise FileNotFoundError(f"bottlegen is installed without its {name}/ directory")
+
+
+def templates_dir() -> Path:
+    """The packaged templates folder."""
+    return _data_dir("templates")
+
+
+def schema_dir() -> Path:
+    return _data_dir("schema")
+
+
+@cache
+def load_schema(relative: str) -> dict[str, Any]:
+    """A vendored or own JSON schema, read once per process."""
+    with (schema_dir() / relative).open(encoding="utf-8") as f:
+        return json.load(f)
+
+
+PLAN_SCHEMA = "plan.schema.json"
+MANIFEST_SCHEMA = "manifest.schema.json"
+COMPOSE_SCHEMA = "compose-spec/compose-spec.json"

@@ -1,0 +1,304 @@
+"""The one place that configures Jinja, and the templates folder it reads.
+
+Rules every template lives by:
+- The environment is sandboxed (immutable: a template cannot change the shared context),
+  undefined names are errors (StrictUndefined), and the context is plain data only.
+- Every `{{ expression }}` is emitted as exactly one YAML value: a double-quoted scalar, a
+  number, a boolean, null, or a flow collection of those. A `$` in a string is written `$$`
+  so that compose's interpolation gives the value back. Whatever characters a value holds,
+  it cannot change the document's structure. So an expression must be a whole value: write
+  `{{ "NAME=" ~ value }}`, never `NAME={{ value }}` (a load-time check enforces this).
+- The opt-out is the `raw` filter, `{{ text | raw }}`: text inserted as YAML source,
+  unchanged. Use it for template-made text only, never for plan values.
+- Shared macros live in `_macros.yaml.j2` and are called as `m.<name>(...)`; what they
+  return is YAML made by a template, so it is inserted as it is.
+- Which services exist, in what order and when, is declared in `manifest.yaml`.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import re
+import traceback
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import jinja2
+from jinja2 import BaseLoader, StrictUndefined, TemplateNotFound
+from jinja2.ext import Extension
+from jinja2.sandbox import ImmutableSandboxedEnvironment
+
+from .errors import TemplateError
+from .load import yaml_loader
+from .validate import collect, format_errors, manifest_validator
+
+MANIFEST = "manifest.yaml"
+MACROS = "_macros.yaml.j2"
+PACKAGED = "packaged"
+
+
+class Raw(str):
+    """Text that goes into a fragment as YAML source, unchanged (`raw` filter, macro output)."""
+
+    __slots__ = ()
+
+
+# --- values as YAML ---------------------------------------------------------------------
+
+_SIMPLE_ESCAPES = {"\\": "\\\\", '"': '\\"', "\n": "\\n", "\r": "\\r", "\t": "\\t", "\0": "\\0"}
+
+
+def _quote(text: str) -> str:
+    """A YAML double-quoted scalar holding exactly text; everything but printable ASCII escaped."""
+    out = ['"']
+    for ch in text:
+        if ch in _SIMPLE_ESCAPES:
+            out.append(_SIMPLE_ESCAPES[ch])
+        elif " " <= ch <= "~":
+            out.append(ch)
+        elif ord(ch) <= 0xFF:
+            out.append(f"\\x{ord(ch):02X}")
+        elif ord(ch) <= 0xFFFF:
+            out.append(f"\\u{ord(ch):04X}")
+        else:
+            out.append(f"\\U{ord(ch):08X}")
+    out.append('"')
+    return "".join(out)
+
+
+def to_yaml_value(value: Any) -> str:
+    """One YAML flow value that parses back to exactly `value` (strings compose-escaped)."""
+    if isinstance(value, jinja2.Undefined):
+        str(value)  # StrictUndefined raises here, with the name that is missing
+    if value is None:
+        return "null"
+    if value is True or value is False:
+        return "true" if value else "false"
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, float):
+        if not math.isfinite(value):
+            raise TypeError(f"cannot write the number {value!r} into a compose file")
+        return repr(value)
+    if isinstance(value, str):
+        return _quote(value.replace("$", "$$"))
+    if isinstance(value, dict):
+        return "{" + ", ".join(f"{_quote(str(k))}: {to_yaml_value(v)}" for k, v in value.items()) + "}"
+    if isinstance(value, (list, tuple)):
+        return "[" + ", ".join(to_yaml_value(v) for v in value) + "]"
+    raise TypeError(f"cannot write a {type(value).__name__} into a compose file; use plain data")
+
+
+def _finalize(value: Any) -> str:
+    return value if isinstance(value, Raw) else to_yaml_value(value)
+
+
+def _raw(value: Any) -> Raw:
+    return Raw(value)
+
+
+# --- templates on disk ------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Root:
+    """A folder templates are read from; `origin` is how messages and comments name it."""
+
+    path: Path
+    origin: str
+
+
+class RootedLoader(BaseLoader):
+    """Looks a template up in the override roots first, then the packaged one.
+
+    A name is a relative `/`-separated path; `..`, absolute names, and files that resolve
+    (through links) outside their root are refused.
+    """
+
+    def __init__(self, roots: list[Root]):
+        self.roots = roots
+
+    def locate(self, name: str) -> tuple[Root, Path]:
+        parts = name.split("/")
+        if name.startswith("/") or any(p in ("", ".", "..") for p in parts) or "\\" in name:
+            raise TemplateNotFound(name, f"template name {name!r} must be a relative path inside a templates folder")
+        for root in self.roots:
+            candidate = root.path.joinpath(*parts)
+            if candidate.is_file():
+                real_root = os.path.realpath(root.path)
+                if os.path.commonpath([real_root, os.path.realpath(candidate)]) != real_root:
+                    raise TemplateNotFound(name, f"{candidate} resolves outside its templates folder {root.path}")
+                return root, candidate
+        raise TemplateNotFound(name)
+
+    def get_source(self, environment: jinja2.Environment, name: str) -> tuple[str, str, Callable[[], bool]]:
+        _, path = self.locate(name)
+        source = path.read_text(encoding="utf-8")
+        mtime = path.stat().st_mtime
+        return source, str(path), lambda: path.is_file() and path.stat().st_mtime == mtime
+
+    def list_templates(self) -> list[str]:
+        names = set()
+        for root in self.roots:
+            for path in root.path.rglob("*"):
+                if path.is_file() and not path.name.startswith(".") and "__pycache__" not in path.parts:
+                    names.add(path.relative_to(root.path).as_posix())
+        return sorted(names)
+
+
+# --- the placement check ----------------------------------------------------------------
+
+_COMMENT = re.compile(r"\{#.*?#\}", re.S)
+_EXPRESSION = re.compile(r"\{\{.*?\}\}", re.S)
+_BEFORE_OK = re.compile(r"(?:^|[\[{,]|[-:?][ \t]|%\})[ \t]*\Z")
+_AFTER_OK = re.compile(r"\A[ \t]*(?:$|[,\]}]|:(?:[ \t]|$)|#|\{%)", re.M)
+
+
+class WholeValueCheck(Extension):
+    """Refuses `{{ }}` glued to text, where its quoted value would not be one YAML value."""
+
+    def preprocess(self, source: str, name: str | None, filename: str | None = None) -> str:
+        text = _COMMENT.sub(lambda m: re.sub(r"[^\n]", " ", m.group()), source)
+        for match in _EXPRESSION.finditer(text):
+            line_start = text.rfind("\n", 0, match.start()) + 1
+            line_end = text.find("\n", match.end())
+            before = text[line_start : match.start()]
+            after = text[match.end() : len(text) if line_end < 0 else line_end]
+            if not _BEFORE_OK.search(before) or not _AFTER_OK.match(after):
+                lineno = text.count("\n", 0, match.start()) + 1
+                glued = (before.strip() or after.strip())[:40]
+                raise jinja2.TemplateSyntaxError(
+                    f"{match.group()} is glued to {glued!r}: an expression must be a whole YAML value. "
+                    'Build the value inside it, e.g. {{ "NAME=" ~ value }} instead of NAME={{ value }}',
+                    lineno, name, filename,
+                )
+        return source
+
+
+# --- the environment --------------------------------------------------------------------
+
+def make_environment(roots: list[Root]) -> ImmutableSandboxedEnvironment:
+    """The Jinja environment for these template roots. Nothing else configures Jinja."""
+    env = ImmutableSandboxedEnvironment(
+        loader=RootedLoader(roots),
+        undefined=StrictUndefined,
+        finalize=_finalize,
+        autoescape=False,
+        keep_trailing_newline=True,
+        trim_blocks=True,
+        lstrip_blocks=True,
+        auto_reload=False,
+        extensions=[WholeValueCheck],
+    )
+    env.filters["raw"] = _raw
+    # Jinja's HTML-minded opt-out would not mean what it says here.
+    del env.filters["safe"]
+    env.globals["m"] = _Macros(env)
+    return env
+
+
+class _Macros:
+    """`m.<name>(...)` in a template: a macro of `_macros.yaml.j2`, its output taken as YAML."""
+
+    def __init__(self, env: jinja2.Environment):
+        self._env = env
+        self._module: Any = None
+
+    def __getattr__(self, name: str) -> Callable[..., Raw]:
+        if name.startswith("_"):
+            raise AttributeError(name)
+        if self._module is None:
+            self._module = self._env.get_template(MACROS).module
+        macro = getattr(self._module, name, None)
+        if macro is None:
+            raise AttributeError(f"{MACROS} has no macro {name!r}")
+        return lambda *args, **kwargs: Raw(macro(*args, **kwargs))
+
+
+# --- the manifest -----------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class ServiceEntry:
+    name: str
+    template: str
+    when: str
+
+
+@dataclass(frozen=True)
+class Manifest:
+    document: str
+    services: list[ServiceEntry]
+    origin: str
+
+
+def read_manifest(env: jinja2.Environment) -> Manifest:
+    loader: RootedLoader = env.loader  # type: ignore[assignment]
+    try:
+        root, path = loader.locate(MANIFEST)
+    except TemplateNotFound as e:
+        raise TemplateError(f"{MANIFEST} not found in the templates folders: {e.message or e}") from None
+    try:
+        data = yaml_loader().load(path.read_text(encoding="utf-8"))
+    except Exception as e:  # noqa: BLE001 - any YAML failure is the manifest's
+        raise TemplateError(f"{path}: invalid YAML: {e}") from None
+    errors = collect(manifest_validator(), data)
+    if errors:
+        raise TemplateError(f"{path}: invalid manifest:", format_errors(str(path), errors))
+    entries = [ServiceEntry(s["name"], s["template"], str(s.get("when", "true"))) for s in data["services"]]
+    seen: set[str] = set()
+    for entry in entries:
+        if entry.name in seen:
+            raise TemplateError(f"{path}: service {entry.name!r} is declared twice")
+        seen.add(entry.name)
+    return Manifest(document=data["document"], services=entries, origin=root.origin)
+
+
+def enabled_services(env: jinja2.Environment, manifest: Manifest, context: dict[str, Any]) -> list[str]:
+    """The names of the manifest's services whose `when` holds, in manifest order."""
+    enabled = []
+    for entry in manifest.services:
+        try:
+            condition = env.compile_expression(entry.when, undefined_to_none=False)
+            holds = condition(**context)
+            if isinstance(holds, jinja2.Undefined):
+                str(holds)
+        except jinja2.TemplateError as e:
+            raise TemplateError(f"{MANIFEST}: service {entry.name!r}: condition {entry.when!r}: {e.message or e}") from None
+        if holds:
+            enabled.append(entry.name)
+    return enabled
+
+
+def render_template(env: jinja2.Environment, name: str, context: dict[str, Any]) -> str:
+    """Render one template; any failure becomes a TemplateError naming the file and line."""
+    try:
+        return env.get_template(name).render(context)
+    except jinja2.TemplateSyntaxError as e:
+        raise TemplateError(f"{e.filename or e.name or name}:{e.lineno}: {e.message}") from None
+    except TemplateNotFound as e:
+        raise TemplateError(f"template {e.name!r} not found in the templates folders" + (f" ({e.message})" if e.message and e.message != e.name else "")) from None
+    except (jinja2.TemplateError, TypeError, ValueError, ArithmeticError, LookupError, AttributeError) as e:
+        where = _template_frame(e, env) or name
+        message = getattr(e, "message", None) or str(e)
+        raise TemplateError(f"{where}: {type(e).__name__}: {message}") from None
+
+
+def _template_frame(error: BaseException, env: jinja2.Environment) -> str | None:
+    """`file:line` of the innermost template frame in the error's traceback."""
+    loader: RootedLoader = env.loader  # type: ignore[assignment]
+    roots = [str(r.path) for r in loader.roots]
+    where = None
+    for frame in traceback.extract_tb(error.__traceback__):
+        if any(frame.filename.startswith(r + os.sep) for r in roots):
+            where = f"{frame.filename}:{frame.lineno}"
+    return where
+
+
+def iter_origins(env: jinja2.Environment) -> Iterable[tuple[str, str, Path]]:
+    """(template name, origin, path) for every template the roots provide."""
+    loader: RootedLoader = env.loader  # type: ignore[assignment]
+    for name in loader.list_templates():
+        root, path = loader.locate(name)
+        yield name, root.origin, path
