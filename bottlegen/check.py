@@ -115,7 +115,11 @@ def _cycles(merged: Merged, services: dict[str, Any]) -> list[str]:
         for dep in graph.get(node, []):
             if state.get(dep) == 1:
                 cycle = trail[trail.index(dep):] + [dep] if dep in trail else [node, dep]
-                found.append(f"{_at(merged, ('services', node, 'depends_on'))}: dependency cycle {' -> '.join(cycle)}")
+                made_by = sorted({str(merged.source_of(("services", s, "depends_on"))) for s in cycle})
+                found.append(
+                    f"{json_path(('services', node, 'depends_on'))}: dependency cycle {' -> '.join(cycle)}; "
+                    f"depends_on comes from template(s) {', '.join(made_by)}"
+                )
             elif dep not in state:
                 visit(dep, [*trail, dep])
         state[node] = 2

@@ -22,6 +22,7 @@ SETTING_PLACEHOLDERS = ("prefix", "service", "slug")
 
 def apply_defaults(schema: dict[str, Any], value: Any) -> Any:
     """Fill absent object properties from the schema's `default`s, recursively."""
+    schema = _branch_for(schema, value) or schema
     if isinstance(value, dict):
         for key, sub in schema.get("properties", {}).items():
             if key not in value and "default" in sub:
@@ -31,8 +32,7 @@ def apply_defaults(schema: dict[str, Any], value: Any) -> Any:
         return value
     if isinstance(value, list) and isinstance(schema.get("items"), dict):
         return [apply_defaults(schema["items"], item) for item in value]
-    branch = _branch_for(schema, value)
-    return apply_defaults(branch, value) if branch else value
+    return value
 
 
 _JSON_TYPES = {dict: "object", list: "array", str: "string", bool: "boolean", int: "integer", type(None): "null"}
@@ -53,6 +53,7 @@ def host_path(value: str, base_dir: Path) -> str:
 
 
 def resolve_host_paths(schema: dict[str, Any], value: Any, base_dir: Path) -> Any:
+    schema = _branch_for(schema, value) or schema
     if isinstance(value, str) and schema.get("x-host-path"):
         return host_path(value, base_dir)
     if isinstance(value, dict):
@@ -60,8 +61,7 @@ def resolve_host_paths(schema: dict[str, Any], value: Any, base_dir: Path) -> An
         return {k: resolve_host_paths(props.get(k, {}), v, base_dir) for k, v in value.items()}
     if isinstance(value, list) and isinstance(schema.get("items"), dict):
         return [resolve_host_paths(schema["items"], item, base_dir) for item in value]
-    branch = _branch_for(schema, value)
-    return resolve_host_paths(branch, value, base_dir) if branch else value
+    return value
 
 
 def container_name(pattern: str, prefix: str, service: str, slug: str) -> str:

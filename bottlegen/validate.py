@@ -6,6 +6,7 @@ Validators are built once per process. Errors are collected first, then reported
 
 from __future__ import annotations
 
+import difflib
 from collections.abc import Iterable, Sequence
 from functools import cache
 from typing import Any
@@ -69,10 +70,13 @@ def describe(error: ValidationError) -> str:
     validator = error.validator
     value = error.instance
     if validator == "additionalProperties":
-        extra = sorted(set(value) - set(error.schema.get("properties", {}))) if isinstance(value, dict) else []
-        allowed = ", ".join(sorted(error.schema.get("properties", {}))) or "none"
+        known = sorted(error.schema.get("properties", {}))
+        extra = sorted(set(value) - set(known)) if isinstance(value, dict) else []
         if extra:
-            return f"unknown key {', '.join(map(shorten, extra))} (allowed here: {allowed})"
+            if len(known) <= 12:
+                return f"unknown key {', '.join(map(shorten, extra))} (allowed here: {', '.join(known) or 'none'})"
+            guesses = sorted({g for key in extra for g in difflib.get_close_matches(key, known, n=2)})
+            return f"unknown key {', '.join(map(shorten, extra))}" + (f" (did you mean {' or '.join(map(shorten, guesses))}?)" if guesses else "")
     if validator == "required":
         return error.message.replace("is a required property", "is required here")
     if validator == "pattern":

@@ -21,6 +21,9 @@ def write_atomic(path: Path, text: str, mode: int = FILE_MODE) -> None:
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    except (FileExistsError, NotADirectoryError):
+        blocker = next(p for p in [path.parent, *path.parent.parents] if p.exists())
+        raise OutputError(f"{path}: cannot write here: {blocker} is a file, not a directory") from None
     except OSError as e:
         raise OutputError(f"{path}: cannot write here: {e.strerror or e}") from None
     try:

@@ -333,6 +333,21 @@ def test_relative_paths_resolve_against_the_plan_directory(renderer, tmp_path, m
     assert svc["egress"]["build"]["context"] == str(tmp_path / "ctx")
 
 
+def test_every_host_path_resolves_against_the_plan_directory(renderer, tmp_path):
+    """Relative host paths in every section, supervise (a nullable section) included."""
+    plan = full_plan()
+    plan["supervise"] = {"queue_dir": "sv/queue", "current_config_dir": "sv/current"}
+    plan["egress"]["routes_path"] = "eg/routes.yaml"
+    plan["git_gate"]["hook_script"] = "gg/hook"
+    plan["git_gate"]["upstreams"][0]["identity_file"] = "keys/origin"
+    svc = render_doc(renderer, plan, base_dir=tmp_path)["services"]
+    assert svc["supervise"]["volumes"][0]["source"] == str(tmp_path / "sv/queue")
+    assert svc["agent"]["volumes"][0]["source"] == str(tmp_path / "sv/current")
+    assert svc["egress"]["volumes"][0]["source"] == str(tmp_path / "eg/routes.yaml")
+    assert svc["git-gate"]["volumes"][1]["source"] == str(tmp_path / "gg/hook")
+    assert svc["git-gate"]["volumes"][3]["source"] == str(tmp_path / "keys/origin")
+
+
 def test_dollar_is_escaped_for_compose(renderer):
     plan = full_plan()
     plan["proxy"]["yaml_path"] = "/srv/$HOME/${X}/p.yaml"

@@ -1,0 +1,166 @@
+"""Every class of error: where it is, what to do, a documented exit code, nothing written.
+
+The README's table of error classes is generated from the scenarios below: a test fails
+when it is stale, and `BOTTLEGEN_UPDATE_DOCS=1 tests/run tests/test_errors.py` rewrites it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from conftest import REPO, full_plan, minimal_plan, run_cli
+
+PINNED = "claude-bottle/pipelock@sha256:" + "0" * 64
+
+
+def pinned(plan):
+    plan.setdefault("settings", {})["images"] = {"pipelock": PINNED}
+    return plan
+
+
+@dataclass
+class Scenario:
+    title: str
+    code: int
+    args: list[str]
+    files: dict[str, str]
+    expect: list[str]  # regexes the error output must match
+
+
+def plan_text(plan) -> str:
+    return json.dumps(plan, indent=2)
+
+
+AGENT = (REPO / "templates" / "agent.yaml.j2").read_text()
+PIPELOCK = (REPO / "templates" / "pipelock.yaml.j2").read_text()
+
+SCENARIOS = [
+    Scenario("usage", 2, ["render"], {}, [r"the following arguments are required: PLAN"]),
+    Scenario("invalid plan: YAML syntax", 3, ["render", "plan.yml"],
+             {"plan.yml": "slug: demo\nproxy: [unclosed\n"}, [r"plan\.yml:3:1: invalid YAML"]),
+    Scenario("invalid plan: schema (every violation listed)", 3, ["render", "plan.yml"],
+             {"plan.yml": plan_text(minimal_plan(slug="Demo Bottle", use_runsc="yes", colour="blue"))},
+             [r"invalid plan \(3 problems\)", r"plan\.yml::\$\.slug: \"Demo Bottle\" is not allowed here",
+              r"plan\.yml::\$\.use_runsc: \"yes\" is not of type 'boolean'", r"plan\.yml::\$: unknown key \"colour\""]),
+    Scenario("invalid plan: conflicting extra_hosts", 3, ["render", "plan.yml"],
+             {"plan.yml": plan_text({**full_plan(), "git_gate": {**full_plan()["git_gate"], "upstreams": [
+                 {"name": "a", "identity_file": "/k/a", "extra_hosts": {"git.example": "10.0.0.1"}},
+                 {"name": "b", "identity_file": "/k/b", "extra_hosts": {"git.example": "10.0.0.2"}}]}})},
+             [r"plan\.yml::\$\.git_gate\.upstreams\[1\]\.extra_hosts\[\"git\.example\"\]: host \"git\.example\" is \"10\.0\.0\.2\" here but \"10\.0\.0\.1\""]),
+    Scenario("template error: undefined name", 4, ["render", "--templates", "ovr", "plan.yml"],
+             {"plan.yml": plan_text(pinned(minimal_plan())), "ovr/agent.yaml.j2": AGENT.replace("plan.runtime_image", "plan.runtime_imag")},
+             [r"ovr/agent\.yaml\.j2:12: UndefinedError: 'dict object' has no attribute 'runtime_imag'"]),
+    Scenario("template error: syntax", 4, ["render", "--templates", "ovr", "plan.yml"],
+             {"plan.yml": plan_text(pinned(minimal_plan())), "ovr/agent.yaml.j2": AGENT.replace("{% endif %}", "{% endfor %}", 1)},
+             [r"ovr/agent\.yaml\.j2:\d+: Encountered unknown tag 'endfor'"]),
+    Scenario("template error: two templates disagree", 4, ["render", "--templates", "ovr", "plan.yml"],
+             {"plan.yml": plan_text(pinned(minimal_plan())),
+              "ovr/pipelock.yaml.j2": PIPELOCK + "networks:\n  internal:\n    name: elsewhere\n"},
+             [r"templates conflict at \$\.networks\.internal\.name: templates document\.yaml\.j2 \(packaged\) and pipelock\.yaml\.j2 \(override ovr\)"]),
+    Scenario("invalid document: compose schema", 5, ["render", "--templates", "ovr", "plan.yml"],
+             {"plan.yml": plan_text(pinned(minimal_plan())), "ovr/pipelock.yaml.j2": PIPELOCK.replace("    command:", "    privilegd: true\n    command:")},
+             [r"\$\.services\.pipelock in template pipelock\.yaml\.j2 \(override ovr\): unknown key \"privilegd\" \(did you mean \"privileged\"\?\)"]),
+    Scenario("invalid document: compose rules", 5, ["render", "--templates", "ovr", "plan.yml"],
+             {"plan.yml": plan_text(pinned(minimal_plan())),
+              "ovr/pipelock.yaml.j2": PIPELOCK.replace("    networks:", "    depends_on: [agent]\n    networks:")},
+             [r"dependency cycle pipelock -> agent -> pipelock; depends_on comes from template\(s\) agent\.yaml\.j2 \(packaged\), pipelock\.yaml\.j2 \(override ovr\)"]),
+    Scenario("warnings with --strict", 6, ["render", "--strict", "plan.yml", "-o", "out.yml"],
+             {"plan.yml": plan_text(minimal_plan())},
+             [r"warning: \$\.services\.pipelock\.image in template pipelock\.yaml\.j2 \(packaged\): pipelock's image 'claude-bottle/pipelock:latest' is not pinned by digest",
+              r"\d+ warning\(s\) and --strict: nothing was written"]),
+    Scenario("I/O: output cannot be written", 7, ["render", "plan.yml", "-o", "plan.yml/out.yml"],
+             {"plan.yml": plan_text(pinned(minimal_plan()))}, [r"plan\.yml/out\.yml: cannot write here: plan\.yml is a file, not a directory"]),
+    Scenario("drift (check)", 1, ["check", "plan.yml", "out.yml"],
+             {"plan.yml": plan_text(pinned(minimal_plan())), "out.yml": "name: stale\n"},
+             [r"out\.yml has drifted from its plan; run `bottlegen render plan\.yml -o out\.yml`"]),
+]
+
+
+def run_scenario(scenario: Scenario, tmp_path: Path):
+    for name, text in scenario.files.items():
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / name).write_text(text)
+    before = {p: p.read_bytes() for p in tmp_path.rglob("*") if p.is_file()}
+    proc = run_cli(*scenario.args, cwd=tmp_path)
+    after = {p: p.read_bytes() for p in tmp_path.rglob("*") if p.is_file()}
+    return proc, before, after
+
+
+@pytest.mark.parametrize("scenario", SCENARIOS, ids=[s.title for s in SCENARIOS])
+def test_error_is_located_and_has_its_exit_code(scenario, tmp_path):
+    proc, before, after = run_scenario(scenario, tmp_path)
+    assert proc.returncode == scenario.code, proc.stderr
+    for pattern in scenario.expect:
+        assert re.search(pattern, proc.stderr), f"{pattern!r} not in:\n{proc.stderr}"
+    assert "Traceback" not in proc.stderr
+    if scenario.code != 0:
+        assert after == before, "a failed command created or changed a file"
+
+
+def example_message(stderr: str) -> str:
+    """The error line and its first detail, as a user sees them first."""
+    lines = stderr.splitlines()
+    at = next((i for i, line in enumerate(lines) if ": error:" in line), len(lines) - 1)
+    shown = [lines[at]] + [l.strip() for l in lines[at + 1: at + 2] if l.startswith("  ")]
+    text = " ".join(shown)
+    return text if len(text) <= 240 else text[:237] + "..."
+
+
+def error_table(tmp_path_factory) -> str:
+    rows = ["| class | exit | example message |", "| --- | --- | --- |"]
+    for scenario in SCENARIOS:
+        proc, _, _ = run_scenario(scenario, tmp_path_factory.mktemp("s"))
+        message = example_message(proc.stderr).replace("|", "\\|")
+        rows.append(f"| {scenario.title} | {proc.returncode} | `` {message} `` |")
+    return "\n".join(rows)
+
+
+def test_readme_error_table_is_current(tmp_path_factory):
+    readme = REPO / "README.md"
+    text = readme.read_text()
+    start, end = "<!-- errors:start (generated by tests/test_errors.py) -->\n", "\n<!-- errors:end -->"
+    assert start in text and end in text, "README.md lacks the error table markers"
+    table = error_table(tmp_path_factory)
+    begin, finish = text.index(start) + len(start), text.index(end)
+    current = text[begin:finish]
+    if current != table and os.environ.get("BOTTLEGEN_UPDATE_DOCS"):
+        readme.write_text(text[:begin] + table + text[finish:])
+        return
+    assert current == table, "README's error table is stale: BOTTLEGEN_UPDATE_DOCS=1 tests/run tests/test_errors.py"
+
+
+def test_yaml_errors_in_json_plans_have_line_and_column(tmp_path):
+    (tmp_path / "plan.json").write_text('{"slug": "a",\n "proxy": }')
+    proc = run_cli("render", "plan.json", cwd=tmp_path)
+    assert proc.returncode == 3 and "plan.json:2:11: invalid JSON" in proc.stderr
+
+
+def test_duplicate_keys_are_plan_errors(tmp_path):
+    (tmp_path / "plan.yml").write_text("slug: a\nslug: b\n")
+    proc = run_cli("render", "plan.yml", cwd=tmp_path)
+    assert proc.returncode == 3 and "plan.yml:2:1" in proc.stderr and "duplicate" in proc.stderr
+
+
+def test_long_values_are_shortened_in_messages(tmp_path):
+    plan = minimal_plan(slug="X" * 500)
+    (tmp_path / "plan.yml").write_text(json.dumps(plan))
+    proc = run_cli("render", "plan.yml", cwd=tmp_path)
+    assert proc.returncode == 3
+    assert "X" * 60 not in proc.stderr and "..." in proc.stderr
+
+
+def test_unquoted_numbers_get_a_hint(tmp_path):
+    (tmp_path / "plan.yml").write_text(plan_text(minimal_plan()).replace('"claude-bottle/agent:latest"', "1.10"))
+    proc = run_cli("render", "plan.yml", cwd=tmp_path)
+    assert "$.runtime_image: 1.1 is a float, not a string: quote it in the plan" in proc.stderr
+
+
+def test_missing_plan_file(tmp_path):
+    proc = run_cli("render", "nope.yml", cwd=tmp_path)
+    assert proc.returncode == 3 and "nope.yml: no such plan file" in proc.stderr
