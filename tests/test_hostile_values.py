@@ -80,7 +80,7 @@ def as_host_path(v: str) -> str:
 # field path in the plan -> (how to turn the hostile text into the field's value,
 #                            what the compose model must then hold, and where)
 FIELDS: dict[tuple[Any, ...], tuple[Callable[[str], str], Callable[[str], str], list[Callable]]] = {
-    ("slug",): (same, lambda v: f"claude-bottle-{v}", [at("name")]),
+    ("slug",): (same, same, [lambda m: m["name"]]),  # checked against the final prefix, below
     ("runtime_image",): (same, same, [at("services", "agent", "image")]),
     ("container_name",): (same, same, [at("services", "agent", "container_name")]),
     ("env_file",): (same, same, []),  # it does not exist, so it is never rendered
@@ -236,6 +236,8 @@ def test_hostile_values_never_change_the_document(values):
     assert key_paths(doc) == PLAIN_KEYS, "a value changed the document's structure"
     assert pyyaml.safe_load(text) == doc, "a YAML 1.1 reader reads this file differently"
     model = model_of(text)
+    prefix = plan["settings"].get("project_prefix", "claude-bottle")
+    expected = [(p, place, f"{prefix}-{want}" if p == ("slug",) else want) for p, place, want in expected]
     for path, place, want in expected:
         assert unescape(place(model)) == want, f"{path}: compose read {place(model)!r}, the plan said {want!r}"
     assert sorted(model["services"]) == sorted(doc["services"])
