@@ -129,6 +129,7 @@ def cmd_templates_list(args: argparse.Namespace) -> int:
 def cmd_templates_eject(args: argparse.Namespace) -> int:
     packaged = resources.templates_dir()
     available = sorted(p.relative_to(packaged).as_posix() for p in packaged.rglob("*") if p.is_file() and "__pycache__" not in p.parts)
+    # README.md (the operators' guide) can be ejected too, to keep beside the copies.
     target = Path(args.to)
     names = available if args.all else args.names
     if not names:

@@ -140,10 +140,11 @@ class RootedLoader(BaseLoader):
         return source, str(path), lambda: path.is_file() and path.stat().st_mtime == mtime
 
     def list_templates(self) -> list[str]:
+        """The templates (*.j2) and the manifest in every root; other files are not templates."""
         names = set()
         for root in self.roots:
             for path in root.path.rglob("*"):
-                if path.is_file() and not path.name.startswith(".") and "__pycache__" not in path.parts:
+                if path.is_file() and (path.suffix == ".j2" or path.name == MANIFEST):
                     names.add(path.relative_to(root.path).as_posix())
         return sorted(names)
 
@@ -256,12 +257,15 @@ def read_manifest(env: jinja2.Environment) -> Manifest:
 
 
 def enabled_services(env: jinja2.Environment, manifest: Manifest, context: dict[str, Any]) -> list[str]:
-    """The names of the manifest's services whose `when` holds, in manifest order."""
-    enabled = []
+    """The names of the manifest's services whose `when` holds, in manifest order.
+
+    A condition sees the context and `services`: the services enabled above it.
+    """
+    enabled: list[str] = []
     for entry in manifest.services:
         try:
             condition = env.compile_expression(entry.when, undefined_to_none=False)
-            holds = condition(**context)
+            holds = condition(**context, services=list(enabled))
             if isinstance(holds, jinja2.Undefined):
                 str(holds)
         except jinja2.TemplateError as e:

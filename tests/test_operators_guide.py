@@ -1,0 +1,225 @@
+"""Operators own the templates: overrides, list, eject, new sidecars, check, schema, the guide.
+
+Everything here goes through the command line, as an operator runs it.
+The guide's table of plan keys is generated from the schema: a test fails when it is stale,
+and `BOTTLEGEN_UPDATE_DOCS=1 tests/run tests/test_operators_guide.py` rewrites it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from pathlib import Path
+from typing import Any
+
+from bottlegen import resources
+from conftest import REPO, compose_config, full_plan, minimal_plan, parse_yaml, run_cli, write_plan
+
+GUIDE = REPO / "templates" / "README.md"
+
+
+def test_override_shadows_one_template_and_the_rest_fall_back(tmp_path):
+    ovr = tmp_path / "ovr"
+    ovr.mkdir()
+    text = (REPO / "templates" / "pipelock.yaml.j2").read_text().replace("    command:", "    labels:\n      team: platform\n    command:")
+    (ovr / "pipelock.yaml.j2").write_text(text)
+    plan = write_plan(tmp_path, full_plan())
+    for args, env in ([("--templates", str(ovr)), {}], [(), {"BOTTLEGEN_TEMPLATES": str(ovr)}]):
+        proc = run_cli("render", *args, str(plan), env=env)
+        assert proc.returncode == 0, proc.stderr
+        doc = parse_yaml(proc.stdout)
+        assert doc["services"]["pipelock"]["labels"] == {"team": "platform"}
+        assert f"# from template pipelock.yaml.j2 (override {ovr})\n  pipelock:" in proc.stdout
+        assert "# from template agent.yaml.j2 (packaged)\n  agent:" in proc.stdout
+
+
+def test_templates_list_shows_where_each_resolves_from(tmp_path):
+    ovr = tmp_path / "ovr"
+    (ovr / "extra").mkdir(parents=True)
+    (ovr / "agent.yaml.j2").write_text("services: {}\n")
+    (ovr / "extra" / "metrics.yaml.j2").write_text("services: {}\n")
+    (ovr / "notes.txt").write_text("not a template")
+    proc = run_cli("templates", "list", "--templates", str(ovr))
+    assert proc.returncode == 0, proc.stderr
+    rows = {line.split()[0]: line for line in proc.stdout.splitlines()}
+    assert f"override {ovr}" in rows["agent.yaml.j2"] and str(ovr / "agent.yaml.j2") in rows["agent.yaml.j2"]
+    assert f"override {ovr}" in rows["extra/metrics.yaml.j2"]
+    assert "packaged" in rows["pipelock.yaml.j2"] and "packaged" in rows["manifest.yaml"] and "packaged" in rows["_macros.yaml.j2"]
+    assert "notes.txt" not in rows and "README.md" not in rows
+
+
+def test_eject_copies_and_refuses_to_overwrite_without_force(tmp_path):
+    to = tmp_path / "mine"
+    proc = run_cli("templates", "eject", "agent.yaml.j2", "manifest.yaml", "--to", str(to))
+    assert proc.returncode == 0, proc.stderr
+    assert (to / "agent.yaml.j2").read_text() == (REPO / "templates" / "agent.yaml.j2").read_text()
+    (to / "agent.yaml.j2").write_text("my edits\n")
+    proc = run_cli("templates", "eject", "agent.yaml.j2", "--to", str(to))
+    assert proc.returncode == 7 and "--force" in proc.stderr
+    assert (to / "agent.yaml.j2").read_text() == "my edits\n"
+    assert run_cli("templates", "eject", "agent.yaml.j2", "--to", str(to), "--force").returncode == 0
+    assert (to / "agent.yaml.j2").read_text() != "my edits\n"
+    proc = run_cli("templates", "eject", "nope.j2", "--to", str(to))
+    assert proc.returncode == 4 and "not a packaged template" in proc.stderr
+
+
+def test_a_broken_override_names_its_own_path_and_line(tmp_path):
+    ovr = tmp_path / "ovr"
+    ovr.mkdir()
+    (ovr / "supervise.yaml.j2").write_text("services:\n  supervise:\n    image: {{ settings.images.nope }}\n")
+    proc = run_cli("render", "--templates", str(ovr), str(write_plan(tmp_path, full_plan())))
+    assert proc.returncode == 4
+    assert f"{ovr / 'supervise.yaml.j2'}:3: UndefinedError" in proc.stderr and "nope" in proc.stderr
+
+
+def test_check_passes_on_a_fresh_render_and_fails_with_a_diff_on_drift(tmp_path):
+    plan = write_plan(tmp_path, minimal_plan())
+    out = tmp_path / "docker-compose.yml"
+    assert run_cli("render", str(plan), "-o", str(out)).returncode == 0
+    proc = run_cli("check", str(plan), str(out))
+    assert proc.returncode == 0 and proc.stdout == ""
+    out.write_text(out.read_text().replace("sleep", "sleepy"))
+    drifted = out.read_text()
+    proc = run_cli("check", str(plan), str(out))
+    assert proc.returncode == 1
+    assert "-      - sleepy\n+      - sleep\n" in proc.stdout
+    assert "has drifted" in proc.stderr
+    assert out.read_text() == drifted  # check never writes
+
+
+def test_check_with_a_missing_file_is_drift(tmp_path):
+    proc = run_cli("check", str(write_plan(tmp_path, minimal_plan())), str(tmp_path / "absent.yml"))
+    assert proc.returncode == 1 and "+name: claude-bottle-demo" in proc.stdout
+
+
+def test_pre_commit_hook_runs_check():
+    hooks = parse_yaml((REPO / ".pre-commit-hooks.yaml").read_text())
+    assert hooks[0]["id"] == "bottlegen-check" and hooks[0]["entry"] == "bottlegen check"
+
+
+def test_schema_prints_the_plan_schema():
+    proc = run_cli("schema")
+    assert proc.returncode == 0
+    assert json.loads(proc.stdout) == json.loads((REPO / "schema" / "plan.schema.json").read_text())
+
+
+# --- the walk-through -------------------------------------------------------------------
+
+def walkthrough_blocks(kind: str) -> list[str]:
+    """The fenced blocks of one kind in 'Adding a sidecar', list indentation removed."""
+    text = GUIDE.read_text()
+    section = text[text.index("## Adding a sidecar"):]
+    section = section[: section.index("\n## ", 1)]
+    blocks = re.findall(rf"^( *)```{kind}\n(.*?)^\1```", section, re.S | re.M)
+    return ["".join(line.removeprefix(indent) for line in body.splitlines(keepends=True)) for indent, body in blocks]
+
+
+def test_the_guides_walk_through_adds_a_sidecar(tmp_path):
+    """Steps 1-4 of 'Adding a sidecar', exactly as the guide writes them."""
+    shell = walkthrough_blocks("sh")
+    [manifest_entry] = walkthrough_blocks("yaml")
+    [template] = walkthrough_blocks("jinja")
+    assert len(shell) == 2
+    plan = write_plan(tmp_path, full_plan(), "plan.yml")
+    for step in shell:
+        for line in step.strip().splitlines():
+            args = line.split("#")[0].split()
+            assert args[0] == "bottlegen"
+            proc = run_cli(*args[1:], cwd=tmp_path)
+            assert proc.returncode == 0, proc.stderr
+            if "eject" in args:  # step 2 and 3: the operator's edits
+                manifest = tmp_path / "ops/templates/manifest.yaml"
+                manifest.write_text(manifest.read_text().replace("  - name: agent\n", manifest_entry + "  - name: agent\n"))
+                (tmp_path / "ops/templates/metrics.yaml.j2").write_text(template)
+    out = tmp_path / "out.yml"
+    out.write_text(proc.stdout)
+    doc = parse_yaml(proc.stdout)
+    assert list(doc["services"]) == ["pipelock", "git-gate", "egress", "supervise", "metrics", "agent"]
+    assert doc["services"]["agent"]["depends_on"] == ["pipelock", "git-gate", "egress", "supervise", "metrics"]
+    assert doc["services"]["metrics"]["container_name"] == "claude-bottle-demo-metrics"
+    assert doc["services"]["metrics"]["command"] == ["--scrape", "http://egress:8080"]
+    assert "# from template metrics.yaml.j2 (override ops/templates)\n  metrics:" in proc.stdout
+    assert set(compose_config(out)["services"]) == {"pipelock", "git-gate", "egress", "supervise", "metrics", "agent"}
+    # Its condition holds only with egress.
+    no_egress = write_plan(tmp_path, full_plan(egress={"routes": []}), "plan.yml")
+    proc = run_cli("render", str(no_egress), "--templates", "ops/templates", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    assert "metrics" not in parse_yaml(proc.stdout)["services"]
+    assert parse_yaml(proc.stdout)["services"]["agent"]["depends_on"] == ["pipelock", "git-gate", "supervise"]
+
+
+def test_a_new_sidecar_is_validated_like_the_rest(tmp_path):
+    ovr = tmp_path / "ovr"
+    assert run_cli("templates", "eject", "manifest.yaml", "--to", str(ovr)).returncode == 0
+    manifest = ovr / "manifest.yaml"
+    manifest.write_text(manifest.read_text().replace("  - name: agent\n", "  - name: metrics\n    template: metrics.yaml.j2\n  - name: agent\n"))
+    (ovr / "metrics.yaml.j2").write_text("services:\n  metrics:\n    image: m\n    networks: [elsewhere]\n")
+    proc = run_cli("render", "--templates", str(ovr), str(write_plan(tmp_path, full_plan())))
+    assert proc.returncode == 5
+    assert "$.services.metrics.networks.elsewhere in template metrics.yaml.j2 (override" in proc.stderr
+
+
+# --- the generated part of the guide ------------------------------------------------------
+
+def _type(schema: dict[str, Any]) -> str:
+    if "oneOf" in schema:
+        return " or ".join(_type(s) for s in schema["oneOf"])
+    kind = schema.get("type", "any")
+    if kind == "array":
+        return f"list of {_type(schema.get('items', {}))}"
+    if kind == "object" and "propertyNames" in schema:
+        return "mapping"
+    return "host path" if schema.get("x-host-path") else kind
+
+
+def _rows(schema: dict[str, Any], prefix: str, required: set[str]) -> list[str]:
+    rows = []
+    for key, sub in schema.get("properties", {}).items():
+        if key == "$schema":
+            continue
+        path = f"{prefix}.{key}" if prefix else key
+        branch = next((b for b in sub.get("oneOf", []) if b.get("type") == "object"), sub)
+        default = "required" if key in required else (json.dumps(sub["default"]) if "default" in sub and sub["default"] not in ({}, None) else "")
+        desc = sub.get("description") or branch.get("description", "")
+        cells = [f"`{path}`", _type(sub), default, desc]
+        rows.append("| " + " | ".join(c.replace("|", "\\|") for c in cells) + " |")
+        if branch.get("type") == "object" and "properties" in branch:
+            rows += _rows(branch, path, set(branch.get("required", [])))
+        items = sub.get("items", {})
+        if items.get("type") == "object" and "properties" in items:
+            rows += _rows(items, f"{path}[]", set(items.get("required", [])))
+    return rows
+
+
+def context_table() -> str:
+    schema = resources.load_schema(resources.PLAN_SCHEMA)
+    head = ["| key | type | default | description |", "| --- | --- | --- | --- |"]
+    body = _rows(schema, "", set(schema["required"]))
+    return "\n".join(head + body)
+
+
+def test_guide_context_table_is_current():
+    text = GUIDE.read_text()
+    start, end = "<!-- context:start (generated by tests/test_operators_guide.py) -->\n", "\n<!-- context:end -->"
+    begin, finish = text.index(start) + len(start), text.index(end)
+    table = context_table()
+    if text[begin:finish] != table and os.environ.get("BOTTLEGEN_UPDATE_DOCS"):
+        GUIDE.write_text(text[:begin] + table + text[finish:])
+        return
+    assert text[begin:finish] == table, "templates/README.md is stale: BOTTLEGEN_UPDATE_DOCS=1 tests/run tests/test_operators_guide.py"
+
+
+def test_every_schema_key_is_described():
+    def walk(schema: Any, path: str) -> None:
+        if isinstance(schema, dict):
+            for key, sub in schema.get("properties", {}).items():
+                assert sub.get("description"), f"{path}.{key} has no description"
+                walk(sub, f"{path}.{key}")
+            for branch in schema.get("oneOf", []):
+                walk(branch, path)
+            walk(schema.get("items"), f"{path}[]")
+            if schema.get("type") == "object" and "properties" in schema:
+                assert schema.get("additionalProperties") is False, f"{path} accepts unknown keys"
+
+    walk(resources.load_schema(resources.PLAN_SCHEMA), "$")
