@@ -147,7 +147,7 @@ def lint(merged: Merged) -> list[str]:
             if kind == "bind" and isinstance(source, str) and not os.path.exists(_unescape(source)):
                 warnings.append(
                     f"{_at(merged, ('services', name, 'volumes', index))}: bind source {source!r} does not exist now; "
-                    "Docker will refuse to start the service (or create an empty directory) unless it exists by then"
+                    "unless it exists when the bottle starts, Docker mounts an empty directory created in its place"
                 )
         if service.get("runtime") == "runsc" and not service.get("extra_hosts") and not service.get("dns"):
             dials = ", ".join(_names(service.get("depends_on"))) or "its sidecars"

@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import difflib
 import json
-import shutil
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -41,7 +40,8 @@ def _renderer(args: argparse.Namespace) -> Renderer:
     return Renderer(dirs)
 
 
-def _warn(warnings: Sequence[str], strict: bool) -> None:
+def render_warnings(warnings: Sequence[str], strict: bool) -> None:
+    """Print a render's warnings; with --strict, fail (before anything is written)."""
     for warning in warnings:
         print(f"bottlegen: warning: {warning}", file=sys.stderr)
     if strict and warnings:
@@ -54,7 +54,7 @@ def cmd_render(args: argparse.Namespace) -> int:
         if len(args.plans) != 1:
             raise UsageError("render takes one PLAN (or several with --out-dir DIR)")
         rendered = renderer.render(Path(args.plans[0]))
-        _warn(rendered.warnings, args.strict)
+        render_warnings(rendered.warnings, args.strict)
         if args.output:
             write_atomic(Path(args.output), rendered.text)
         else:
@@ -72,7 +72,7 @@ def _render_batch(renderer: Renderer, plans: list[Path], out_dir: Path, strict: 
     for plan in plans:
         try:
             rendered = renderer.render(plan)
-            _warn([f"{plan}: {w}" for w in rendered.warnings], strict)
+            render_warnings([f"{plan}: {w}" for w in rendered.warnings], strict)
             slug = rendered.context["plan"]["slug"]
             if slug in written:
                 raise OutputError(f"{plan}: slug {slug!r} was already rendered from {written[slug]}; nothing written for it")
@@ -150,6 +150,22 @@ class UsageError(UserError):
     exit_code = ExitCode.USAGE
 
 
+def templates_option() -> argparse.ArgumentParser:
+    parent = argparse.ArgumentParser(add_help=False)
+    parent.add_argument(
+        "--templates", action="append", metavar="DIR",
+        help="a folder of templates that shadow the packaged ones by relative path (repeatable; "
+             "default: $BOTTLEGEN_TEMPLATES, folders separated by ':')",
+    )
+    return parent
+
+
+def strict_option() -> argparse.ArgumentParser:
+    parent = argparse.ArgumentParser(add_help=False)
+    parent.add_argument("--strict", action="store_true", help="treat warnings as errors (exit 6): nothing is written")
+    return parent
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="bottlegen",
@@ -158,14 +174,7 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--version", action="version", version=f"bottlegen {__version__}")
-    templates = argparse.ArgumentParser(add_help=False)
-    templates.add_argument(
-        "--templates", action="append", metavar="DIR",
-        help="a folder of templates that shadow the packaged ones by relative path (repeatable; "
-             "default: $BOTTLEGEN_TEMPLATES, folders separated by ':')",
-    )
-    strict = argparse.ArgumentParser(add_help=False)
-    strict.add_argument("--strict", action="store_true", help="treat warnings as errors (exit 6)")
+    templates, strict = templates_option(), strict_option()
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     def add(name: str, func, help: str, parents=()) -> argparse.ArgumentParser:

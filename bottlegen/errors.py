@@ -38,7 +38,8 @@ class UserError(BottlegenError):
     exit_code: ExitCode = ExitCode.USAGE
 
     def __init__(self, message: str, details: Sequence[str] = ()):
-        super().__init__(message)
+        # Not super(): in ComposeError the next class is CalledProcessError, set up on its own.
+        Exception.__init__(self, message)
         self.message = message
         self.details = list(details)
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import copy
 import os
+import stat
 from pathlib import Path
 from typing import Any
 
@@ -105,13 +106,18 @@ def _unique_upstream_names(upstreams: list[dict[str, Any]], source: str) -> None
 
 
 def _env_file_in_use(path: str | None) -> str | None:
-    """The env file when it exists and is not empty, else None (as the reference does)."""
+    """The env file when it is a regular file and not empty, else None.
+
+    As the reference does, a missing or empty file is left out; a directory (say `~`) is
+    not an env file either.
+    """
     if path is None:
         return None
     try:
-        return path if os.stat(path).st_size > 0 else None
+        info = os.stat(path)
     except OSError:
         return None
+    return path if stat.S_ISREG(info.st_mode) and info.st_size > 0 else None
 
 
 def resolve_plan(plan: dict[str, Any], base_dir: Path, source: str, service_names: list[str]) -> dict[str, Any]:

@@ -164,3 +164,17 @@ def test_unquoted_numbers_get_a_hint(tmp_path):
 def test_missing_plan_file(tmp_path):
     proc = run_cli("render", "nope.yml", cwd=tmp_path)
     assert proc.returncode == 3 and "nope.yml: no such plan file" in proc.stderr
+
+
+def test_the_exception_tree():
+    import subprocess
+
+    from bottlegen import ComposeError, DocumentError, OutputError, PlanError, UserError
+
+    proc = subprocess.CompletedProcess(["docker", "compose", "up"], 17, "", "line one\nline two\n")
+    error = ComposeError.from_process("docker compose up", proc)
+    assert isinstance(error, subprocess.CalledProcessError) and isinstance(error, UserError)
+    assert (error.returncode, error.cmd, error.exit_code) == (17, ["docker", "compose", "up"], 9)
+    assert str(error) == "docker compose up failed (exit 17)\n  line one\n  line two"
+    assert isinstance(PlanError("x"), ValueError) and isinstance(DocumentError("x"), ValueError)
+    assert isinstance(OutputError("x"), OSError) and str(OutputError("x", ["d"])) == "x\n  d"

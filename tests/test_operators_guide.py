@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 import os
 import re
-from pathlib import Path
 from typing import Any
 
 from bottlegen import resources
@@ -121,7 +120,7 @@ def test_the_guides_walk_through_adds_a_sidecar(tmp_path):
     [manifest_entry] = walkthrough_blocks("yaml")
     [template] = walkthrough_blocks("jinja")
     assert len(shell) == 2
-    plan = write_plan(tmp_path, full_plan(), "plan.yml")
+    write_plan(tmp_path, full_plan(), "plan.yml")
     for step in shell:
         for line in step.strip().splitlines():
             args = line.split("#")[0].split()

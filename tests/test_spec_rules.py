@@ -276,6 +276,8 @@ def test_env_file_only_when_it_exists_and_is_not_empty(renderer, tmp_path):
     assert render_doc(renderer, full_plan(env_file=str(present)))["services"]["agent"]["env_file"] == [str(present)]
     assert "env_file" not in render_doc(renderer, full_plan(env_file=str(empty)))["services"]["agent"]
     assert "env_file" not in render_doc(renderer, full_plan(env_file=str(tmp_path / "missing.env")))["services"]["agent"]
+    # A directory is not an env file, even a non-empty one (`~` is one).
+    assert "env_file" not in render_doc(renderer, full_plan(env_file=str(tmp_path)))["services"]["agent"]
     # Relative to the plan's directory, like every host path.
     assert render_doc(renderer, full_plan(env_file="present.env"), base_dir=tmp_path)["services"]["agent"]["env_file"] == [str(present)]
 

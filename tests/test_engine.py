@@ -1,0 +1,364 @@
+"""A real bottle on a real Docker engine: up, ps, logs, down, and the isolation it promises.
+
+Needs a running Docker engine (tests/engine.sh starts one; .ci/run does it on CI). Stand-in
+images for all five services are built locally from busybox (no registry). Every test
+removes the containers and networks it created, also when it fails.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import shutil
+import socket
+import stat
+import subprocess
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from bottlegen.lifecycle import vulnerable_to_dns_leak
+from conftest import REPO, parse_yaml, run_cli
+
+pytestmark = pytest.mark.engine
+
+SERVICES = ["pipelock", "git-gate", "egress", "supervise", "agent"]
+TAG = "bottlegen-test/{}:standin"
+STANDIN = """#!/bin/sh
+# A stand-in for a bottle's service: says it started, then serves HTTP on the sidecars'
+# ports until stopped; given `sleep ...` (the agent's command), it runs that instead.
+# As PID 1 it must handle TERM itself, or every stop waits out docker's timeout.
+trap 'kill $(jobs -p) 2>/dev/null; exit 0' TERM INT
+echo "standin $(hostname): starting ($*)"
+case "$1" in
+  sleep) "$@" & ;;
+  *) mkdir -p /tmp/www && echo "standin $(hostname)" > /tmp/www/index.html
+     for port in 80 8888 8080 8077; do httpd -f -p "$port" -h /tmp/www & done
+     echo "standin $(hostname): listening" ;;
+esac
+wait
+"""
+
+
+def docker(*args: str, check: bool = True, **kw) -> subprocess.CompletedProcess:
+    proc = subprocess.run(["docker", *args], capture_output=True, text=True, check=False, **kw)
+    if check and proc.returncode != 0:
+        raise AssertionError(f"docker {' '.join(args)} failed: {proc.stderr}")
+    return proc
+
+
+@pytest.fixture(scope="session")
+def standin_images(tmp_path_factory) -> Iterator[None]:
+    """One busybox image, tagged once per service."""
+    context = tmp_path_factory.mktemp("standin")
+    shutil.copy("/bin/busybox", context / "busybox")
+    (context / "standin").write_text(STANDIN)
+    (context / "standin").chmod(0o755)
+    (context / "Dockerfile").write_text(
+        'FROM scratch\nCOPY busybox /bin/busybox\nRUN ["/bin/busybox", "--install", "-s", "/bin"]\n'
+        'COPY standin /standin\nENTRYPOINT ["/standin"]\n'
+    )
+    tags = [arg for s in SERVICES for arg in ("-t", TAG.format(s))]
+    docker("build", "-q", *tags, str(context))
+    yield
+    docker("rmi", *(TAG.format(s) for s in SERVICES), check=False)
+
+
+@dataclass
+class Bottle:
+    slug: str
+    plan: Path
+    state: Path
+    files: Path
+    log: Path  # every docker command line bottlegen ran (through the wrapper)
+    env: dict[str, str]
+
+    @property
+    def project(self) -> str:
+        return f"claude-bottle-{self.slug}"
+
+    @property
+    def networks(self) -> list[str]:
+        return [f"{self.slug}-internal", f"{self.slug}-egress"]
+
+    def name(self, service: str) -> str:
+        return f"{self.project}-{service}"
+
+    def cli(self, *args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
+        return run_cli(*args, env={**self.env, **(env or {})})
+
+    def exec(self, service: str, script: str) -> subprocess.CompletedProcess:
+        return docker("exec", self.name(service), "sh", "-c", script, check=False)
+
+    def http(self, service: str, host: str, port: int) -> str:
+        """What `service` gets from host:port over HTTP ('' when it cannot connect)."""
+        return self.exec(service, f"printf 'GET / HTTP/1.0\\r\\n\\r\\n' | nc -w 3 {host} {port}").stdout
+
+
+def cleanup(project: str, networks: list[str]) -> None:
+    ids = docker("ps", "-aq", "--filter", f"label=com.docker.compose.project={project}", check=False).stdout.split()
+    if ids:
+        docker("rm", "-f", *ids, check=False)
+    for network in networks:
+        docker("network", "rm", network, check=False)
+
+
+SECRET = "tok-" + secrets.token_hex(8)
+
+
+def new_bottle(root: Path) -> Bottle:
+    """A plan with every sidecar, its files, and a docker wrapper, under root."""
+    slug = f"bgt{secrets.token_hex(3)}"
+    files = root / "files"
+    for name in ["pipelock.yaml", "ca.pem", "ca-key.pem", "gg/entrypoint.sh", "gg/pre-receive", "gg/access-hook",
+                 "keys/origin", "eg/routes.yaml", "eg/mitm.pem", "sv/current/config.json"]:
+        (files / name).parent.mkdir(parents=True, exist_ok=True)
+        (files / name).write_text(f"{name}\n")
+    (files / "sv/queue").mkdir(parents=True)
+    plan = {
+        "slug": slug,
+        "runtime_image": TAG.format("agent"),
+        "forwarded_env": ["BOTTLE_TEST_TOKEN"],
+        "proxy": {"internal_network": f"{slug}-internal", "egress_network": f"{slug}-egress",
+                  "yaml_path": "files/pipelock.yaml", "ca_cert_host_path": "files/ca.pem", "ca_key_host_path": "files/ca-key.pem"},
+        "git_gate": {"entrypoint_script": "files/gg/entrypoint.sh", "hook_script": "files/gg/pre-receive",
+                     "access_hook_script": "files/gg/access-hook",
+                     "upstreams": [{"name": "origin", "identity_file": "files/keys/origin"}]},
+        "egress": {"routes": [{"host": "api.example"}], "token_env_map": {"EGRESS_TEST_TOKEN": "api.example"},
+                   "pipelock_proxy_url": f"http://claude-bottle-{slug}-pipelock:8888", "routes_path": "files/eg/routes.yaml",
+                   "mitmproxy_ca_host_path": "files/eg/mitm.pem", "pipelock_ca_host_path": "files/ca.pem"},
+        "supervise": {"queue_dir": "files/sv/queue", "current_config_dir": "files/sv/current"},
+        "settings": {"images": {s: TAG.format(s) for s in SERVICES if s != "agent"}, "build_context": "files"},
+    }
+    (root / "plan.yml").write_text(json.dumps(plan, indent=2))
+    # A docker on PATH that records every command line, then runs the real one.
+    wrap = root / "bin"
+    wrap.mkdir()
+    log = root / "docker-commands.log"
+    (wrap / "docker").write_text(f'#!/bin/sh\nprintf "%s\\n" "$*" >> "{log}"\nexec {shutil.which("docker")} "$@"\n')
+    (wrap / "docker").chmod(0o755)
+    env = {"PATH": f"{wrap}:{os.environ['PATH']}", "BOTTLE_TEST_TOKEN": SECRET, "EGRESS_TEST_TOKEN": SECRET + "-egress"}
+    return Bottle(slug, root / "plan.yml", root / "state", files, log, env)
+
+
+@pytest.fixture
+def make_bottle(tmp_path_factory, standin_images) -> Iterator:
+    made: list[Bottle] = []
+
+    def make() -> Bottle:
+        made.append(new_bottle(tmp_path_factory.mktemp("bottle")))
+        return made[-1]
+
+    yield make
+    for bottle in made:
+        cleanup(bottle.project, bottle.networks)
+
+
+@pytest.fixture(scope="module")
+def running(tmp_path_factory, standin_images) -> Iterator[Bottle]:
+    """One bottle with every sidecar, up for the module's checks."""
+    bottle = new_bottle(tmp_path_factory.mktemp("running"))
+    try:
+        proc = bottle.cli("up", str(bottle.plan), "--state-dir", str(bottle.state))
+        assert proc.returncode == 0, proc.stderr
+        yield bottle
+    finally:
+        cleanup(bottle.project, bottle.networks)
+
+
+# --- the running bottle -----------------------------------------------------------------------
+
+def test_all_five_services_run_under_the_declared_names(running):
+    doc = parse_yaml((running.state / "docker-compose.yml").read_text())
+    proc = running.cli("ps", "--state-dir", str(running.state))
+    assert proc.returncode == 0, proc.stderr
+    rows = {line.split()[0]: line.split() for line in proc.stdout.splitlines()[1:]}
+    assert sorted(rows) == sorted(SERVICES)
+    for service in SERVICES:
+        declared = doc["services"][service]["container_name"]
+        assert rows[service][1:] == ["running", declared]
+        assert docker("inspect", "--format", "{{.State.Running}}", declared).stdout.strip() == "true"
+    assert stat.S_IMODE((running.state / "docker-compose.yml").stat().st_mode) == 0o644
+
+
+def test_networks_are_created_labelled_and_the_internal_one_is_internal(running):
+    internal, egress = (json.loads(docker("network", "inspect", n).stdout)[0] for n in running.networks)
+    assert internal["Internal"] is True and egress["Internal"] is False
+    for network in (internal, egress):
+        assert network["Labels"] == {"org.bottlegen.created-by": "bottlegen", "org.bottlegen.project": running.project}
+
+
+def test_agent_is_on_the_internal_network_only(running):
+    networks = json.loads(docker("inspect", "--format", "{{json .NetworkSettings.Networks}}", running.name("agent")).stdout)
+    assert list(networks) == [running.networks[0]]
+
+
+def test_agent_reaches_its_sidecars_by_name(running):
+    for host, port in [("egress", 8080), ("supervise", 8077), (running.name("pipelock"), 8888), (running.name("git-gate"), 80)]:
+        assert "standin" in running.http("agent", host, port), f"the agent cannot reach {host}:{port}"
+
+
+def test_agent_cannot_reach_a_container_on_the_egress_network_but_pipelock_can(running):
+    outsider = f"{running.slug}-outsider"
+    docker("run", "-d", "--rm", "--name", outsider, "--network", running.networks[1], TAG.format("pipelock"))
+    try:
+        address = docker("inspect", "--format", f'{{{{(index .NetworkSettings.Networks "{running.networks[1]}").IPAddress}}}}', outsider).stdout.strip()
+        assert "standin" in running.http("pipelock", address, 80), "pipelock should reach the egress network"
+        assert running.http("agent", address, 80) == "", "the agent reached a container outside the internal network"
+        assert running.http("agent", outsider, 80) == ""
+    finally:
+        docker("rm", "-f", outsider, check=False)
+
+
+def test_measured_internal_network_still_reaches_the_hosts_bridge_addresses(running):
+    """Measured, not assumed; README.md ('Security notes') says so. If this fails, the engine
+    changed: update the note."""
+    server = socket.create_server(("0.0.0.0", 0))
+    port = server.getsockname()[1]
+    server.settimeout(10)
+    accepted = []
+
+    def serve():
+        try:
+            conn, _ = server.accept()
+            conn.sendall(b"host listener\n")
+            conn.close()
+            accepted.append(True)
+        except OSError:
+            pass
+
+    thread = threading.Thread(target=serve)
+    thread.start()
+    try:
+        gateway = json.loads(docker("network", "inspect", running.networks[0]).stdout)[0]["IPAM"]["Config"][0]["Gateway"]
+        got = running.exec("agent", f"nc -w 3 {gateway} {port} </dev/null").stdout
+    finally:
+        thread.join(timeout=15)
+        server.close()
+    assert got == "host listener\n" and accepted, "the internal network no longer reaches the host: update README's security notes"
+    assert "reach services listening on the host" in (REPO / "README.md").read_text()
+
+
+def test_forwarded_variables_reach_the_containers_but_no_file_or_command_line(running):
+    assert running.exec("agent", 'echo "$BOTTLE_TEST_TOKEN"').stdout.strip() == SECRET
+    assert running.exec("egress", 'echo "$EGRESS_TEST_TOKEN"').stdout.strip() == SECRET + "-egress"
+    compose_file = (running.state / "docker-compose.yml").read_text()
+    assert "- BOTTLE_TEST_TOKEN\n" in compose_file and SECRET not in compose_file
+    commands = running.log.read_text()
+    assert "compose -p" in commands and " up -d" in commands
+    assert SECRET not in commands
+
+
+def test_read_only_binds_refuse_writes_and_the_queue_accepts_them(running):
+    for service, path in [("pipelock", "/etc/pipelock.yaml"), ("git-gate", "/etc/git-gate/creds/origin-key"),
+                          ("egress", "/etc/egress/routes.yaml"), ("agent", "/etc/claude-bottle/current-config/config.json")]:
+        proc = running.exec(service, f"echo changed > {path}")
+        assert proc.returncode != 0 and "Read-only file system" in proc.stderr, (service, proc.stderr)
+    assert running.exec("supervise", "echo proposal > /var/lib/supervise/queue/p1").returncode == 0
+    assert (running.files / "sv/queue/p1").read_text() == "proposal\n"
+    assert (running.files / "pipelock.yaml").read_text() == "pipelock.yaml\n"
+
+
+def test_logs_prints_every_service(running):
+    proc = running.cli("logs", "--state-dir", str(running.state))
+    assert proc.returncode == 0, proc.stderr
+    for service in SERVICES:
+        assert any(line.startswith(running.name(service)) and "standin" in line for line in proc.stdout.splitlines()), service
+
+
+# --- down, failures, and the daemon gone --------------------------------------------------------
+
+def remaining(bottle: Bottle) -> tuple[list[str], list[str]]:
+    containers = docker("ps", "-aq", "--filter", f"label=com.docker.compose.project={bottle.project}").stdout.split()
+    networks = [n for n in docker("network", "ls", "--format", "{{.Name}}").stdout.split() if n in bottle.networks]
+    return containers, networks
+
+
+def test_down_leaves_nothing_and_keeps_the_merged_log(make_bottle):
+    bottle = make_bottle()
+    assert bottle.cli("up", str(bottle.plan), "--state-dir", str(bottle.state)).returncode == 0
+    proc = bottle.cli("down", "--state-dir", str(bottle.state))
+    assert proc.returncode == 0, proc.stderr
+    assert remaining(bottle) == ([], [])
+    log = bottle.state / "compose.log"
+    assert stat.S_IMODE(log.stat().st_mode) == 0o644
+    lines = log.read_text().splitlines()
+    for service in SERVICES:
+        assert any(line.startswith(bottle.name(service)) for line in lines), f"no line from {service} in compose.log"
+    # Idempotent: again, it is fine, and the log stays.
+    again = bottle.cli("down", "--state-dir", str(bottle.state))
+    assert again.returncode == 0, again.stderr
+    assert log.read_text().splitlines() == lines
+
+
+def test_a_failed_up_reports_compose_and_removes_what_it_created(make_bottle):
+    bottle = make_bottle()
+    plan = json.loads(bottle.plan.read_text())
+    plan["settings"]["paths"] = {"pipelock_ca_key": "/bin"}  # a file onto a directory of the image: docker refuses
+    bottle.plan.write_text(json.dumps(plan))
+    proc = bottle.cli("up", str(bottle.plan), "--state-dir", str(bottle.state))
+    assert proc.returncode == 9, proc.stderr
+    assert "docker compose up for " + bottle.project + " failed" in proc.stderr
+    assert "not a directory" in proc.stderr  # compose's own words
+    assert remaining(bottle) == ([], [])
+    assert (bottle.state / "docker-compose.yml").is_file()  # kept for the post-mortem
+    assert bottle.cli("down", "--state-dir", str(bottle.state)).returncode == 0  # and down after it is fine
+
+
+def test_networks_bottlegen_did_not_create_are_left_alone(make_bottle):
+    bottle = make_bottle()
+    docker("network", "create", "--internal", bottle.networks[0])
+    try:
+        assert bottle.cli("up", str(bottle.plan), "--state-dir", str(bottle.state)).returncode == 0
+        proc = bottle.cli("down", "--state-dir", str(bottle.state))
+        assert proc.returncode == 0, proc.stderr
+        assert f"leaving network {bottle.networks[0]}" in proc.stderr
+        assert remaining(bottle) == ([], [bottle.networks[0]])
+    finally:
+        docker("network", "rm", bottle.networks[0], check=False)
+
+
+def test_an_unreachable_daemon_is_a_clear_error_and_loses_nothing(make_bottle, tmp_path):
+    bottle = make_bottle()
+    bottle.state.mkdir()
+    (bottle.state / "docker-compose.yml").write_text("name: earlier\n")
+    (bottle.state / "compose.log").write_text("earlier log\n")
+    dead = {"DOCKER_HOST": f"unix://{tmp_path}/dead.sock"}
+    for args in (["up", str(bottle.plan), "--state-dir", str(bottle.state)], ["down", "--state-dir", str(bottle.state)],
+                 ["ps", "--state-dir", str(bottle.state)]):
+        proc = bottle.cli(*args, env=dead)
+        assert proc.returncode == 8, proc.stderr
+        assert f"cannot reach the Docker daemon at unix://{tmp_path}/dead.sock" in proc.stderr
+        assert "Traceback" not in proc.stderr
+    assert (bottle.state / "docker-compose.yml").read_text() == "name: earlier\n"
+    assert (bottle.state / "compose.log").read_text() == "earlier log\n"
+
+
+def test_no_docker_cli_is_a_clear_error(make_bottle, tmp_path):
+    bottle = make_bottle()
+    empty = tmp_path / "empty-bin"
+    empty.mkdir()
+    proc = bottle.cli("up", str(bottle.plan), "--state-dir", str(bottle.state), env={"PATH": str(empty)})
+    assert proc.returncode == 8 and "no docker CLI on PATH" in proc.stderr
+    assert not bottle.state.exists()
+
+
+def test_up_warns_iff_the_engine_lacks_the_dns_fix(running):
+    version = docker("version", "--format", "{{.Server.Version}}").stdout.strip()
+    proc = running.cli("up", str(running.plan), "--state-dir", str(running.state))  # up again: idempotent
+    assert proc.returncode == 0, proc.stderr
+    assert ("CVE-2024-29018" in proc.stderr) == vulnerable_to_dns_leak(version)
+    if vulnerable_to_dns_leak(version):
+        assert f"Docker engine {version} is older than the fix" in proc.stderr and "backported" in proc.stderr
+
+
+@pytest.mark.parametrize(("version", "vulnerable"), [
+    ("20.10.24+dfsg1", True), ("23.0.10", True), ("23.0.11", False), ("24.0.9", True), ("25.0.3", True),
+    ("25.0.4", False), ("25.1.0", True), ("26.0.0", False), ("28.2.2", False), ("dev", False),
+])
+def test_which_engines_lack_the_dns_fix(version, vulnerable):
+    assert vulnerable_to_dns_leak(version) is vulnerable
