@@ -7,13 +7,15 @@ Validators are built once per process. Errors are collected first, then reported
 from __future__ import annotations
 
 import difflib
-from collections.abc import Iterable, Sequence
+import re
+from collections.abc import Iterable, Iterator, Sequence
 from functools import cache
 from typing import Any
 
 from jsonschema import Draft7Validator, Draft202012Validator
 from jsonschema.exceptions import ValidationError, best_match
 from jsonschema.protocols import Validator
+from jsonschema.validators import extend
 
 from . import resources
 from .errors import PlanError
@@ -22,21 +24,43 @@ MAX_VALUE_CHARS = 60
 
 
 @cache
+def _regex(pattern: str) -> re.Pattern[str]:
+    return re.compile(pattern)
+
+
+def _ecma_pattern(validator: Validator, pattern: str, instance: Any, schema: dict[str, Any]) -> Iterator[ValidationError]:
+    """`pattern` as JSON Schema means it (ECMA-262): `$` matches only at the very end.
+
+    jsonschema uses Python's `re`, whose `$` also matches before a final newline, so that
+    "demo\n" would pass ^[a-z0-9][a-z0-9_-]*$ (hypothesis found it).
+    """
+    if not validator.is_type(instance, "string"):
+        return
+    match = _regex(pattern).search(instance)
+    if match is None or (pattern.endswith("$") and not pattern.endswith("\\$") and match.end() != len(instance)):
+        yield ValidationError(f"{instance!r} does not match {pattern!r}")
+
+
+_Draft2020 = extend(Draft202012Validator, {"pattern": _ecma_pattern})
+_Draft7 = extend(Draft7Validator, {"pattern": _ecma_pattern})
+
+
+@cache
 def plan_validator() -> Validator:
     schema = resources.load_schema(resources.PLAN_SCHEMA)
-    return Draft202012Validator(schema, format_checker=Draft202012Validator.FORMAT_CHECKER)
+    return _Draft2020(schema, format_checker=Draft202012Validator.FORMAT_CHECKER)
 
 
 @cache
 def manifest_validator() -> Validator:
-    return Draft202012Validator(resources.load_schema(resources.MANIFEST_SCHEMA))
+    return _Draft2020(resources.load_schema(resources.MANIFEST_SCHEMA))
 
 
 @cache
 def compose_validator() -> Validator:
     # The vendored schema declares "$schema": "https://json-schema.org/draft-07/schema",
     # a form jsonschema does not recognise: choose draft 7 explicitly (schema/compose-spec/).
-    return Draft7Validator(resources.load_schema(resources.COMPOSE_SCHEMA))
+    return _Draft7(resources.load_schema(resources.COMPOSE_SCHEMA))
 
 
 def json_path(parts: Iterable[Any]) -> str:

@@ -178,3 +178,12 @@ def test_the_exception_tree():
     assert str(error) == "docker compose up failed (exit 17)\n  line one\n  line two"
     assert isinstance(PlanError("x"), ValueError) and isinstance(DocumentError("x"), ValueError)
     assert isinstance(OutputError("x"), OSError) and str(OutputError("x", ["d"])) == "x\n  d"
+
+
+def test_a_trailing_newline_does_not_slip_past_an_anchored_pattern(tmp_path):
+    """JSON Schema's `$` is ECMA-262's: end of string, not 'before a final newline'."""
+    plan = {**minimal_plan(slug="demo\n"), "forwarded_env": ["TOKEN\n"]}
+    (tmp_path / "plan.json").write_text(json.dumps(plan))
+    proc = run_cli("render", "plan.json", cwd=tmp_path)
+    assert proc.returncode == 3
+    assert "$.slug" in proc.stderr and "$.forwarded_env[0]" in proc.stderr
