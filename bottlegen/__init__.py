@@ -1,7 +1,5 @@
 """bottlegen: a bottle's plan in, its docker-compose.yml out, and the bottle run from it."""
 
-from importlib.metadata import PackageNotFoundError, version
-
 from .errors import (
     BottlegenError,
     ComposeError,
@@ -17,10 +15,18 @@ from .errors import (
 )
 from .pipeline import Rendered, Renderer
 
-try:
-    __version__ = version("bottlegen")
-except PackageNotFoundError:  # a source checkout that was never installed
-    __version__ = "0+unknown"
+
+
+def __getattr__(name: str) -> str:
+    # importlib.metadata costs ~40 ms of start-up: load it only when the version is asked for.
+    if name == "__version__":
+        from importlib.metadata import PackageNotFoundError, version
+
+        try:
+            return version("bottlegen")
+        except PackageNotFoundError:  # a source checkout that was never installed
+            return "0+unknown"
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 __all__ = [
     "BottlegenError",

@@ -9,7 +9,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from . import __version__, emit, resources
+from . import emit, resources
 from .errors import ExitCode, LintError, OutputError, TemplateError, UserError
 from .pipeline import Renderer, override_dirs_from_env
 from .templating import iter_origins
@@ -146,6 +146,15 @@ def cmd_templates_eject(args: argparse.Namespace) -> int:
     return ExitCode.OK
 
 
+class _Version(argparse.Action):
+    """--version, with the version looked up only when asked for (it is slow to import)."""
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        from . import __version__
+
+        parser.exit(message=f"bottlegen {__version__}\n")
+
+
 class UsageError(UserError):
     exit_code = ExitCode.USAGE
 
@@ -173,7 +182,7 @@ def build_parser() -> argparse.ArgumentParser:
         epilog=EXIT_CODES_HELP,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("--version", action="version", version=f"bottlegen {__version__}")
+    parser.add_argument("--version", action=_Version, nargs=0, help="show bottlegen's version and exit")
     templates, strict = templates_option(), strict_option()
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 

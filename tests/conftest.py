@@ -32,6 +32,12 @@ class YamlSnapshot(SingleFileSnapshotExtension):
     file_extension = "yml"
 
 
+@pytest.fixture(autouse=True, scope="session")
+def no_template_cache_outside_the_test_run(tmp_path_factory):
+    """Compiled templates go to this run's temporary folder, never to a HOME tests pin."""
+    os.environ["BOTTLEGEN_CACHE_DIR"] = str(tmp_path_factory.mktemp("jinja-cache"))
+
+
 @pytest.fixture
 def golden(snapshot):
     return snapshot.use_extension(YamlSnapshot)

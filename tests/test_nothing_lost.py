@@ -122,3 +122,16 @@ def test_output_is_byte_identical_across_hash_seeds_and_directories(tmp_path):
 def test_same_plan_and_templates_same_bytes_in_one_process(renderer):
     texts = {renderer.render(EXAMPLES / "upstreams.yml").text for _ in range(3)}
     assert len(texts) == 1
+
+
+def test_the_template_cache_is_keyed_and_changes_no_byte(tmp_path):
+    plan = str(EXAMPLES / "all-sidecars.yml")
+    cache = tmp_path / "cache"
+    cold = run_cli("render", plan, env={"BOTTLEGEN_CACHE_DIR": str(cache)})
+    warm = run_cli("render", plan, env={"BOTTLEGEN_CACHE_DIR": str(cache)})
+    off = run_cli("render", plan, env={"BOTTLEGEN_CACHE_DIR": ""})
+    assert cold.returncode == warm.returncode == off.returncode == 0
+    assert cold.stdout == warm.stdout == off.stdout
+    [folder] = cache.iterdir()
+    assert folder.name.startswith("jinja-") and oct(folder.stat().st_mode & 0o777) == "0o700"
+    assert len(list(folder.iterdir())) >= 6  # the document, five services, the macros

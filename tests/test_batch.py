@@ -1,0 +1,44 @@
+"""`bottlegen render --out-dir DIR PLAN...`: a fleet's plans in one process."""
+
+from __future__ import annotations
+
+from conftest import EXAMPLES, full_plan, minimal_plan, run_cli, write_plan
+
+
+def test_every_plan_renders_to_its_slug_and_matches_a_single_render(tmp_path):
+    plans = [write_plan(tmp_path, minimal_plan(slug=f"team-{i}"), f"p{i}.yml") for i in range(3)]
+    plans.append(EXAMPLES / "upstreams.yml")
+    out = tmp_path / "out"
+    proc = run_cli("render", "--out-dir", str(out), *map(str, plans))
+    assert proc.returncode == 0, proc.stderr
+    assert sorted(p.name for p in out.iterdir()) == ["demo.yml", "team-0.yml", "team-1.yml", "team-2.yml"]
+    for plan, name in [(plans[1], "team-1.yml"), (plans[3], "demo.yml")]:
+        assert (out / name).read_text() == run_cli("render", str(plan)).stdout
+    assert "rendered 4 of 4 plan(s)" in proc.stderr
+
+
+def test_a_bad_plan_is_reported_and_the_others_still_render(tmp_path):
+    bad = full_plan(slug="bad")
+    bad["proxy"].pop("yaml_path")
+    plans = [write_plan(tmp_path, minimal_plan(slug="good-a"), "a.yml"), write_plan(tmp_path, bad, "bad.yml"),
+             write_plan(tmp_path, minimal_plan(slug="good-b"), "b.yml")]
+    out = tmp_path / "out"
+    proc = run_cli("render", "--out-dir", str(out), *map(str, plans))
+    assert proc.returncode == 3
+    assert f"{plans[1]}: invalid plan" in proc.stderr and "'yaml_path' is required here" in proc.stderr
+    assert sorted(p.name for p in out.iterdir()) == ["good-a.yml", "good-b.yml"]
+    assert "rendered 2 of 3 plan(s)" in proc.stderr
+
+
+def test_two_plans_with_one_slug_do_not_overwrite_each_other(tmp_path):
+    plans = [write_plan(tmp_path, minimal_plan(runtime_image=f"img-{i}"), f"p{i}.yml") for i in range(2)]
+    out = tmp_path / "out"
+    proc = run_cli("render", "--out-dir", str(out), *map(str, plans))
+    assert proc.returncode == 7 and "slug 'demo' was already rendered from" in proc.stderr
+    assert "img-0" in (out / "demo.yml").read_text()
+
+
+def test_output_options_do_not_mix(tmp_path):
+    plan = str(write_plan(tmp_path, minimal_plan()))
+    assert run_cli("render", plan, plan).returncode == 2
+    assert run_cli("render", plan, "-o", str(tmp_path / "x"), "--out-dir", str(tmp_path)).returncode == 2
