@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import difflib
 import json
 import sys
 from collections.abc import Sequence
@@ -32,12 +31,17 @@ EXIT_CODES_HELP = "exit codes:\n" + "\n".join(
 )
 
 
-def _renderer(args: argparse.Namespace) -> Renderer:
+def _override_dirs(args: argparse.Namespace) -> list[str]:
+    """--templates DIR..., else $BOTTLEGEN_TEMPLATES; each must be a folder."""
     dirs = list(args.templates or []) or override_dirs_from_env()
     for d in dirs:
         if not Path(d).is_dir():
             raise TemplateError(f"--templates {d}: no such directory")
-    return Renderer(dirs)
+    return dirs
+
+
+def _renderer(args: argparse.Namespace) -> Renderer:
+    return Renderer(_override_dirs(args))
 
 
 def render_warnings(warnings: Sequence[str], strict: bool) -> None:
@@ -103,6 +107,8 @@ def cmd_check(args: argparse.Namespace) -> int:
         raise OutputError(f"{path}: cannot read: {e.strerror}") from None
     if current == rendered.text:
         return ExitCode.OK
+    import difflib
+
     sys.stdout.writelines(difflib.unified_diff(
         current.splitlines(keepends=True), rendered.text.splitlines(keepends=True),
         fromfile=f"{path} (on disk)", tofile=f"{path} (bottlegen render {args.plan})",
@@ -144,6 +150,32 @@ def cmd_templates_eject(args: argparse.Namespace) -> int:
         write_atomic(target / name, (packaged / name).read_text(encoding="utf-8"))
         print(f"ejected {name} -> {target / name}")
     return ExitCode.OK
+
+
+# The lifecycle commands load their module only when they run: `render` never needs it.
+
+def cmd_up(args: argparse.Namespace) -> int:
+    from . import lifecycle
+
+    return lifecycle.up(Path(args.plan), Path(args.state_dir), _override_dirs(args), args.strict)
+
+
+def cmd_logs(args: argparse.Namespace) -> int:
+    from . import lifecycle
+
+    return lifecycle.logs(Path(args.state_dir), args.follow)
+
+
+def cmd_ps(args: argparse.Namespace) -> int:
+    from . import lifecycle
+
+    return lifecycle.ps(Path(args.state_dir))
+
+
+def cmd_down(args: argparse.Namespace) -> int:
+    from . import lifecycle
+
+    return lifecycle.down(Path(args.state_dir))
 
 
 class _Version(argparse.Action):
@@ -217,9 +249,17 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--force", action="store_true", help="overwrite files that exist")
     t.set_defaults(func=cmd_templates_eject)
 
-    from . import lifecycle
-
-    lifecycle.add_commands(add)
+    p = add("up", cmd_up, "render PLAN into STATE_DIR/docker-compose.yml, create the networks, and start the bottle",
+            [templates, strict])
+    p.add_argument("plan", metavar="PLAN")
+    p.add_argument("--state-dir", required=True, metavar="DIR", help="the bottle's state directory")
+    p = add("logs", cmd_logs, "print the bottle's merged logs")
+    p.add_argument("--state-dir", required=True, metavar="DIR")
+    p.add_argument("-f", "--follow", action="store_true", help="follow the logs")
+    p = add("ps", cmd_ps, "show the bottle's services and their state")
+    p.add_argument("--state-dir", required=True, metavar="DIR")
+    p = add("down", cmd_down, "save the merged logs to STATE_DIR/compose.log, stop the bottle, remove the networks bottlegen created")
+    p.add_argument("--state-dir", required=True, metavar="DIR")
     return parser
 
 

@@ -23,12 +23,19 @@ from functools import lru_cache
 from typing import Any
 
 from ruamel.yaml.nodes import ScalarNode
-from ruamel.yaml.resolver import VersionedResolver
+
+from .load import PinnedResolver
 
 TOP_LEVEL_ORDER = ("name", "services", "networks", "volumes", "configs", "secrets", "models")
 
 _STR = "tag:yaml.org,2002:str"
-_RESOLVERS = [VersionedResolver(version=v) for v in ((1, 1), (1, 2))]
+
+
+class _Yaml11Resolver(PinnedResolver):
+    version = (1, 1)
+
+
+_RESOLVERS = [_Yaml11Resolver(), PinnedResolver()]
 # A plain scalar: starts with a letter, digit, _ . / or a dash that is not an indicator, and
 # holds only characters that mean nothing to YAML there. Everything else is double-quoted.
 _PLAIN = re.compile(r"(?:[A-Za-z0-9_./]|-(?=[^ ]))[A-Za-z0-9 _./@%+=,:~-]*")

@@ -23,6 +23,7 @@ from pathlib import Path
 
 from .errors import ComposeError, EngineError, ExitCode, OutputError, UserError
 from .load import yaml_loader
+from .pipeline import Renderer
 from .write import write_atomic
 
 COMPOSE_FILE = "docker-compose.yml"
@@ -189,7 +190,6 @@ def remove_networks(engine: Engine, bottle: Bottle, only: Sequence[str] | None =
 
 def up(plan: Path, state_dir: Path, override_dirs: Sequence[str], strict: bool) -> int:
     from .cli import render_warnings  # the one place warnings are printed and --strict applied
-    from .pipeline import Renderer
 
     engine = preflight(warn_cve=True)
     rendered = Renderer(override_dirs).render(plan)
@@ -275,33 +275,3 @@ def _save_log(engine: Engine, bottle: Bottle, path: Path) -> None:
         write_atomic(path, log.stdout)
     except (OSError, UserError) as e:
         warn(f"could not save the merged log to {path}: {e}; tearing down anyway")
-
-
-# --- the command line -----------------------------------------------------------------------
-
-def add_commands(add) -> None:
-    from .cli import strict_option, templates_option
-
-    p = add("up", lambda a: up(Path(a.plan), Path(a.state_dir), a.templates or _env_dirs(), a.strict),
-            "render PLAN into STATE_DIR/docker-compose.yml, create the networks, and start the bottle",
-            [templates_option(), strict_option()])
-    p.add_argument("plan", metavar="PLAN")
-    p.add_argument("--state-dir", required=True, metavar="DIR", help="the bottle's state directory")
-
-    p = add("logs", lambda a: logs(Path(a.state_dir), a.follow), "print the bottle's merged logs")
-    p.add_argument("--state-dir", required=True, metavar="DIR")
-    p.add_argument("-f", "--follow", action="store_true", help="follow the logs")
-
-    p = add("ps", lambda a: ps(Path(a.state_dir)), "show the bottle's services and their state")
-    p.add_argument("--state-dir", required=True, metavar="DIR")
-
-    p = add("down", lambda a: down(Path(a.state_dir)),
-            "save the merged logs to STATE_DIR/compose.log, stop the bottle, remove the networks bottlegen created")
-    p.add_argument("--state-dir", required=True, metavar="DIR")
-
-
-def _env_dirs() -> list[str]:
-    from .pipeline import override_dirs_from_env
-
-    return override_dirs_from_env()
-

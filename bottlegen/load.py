@@ -23,15 +23,18 @@ class _PlainConstructor(SafeConstructor):
     """The safe constructor, except that timestamps stay strings."""
 
 
-class _Yaml12Resolver(VersionedResolver):
-    """YAML 1.2, compose's dialect, always (a %YAML directive does not change it).
+class PinnedResolver(VersionedResolver):
+    """Resolves for one YAML version: 1.2, compose's dialect, unless a subclass says.
 
-    ruamel.yaml otherwise looks the version up again for every scalar: a third of a load.
+    A %YAML directive does not change it. ruamel.yaml otherwise looks the version up again
+    for every scalar: a third of a load.
     """
+
+    version: tuple[int, int] = (1, 2)
 
     @property
     def processing_version(self) -> tuple[int, int]:
-        return (1, 2)
+        return self.version
 
 
 _PlainConstructor.add_constructor("tag:yaml.org,2002:timestamp", SafeConstructor.construct_yaml_str)
@@ -41,7 +44,7 @@ def yaml_loader() -> YAML:
     """A safe, plain-data YAML 1.2 loader (the C extension when it is installed)."""
     yaml = YAML(typ="safe")
     yaml.Constructor = _PlainConstructor
-    yaml.Resolver = _Yaml12Resolver
+    yaml.Resolver = PinnedResolver
     yaml.allow_duplicate_keys = False
     return yaml
 

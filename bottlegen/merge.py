@@ -8,8 +8,7 @@ say which template produced a bad value.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 from ruamel.yaml.error import MarkedYAMLError, YAMLError
 
@@ -22,19 +21,21 @@ Path = tuple[Any, ...]
 _YAML = yaml_loader()
 
 
-@dataclass(frozen=True)
-class Fragment:
+class Fragment(NamedTuple):
     """One template's output: `source` names the template (and its origin) in messages."""
 
     source: str
     text: str
 
 
-@dataclass
 class Merged:
-    document: dict[str, Any] = field(default_factory=dict)
-    # Which fragment's source defined each mapping key, by key path.
-    provenance: dict[Path, str] = field(default_factory=dict)
+    """The merged document, and which fragment's source defined each mapping key, by key path."""
+
+    __slots__ = ("document", "provenance")
+
+    def __init__(self) -> None:
+        self.document: dict[str, Any] = {}
+        self.provenance: dict[Path, str] = {}
 
     def source_of(self, path: Path) -> str | None:
         """The template that produced the value at path (its nearest recorded ancestor)."""

@@ -13,9 +13,8 @@ import time
 from collections import Counter
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from . import check, emit, load, resolve, templating, validate
 from .merge import Fragment, merge
@@ -25,12 +24,13 @@ from .templating import PACKAGED, Root
 TEMPLATES_ENV = "BOTTLEGEN_TEMPLATES"
 
 
-@dataclass
-class Rendered:
+class Rendered(NamedTuple):
+    """A render's result: the file's text, the document and context it came from, warnings."""
+
     text: str
     document: dict[str, Any]
     context: dict[str, Any]
-    warnings: list[str] = field(default_factory=list)
+    warnings: list[str]
 
 
 def template_roots(override_dirs: Sequence[str | os.PathLike[str]] = ()) -> list[Root]:

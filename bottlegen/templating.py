@@ -23,9 +23,8 @@ import os
 import re
 import traceback
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import jinja2
 from jinja2 import BaseLoader, StrictUndefined, TemplateNotFound
@@ -83,8 +82,7 @@ def _raw(value: Any) -> Raw:
 
 # --- templates on disk ------------------------------------------------------------------
 
-@dataclass(frozen=True)
-class Root:
+class Root(NamedTuple):
     """A folder templates are read from; `origin` is how messages and comments name it."""
 
     path: Path
@@ -226,15 +224,13 @@ class _Macros:
 
 # --- the manifest -----------------------------------------------------------------------
 
-@dataclass(frozen=True)
-class ServiceEntry:
+class ServiceEntry(NamedTuple):
     name: str
     template: str
     when: str
 
 
-@dataclass(frozen=True)
-class Manifest:
+class Manifest(NamedTuple):
     document: str
     services: list[ServiceEntry]
     origin: str

@@ -6,7 +6,6 @@ Validators are built once per process. Errors are collected first, then reported
 
 from __future__ import annotations
 
-import difflib
 import re
 from collections.abc import Iterable, Iterator, Sequence
 from functools import cache
@@ -99,6 +98,8 @@ def describe(error: ValidationError) -> str:
         if extra:
             if len(known) <= 12:
                 return f"unknown key {', '.join(map(shorten, extra))} (allowed here: {', '.join(known) or 'none'})"
+            import difflib  # only on this error path: it costs start-up time
+
             guesses = sorted({g for key in extra for g in difflib.get_close_matches(key, known, n=2)})
             return f"unknown key {', '.join(map(shorten, extra))}" + (f" (did you mean {' or '.join(map(shorten, guesses))}?)" if guesses else "")
     if validator == "required":
