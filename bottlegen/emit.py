@@ -100,7 +100,7 @@ def scalar(value: Any) -> str:
         return "{}"
     if isinstance(value, list | tuple) and not value:
         return "[]"
-    raise TypeError(f"cannot write a {type(value).__name__} as YAML; use plain data")
+    raise TypeError(f"cannot write a {type(value).__name__} into a compose file; use plain data")
 
 
 def _block(value: Any) -> bool:

@@ -18,7 +18,6 @@ Rules every template lives by:
 from __future__ import annotations
 
 import hashlib
-import math
 import os
 import re
 import traceback
@@ -31,7 +30,7 @@ from jinja2 import BaseLoader, StrictUndefined, TemplateNotFound
 from jinja2.ext import Extension
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
-from .emit import double_quoted
+from .emit import double_quoted, scalar
 from .errors import TemplateError
 from .load import yaml_loader
 from .validate import collect, format_errors, manifest_validator
@@ -50,26 +49,20 @@ class Raw(str):
 # --- values as YAML ---------------------------------------------------------------------
 
 def to_yaml_value(value: Any) -> str:
-    """One YAML flow value that parses back to exactly `value` (strings compose-escaped)."""
+    """One YAML flow value that parses back to exactly `value` (strings compose-escaped).
+
+    Strings are always double-quoted here, whatever they hold; null, booleans and numbers
+    are written as the emitter writes them.
+    """
     if isinstance(value, jinja2.Undefined):
         str(value)  # StrictUndefined raises here, with the name that is missing
-    if value is None:
-        return "null"
-    if value is True or value is False:
-        return "true" if value else "false"
-    if isinstance(value, int):
-        return str(value)
-    if isinstance(value, float):
-        if not math.isfinite(value):
-            raise TypeError(f"cannot write the number {value!r} into a compose file")
-        return repr(value)
     if isinstance(value, str):
         return double_quoted(value.replace("$", "$$"))
     if isinstance(value, dict):
         return "{" + ", ".join(f"{double_quoted(str(k))}: {to_yaml_value(v)}" for k, v in value.items()) + "}"
     if isinstance(value, (list, tuple)):
         return "[" + ", ".join(to_yaml_value(v) for v in value) + "]"
-    raise TypeError(f"cannot write a {type(value).__name__} into a compose file; use plain data")
+    return scalar(value)
 
 
 def _finalize(value: Any) -> str:
