@@ -126,9 +126,10 @@ def cmd_schema(args: argparse.Namespace) -> int:
 def cmd_templates_list(args: argparse.Namespace) -> int:
     renderer = _renderer(args)
     rows = list(iter_origins(renderer.env))
-    width = max(len(name) for name, _, _ in rows)
+    name_width = max(len(name) for name, _, _ in rows)
+    origin_width = max(len(origin) for _, origin, _ in rows)
     for name, origin, path in rows:
-        print(f"{name:<{width}}  {origin:<10}  {path}" if origin == "packaged" else f"{name:<{width}}  {origin}  {path}")
+        print(f"{name:<{name_width}}  {origin:<{origin_width}}  {path}")
     return ExitCode.OK
 
 

@@ -135,13 +135,16 @@ def read_bottle(state_dir: Path) -> Bottle | None:
     """The bottle whose compose file is in state_dir, or None when there is none."""
     compose_file = state_dir / COMPOSE_FILE
     try:
-        doc = yaml_loader().load(compose_file.read_text(encoding="utf-8"))
+        return _bottle(yaml_loader().load(compose_file.read_text(encoding="utf-8")), compose_file)
     except FileNotFoundError:
         return None
     except Exception as e:  # noqa: BLE001 - a damaged state file is the user's to look at
         raise OutputError(f"{compose_file}: cannot read the bottle's compose file: {e}") from None
-    networks = {key: (net or {}).get("name", key) for key, net in (doc.get("networks") or {}).items()}
-    return Bottle(project=doc["name"], compose_file=compose_file, networks=networks)
+
+
+def _bottle(document: dict, compose_file: Path) -> Bottle:
+    networks = {key: (net or {}).get("name", key) for key, net in (document.get("networks") or {}).items()}
+    return Bottle(project=document["name"], compose_file=compose_file, networks=networks)
 
 
 # --- networks -------------------------------------------------------------------------------
@@ -195,8 +198,7 @@ def up(plan: Path, state_dir: Path, override_dirs: Sequence[str], strict: bool) 
     rendered = Renderer(override_dirs).render(plan)
     render_warnings(rendered.warnings, strict)
     write_atomic(state_dir / COMPOSE_FILE, rendered.text)
-    bottle = read_bottle(state_dir)
-    assert bottle is not None
+    bottle = _bottle(rendered.document, state_dir / COMPOSE_FILE)
     created = create_networks(engine, bottle)
     proc = _run(engine.compose_argv(bottle.project, bottle.compose_file, "up", "-d"))
     if proc.returncode != 0:
@@ -248,7 +250,7 @@ def down(state_dir: Path) -> int:
     if _containers(engine, bottle):
         _save_log(engine, bottle, state_dir / COMPOSE_LOG)
     else:  # already down (or never up): keep the log a previous down saved
-        print(f"bottlegen: no containers of {bottle.project} are running; keeping any existing {COMPOSE_LOG}", file=sys.stderr)
+        print(f"bottlegen: {bottle.project} has no containers; keeping any {COMPOSE_LOG} saved before", file=sys.stderr)
     proc = _run(engine.compose_argv(bottle.project, bottle.compose_file, "down"))
     problems = [] if proc.returncode == 0 else [f"docker compose down: {proc.stderr.strip()}"]
     problems += remove_networks(engine, bottle)

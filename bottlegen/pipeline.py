@@ -16,6 +16,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, NamedTuple
 
+from jinja2 import TemplateNotFound
+
 from . import check, emit, load, resolve, templating, validate
 from .merge import Fragment, merge
 from .resources import templates_dir
@@ -112,6 +114,6 @@ class Renderer:
     def _label(loader: templating.RootedLoader, name: str) -> str:
         try:
             root, _ = loader.locate(name)
-        except Exception:  # noqa: BLE001 - rendering reports the missing template properly
+        except TemplateNotFound:  # rendering it reports that properly
             return name
         return f"{name} ({root.origin})"

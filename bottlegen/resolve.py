@@ -134,15 +134,11 @@ def resolve_plan(plan: dict[str, Any], base_dir: Path, source: str, service_name
     upstreams = data["git_gate"]["upstreams"]
     _unique_upstream_names(upstreams, source)
 
-    names = {
-        service: container_name(settings["container_name_pattern"], settings["project_prefix"], service, data["slug"])
-        for service in service_names
-    }
-    if data.get("container_name"):
-        names["agent"] = data["container_name"]
-    data["container_name"] = names.get("agent") or container_name(
-        settings["container_name_pattern"], settings["project_prefix"], "agent", data["slug"]
-    )
+    def named(service: str) -> str:
+        return container_name(settings["container_name_pattern"], settings["project_prefix"], service, data["slug"])
+
+    data["container_name"] = data.get("container_name") or named("agent")
+    names = {service: named(service) for service in service_names} | {"agent": data["container_name"]}
     # Only the token variables' names reach the templates: the map's values are never rendered.
     data["egress"]["token_env_names"] = sorted(data["egress"].pop("token_env_map"))
     return {

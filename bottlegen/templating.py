@@ -166,12 +166,16 @@ def _bytecode_cache() -> jinja2.BytecodeCache | None:
     configured = os.environ.get(CACHE_ENV)
     if configured == "":
         return None
-    base = Path(configured) if configured else Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "bottlegen"
     fingerprint = hashlib.sha256(Path(__file__).read_bytes()).hexdigest()[:16]
-    directory = base / f"jinja-{fingerprint}"
     try:
+        base = Path(configured) if configured else Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "bottlegen"
+        directory = base / f"jinja-{fingerprint}"
         directory.mkdir(mode=0o700, parents=True, exist_ok=True)
-    except OSError:
+        info = directory.stat()
+    except (OSError, RuntimeError):  # RuntimeError: no home directory
+        return None
+    # Cached code runs outside the sandbox: use the folder only if nobody else can write it.
+    if info.st_uid != os.getuid() or info.st_mode & 0o022:
         return None
     return jinja2.FileSystemBytecodeCache(str(directory))
 

@@ -135,3 +135,17 @@ def test_the_template_cache_is_keyed_and_changes_no_byte(tmp_path):
     [folder] = cache.iterdir()
     assert folder.name.startswith("jinja-") and oct(folder.stat().st_mode & 0o777) == "0o700"
     assert len(list(folder.iterdir())) >= 6  # the document, five services, the macros
+
+
+def test_a_cache_folder_others_can_write_is_not_used(tmp_path):
+    cache = tmp_path / "shared"
+    cache.mkdir()
+    plan = str(EXAMPLES / "minimal.yml")
+    assert run_cli("render", plan, env={"BOTTLEGEN_CACHE_DIR": str(cache)}).returncode == 0
+    [folder] = cache.iterdir()
+    entries = len(list(folder.iterdir()))
+    for entry in folder.iterdir():
+        entry.unlink()
+    folder.chmod(0o777)  # as if another user could plant compiled code there
+    assert run_cli("render", plan, env={"BOTTLEGEN_CACHE_DIR": str(cache)}).returncode == 0
+    assert entries > 0 and list(folder.iterdir()) == []
