@@ -23,10 +23,20 @@ fi
 
 if ! docker info >/dev/null 2>&1; then
   need_root "starting dockerd"
+  # A dockerd that was killed (not stopped) leaves its pid file, and a new one refuses to start.
+  # It is stale unless that pid is a dockerd that is alive (a zombie still has the name).
+  pidfile=/var/run/docker.pid
+  alive() { [ "$(cat "/proc/$1/comm" 2>/dev/null)" = dockerd ] && [ "$(cut -d' ' -f3 "/proc/$1/stat" 2>/dev/null)" != Z ]; }
+  if [ -f "$pidfile" ] && ! alive "$(cat "$pidfile")"; then
+    echo "removing the stale $pidfile"
+    rm -f "$pidfile"
+  fi
   echo "starting dockerd (log: $log)..."
   nohup dockerd >"$log" 2>&1 &
+  daemon=$!
   for _ in $(seq 1 60); do
     [ -S /var/run/docker.sock ] && docker info >/dev/null 2>&1 && break
+    kill -0 "$daemon" 2>/dev/null || break  # it exited: no use waiting
     sleep 1
   done
   docker info >/dev/null 2>&1 || { echo "dockerd did not come up; its log:" >&2; tail -30 "$log" >&2; exit 1; }
