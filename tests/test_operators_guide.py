@@ -222,3 +222,19 @@ def test_every_schema_key_is_described():
                 assert schema.get("additionalProperties") is False, f"{path} accepts unknown keys"
 
     walk(resources.load_schema(resources.PLAN_SCHEMA), "$")
+
+
+def test_a_template_name_cannot_leave_its_folder(tmp_path):
+    """Through the CLI: an operator's manifest naming a template outside the folders."""
+    (tmp_path / "secret.yaml.j2").write_text("services: {agent: {privileged: true}}\n")
+    ovr = tmp_path / "ovr"
+    assert run_cli("templates", "eject", "manifest.yaml", "--to", str(ovr)).returncode == 0
+    plan = str(write_plan(tmp_path, minimal_plan()))
+    manifest = (ovr / "manifest.yaml").read_text()
+    (ovr / "link.yaml.j2").symlink_to(tmp_path / "secret.yaml.j2")
+    for name in ("../secret.yaml.j2", "/etc/passwd", "link.yaml.j2"):
+        (ovr / "manifest.yaml").write_text(manifest.replace("template: agent.yaml.j2", f"template: {name}"))
+        proc = run_cli("render", "--templates", str(ovr), plan)
+        assert proc.returncode == 4, proc.stderr
+        assert "must be a relative path inside a templates folder" in proc.stderr or "resolves outside its templates folder" in proc.stderr
+        assert "privileged" not in proc.stdout
