@@ -52,11 +52,13 @@ def parse_fragment(fragment: Fragment) -> dict[str, Any]:
     except MarkedYAMLError as e:
         mark = e.problem_mark or e.context_mark
         line = mark.line + 1 if mark else 0
-        shown = fragment.text.splitlines()[line - 1].strip() if 0 < line <= len(fragment.text.splitlines()) else ""
         problem = " ".join(p for p in (e.context, e.problem) if p)
+        lines = fragment.text.splitlines()
+        shown = [f"{n:>4} | {lines[n - 1][:160]}" for n in range(max(1, line - 2), min(len(lines), line + 1) + 1)]
         raise TemplateError(
-            f"template {fragment.source}: the rendered text is not valid YAML at its line {line}: {problem}",
-            [f"rendered line {line}: {shown[:120]}", "run `bottlegen render` with a plan to see the template's output"],
+            f"template {fragment.source}: what it rendered is not valid YAML at line {line} of the output: {problem}. "
+            "The output around it (a `| raw` value, or a block tag that broke the indentation?):",
+            shown,
         ) from None
     except YAMLError as e:
         raise TemplateError(f"template {fragment.source}: the rendered text is not valid YAML: {e}") from None
