@@ -65,6 +65,7 @@ def double_quoted(text: str) -> str:
 def _string(text: str) -> str:
     if (
         _PLAIN.fullmatch(text)
+        and not text.startswith(("---", "..."))  # document markers at the start of a line
         and not text.endswith((" ", ":"))
         and ": " not in text
         and all(r.resolve(ScalarNode, text, (True, False)) == _STR for r in _RESOLVERS)

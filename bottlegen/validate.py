@@ -113,6 +113,10 @@ def describe(error: ValidationError) -> str:
             if wanted == "string" or "string" in wanted:
                 return f"{shorten(value)} is a {type(value).__name__}, not a string: quote it in the plan"
         return f"{shorten(value)} is not of type {wanted!r}"
+    if validator == "uniqueItems" and isinstance(value, list):
+        for later, item in enumerate(value):
+            if item in value[:later]:
+                return f"entries [{value.index(item)}] and [{later}] are the same; each may appear once"
     if validator in {"uniqueItems", "maxLength", "minLength", "minimum", "maximum", "enum", "const", "minItems"}:
         return error.message.replace(repr(value), shorten(value)) if len(repr(value)) > MAX_VALUE_CHARS else error.message
     if validator == "oneOf" and error.context:

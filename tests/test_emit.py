@@ -26,6 +26,8 @@ def test_any_plain_data_reads_back_the_same(data):
     written = dump_plain(data)
     assert parse_yaml(written) == data
     assert pyyaml.safe_load(written) == data  # YAML 1.1: no string turns into a bool, number or date
+    keyed = dump_plain({data if isinstance(data, str) else "k": data})  # strings as keys at column 0 too
+    assert parse_yaml(keyed) == pyyaml.safe_load(keyed)
 
 
 @settings(max_examples=EXAMPLES // 2, deadline=None)
@@ -54,7 +56,8 @@ def test_the_style():
 
 
 def test_strings_a_yaml_1_1_reader_would_misread_are_quoted():
-    for word in ["yes", "No", "on", "OFF", "y", "~", "null", "0440", "0x1F", "1.10", "1e3", "22:22", "2001-12-14", ".nan", "<<", "="]:
+    for word in ["yes", "No", "on", "OFF", "y", "~", "null", "0440", "0x1F", "1.10", "1e3", "22:22", "2001-12-14", ".nan", "<<", "=",
+                 "...", "---", "--- x", "...x"]:
         assert dump_plain([word]) == f'- "{word}"\n', word
     for word in ["--config", "0.0.0.0:8888", "claude-bottle/agent:latest", "sleep", "a=b", "/etc/x.pem", "git.example:10.0.0.1"]:
         assert dump_plain([word]) == f"- {word}\n", word
