@@ -53,7 +53,7 @@ _YAML = yaml_loader()
 
 
 def parse_plan_text(text: str, source: str) -> Any:
-    """Parse a plan's text; `source` names it in messages (a path, or `<stdin>`)."""
+    """Parse a plan's text; `source` (its path) names it in messages and chooses JSON by suffix."""
     if source.endswith(".json"):
         def no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
             seen: dict[str, Any] = {}
