@@ -70,7 +70,7 @@ class Renderer:
         validate.validate_plan(data, source)
         names = [entry.name for entry in self.manifest.services]
         context = resolve.resolve_plan(data, base_dir, source, names)
-        context["services"] = templating.enabled_services(self.conditions, context)
+        context["services"] = templating.enabled_services(self.manifest, self.conditions, context)
         return context
 
     def context(self, plan_path: Path) -> dict[str, Any]:

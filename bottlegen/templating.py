@@ -29,6 +29,7 @@ import jinja2
 from jinja2 import BaseLoader, StrictUndefined, TemplateNotFound
 from jinja2.ext import Extension
 from jinja2.sandbox import ImmutableSandboxedEnvironment
+from ruamel.yaml.error import YAMLError
 
 from .emit import double_quoted, scalar
 from .errors import TemplateError
@@ -230,7 +231,7 @@ class ServiceEntry(NamedTuple):
 class Manifest(NamedTuple):
     document: str
     services: list[ServiceEntry]
-    origin: str
+    path: Path  # the manifest file in effect (packaged or an operator's), for messages
 
 
 def read_manifest(env: jinja2.Environment) -> Manifest:
@@ -241,8 +242,8 @@ def read_manifest(env: jinja2.Environment) -> Manifest:
         raise TemplateError(f"{MANIFEST} not found in the templates folders: {e.message or e}") from None
     try:
         data = yaml_loader().load(path.read_text(encoding="utf-8"))
-    except Exception as e:  # noqa: BLE001 - any YAML failure is the manifest's
-        raise TemplateError(f"{path}: invalid YAML: {e}") from None
+    except (YAMLError, OSError, UnicodeDecodeError) as e:
+        raise TemplateError(f"{path}: cannot read the manifest: {e}") from None
     errors = collect(manifest_validator(), data)
     if errors:
         raise TemplateError(f"{path}: invalid manifest:", format_errors(str(path), errors))
@@ -252,10 +253,19 @@ def read_manifest(env: jinja2.Environment) -> Manifest:
         if entry.name in seen:
             raise TemplateError(f"{path}: service {entry.name!r} is declared twice")
         seen.add(entry.name)
-    return Manifest(document=data["document"], services=entries, origin=root.origin)
+    return Manifest(document=data["document"], services=entries, path=path)
 
 
 Conditions = list[tuple[ServiceEntry, Callable[..., Any]]]
+
+
+# What a template or a condition can raise for a mistake in it (not a bug in bottlegen).
+_TEMPLATE_FAILURES = (jinja2.TemplateError, TypeError, ValueError, ArithmeticError, LookupError, AttributeError)
+
+
+def _condition_error(manifest: Manifest, entry: ServiceEntry, error: BaseException) -> TemplateError:
+    message = getattr(error, "message", None) or str(error)
+    return TemplateError(f"{manifest.path}: service {entry.name!r}: condition {entry.when!r}: {type(error).__name__}: {message}")
 
 
 def compile_conditions(env: jinja2.Environment, manifest: Manifest) -> Conditions:
@@ -265,11 +275,11 @@ def compile_conditions(env: jinja2.Environment, manifest: Manifest) -> Condition
         try:
             compiled.append((entry, env.compile_expression(entry.when, undefined_to_none=False)))
         except jinja2.TemplateError as e:
-            raise TemplateError(f"{MANIFEST}: service {entry.name!r}: condition {entry.when!r}: {e.message or e}") from None
+            raise _condition_error(manifest, entry, e) from None
     return compiled
 
 
-def enabled_services(conditions: Conditions, context: dict[str, Any]) -> list[str]:
+def enabled_services(manifest: Manifest, conditions: Conditions, context: dict[str, Any]) -> list[str]:
     """The names of the manifest's services whose `when` holds, in manifest order.
 
     A condition sees the context and `services`: the services enabled above it.
@@ -280,8 +290,8 @@ def enabled_services(conditions: Conditions, context: dict[str, Any]) -> list[st
             holds = condition(**context, services=list(enabled))
             if isinstance(holds, jinja2.Undefined):
                 str(holds)
-        except jinja2.TemplateError as e:
-            raise TemplateError(f"{MANIFEST}: service {entry.name!r}: condition {entry.when!r}: {e.message or e}") from None
+        except _TEMPLATE_FAILURES as e:
+            raise _condition_error(manifest, entry, e) from None
         if holds:
             enabled.append(entry.name)
     return enabled
@@ -295,7 +305,7 @@ def render_template(env: jinja2.Environment, name: str, context: dict[str, Any])
         raise TemplateError(f"{e.filename or e.name or name}:{e.lineno}: {e.message}") from None
     except TemplateNotFound as e:
         raise TemplateError(f"template {e.name!r} not found in the templates folders" + (f" ({e.message})" if e.message and e.message != e.name else "")) from None
-    except (jinja2.TemplateError, TypeError, ValueError, ArithmeticError, LookupError, AttributeError) as e:
+    except _TEMPLATE_FAILURES as e:
         where = _template_frame(e, env) or name
         message = getattr(e, "message", None) or str(e)
         raise TemplateError(f"{where}: {type(e).__name__}: {message}") from None

@@ -238,3 +238,14 @@ def test_a_template_name_cannot_leave_its_folder(tmp_path):
         assert proc.returncode == 4, proc.stderr
         assert "must be a relative path inside a templates folder" in proc.stderr or "resolves outside its templates folder" in proc.stderr
         assert "privileged" not in proc.stdout
+
+
+def test_a_broken_condition_in_an_operators_manifest_names_that_manifest(tmp_path):
+    ovr = tmp_path / "ovr"
+    assert run_cli("templates", "eject", "manifest.yaml", "--to", str(ovr)).returncode == 0
+    manifest = ovr / "manifest.yaml"
+    manifest.write_text(manifest.read_text().replace("when: plan.supervise is not none", "when: plan.slug > 1"))
+    proc = run_cli("render", "--templates", str(ovr), str(write_plan(tmp_path, minimal_plan())))
+    assert proc.returncode == 4, proc.stderr
+    assert f"{manifest}: service 'supervise': condition 'plan.slug > 1': TypeError" in proc.stderr
+    assert "Traceback" not in proc.stderr
