@@ -11,6 +11,7 @@ from .errors import (
     OutputError,
     PlanError,
     TemplateError,
+    UsageError,
     UserError,
 )
 from .pipeline import Rendered, Renderer
@@ -41,6 +42,7 @@ __all__ = [
     "Rendered",
     "Renderer",
     "TemplateError",
+    "UsageError",
     "UserError",
     "__version__",
 ]

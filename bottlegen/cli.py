@@ -9,7 +9,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from . import emit, resources
-from .errors import ExitCode, LintError, OutputError, TemplateError, UserError
+from .errors import ExitCode, LintError, OutputError, TemplateError, UsageError, UserError
 from .pipeline import Renderer, override_dirs_from_env
 from .templating import iter_origins
 from .write import write_atomic
@@ -186,10 +186,6 @@ class _Version(argparse.Action):
         from . import __version__
 
         parser.exit(message=f"bottlegen {__version__}\n")
-
-
-class UsageError(UserError):
-    exit_code = ExitCode.USAGE
 
 
 def templates_option() -> argparse.ArgumentParser:

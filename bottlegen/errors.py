@@ -47,6 +47,12 @@ class UserError(BottlegenError):
         return "\n".join([self.message, *("  " + d for d in self.details)])
 
 
+class UsageError(UserError):
+    """The command line asks for something that does not go together."""
+
+    exit_code = ExitCode.USAGE
+
+
 class PlanError(UserError, ValueError):
     """The plan file cannot be read or breaks the plan schema."""
 
