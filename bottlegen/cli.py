@@ -158,7 +158,10 @@ def cmd_templates_eject(args: argparse.Namespace) -> int:
 def cmd_up(args: argparse.Namespace) -> int:
     from . import lifecycle
 
-    return lifecycle.up(Path(args.plan), Path(args.state_dir), _override_dirs(args), args.strict)
+    engine = lifecycle.preflight(warn_cve=True)  # before anything is written
+    rendered = _renderer(args).render(Path(args.plan))
+    render_warnings(rendered.warnings, args.strict)
+    return lifecycle.up(engine, rendered, Path(args.state_dir))
 
 
 def cmd_logs(args: argparse.Namespace) -> int:

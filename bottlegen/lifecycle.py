@@ -23,13 +23,13 @@ from pathlib import Path
 
 from .errors import ComposeError, EngineError, ExitCode, OutputError, UserError
 from .load import yaml_loader
-from .pipeline import Renderer
+from .pipeline import Rendered
 from .write import write_atomic
 
 COMPOSE_FILE = "docker-compose.yml"
 COMPOSE_LOG = "compose.log"
-LABEL_CREATOR = "org.bottlegen.created-by=bottlegen"
-LABEL_PROJECT = "org.bottlegen.project"
+LABEL_CREATED_BY = "org.bottlegen.created-by"  # value: bottlegen
+LABEL_PROJECT = "org.bottlegen.project"  # value: the compose project
 # CVE-2024-29018: containers on an internal network could resolve names through the host's
 # upstream DNS (a channel out of the sandbox). Fixed in 26.0.0, 25.0.4 and 23.0.11.
 CVE_FIXED = [(26, 0, 0), (25, 0, 4), (23, 0, 11)]
@@ -42,9 +42,9 @@ def warn(message: str) -> None:
 # --- the engine ---------------------------------------------------------------------------
 
 def _run(argv: Sequence[str], *, capture: bool = True, timeout: float | None = None) -> subprocess.CompletedProcess:
-    """Run a docker command with our environment (so compose resolves bare names)."""
+    """Run a docker command; it inherits our environment, so compose resolves bare names."""
     try:
-        return subprocess.run(list(argv), capture_output=capture, text=True, env=os.environ.copy(), check=False, timeout=timeout)
+        return subprocess.run(list(argv), capture_output=capture, text=True, check=False, timeout=timeout)
     except FileNotFoundError:
         raise EngineError(f"{argv[0]}: not found") from None
 
@@ -162,7 +162,7 @@ def create_networks(engine: Engine, bottle: Bottle) -> list[str]:
     for key, name in bottle.networks.items():
         if _network_labels(engine, name) is not None:
             continue
-        argv = [engine.docker, "network", "create", "--label", LABEL_CREATOR, "--label", f"{LABEL_PROJECT}={bottle.project}"]
+        argv = [engine.docker, "network", "create", "--label", f"{LABEL_CREATED_BY}=bottlegen", "--label", f"{LABEL_PROJECT}={bottle.project}"]
         if key == "internal":
             argv.append("--internal")
         proc = _run([*argv, name])
@@ -180,7 +180,7 @@ def remove_networks(engine: Engine, bottle: Bottle, only: Sequence[str] | None =
         labels = _network_labels(engine, name)
         if labels is None:
             continue
-        if labels.get(LABEL_PROJECT) != bottle.project or "org.bottlegen.created-by" not in labels:
+        if labels.get(LABEL_PROJECT) != bottle.project or labels.get(LABEL_CREATED_BY) != "bottlegen":
             print(f"bottlegen: leaving network {name}: bottlegen did not create it for {bottle.project}", file=sys.stderr)
             continue
         proc = _run([engine.docker, "network", "rm", name])
@@ -191,12 +191,8 @@ def remove_networks(engine: Engine, bottle: Bottle, only: Sequence[str] | None =
 
 # --- commands -------------------------------------------------------------------------------
 
-def up(plan: Path, state_dir: Path, override_dirs: Sequence[str], strict: bool) -> int:
-    from .cli import render_warnings  # the one place warnings are printed and --strict applied
-
-    engine = preflight(warn_cve=True)
-    rendered = Renderer(override_dirs).render(plan)
-    render_warnings(rendered.warnings, strict)
+def up(engine: Engine, rendered: Rendered, state_dir: Path) -> int:
+    """Put a rendered bottle into state_dir, create its networks, and start it."""
     write_atomic(state_dir / COMPOSE_FILE, rendered.text)
     bottle = _bottle(rendered.document, state_dir / COMPOSE_FILE)
     created = create_networks(engine, bottle)
