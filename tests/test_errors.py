@@ -39,6 +39,7 @@ def plan_text(plan) -> str:
 
 AGENT = (REPO / "templates" / "agent.yaml.j2").read_text()
 PIPELOCK = (REPO / "templates" / "pipelock.yaml.j2").read_text()
+IMAGE_LINE = next(n for n, line in enumerate(AGENT.splitlines(), 1) if "plan.runtime_image" in line)
 
 SCENARIOS = [
     Scenario("usage", 2, ["render"], {}, [r"the following arguments are required: PLAN"]),
@@ -55,7 +56,7 @@ SCENARIOS = [
              [r"plan\.yml::\$\.git_gate\.upstreams\[1\]\.extra_hosts\[\"git\.example\"\]: host \"git\.example\" is \"10\.0\.0\.2\" here but \"10\.0\.0\.1\""]),
     Scenario("template error: undefined name", 4, ["render", "--templates", "ovr", "plan.yml"],
              {"plan.yml": plan_text(pinned(minimal_plan())), "ovr/agent.yaml.j2": AGENT.replace("plan.runtime_image", "plan.runtime_imag")},
-             [r"ovr/agent\.yaml\.j2:12: UndefinedError: 'dict object' has no attribute 'runtime_imag'"]),
+             [rf"ovr/agent\.yaml\.j2:{IMAGE_LINE}: UndefinedError: 'dict object' has no attribute 'runtime_imag'"]),
     Scenario("template error: syntax", 4, ["render", "--templates", "ovr", "plan.yml"],
              {"plan.yml": plan_text(pinned(minimal_plan())), "ovr/agent.yaml.j2": AGENT.replace("{% endif %}", "{% endfor %}", 1)},
              [r"ovr/agent\.yaml\.j2:\d+: Encountered unknown tag 'endfor'"]),
