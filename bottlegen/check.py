@@ -17,9 +17,10 @@ import os
 import re
 from typing import Any
 
+from . import resources
 from .errors import DocumentError
 from .merge import Merged
-from .validate import collect, compose_validator, describe, json_path
+from .validate import describe, json_path, violations
 
 CONTAINER_NAME = re.compile(r"[a-zA-Z0-9][a-zA-Z0-9_.-]+")
 DIGEST = re.compile(r"@sha256:[0-9a-f]{64}$")
@@ -31,7 +32,7 @@ def _at(merged: Merged, path: tuple[Any, ...]) -> str:
 
 
 def check_schema(merged: Merged) -> None:
-    errors = collect(compose_validator(), merged.document)
+    errors = violations(resources.COMPOSE_SCHEMA, merged.document)
     if errors:
         raise DocumentError(
             "the rendered document is not a valid compose file; fix the template named:",

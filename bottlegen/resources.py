@@ -34,10 +34,15 @@ def schema_dir() -> Path:
 
 
 @cache
+def schema_bytes(relative: str) -> bytes:
+    """A vendored or own JSON schema file's content, read once per process."""
+    return (schema_dir() / relative).read_bytes()
+
+
+@cache
 def load_schema(relative: str) -> dict[str, Any]:
-    """A vendored or own JSON schema, read once per process."""
-    with (schema_dir() / relative).open(encoding="utf-8") as f:
-        return json.load(f)
+    """A vendored or own JSON schema, parsed once per process."""
+    return json.loads(schema_bytes(relative))
 
 
 PLAN_SCHEMA = "plan.schema.json"

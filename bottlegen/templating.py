@@ -31,10 +31,11 @@ from jinja2.ext import Extension
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 from ruamel.yaml.error import YAMLError
 
+from . import resources
 from .emit import double_quoted, scalar
 from .errors import TemplateError
 from .load import yaml_loader
-from .validate import collect, format_errors, manifest_validator
+from .validate import format_errors, violations
 
 MANIFEST = "manifest.yaml"
 MACROS = "_macros.yaml.j2"
@@ -244,7 +245,7 @@ def read_manifest(env: jinja2.Environment) -> Manifest:
         data = yaml_loader().load(path.read_text(encoding="utf-8"))
     except (YAMLError, OSError, UnicodeDecodeError) as e:
         raise TemplateError(f"{path}: cannot read the manifest: {e}") from None
-    errors = collect(manifest_validator(), data)
+    errors = violations(resources.MANIFEST_SCHEMA, data)
     if errors:
         raise TemplateError(f"{path}: invalid manifest:", format_errors(str(path), errors))
     entries = [ServiceEntry(s["name"], s["template"], str(s.get("when", "true"))) for s in data["services"]]

@@ -1,65 +1,131 @@
 """Stage 2: check plain data against a JSON schema and report every violation.
 
-Validators are built once per process. Errors are collected first, then reported as
-`<source>::$.json.path: message`, the most relevant (jsonschema's `best_match`) first.
+Two engines, one verdict:
+- a compiled check decides: each schema is compiled ahead of time into plain Python by
+  fastjsonschema (bottlegen/_compiled/, made by tools/compile_schemas.py), so that the launch
+  path does not pay jsonschema's ~45 ms import;
+- jsonschema explains: only when a check rejects is jsonschema imported, to collect every
+  violation, reported as `<source>::$.json.path: message`, the most relevant (jsonschema's
+  `best_match`) first.
+tests/test_compiled_schemas.py shows that both engines give the same verdicts. Where a
+compiled module does not match its schema file (an edited schema, not yet recompiled),
+jsonschema alone decides.
 """
 
 from __future__ import annotations
 
+import hashlib
+import importlib
 import re
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from functools import cache
-from typing import Any
-
-from jsonschema import Draft7Validator, Draft202012Validator
-from jsonschema.exceptions import ValidationError, best_match
-from jsonschema.protocols import Validator
-from jsonschema.validators import extend
+from typing import TYPE_CHECKING, Any
 
 from . import resources
 from .errors import PlanError
 
+if TYPE_CHECKING:  # jsonschema is imported on the error path only
+    from jsonschema.exceptions import ValidationError
+    from jsonschema.protocols import Validator
+
 MAX_VALUE_CHARS = 60
+
+# Each schema and its compiled module in bottlegen/_compiled/.
+COMPILED = {
+    resources.PLAN_SCHEMA: "plan",
+    resources.MANIFEST_SCHEMA: "manifest",
+    resources.COMPOSE_SCHEMA: "compose_spec",
+}
+
+
+def _is_ipv4(value: str) -> bool:
+    import ipaddress
+
+    try:
+        ipaddress.IPv4Address(value)
+    except ipaddress.AddressValueError:
+        return False
+    return True
+
+
+def _is_ipv6(value: str) -> bool:
+    import ipaddress
+
+    try:
+        address = ipaddress.IPv6Address(value)
+    except ipaddress.AddressValueError:
+        return False
+    return not address.scope_id
+
+
+# The formats the schemas assert, for the compiled checks: jsonschema's own rules
+# (jsonschema/_format.py), so that both engines agree.
+FORMATS: dict[str, Callable[[str], bool]] = {"ipv4": _is_ipv4, "ipv6": _is_ipv6}
+
+
+_UNESCAPED_DOLLAR = re.compile(r"(?<!\\)\$")
 
 
 @cache
-def _regex(pattern: str) -> re.Pattern[str]:
-    return re.compile(pattern)
+def _ecma_regex(pattern: str) -> re.Pattern[str]:
+    """A schema pattern with `$` meaning the very end of the text, as in ECMA-262 and Go.
+
+    Python's `$` also matches before a final newline, so that "demo\\n" would pass
+    ^[a-z0-9][a-z0-9_-]*$ (hypothesis found it). fastjsonschema makes the same rewrite.
+    """
+    return re.compile(_UNESCAPED_DOLLAR.sub(r"\\Z", pattern))
 
 
 def _ecma_pattern(validator: Validator, pattern: str, instance: Any, schema: dict[str, Any]) -> Iterator[ValidationError]:
-    """`pattern` as JSON Schema means it (ECMA-262): `$` matches only at the very end.
+    """jsonschema's `pattern`, with the pattern read as JSON Schema means it (_ecma_regex)."""
+    from jsonschema.exceptions import ValidationError
 
-    jsonschema uses Python's `re`, whose `$` also matches before a final newline, so that
-    "demo\n" would pass ^[a-z0-9][a-z0-9_-]*$ (hypothesis found it).
-    """
-    if not validator.is_type(instance, "string"):
-        return
-    match = _regex(pattern).search(instance)
-    if match is None or (pattern.endswith("$") and not pattern.endswith("\\$") and match.end() != len(instance)):
+    if validator.is_type(instance, "string") and not _ecma_regex(pattern).search(instance):
         yield ValidationError(f"{instance!r} does not match {pattern!r}")
 
 
-_Draft2020 = extend(Draft202012Validator, {"pattern": _ecma_pattern})
-_Draft7 = extend(Draft7Validator, {"pattern": _ecma_pattern})
+@cache
+def validator(relative: str) -> Validator:
+    """jsonschema's validator for one of resources' schemas, built once per process."""
+    from jsonschema import Draft7Validator, Draft202012Validator
+    from jsonschema.validators import extend
+
+    schema = resources.load_schema(relative)
+    if relative == resources.COMPOSE_SCHEMA:
+        # The vendored schema declares "$schema": "https://json-schema.org/draft-07/schema",
+        # a form jsonschema does not recognise: choose draft 7 explicitly (schema/compose-spec/).
+        return extend(Draft7Validator, {"pattern": _ecma_pattern})(schema)
+    draft = extend(Draft202012Validator, {"pattern": _ecma_pattern})
+    return draft(schema, format_checker=Draft202012Validator.FORMAT_CHECKER)
 
 
 @cache
-def plan_validator() -> Validator:
-    schema = resources.load_schema(resources.PLAN_SCHEMA)
-    return _Draft2020(schema, format_checker=Draft202012Validator.FORMAT_CHECKER)
+def compiled_check(relative: str) -> Callable[..., Any] | None:
+    """The compiled check for a schema, or None where it was compiled from another version."""
+    module = importlib.import_module(f"._compiled.{COMPILED[relative]}", __package__)
+    digest = hashlib.sha256(resources.schema_bytes(relative)).hexdigest()
+    return module.check if module.SCHEMA_SHA256 == digest else None
 
 
-@cache
-def manifest_validator() -> Validator:
-    return _Draft2020(resources.load_schema(resources.MANIFEST_SCHEMA))
+def violations(relative: str, instance: Any) -> list[ValidationError]:
+    """Every violation of one of resources' schemas, the headline first; [] when valid."""
+    check = compiled_check(relative)
+    if check is not None:
+        from ._compiled import JsonSchemaValueException
 
+        try:
+            check(instance, FORMATS)
+            return []
+        except JsonSchemaValueException as rejection:
+            verdict = rejection.message
+    errors = collect(validator(relative), instance)
+    if not errors and check is not None:
+        # The engines disagree (tests/test_compiled_schemas.py exists to prevent it): the
+        # compiled check decides, so say what it found.
+        from jsonschema.exceptions import ValidationError
 
-@cache
-def compose_validator() -> Validator:
-    # The vendored schema declares "$schema": "https://json-schema.org/draft-07/schema",
-    # a form jsonschema does not recognise: choose draft 7 explicitly (schema/compose-spec/).
-    return _Draft7(resources.load_schema(resources.COMPOSE_SCHEMA))
+        errors = [ValidationError(verdict)]
+    return errors
 
 
 def json_path(parts: Iterable[Any]) -> str:
@@ -120,6 +186,8 @@ def describe(error: ValidationError) -> str:
     if validator in {"uniqueItems", "maxLength", "minLength", "minimum", "maximum", "enum", "const", "minItems"}:
         return error.message.replace(repr(value), shorten(value)) if len(repr(value)) > MAX_VALUE_CHARS else error.message
     if validator == "oneOf" and error.context:
+        from jsonschema.exceptions import best_match
+
         return describe(best_match(error.context))
     if validator == "anyOf" and isinstance(value, str):
         return f"{shorten(value)} is not a valid {'/'.join(sub.get('format', '?') for sub in error.validator_value)} address"
@@ -128,9 +196,11 @@ def describe(error: ValidationError) -> str:
     return error.message if len(error.message) < 200 else error.message[:197] + "..."
 
 
-def collect(validator: Validator, instance: Any) -> list[ValidationError]:
-    """Every violation, the headline (best match) first, the rest by path."""
-    errors = list(validator.iter_errors(instance))
+def collect(schema: Validator, instance: Any) -> list[ValidationError]:
+    """Every violation jsonschema finds, the headline (best match) first, the rest by path."""
+    from jsonschema.exceptions import best_match
+
+    errors = list(schema.iter_errors(instance))
     if not errors:
         return []
     head = best_match(errors)
@@ -144,7 +214,7 @@ def format_errors(source: str, errors: Sequence[ValidationError]) -> list[str]:
 
 def validate_plan(data: Any, source: str) -> None:
     """Raise PlanError listing every schema violation of a parsed plan."""
-    errors = collect(plan_validator(), data)
+    errors = violations(resources.PLAN_SCHEMA, data)
     if errors:
         lines = format_errors(source, errors)
         count = f"{len(errors)} problem{'s' if len(errors) > 1 else ''}"

@@ -44,3 +44,14 @@ def test_installed_bottlegen_uses_its_packaged_data(installed, tmp_path):
     schema = subprocess.run([str(installed / "bin" / "bottlegen"), "schema"], capture_output=True, text=True, check=True).stdout
     assert '"title": "bottlegen plan"' in schema
     assert list(installed.glob("lib/python*/site-packages/bottlegen/schema/compose-spec/LICENSE"))
+
+
+def test_installed_bottlegen_uses_its_compiled_schema_checks(installed, tmp_path):
+    """The wheel's schemas are the ones bottlegen/_compiled/ was made from, so they are used."""
+    proc = subprocess.run(
+        [str(installed / "bin" / "python"), "-c",
+         "from bottlegen import validate\n"
+         "print([validate.compiled_check(s) is not None for s in validate.COMPILED])"],
+        capture_output=True, text=True, cwd=tmp_path, check=True,
+    )
+    assert proc.stdout.strip() == "[True, True, True]"
