@@ -6,11 +6,12 @@ import os
 import tempfile
 from pathlib import Path
 
+import jinja2
 import pytest
 
-from bottlegen import OutputError
+from bottlegen import OutputError, Renderer
 from bottlegen.write import write_atomic
-from conftest import EXAMPLES, full_plan, run_cli, write_plan
+from conftest import EXAMPLES, full_plan, render_doc, run_cli, write_plan
 
 # --- atomic writes ------------------------------------------------------------------------
 
@@ -149,3 +150,20 @@ def test_a_cache_folder_others_can_write_is_not_used(tmp_path):
     folder.chmod(0o777)  # as if another user could plant compiled code there
     assert run_cli("render", plan, env={"BOTTLEGEN_CACHE_DIR": str(cache)}).returncode == 0
     assert entries > 0 and list(folder.iterdir()) == []
+
+
+def test_manifest_conditions_come_from_the_template_cache(monkeypatch, tmp_path):
+    monkeypatch.setenv("BOTTLEGEN_CACHE_DIR", str(tmp_path))
+    plan = full_plan(supervise=None)
+    expected = render_doc(Renderer(), plan)  # compiles the conditions and keeps them
+    with monkeypatch.context() as patched:
+        def compile_again(*args, **kwargs):
+            raise AssertionError("a cached template or condition was compiled again")
+
+        patched.setattr(jinja2.Environment, "compile", compile_again)
+        warm = Renderer()
+        assert render_doc(warm, plan) == expected
+        assert "supervise" not in expected["services"] and "egress" in expected["services"]
+    # a condition that is not in the cache is compiled, cached and used
+    monkeypatch.setenv("BOTTLEGEN_CACHE_DIR", str(tmp_path / "other"))
+    assert render_doc(Renderer(), plan) == expected
