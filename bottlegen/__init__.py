@@ -2,7 +2,6 @@
 
 from .errors import (
     BottlegenError,
-    ComposeError,
     DocumentError,
     EngineError,
     ExitCode,
@@ -18,7 +17,11 @@ from .pipeline import Rendered, Renderer
 
 
 
-def __getattr__(name: str) -> str:
+def __getattr__(name: str) -> object:
+    if name == "ComposeError":  # made on first use: see bottlegen.errors
+        from .errors import ComposeError
+
+        return ComposeError
     # importlib.metadata costs ~40 ms of start-up: load it only when the version is asked for.
     if name == "__version__":
         from importlib.metadata import PackageNotFoundError, version

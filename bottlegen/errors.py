@@ -8,9 +8,9 @@ error an OSError, a failed docker command a CalledProcessError).
 
 from __future__ import annotations
 
-import subprocess
 from collections.abc import Sequence
 from enum import IntEnum
+from typing import TYPE_CHECKING
 
 
 class ExitCode(IntEnum):
@@ -93,19 +93,39 @@ class EngineError(UserError):
     exit_code = ExitCode.ENGINE
 
 
-class ComposeError(UserError, subprocess.CalledProcessError):
-    """A docker or docker compose command exited non-zero."""
+def _compose_error_class() -> type:
+    import subprocess
 
-    exit_code = ExitCode.COMPOSE
+    class ComposeError(UserError, subprocess.CalledProcessError):
+        """A docker or docker compose command exited non-zero."""
 
-    def __init__(self, message: str, returncode: int, cmd: Sequence[str], stderr: str = ""):
-        UserError.__init__(self, message, [line for line in stderr.strip().splitlines() if line])
-        subprocess.CalledProcessError.__init__(self, returncode, list(cmd), stderr=stderr)
+        exit_code = ExitCode.COMPOSE
 
-    @classmethod
-    def from_process(cls, what: str, proc: subprocess.CompletedProcess) -> ComposeError:
-        stderr = proc.stderr if isinstance(proc.stderr, str) else (proc.stderr or b"").decode(errors="replace")
-        return cls(f"{what} failed (exit {proc.returncode})", proc.returncode, proc.args, stderr)
+        def __init__(self, message: str, returncode: int, cmd: Sequence[str], stderr: str = ""):
+            UserError.__init__(self, message, [line for line in stderr.strip().splitlines() if line])
+            subprocess.CalledProcessError.__init__(self, returncode, list(cmd), stderr=stderr)
 
-    def __str__(self) -> str:
-        return UserError.__str__(self)
+        @classmethod
+        def from_process(cls, what: str, proc: subprocess.CompletedProcess) -> ComposeError:
+            stderr = proc.stderr if isinstance(proc.stderr, str) else (proc.stderr or b"").decode(errors="replace")
+            return cls(f"{what} failed (exit {proc.returncode})", proc.returncode, proc.args, stderr)
+
+        def __str__(self) -> str:
+            return UserError.__str__(self)
+
+    ComposeError.__qualname__ = "ComposeError"
+    return ComposeError
+
+
+if TYPE_CHECKING:
+    ComposeError = _compose_error_class()
+
+
+def __getattr__(name: str) -> type:
+    # ComposeError is a subprocess.CalledProcessError, and importing subprocess would cost
+    # every `bottlegen render` ~5 ms of start-up (issue 6): the class is made the first
+    # time it is asked for, by lifecycle, which runs docker anyway. One class, kept.
+    if name == "ComposeError":
+        globals()[name] = cls = _compose_error_class()
+        return cls
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -101,13 +101,14 @@ def test_a_rejection_is_explained_by_jsonschema():
     assert any("lowercase letters" in line for line in caught.value.details)
 
 
-def test_the_launch_path_never_imports_jsonschema():
+def test_the_launch_path_imports_neither_jsonschema_nor_subprocess():
+    """Both are start-up cost a render does not need (issue 6); errors.ComposeError is lazy."""
     script = (
         "import sys\n"
         "from bottlegen.cli import main\n"
         "code = main(['render', sys.argv[1], '-o', sys.argv[2]])\n"
         "assert code == 0, code\n"
-        "print(sorted(m for m in sys.modules if m.split('.')[0] in ('jsonschema', 'fastjsonschema', 'referencing')))\n"
+        "print(sorted(m for m in sys.modules if m.split('.')[0] in ('jsonschema', 'fastjsonschema', 'referencing', 'subprocess')))\n"
     )
     out = Path(os.environ.get("TMPDIR", "/tmp")) / f"bottlegen-launch-{os.getpid()}.yml"
     try:
