@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import argparse
+import gc
 import json
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import NoReturn
 
 from . import emit, resources
 from .errors import ExitCode, LintError, OutputError, TemplateError, UsageError, UserError
@@ -284,5 +286,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 130
 
 
+def run() -> NoReturn:
+    """The `bottlegen` command: main(), then exit.
+
+    Freezing the garbage collector first spares the exit its collections over every object
+    the process loaded, ~12 ms of a ~110 ms render (issue 6); the process ends here anyway.
+    """
+    code = main()
+    gc.freeze()
+    sys.exit(code)
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    run()
