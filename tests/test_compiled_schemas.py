@@ -101,6 +101,17 @@ def test_a_rejection_is_explained_by_jsonschema():
     assert any("lowercase letters" in line for line in caught.value.details)
 
 
+def test_a_rejection_jsonschema_cannot_explain_still_rejects(monkeypatch):
+    """Should the engines ever disagree, the compiled check decides, and its message is shown."""
+    def rejects_everything(instance, formats):
+        raise JsonSchemaValueException("data.slug must be the compiled check's own finding")
+
+    monkeypatch.setattr(validate, "compiled_check", lambda relative: rejects_everything)
+    with pytest.raises(PlanError) as caught:
+        validate.validate_plan(full_plan(), "plan.yml")
+    assert caught.value.details == ["plan.yml::$: data.slug must be the compiled check's own finding"]
+
+
 def test_the_launch_path_imports_neither_jsonschema_nor_subprocess():
     """Both are start-up cost a render does not need (issue 6); errors.ComposeError is lazy."""
     script = (
