@@ -85,7 +85,7 @@ def _ecma_pattern(validator: Validator, pattern: str, instance: Any, schema: dic
 
 
 @cache
-def validator(relative: str) -> Validator:
+def jsonschema_validator(relative: str) -> Validator:
     """jsonschema's validator for one of resources' schemas, built once per process."""
     from jsonschema import Draft7Validator, Draft202012Validator
     from jsonschema.validators import extend
@@ -118,7 +118,7 @@ def violations(relative: str, instance: Any) -> list[ValidationError]:
             return []
         except JsonSchemaValueException as rejection:
             verdict = rejection.message
-    errors = collect(validator(relative), instance)
+    errors = collect(jsonschema_validator(relative), instance)
     if not errors and check is not None:
         # The engines disagree (tests/test_compiled_schemas.py exists to prevent it): the
         # compiled check decides, so say what it found.

@@ -43,7 +43,7 @@ def compiled_accepts(relative: str, instance: Any) -> bool:
 
 
 def jsonschema_accepts(relative: str, instance: Any) -> bool:
-    return not validate.collect(validate.validator(relative), instance)
+    return not validate.collect(validate.jsonschema_validator(relative), instance)
 
 
 def assert_same_verdict(relative: str, instance: Any) -> bool:
