@@ -20,10 +20,12 @@ It prints a Markdown report; README.md quotes the latest one.
 from __future__ import annotations
 
 import argparse
+import atexit
 import json
 import os
 import platform
 import random
+import shutil
 import statistics
 import subprocess
 import sys
@@ -190,6 +192,7 @@ def main() -> None:
     precompile()
     compose = compose_binary()
     work = Path(tempfile.mkdtemp(prefix="bottlegen-bench-"))
+    atexit.register(shutil.rmtree, work, ignore_errors=True)
     rendered = work / "docker-compose.yml"
     subprocess.run([BOTTLEGEN, "render", str(PLAN), "-o", str(rendered)], check=True, stderr=subprocess.DEVNULL)
     warm_cache = {**os.environ, "BOTTLEGEN_CACHE_DIR": str(work / "cache")}
