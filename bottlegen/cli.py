@@ -11,26 +11,12 @@ from pathlib import Path
 from typing import NoReturn
 
 from . import emit, resources
-from .errors import ExitCode, LintError, OutputError, TemplateError, UsageError, UserError
+from .errors import MEANINGS, ExitCode, LintError, OutputError, TemplateError, UsageError, UserError
 from .pipeline import Renderer, override_dirs_from_env
 from .templating import iter_origins
 from .write import write_atomic
 
-EXIT_CODES_HELP = "exit codes:\n" + "\n".join(
-    f"  {code.value}  {text}"
-    for code, text in [
-        (ExitCode.OK, "success"),
-        (ExitCode.DRIFT, "check: the file differs from what render produces (a diff is printed)"),
-        (ExitCode.USAGE, "usage: bad command line"),
-        (ExitCode.INVALID_PLAN, "invalid plan: unreadable YAML/JSON, or it breaks the plan schema"),
-        (ExitCode.TEMPLATE, "template error: a template fails to load, render or parse, or two templates conflict"),
-        (ExitCode.INVALID_DOCUMENT, "invalid document: the result breaks the compose schema or compose's rules"),
-        (ExitCode.LINT, "warnings, with --strict"),
-        (ExitCode.IO, "I/O: a file could not be read or written"),
-        (ExitCode.ENGINE, "engine: no docker CLI, no compose plugin, or the daemon is unreachable"),
-        (ExitCode.COMPOSE, "compose: a docker or docker compose command failed"),
-    ]
-)
+EXIT_CODES_HELP = "exit codes:\n" + "\n".join(f"  {code.value}  {meaning}" for code, meaning in MEANINGS.items())
 
 
 def _override_dirs(args: argparse.Namespace) -> list[str]:

@@ -14,18 +14,33 @@ from typing import TYPE_CHECKING
 
 
 class ExitCode(IntEnum):
-    """Exit codes of the `bottlegen` command, one per class of failure."""
+    """Exit codes of the `bottlegen` command, one per class of failure (MEANINGS says which)."""
 
     OK = 0
-    DRIFT = 1  # `bottlegen check`: the file differs from what render produces
-    USAGE = 2  # bad command line (argparse's own code)
-    INVALID_PLAN = 3  # the plan file is unreadable as YAML/JSON or breaks the plan schema
-    TEMPLATE = 4  # a template fails to load, render or parse, or two templates conflict
-    INVALID_DOCUMENT = 5  # the merged document breaks the compose schema or compose's rules
-    LINT = 6  # warnings, with --strict
-    IO = 7  # a file could not be read or written
-    ENGINE = 8  # no docker CLI, no compose, or the daemon is unreachable
-    COMPOSE = 9  # a docker / docker compose command failed
+    DRIFT = 1
+    USAGE = 2
+    INVALID_PLAN = 3
+    TEMPLATE = 4
+    INVALID_DOCUMENT = 5
+    LINT = 6
+    IO = 7
+    ENGINE = 8
+    COMPOSE = 9
+
+
+# What each exit code means, as `bottlegen --help` prints it.
+MEANINGS = {
+    ExitCode.OK: "success",
+    ExitCode.DRIFT: "check: the file differs from what render produces (a diff is printed)",
+    ExitCode.USAGE: "usage: bad command line",  # argparse exits 2 too
+    ExitCode.INVALID_PLAN: "invalid plan: unreadable YAML/JSON, or it breaks the plan schema",
+    ExitCode.TEMPLATE: "template error: a template fails to load, render or parse, or two templates conflict",
+    ExitCode.INVALID_DOCUMENT: "invalid document: the result breaks the compose schema or compose's rules",
+    ExitCode.LINT: "warnings, with --strict",
+    ExitCode.IO: "I/O: a file could not be read or written",
+    ExitCode.ENGINE: "engine: no docker CLI, no compose plugin, or the daemon is unreachable",
+    ExitCode.COMPOSE: "compose: a docker or docker compose command failed",
+}
 
 
 class BottlegenError(Exception):
