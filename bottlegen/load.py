@@ -8,6 +8,7 @@ a Python object.
 from __future__ import annotations
 
 import json
+from functools import cache
 from pathlib import Path
 from typing import Any
 
@@ -40,16 +41,18 @@ class PinnedResolver(VersionedResolver):
 _PlainConstructor.add_constructor("tag:yaml.org,2002:timestamp", SafeConstructor.construct_yaml_str)
 
 
+@cache
 def yaml_loader() -> YAML:
-    """A safe, plain-data YAML 1.2 loader (the C extension when it is installed)."""
+    """The safe, plain-data YAML 1.2 loader (the C extension when it is installed).
+
+    One per process: the plan, the manifest, every fragment and a bottle's compose file are
+    read with it. Its settings are never changed after this.
+    """
     yaml = YAML(typ="safe")
     yaml.Constructor = _PlainConstructor
     yaml.Resolver = PinnedResolver
     yaml.allow_duplicate_keys = False
     return yaml
-
-
-_YAML = yaml_loader()
 
 
 def parse_plan_text(text: str, source: str) -> Any:
@@ -68,7 +71,7 @@ def parse_plan_text(text: str, source: str) -> Any:
         except json.JSONDecodeError as e:
             raise PlanError(f"{source}:{e.lineno}:{e.colno}: invalid JSON: {e.msg}") from None
     try:
-        return _YAML.load(text)
+        return yaml_loader().load(text)
     except MarkedYAMLError as e:
         mark = e.problem_mark or e.context_mark
         where = f"{source}:{mark.line + 1}:{mark.column + 1}" if mark else source

@@ -18,8 +18,6 @@ from .validate import json_path
 
 Path = tuple[Any, ...]
 
-_YAML = yaml_loader()
-
 
 class Fragment(NamedTuple):
     """One template's output: `source` names the template (and its origin) in messages."""
@@ -48,7 +46,7 @@ class Merged:
 
 def parse_fragment(fragment: Fragment) -> dict[str, Any]:
     try:
-        data = _YAML.load(fragment.text)
+        data = yaml_loader().load(fragment.text)
     except MarkedYAMLError as e:
         mark = e.problem_mark or e.context_mark
         line = mark.line + 1 if mark else 0
