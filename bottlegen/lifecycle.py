@@ -259,7 +259,8 @@ def down(state_dir: Path) -> int:
         problems.append(f"{len(left)} container(s) of {bottle.project} are still there: docker ps -a --filter label=com.docker.compose.project={bottle.project}")
     if problems:
         raise ComposeError(f"teardown of {bottle.project} is incomplete", 1, ["docker", "compose", "down"], "\n".join(problems))
-    print(f"bottle {bottle.project} is down; its log is in {state_dir / COMPOSE_LOG}")
+    log = state_dir / COMPOSE_LOG
+    print(f"bottle {bottle.project} is down" + (f"; its log is in {log}" if log.exists() else "; no log was saved"))
     return ExitCode.OK
 
 

@@ -285,6 +285,7 @@ def test_down_leaves_nothing_and_keeps_the_merged_log(make_bottle):
     assert proc.returncode == 0, proc.stderr
     assert remaining(bottle) == ([], [])
     log = bottle.state / "compose.log"
+    assert proc.stdout.strip().endswith(f"is down; its log is in {log}")
     assert stat.S_IMODE(log.stat().st_mode) == 0o644
     lines = log.read_text().splitlines()
     for service in SERVICES:
@@ -306,7 +307,9 @@ def test_a_failed_up_reports_compose_and_removes_what_it_created(make_bottle):
     assert "not a directory" in proc.stderr  # compose's own words
     assert remaining(bottle) == ([], [])
     assert (bottle.state / "docker-compose.yml").is_file()  # kept for the post-mortem
-    assert bottle.cli("down", "--state-dir", str(bottle.state)).returncode == 0  # and down after it is fine
+    down = bottle.cli("down", "--state-dir", str(bottle.state))  # and down after it is fine
+    assert down.returncode == 0, down.stderr
+    assert down.stdout.strip() == f"bottle {bottle.project} is down; no log was saved"  # none to point at
 
 
 def test_networks_bottlegen_did_not_create_are_left_alone(make_bottle):
