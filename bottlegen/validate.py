@@ -22,6 +22,7 @@ from functools import cache
 from typing import TYPE_CHECKING, Any
 
 from . import resources
+from ._compiled import JsonSchemaValueException
 from .errors import PlanError
 
 if TYPE_CHECKING:  # jsonschema is imported on the error path only
@@ -111,8 +112,6 @@ def violations(relative: str, instance: Any) -> list[ValidationError]:
     """Every violation of one of resources' schemas, the headline first; [] when valid."""
     check = compiled_check(relative)
     if check is not None:
-        from ._compiled import JsonSchemaValueException
-
         try:
             check(instance, FORMATS)
             return []
