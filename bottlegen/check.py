@@ -20,15 +20,11 @@ from typing import Any
 from . import resources
 from .errors import DocumentError
 from .merge import Merged
-from .validate import describe, json_path, violations
+from .paths import json_path
+from .validate import describe, violations
 
 CONTAINER_NAME = re.compile(r"[a-zA-Z0-9][a-zA-Z0-9_.-]+")
 DIGEST = re.compile(r"@sha256:[0-9a-f]{64}$")
-
-
-def _at(merged: Merged, path: tuple[Any, ...]) -> str:
-    source = merged.source_of(path)
-    return json_path(path) + (f" in template {source}" if source else "")
 
 
 def check_schema(merged: Merged) -> None:
@@ -36,11 +32,11 @@ def check_schema(merged: Merged) -> None:
     if errors:
         raise DocumentError(
             "the rendered document is not a valid compose file; fix the template named:",
-            [f"{_at(merged, tuple(e.absolute_path))}: {describe(e)}" for e in errors],
+            [f"{merged.where(tuple(e.absolute_path))}: {describe(e)}" for e in errors],
         )
 
 
-def _names(block: Any) -> list[str]:
+def names(block: Any) -> list[str]:
     """Keys of a compose list-or-mapping block (depends_on, networks)."""
     if isinstance(block, dict):
         return list(block)
@@ -49,11 +45,11 @@ def _names(block: Any) -> list[str]:
     return []
 
 
-def _unescape(value: str) -> str:
+def unescape(value: str) -> str:
     return value.replace("$$", "$")
 
 
-def _mounts(service: dict[str, Any]) -> list[tuple[int, str | None, str | None, str | None]]:
+def mounts(service: dict[str, Any]) -> list[tuple[int, str | None, str | None, str | None]]:
     """(index, type, source, target) of each volume entry, long or short form."""
     out = []
     for index, volume in enumerate(service.get("volumes") or []):
@@ -79,27 +75,27 @@ def check_rules(merged: Merged) -> None:
         if not isinstance(service, dict):
             continue
         base = ("services", name)
-        for dep in _names(service.get("depends_on")):
+        for dep in names(service.get("depends_on")):
             if dep not in services:
-                problems.append(f"{_at(merged, (*base, 'depends_on'))}: depends on {dep!r}, which is not rendered (services: {', '.join(services)})")
-        for net in _names(service.get("networks")):
+                problems.append(f"{merged.where((*base, 'depends_on'))}: depends on {dep!r}, which is not rendered (services: {', '.join(services)})")
+        for net in names(service.get("networks")):
             if net not in networks:
-                problems.append(f"{_at(merged, (*base, 'networks', net))}: network {net!r} is not declared under the top-level networks")
+                problems.append(f"{merged.where((*base, 'networks', net))}: network {net!r} is not declared under the top-level networks")
         container_name = service.get("container_name")
         if isinstance(container_name, str):
             if not CONTAINER_NAME.fullmatch(container_name):
-                problems.append(f"{_at(merged, (*base, 'container_name'))}: {container_name!r} is not a valid container name ([a-zA-Z0-9][a-zA-Z0-9_.-]+)")
+                problems.append(f"{merged.where((*base, 'container_name'))}: {container_name!r} is not a valid container name ([a-zA-Z0-9][a-zA-Z0-9_.-]+)")
             if container_name in owners:
-                problems.append(f"{_at(merged, (*base, 'container_name'))}: {container_name!r} is also the container name of service {owners[container_name]!r}")
+                problems.append(f"{merged.where((*base, 'container_name'))}: {container_name!r} is also the container name of service {owners[container_name]!r}")
             owners.setdefault(container_name, name)
         targets: dict[str, int] = {}
-        for index, kind, source, target in _mounts(service):
-            where = _at(merged, (*base, "volumes", index))
+        for index, kind, source, target in mounts(service):
+            where = merged.where((*base, "volumes", index))
             if target is not None:
                 if target in targets:
                     problems.append(f"{where}: target {target!r} is also mounted by volumes[{targets[target]}]; compose would silently keep only the last")
                 targets.setdefault(target, index)
-            if kind == "bind" and isinstance(source, str) and not os.path.isabs(_unescape(source)):
+            if kind == "bind" and isinstance(source, str) and not os.path.isabs(unescape(source)):
                 problems.append(f"{where}: bind source {source!r} is relative; it would resolve against wherever the compose file is written. Use an absolute path")
     problems += _cycles(merged, services)
     if problems:
@@ -107,7 +103,7 @@ def check_rules(merged: Merged) -> None:
 
 
 def _cycles(merged: Merged, services: dict[str, Any]) -> list[str]:
-    graph = {name: [d for d in _names(s.get("depends_on")) if d in services] for name, s in services.items() if isinstance(s, dict)}
+    graph = {name: [d for d in names(s.get("depends_on")) if d in services] for name, s in services.items() if isinstance(s, dict)}
     state: dict[str, int] = {}  # 1: on the current path, 2: done
     found: list[str] = []
 
@@ -138,22 +134,22 @@ def lint(merged: Merged) -> list[str]:
     pipelock = services.get("pipelock")
     if isinstance(pipelock, dict) and isinstance(pipelock.get("image"), str) and not DIGEST.search(pipelock["image"]):
         warnings.append(
-            f"{_at(merged, ('services', 'pipelock', 'image'))}: pipelock's image {pipelock['image']!r} is not pinned by digest; "
+            f"{merged.where(('services', 'pipelock', 'image'))}: pipelock's image {pipelock['image']!r} is not pinned by digest; "
             "set settings.images.pipelock to name@sha256:<digest> so the firewall cannot change under the bottle"
         )
     for name, service in services.items():
         if not isinstance(service, dict):
             continue
-        for index, kind, source, _ in _mounts(service):
-            if kind == "bind" and isinstance(source, str) and not os.path.exists(_unescape(source)):
+        for index, kind, source, _ in mounts(service):
+            if kind == "bind" and isinstance(source, str) and not os.path.exists(unescape(source)):
                 warnings.append(
-                    f"{_at(merged, ('services', name, 'volumes', index))}: bind source {source!r} does not exist now; "
+                    f"{merged.where(('services', name, 'volumes', index))}: bind source {source!r} does not exist now; "
                     "unless it exists when the bottle starts, Docker mounts an empty directory created in its place"
                 )
         if service.get("runtime") == "runsc" and not service.get("extra_hosts") and not service.get("dns"):
-            dials = ", ".join(_names(service.get("depends_on"))) or "its sidecars"
+            dials = ", ".join(names(service.get("depends_on"))) or "its sidecars"
             warnings.append(
-                f"{_at(merged, ('services', name, 'runtime'))}: {name} runs under gVisor (runsc) and finds {dials} only by name; "
+                f"{merged.where(('services', name, 'runtime'))}: {name} runs under gVisor (runsc) and finds {dials} only by name; "
                 "gVisor cannot use Docker's embedded DNS at 127.0.0.11, so give it extra_hosts or a dns setting"
             )
     return warnings

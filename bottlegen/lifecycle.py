@@ -133,6 +133,7 @@ class Bottle:
     project: str
     compose_file: Path
     networks: dict[str, str]  # compose key -> engine name
+    internal: frozenset[str] = frozenset()  # engine names of the internal-role networks
 
 
 def read_bottle(state_dir: Path) -> Bottle | None:
@@ -147,8 +148,12 @@ def read_bottle(state_dir: Path) -> Bottle | None:
 
 
 def _bottle(document: dict, compose_file: Path) -> Bottle:
-    networks = {key: (net or {}).get("name", key) for key, net in (document.get("networks") or {}).items()}
-    return Bottle(project=document["name"], compose_file=compose_file, networks=networks)
+    from .policy import INTERNAL, ROLE_KEY
+
+    declared = {key: net if isinstance(net, dict) else {} for key, net in (document.get("networks") or {}).items()}
+    networks = {key: net.get("name", key) for key, net in declared.items()}
+    internal = frozenset(networks[key] for key, net in declared.items() if (net.get(ROLE_KEY) or {}).get("role") == INTERNAL)
+    return Bottle(project=document["name"], compose_file=compose_file, networks=networks, internal=internal)
 
 
 # --- networks -------------------------------------------------------------------------------
@@ -167,7 +172,7 @@ def create_networks(engine: Engine, bottle: Bottle) -> list[str]:
         if _network_labels(engine, name) is not None:
             continue
         argv = [engine.docker, "network", "create", "--label", f"{LABEL_CREATED_BY}=bottlegen", "--label", f"{LABEL_PROJECT}={bottle.project}"]
-        if key == "internal":
+        if name in bottle.internal:  # by the network's role, never by its key
             argv.append("--internal")
         proc = _run([*argv, name])
         if proc.returncode != 0:

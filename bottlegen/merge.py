@@ -14,7 +14,7 @@ from ruamel.yaml.error import MarkedYAMLError, YAMLError
 
 from .errors import MergeConflictError, TemplateError
 from .load import yaml_loader
-from .validate import json_path
+from .paths import json_path
 
 Path = tuple[Any, ...]
 
@@ -34,6 +34,11 @@ class Merged:
     def __init__(self) -> None:
         self.document: dict[str, Any] = {}
         self.provenance: dict[Path, str] = {}
+
+    def where(self, path: Path) -> str:
+        """The key path, and the template that produced it, for a message."""
+        source = self.source_of(path)
+        return json_path(path) + (f" in template {source}" if source else "")
 
     def source_of(self, path: Path) -> str | None:
         """The template that produced the value at path (its nearest recorded ancestor)."""

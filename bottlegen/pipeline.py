@@ -18,7 +18,7 @@ from typing import Any, NamedTuple
 
 from jinja2 import TemplateNotFound
 
-from . import check, emit, load, resolve, templating, validate
+from . import check, emit, load, policy, resolve, templating, validate
 from .merge import Fragment, merge
 from .resources import templates_dir
 from .templating import PACKAGED, Root
@@ -47,12 +47,14 @@ def override_dirs_from_env() -> list[str]:
 
 
 class Renderer:
-    STAGES = ("load and validate plan", "render templates", "parse and merge", "schema and semantic checks", "emit")
+    STAGES = ("load and validate plan", "render templates", "parse and merge", "schema and semantic checks", "sandbox policy", "emit")
 
     def __init__(self, override_dirs: Sequence[str | os.PathLike[str]] = ()):
         self.env = templating.make_environment(template_roots(override_dirs))
         self.manifest = templating.read_manifest(self.env)
         self.conditions = templating.compile_conditions(self.env, self.manifest)
+        # Each relaxed rule, as the header of every rendered file names it.
+        self._relaxed = [f"{rule}: {reason}" for rule, reason in sorted(self.manifest.relax.items())]
         self.stage_seconds: Counter[str] = Counter()
 
     @contextmanager
@@ -84,7 +86,7 @@ class Renderer:
         return self.render_data(data, str(plan_path), plan_path.resolve().parent, plan_path.name)
 
     def render_data(self, data: Any, source: str, base_dir: Path, plan_name: str) -> Rendered:
-        load_plan, render_templates, parse_merge, checks, write_yaml = self.STAGES
+        load_plan, render_templates, parse_merge, checks, sandbox, write_yaml = self.STAGES
         with self._stage(load_plan):
             context = self.context_for(data, source, base_dir)
         with self._stage(render_templates):
@@ -106,8 +108,11 @@ class Renderer:
             check.check_schema(merged)
             check.check_rules(merged)
             warnings = check.lint(merged)
+        with self._stage(sandbox):
+            manifest = self.manifest
+            policy.enforce(merged, manifest.agent, manifest.gateways, manifest.relax, context, source)
         with self._stage(write_yaml):
-            text = emit.emit(merged.document, sources, plan_name)
+            text = emit.emit(merged.document, sources, plan_name, self._relaxed)
         return Rendered(text=text, document=merged.document, context=context, warnings=warnings)
 
     @staticmethod

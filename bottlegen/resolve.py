@@ -16,7 +16,7 @@ from typing import Any
 
 from . import resources
 from .errors import PlanError
-from .validate import json_path, shorten
+from .paths import json_path, shorten
 
 SETTING_PLACEHOLDERS = ("prefix", "service", "slug")
 
@@ -33,6 +33,8 @@ def apply_defaults(schema: dict[str, Any], value: Any) -> Any:
         return value
     if isinstance(value, list) and isinstance(schema.get("items"), dict):
         return [apply_defaults(schema["items"], item) for item in value]
+    if isinstance(value, float) and schema.get("type") == "integer":
+        return int(value)  # JSON Schema's integer 8888.0 is written as the plan means it: 8888
     return value
 
 
@@ -105,6 +107,26 @@ def _unique_upstream_names(upstreams: list[dict[str, Any]], source: str) -> None
         first[name] = index
 
 
+DNS_LABEL_MAX = 63
+
+
+def _check_dns_names(names: dict[str, str], agent_named: bool, source: str) -> None:
+    """Container names are how sidecars are dialled: each label must fit DNS (63 characters)."""
+    problems = []
+    for service, name in names.items():
+        longest = max(len(label) for label in name.split("."))
+        if longest <= DNS_LABEL_MAX:
+            continue
+        where = "$.container_name" if service == "agent" and agent_named else "$.slug"
+        problems.append(
+            f"{source}::{where}: makes {service}'s container name {shorten(name)}, a DNS label of {longest} characters; "
+            f"at most {DNS_LABEL_MAX} resolve: shorten the slug, settings.project_prefix or settings.container_name_pattern"
+            + (" (or container_name)" if service == "agent" else "")
+        )
+    if problems:
+        raise PlanError("invalid plan: container names too long to resolve:", problems)
+
+
 def _env_file_in_use(path: str | None) -> str | None:
     """The env file when it is a regular file and not empty, else None.
 
@@ -139,6 +161,7 @@ def resolve_plan(plan: dict[str, Any], base_dir: Path, source: str, service_name
 
     data["container_name"] = data.get("container_name") or named("agent")
     names = {service: named(service) for service in service_names} | {"agent": data["container_name"]}
+    _check_dns_names(names, "container_name" in plan, source)
     # Only the token variables' names reach the templates: the map's values are never rendered.
     data["egress"]["token_env_names"] = sorted(data["egress"].pop("token_env_map"))
     return {

@@ -229,12 +229,22 @@ class ServiceEntry(NamedTuple):
     name: str
     template: str
     when: str
+    role: str | None = None  # "agent", "gateway", or None: what the policy lets it do
 
 
 class Manifest(NamedTuple):
     document: str
     services: list[ServiceEntry]
     path: Path  # the manifest file in effect (packaged or an operator's), for messages
+    relax: dict[str, str] = {}  # sandbox rules turned off, with the reason given
+
+    @property
+    def agent(self) -> str:
+        return next(entry.name for entry in self.services if entry.role == "agent")
+
+    @property
+    def gateways(self) -> frozenset[str]:
+        return frozenset(entry.name for entry in self.services if entry.role == "gateway")
 
 
 def read_manifest(env: jinja2.Environment) -> Manifest:
@@ -250,13 +260,19 @@ def read_manifest(env: jinja2.Environment) -> Manifest:
     errors = violations(resources.MANIFEST_SCHEMA, data)
     if errors:
         raise TemplateError(f"{path}: invalid manifest:", format_errors(str(path), errors))
-    entries = [ServiceEntry(s["name"], s["template"], str(s.get("when", "true"))) for s in data["services"]]
+    entries = [ServiceEntry(s["name"], s["template"], str(s.get("when", "true")), s.get("role")) for s in data["services"]]
     seen: set[str] = set()
     for entry in entries:
         if entry.name in seen:
             raise TemplateError(f"{path}: service {entry.name!r} is declared twice")
         seen.add(entry.name)
-    return Manifest(document=data["document"], services=entries, path=path)
+    agents = [entry.name for entry in entries if entry.role == "agent"]
+    if len(agents) != 1:
+        raise TemplateError(
+            f"{path}: exactly one service must have `role: agent` (the sandboxed agent the policy protects); "
+            + (f"found {', '.join(agents)}" if agents else "none has it")
+        )
+    return Manifest(document=data["document"], services=entries, path=path, relax=dict(data.get("relax") or {}))
 
 
 Conditions = list[tuple[ServiceEntry, Callable[..., Any]]]

@@ -17,19 +17,18 @@ from __future__ import annotations
 import hashlib
 import importlib
 import re
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from functools import cache
 from typing import TYPE_CHECKING, Any
 
 from . import resources
 from ._compiled import JsonSchemaValueException
 from .errors import PlanError
+from .paths import MAX_VALUE_CHARS, json_path, shorten
 
 if TYPE_CHECKING:  # jsonschema is imported on the error path only
     from jsonschema.exceptions import ValidationError
     from jsonschema.protocols import Validator
-
-MAX_VALUE_CHARS = 60
 
 # Each schema and its compiled module in bottlegen/_compiled/.
 COMPILED = {
@@ -125,32 +124,6 @@ def violations(relative: str, instance: Any) -> list[ValidationError]:
 
         errors = [ValidationError(verdict)]
     return errors
-
-
-def json_path(parts: Iterable[Any]) -> str:
-    """`$.egress.routes[0]` for the path ('egress', 'routes', 0)."""
-    out = "$"
-    for part in parts:
-        if isinstance(part, int):
-            out += f"[{part}]"
-        elif part.replace("_", "a").replace("-", "a").isalnum():
-            out += f".{part}"
-        else:
-            out += "[" + _quote(part) + "]"
-    return out
-
-
-def _quote(text: str) -> str:
-    return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
-
-
-def shorten(value: Any) -> str:
-    """A value for a message: repr-like, on one line, at most MAX_VALUE_CHARS characters."""
-    text = _quote(value) if isinstance(value, str) else repr(value)
-    text = text.encode("unicode_escape").decode("ascii")
-    if len(text) > MAX_VALUE_CHARS:
-        text = text[: MAX_VALUE_CHARS - 3] + "..."
-    return text
 
 
 def describe(error: ValidationError) -> str:

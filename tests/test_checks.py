@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from bottlegen import DocumentError, Renderer, check
+from bottlegen import DocumentError, Renderer, check, policy
 from conftest import REPO, compose_binary, full_plan, minimal_plan, parse_yaml, run_cli, write_plan
 
 PIPELOCK = (REPO / "templates" / "pipelock.yaml.j2").read_text()
@@ -26,6 +26,7 @@ def override(tmp_path: Path, **templates: str) -> Path:
 def compose_verdict(renderer: Renderer, plan, tmp_path: Path, monkeypatch) -> subprocess.CompletedProcess:
     """What the real compose says of the document when bottlegen's own rules are skipped."""
     monkeypatch.setattr(check, "check_rules", lambda merged: None)
+    monkeypatch.setattr(policy, "enforce", lambda *args: None)
     text = renderer.render_data(plan, "plan.yml", tmp_path, "plan.yml").text
     monkeypatch.undo()
     path = tmp_path / "unchecked.yml"

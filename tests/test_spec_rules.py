@@ -60,8 +60,8 @@ def test_minimal_plan_is_pipelock_and_agent(renderer):
 def test_two_external_networks_and_nothing_else(renderer):
     doc = render_doc(renderer, full_plan())
     assert doc["networks"] == {
-        "internal": {"name": "bn-internal", "external": True},
-        "egress": {"name": "bn-egress", "external": True},
+        "internal": {"name": "bn-internal", "external": True, "x-bottlegen": {"role": "internal"}},
+        "egress": {"name": "bn-egress", "external": True, "x-bottlegen": {"role": "egress"}},
     }
     assert list(doc) == ["name", "services", "networks"]  # no named volumes
     assert not any("ports" in s for s in doc["services"].values())

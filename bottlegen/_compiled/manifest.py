@@ -3,14 +3,15 @@
 #     python tools/compile_schemas.py
 # flake8: noqa
 # fmt: off
-SCHEMA_SHA256 = "dd600bd98ec2078f2d351c524a0548f7a90a2ed598e7b6f014ea3a63b500ba62"
+SCHEMA_SHA256 = "7a17d1e07fa417490d333daa1c1393caed0d6d49aa6bf7afafb57fd8653925e9"
 VERSION = "2.22.3"
 import re
 from . import Decimal, JsonSchemaValueException, JsonSchemaValuesException
 
 
 REGEX_PATTERNS = {
-    '^[a-zA-Z0-9][a-zA-Z0-9_.-]*$': re.compile('^[a-zA-Z0-9][a-zA-Z0-9_.-]*\\Z')
+    '^[a-zA-Z0-9][a-zA-Z0-9_.-]*$': re.compile('^[a-zA-Z0-9][a-zA-Z0-9_.-]*\\Z'),
+    '\\S': re.compile('\\S')
 }
 
 NoneType = type(None)
@@ -66,8 +67,89 @@ def validate_https___bottlegen_invalid_schema_manifest_schema_json(data, custom_
                             data__services_item__when = data__services_item["when"]
                             if not isinstance(data__services_item__when, (str, bool)):
                                 raise JsonSchemaValueException("" + (name_prefix or "data") + ".services[{data__services_x}].when".format(**locals()) + " must be string or boolean")
+                        if "role" in data__services_item_keys:
+                            data__services_item_keys.remove("role")
+                            data__services_item__role = data__services_item["role"]
+                            if not (isinstance(data__services_item__role, str) and data__services_item__role == 'agent' or isinstance(data__services_item__role, str) and data__services_item__role == 'gateway'):
+                                raise JsonSchemaValueException("" + (name_prefix or "data") + ".services[{data__services_x}].role".format(**locals()) + " must be one of ['agent', 'gateway']")
                         if data__services_item_keys:
                             raise JsonSchemaValueException("" + (name_prefix or "data") + ".services[{data__services_x}]".format(**locals()) + " must not contain "+str(data__services_item_keys)+" properties")
+        if "relax" in data_keys:
+            data_keys.remove("relax")
+            data__relax = data["relax"]
+            if not isinstance(data__relax, (dict)):
+                raise JsonSchemaValueException("" + (name_prefix or "data") + ".relax must be object")
+            data__relax_is_dict = isinstance(data__relax, dict)
+            if data__relax_is_dict:
+                data__relax_keys = set(data__relax.keys())
+                if "agent-networks" in data__relax_keys:
+                    data__relax_keys.remove("agent-networks")
+                    data__relax__agentnetworks = data__relax["agent-networks"]
+                    if not isinstance(data__relax__agentnetworks, (str)):
+                        raise JsonSchemaValueException("" + (name_prefix or "data") + ".relax.agent-networks must be string")
+                    if isinstance(data__relax__agentnetworks, str):
+                        data__relax__agentnetworks_len = len(data__relax__agentnetworks)
+                        if data__relax__agentnetworks_len < 1:
+                            raise JsonSchemaValueException("" + (name_prefix or "data") + ".relax.agent-networks must be longer than or equal to 1 characters")
+                        if not REGEX_PATTERNS['\\S'].search(data__relax__agentnetworks):
+                            raise JsonSchemaValueException("" + (name_prefix or "data") + ".relax.agent-networks must match pattern \\S")
+                if "agent-ports" in data__relax_keys:
+                    data__relax_keys.remove("agent-ports")
+                    data__relax__agentports = data__relax["agent-ports"]
+                    if not isinstance(data__relax__agentports, (str)):
+                        raise JsonSchemaValueException("" + (name_prefix or "data") + ".relax.agent-ports must be string")
+                    if isinstance(data__relax__agentports, str):
+                        data__relax__agentports_len = len(data__relax__agentports)
+                        if data__relax__agentports_len < 1:
+                            raise JsonSchemaValueException("" + (name_prefix or "data") + ".relax.agent-ports must be longer than or equal to 1 characters")
+                        if not REGEX_PATTERNS['\\S'].search(data__relax__agentports):
+                            raise JsonSchemaValueException("" + (name_prefix or "data") + ".relax.agent-ports must match pattern \\S")
+                if "agent-privileges" in data__relax_keys:
+                    data__relax_keys.remove("agent-privileges")
+                    data__relax__agentprivileges = data__relax["agent-privileges"]
+                    if not isinstance(data__relax__agentprivileges, (str)):
+                        raise JsonSchemaValueException("" + (name_prefix or "data") + ".relax.agent-privileges must be string")
+                    if isinstance(data__relax__agentprivileges, str):
+                        data__relax__agentprivileges_len = len(data__relax__agentprivileges)
+                        if data__relax__agentprivileges_len < 1:
+                            raise JsonSchemaValueException("" + (name_prefix or "data") + ".relax.agent-privileges must be longer than or equal to 1 characters")
+                        if not REGEX_PATTERNS['\\S'].search(data__relax__agentprivileges):
+                            raise JsonSchemaValueException("" + (name_prefix or "data") + ".relax.agent-privileges must match pattern \\S")
+                if "agent-host-namespaces" in data__relax_keys:
+                    data__relax_keys.remove("agent-host-namespaces")
+                    data__relax__agenthostnamespaces = data__relax["agent-host-namespaces"]
+                    if not isinstance(data__relax__agenthostnamespaces, (str)):
+                        raise JsonSchemaValueException("" + (name_prefix or "data") + ".relax.agent-host-namespaces must be string")
+                    if isinstance(data__relax__agenthostnamespaces, str):
+                        data__relax__agenthostnamespaces_len = len(data__relax__agenthostnamespaces)
+                        if data__relax__agenthostnamespaces_len < 1:
+                            raise JsonSchemaValueException("" + (name_prefix or "data") + ".relax.agent-host-namespaces must be longer than or equal to 1 characters")
+                        if not REGEX_PATTERNS['\\S'].search(data__relax__agenthostnamespaces):
+                            raise JsonSchemaValueException("" + (name_prefix or "data") + ".relax.agent-host-namespaces must match pattern \\S")
+                if "agent-host-mounts" in data__relax_keys:
+                    data__relax_keys.remove("agent-host-mounts")
+                    data__relax__agenthostmounts = data__relax["agent-host-mounts"]
+                    if not isinstance(data__relax__agenthostmounts, (str)):
+                        raise JsonSchemaValueException("" + (name_prefix or "data") + ".relax.agent-host-mounts must be string")
+                    if isinstance(data__relax__agenthostmounts, str):
+                        data__relax__agenthostmounts_len = len(data__relax__agenthostmounts)
+                        if data__relax__agenthostmounts_len < 1:
+                            raise JsonSchemaValueException("" + (name_prefix or "data") + ".relax.agent-host-mounts must be longer than or equal to 1 characters")
+                        if not REGEX_PATTERNS['\\S'].search(data__relax__agenthostmounts):
+                            raise JsonSchemaValueException("" + (name_prefix or "data") + ".relax.agent-host-mounts must match pattern \\S")
+                if "gateways" in data__relax_keys:
+                    data__relax_keys.remove("gateways")
+                    data__relax__gateways = data__relax["gateways"]
+                    if not isinstance(data__relax__gateways, (str)):
+                        raise JsonSchemaValueException("" + (name_prefix or "data") + ".relax.gateways must be string")
+                    if isinstance(data__relax__gateways, str):
+                        data__relax__gateways_len = len(data__relax__gateways)
+                        if data__relax__gateways_len < 1:
+                            raise JsonSchemaValueException("" + (name_prefix or "data") + ".relax.gateways must be longer than or equal to 1 characters")
+                        if not REGEX_PATTERNS['\\S'].search(data__relax__gateways):
+                            raise JsonSchemaValueException("" + (name_prefix or "data") + ".relax.gateways must match pattern \\S")
+                if data__relax_keys:
+                    raise JsonSchemaValueException("" + (name_prefix or "data") + ".relax must not contain "+str(data__relax_keys)+" properties")
         if data_keys:
             raise JsonSchemaValueException("" + (name_prefix or "data") + " must not contain "+str(data_keys)+" properties")
     return data

@@ -1,0 +1,37 @@
+"""Key paths and values in messages: `$.egress.routes[0]`, and values cut to one short line.
+
+A leaf module: every stage reports with these, so none of them imports another stage for it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+MAX_VALUE_CHARS = 60
+
+
+def json_path(parts: Iterable[Any]) -> str:
+    """`$.egress.routes[0]` for the path ('egress', 'routes', 0)."""
+    out = "$"
+    for part in parts:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        elif str(part).replace("_", "a").replace("-", "a").isalnum():
+            out += f".{part}"
+        else:
+            out += "[" + _quote(str(part)) + "]"
+    return out
+
+
+def _quote(text: str) -> str:
+    return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def shorten(value: Any) -> str:
+    """A value for a message: repr-like, on one line, at most MAX_VALUE_CHARS characters."""
+    text = _quote(value) if isinstance(value, str) else repr(value)
+    text = text.encode("unicode_escape", errors="backslashreplace").decode("ascii")
+    if len(text) > MAX_VALUE_CHARS:
+        text = text[: MAX_VALUE_CHARS - 3] + "..."
+    return text
