@@ -13,17 +13,38 @@ from typing import Any, NamedTuple
 from ruamel.yaml.error import MarkedYAMLError, YAMLError
 
 from .errors import MergeConflictError, TemplateError
-from .load import yaml_loader
+from .load import MAX_DEPTH, ShapeError, check_shape, nesting_depth_over, yaml_loader
 from .paths import json_path
 
 Path = tuple[Any, ...]
 
 
 class Fragment(NamedTuple):
-    """One template's output: `source` names the template (and its origin) in messages."""
+    """One template's output: `source` names the template (and its origin) in messages.
+
+    `spans` are where its `{{ }}` values are in the text: each must be one whole YAML node.
+    """
 
     source: str
     text: str
+    spans: tuple[tuple[int, int], ...] = ()
+
+
+class ValueNotWhole(TemplateError):
+    """A value of a template does not stand as one whole YAML value in what it rendered."""
+
+    def __init__(self, fragment: Fragment, value: str, line: int, shown: list[str]):
+        self.fragment, self.value, self.line, self.shown = fragment, value, line, shown
+        super().__init__(self.describe(None), shown)
+
+    def describe(self, origin: str | None) -> str:
+        at = f"{origin}: " if origin else f"template {self.fragment.source}: "
+        return (
+            f"{at}the value {self.value[:80]} does not stand as one whole YAML value at line {self.line} of the "
+            "output: text, a block tag or whitespace control next to {{ }} joined it to something else. An expression "
+            'must be a whole value: build it inside, e.g. {{ "NAME=" ~ value }} instead of NAME={{ value }}, and keep '
+            "{{ }} out of comments and block scalars:"
+        )
 
 
 class Merged:
@@ -49,9 +70,43 @@ class Merged:
         return None
 
 
-def parse_fragment(fragment: Fragment) -> dict[str, Any]:
+def _load_checking_spans(fragment: Fragment) -> Any:
+    """Load a fragment, first checking that every value span is exactly one node."""
+    if not fragment.spans:
+        return yaml_loader().load(fragment.text)
+    yaml = yaml_loader()
+    constructor, parser = yaml.get_constructor_parser(fragment.text)
     try:
-        data = yaml_loader().load(fragment.text)
+        node = constructor.composer.get_single_node()
+        whole: set[tuple[int, int]] = set()
+        stack = [node] if node is not None else []
+        while stack:
+            current = stack.pop()
+            whole.add((current.start_mark.index, current.end_mark.index))
+            if isinstance(current.value, list):
+                for child in current.value:
+                    if isinstance(child, tuple):
+                        stack += child
+                    else:
+                        stack.append(child)
+        for span in fragment.spans:
+            if span not in whole:
+                text = fragment.text
+                line = text.count("\n", 0, span[0]) + 1
+                lines = text.splitlines()
+                shown = [f"{n:>4} | {lines[n - 1][:160]}" for n in range(max(1, line - 1), min(len(lines), line + 1) + 1)]
+                raise ValueNotWhole(fragment, text[span[0]:span[1]], line, shown)
+        return constructor.construct_document(node) if node is not None else None
+    finally:
+        parser.dispose()
+
+
+def parse_fragment(fragment: Fragment) -> dict[str, Any]:
+    deep = nesting_depth_over(fragment.text)
+    if deep is not None:
+        raise TemplateError(f"template {fragment.source}: what it rendered nests more than {MAX_DEPTH} levels deep at line {deep}")
+    try:
+        data = _load_checking_spans(fragment)
     except MarkedYAMLError as e:
         mark = e.problem_mark or e.context_mark
         line = mark.line + 1 if mark else 0
@@ -65,6 +120,12 @@ def parse_fragment(fragment: Fragment) -> dict[str, Any]:
         ) from None
     except YAMLError as e:
         raise TemplateError(f"template {fragment.source}: the rendered text is not valid YAML: {e}") from None
+    except (ValueError, OverflowError) as e:  # an integer past Python's digit limit
+        raise TemplateError(f"template {fragment.source}: the rendered text holds a number too long to read: {str(e).split('; use')[0]}") from None
+    try:
+        check_shape(data)
+    except ShapeError as e:
+        raise TemplateError(f"template {fragment.source}: what it rendered at {json_path(e.path)} is not plain data: {e.problem}") from None
     if data is None:
         return {}
     if not isinstance(data, dict):

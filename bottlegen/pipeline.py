@@ -19,7 +19,8 @@ from typing import Any, NamedTuple
 from jinja2 import TemplateNotFound
 
 from . import check, emit, load, policy, resolve, templating, validate
-from .merge import Fragment, merge
+from .errors import TemplateError
+from .merge import Fragment, ValueNotWhole, merge
 from .resources import templates_dir
 from .templating import PACKAGED, Root
 
@@ -92,18 +93,23 @@ class Renderer:
         with self._stage(render_templates):
             loader: templating.RootedLoader = self.env.loader  # type: ignore[assignment]
             fragments = [Fragment(self._label(loader, self.manifest.document),
-                                  templating.render_template(self.env, self.manifest.document, context))]
+                                  *templating.render_fragment(self.env, self.manifest.document, context))]
+            inputs = {fragments[0].source: (self.manifest.document, context)}
             sources: dict[str, str] = {}
             for entry in self.manifest.services:
                 if entry.name not in context["services"]:
                     continue
                 label = self._label(loader, entry.template)
                 service = {"name": entry.name, "container_name": context["container_names"][entry.name]}
-                text = templating.render_template(self.env, entry.template, {**context, "service": service})
-                fragments.append(Fragment(label, text))
+                service_context = {**context, "service": service}
+                fragments.append(Fragment(label, *templating.render_fragment(self.env, entry.template, service_context)))
+                inputs[label] = (entry.template, service_context)
                 sources[entry.name] = label
         with self._stage(parse_merge):
-            merged = merge(fragments)
+            try:
+                merged = merge(fragments)
+            except ValueNotWhole as e:
+                raise self._located(e, *inputs[e.fragment.source]) from None
         with self._stage(checks):
             check.check_schema(merged)
             check.check_rules(merged)
@@ -114,6 +120,11 @@ class Renderer:
         with self._stage(write_yaml):
             text = emit.emit(merged.document, sources, plan_name, self._relaxed)
         return Rendered(text=text, document=merged.document, context=context, warnings=warnings)
+
+    def _located(self, error: ValueNotWhole, template: str, context: dict[str, Any]) -> TemplateError:
+        """The error, naming the template line that wrote the value (found by rendering again)."""
+        origin = next((where for where, text in templating.value_origins(self.env, template, context) if text == error.value), None)
+        return TemplateError(error.describe(origin), error.shown)
 
     @staticmethod
     def _label(loader: templating.RootedLoader, name: str) -> str:

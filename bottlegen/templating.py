@@ -20,6 +20,7 @@ from __future__ import annotations
 import hashlib
 import os
 import re
+import sys
 import traceback
 from collections.abc import Callable, Iterable
 from pathlib import Path
@@ -28,7 +29,6 @@ from typing import Any, NamedTuple
 import jinja2
 from jinja2 import BaseLoader, StrictUndefined, TemplateNotFound, nodes
 from jinja2.environment import TemplateExpression
-from jinja2.ext import Extension
 from jinja2.parser import Parser
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 from ruamel.yaml.error import YAMLError
@@ -70,7 +70,12 @@ def to_yaml_value(value: Any) -> str:
 
 
 def _finalize(value: Any) -> str:
-    return value if isinstance(value, Raw) else to_yaml_value(value)
+    if isinstance(value, Raw):
+        return value
+    text = to_yaml_value(value)
+    if _trace is not None:
+        _trace.append((_value_origin(text) or "?", text))
+    return MARK_OPEN + text + MARK_CLOSE
 
 
 def _raw(value: Any) -> Raw:
@@ -125,33 +130,56 @@ class RootedLoader(BaseLoader):
         return sorted(names)
 
 
-# --- the placement check ----------------------------------------------------------------
+# --- every value one whole YAML value ---------------------------------------------------
+#
+# Each `{{ }}` that is not `raw` is written between two private-use characters (never in a
+# value's text: to_yaml_value escapes everything beyond printable ASCII). After rendering,
+# the marks are taken out and their places kept as spans; parsing the fragment (merge.py)
+# checks that each span is exactly one node of the YAML, so no template shape (text glued to
+# an expression, a block tag or whitespace control between them, a loop, a filter block, a
+# comment) can make a value part of something larger, or more than one thing.
 
-_COMMENT = re.compile(r"\{#.*?#\}", re.S)
-_EXPRESSION = re.compile(r"\{\{.*?\}\}", re.S)
-_BEFORE_OK = re.compile(r"(?:^|[\[{,]|[-:?][ \t]|%\})[ \t]*\Z")
-_AFTER_OK = re.compile(r"\A[ \t]*(?:$|[,\]}]|:(?:[ \t]|$)|#|\{%)", re.M)
+MARK_OPEN, MARK_CLOSE = "\ue000", "\ue001"
+_MARKS = re.compile(f"[{MARK_OPEN}{MARK_CLOSE}]")
+_trace: list[tuple[str, str]] | None = None  # (template file:line, value text), when diagnosing
 
 
-class WholeValueCheck(Extension):
-    """Refuses `{{ }}` glued to text, where its quoted value would not be one YAML value."""
+Spans = tuple[tuple[int, int], ...]
 
-    def preprocess(self, source: str, name: str | None, filename: str | None = None) -> str:
-        text = _COMMENT.sub(lambda m: re.sub(r"[^\n]", " ", m.group()), source)
-        for match in _EXPRESSION.finditer(text):
-            line_start = text.rfind("\n", 0, match.start()) + 1
-            line_end = text.find("\n", match.end())
-            before = text[line_start : match.start()]
-            after = text[match.end() : len(text) if line_end < 0 else line_end]
-            if not _BEFORE_OK.search(before) or not _AFTER_OK.match(after):
-                lineno = text.count("\n", 0, match.start()) + 1
-                glued = (before.strip() or after.strip())[:40]
-                raise jinja2.TemplateSyntaxError(
-                    f"{match.group()} is glued to {glued!r}: an expression must be a whole YAML value. "
-                    'Build the value inside it, e.g. {{ "NAME=" ~ value }} instead of NAME={{ value }}',
-                    lineno, name, filename,
-                )
-        return source
+
+def _unmark(marked: str, name: str) -> tuple[str, Spans]:
+    """The text without its marks, and the (start, end) offsets of each value in it."""
+    if MARK_OPEN not in marked:
+        return marked, ()
+    spans, starts, pieces, length, pos = [], [], [], 0, 0
+    for match in _MARKS.finditer(marked):
+        piece = marked[pos:match.start()]
+        pieces.append(piece)
+        length += len(piece)
+        pos = match.end()
+        if match.group() == MARK_OPEN:
+            starts.append(length)
+        elif starts:
+            spans.append((starts.pop(), length))
+        else:
+            starts = [-1]
+            break
+    if starts:
+        raise TemplateError(
+            f"template {name}: its output holds the private-use characters U+E000/U+E001 outside a value "
+            "(from a `| raw` value?); bottlegen uses them to check that every value stands whole"
+        )
+    pieces.append(marked[pos:])
+    return "".join(pieces), tuple(spans)
+
+
+def _value_origin(text: str) -> str | None:
+    """Where a value came from, as `file:line`, from the template frame that wrote it."""
+    frame = sys._getframe(2)
+    template = frame.f_globals.get("__jinja_template__")
+    if template is None:
+        return None
+    return f"{template.filename or template.name}:{template.get_corresponding_lineno(frame.f_lineno)}"
 
 
 # --- the environment --------------------------------------------------------------------
@@ -196,7 +224,6 @@ def make_environment(roots: list[Root]) -> ImmutableSandboxedEnvironment:
         trim_blocks=True,
         lstrip_blocks=True,
         auto_reload=False,
-        extensions=[WholeValueCheck],
     )
     env.filters["raw"] = _raw
     # Jinja's HTML-minded opt-out would not mean what it says here.
@@ -221,6 +248,23 @@ class _Macros:
         if macro is None:
             raise AttributeError(f"{MACROS} has no macro {name!r}")
         return lambda *args, **kwargs: Raw(macro(*args, **kwargs))
+
+
+def value_origins(env: jinja2.Environment, name: str, context: dict[str, Any]) -> list[tuple[str, str]]:
+    """Render again, noting where each value was written: (file:line, value text) in order.
+
+    Only on the error path, to say which line of a template wrote a value that does not
+    stand whole.
+    """
+    global _trace
+    _trace = []
+    try:
+        render_template(env, name, context)
+        return _trace
+    except TemplateError:
+        return _trace
+    finally:
+        _trace = None
 
 
 # --- the manifest -----------------------------------------------------------------------
@@ -339,9 +383,17 @@ def enabled_services(manifest: Manifest, conditions: Conditions, context: dict[s
 
 
 def render_template(env: jinja2.Environment, name: str, context: dict[str, Any]) -> str:
-    """Render one template; any failure becomes a TemplateError naming the file and line."""
+    """Render one template's text (render_fragment says where its values are)."""
+    return render_fragment(env, name, context)[0]
+
+
+def render_fragment(env: jinja2.Environment, name: str, context: dict[str, Any]) -> tuple[str, Spans]:
+    """Render one template; any failure becomes a TemplateError naming the file and line.
+
+    The text comes back with the spans of its values (see MARK_OPEN) for merge to check.
+    """
     try:
-        return env.get_template(name).render(context)
+        return _unmark(env.get_template(name).render(context), name)
     except jinja2.TemplateSyntaxError as e:
         raise TemplateError(f"{e.filename or e.name or name}:{e.lineno}: {e.message}") from None
     except TemplateNotFound as e:

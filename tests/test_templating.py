@@ -10,7 +10,8 @@ import pytest
 
 from bottlegen import TemplateError
 from bottlegen.resources import templates_dir
-from bottlegen.templating import Root, make_environment, render_template, to_yaml_value
+from bottlegen.merge import Fragment, parse_fragment
+from bottlegen.templating import Root, make_environment, render_fragment, render_template, to_yaml_value
 from conftest import full_plan, parse_yaml
 
 
@@ -23,7 +24,10 @@ def env_with(tmp_path: Path, **templates: str) -> jinja2.Environment:
 
 
 def render(tmp_path, text: str, **context) -> str:
-    return render_template(env_with(tmp_path, **{"t.yaml.j2": text}), "t.yaml.j2", context)
+    """Render one template and parse it as merge does, so its values are checked whole."""
+    out, spans = render_fragment(env_with(tmp_path, **{"t.yaml.j2": text}), "t.yaml.j2", context)
+    parse_fragment(Fragment("t.yaml.j2", out, spans))
+    return out
 
 
 @pytest.mark.parametrize("value", [
@@ -43,7 +47,8 @@ def test_text_around_an_expression_is_refused(tmp_path):
     with pytest.raises(TemplateError) as err:
         render(tmp_path, "env:\n  - NAME={{ v }}\n", v="x")
     message = str(err.value)
-    assert "t.yaml.j2:2" in message and "whole YAML value" in message and '{{ "NAME=" ~ value }}' in message
+    assert "line 2 of the output" in message and "whole YAML value" in message and '{{ "NAME=" ~ value }}' in message
+    assert '- NAME="x"' in message  # the output line is shown
 
 
 def test_expression_inside_a_flow_collection_is_fine(tmp_path):
