@@ -73,6 +73,7 @@ def _finalize(value: Any) -> str:
     if isinstance(value, Raw):
         return value
     text = to_yaml_value(value)
+    _written.append(text)
     if _trace is not None:
         _trace.append((_value_origin(text) or "?", text))
     return MARK_OPEN + text + MARK_CLOSE
@@ -142,6 +143,7 @@ class RootedLoader(BaseLoader):
 MARK_OPEN, MARK_CLOSE = "\ue000", "\ue001"
 _MARKS = re.compile(f"[{MARK_OPEN}{MARK_CLOSE}]")
 _trace: list[tuple[str, str]] | None = None  # (template file:line, value text), when diagnosing
+_written: list[str] = []  # the text of every value finalize wrote in the current render
 
 
 Spans = tuple[tuple[int, int], ...]
@@ -170,7 +172,17 @@ def _unmark(marked: str, name: str) -> tuple[str, Spans]:
             "(from a `| raw` value?); bottlegen uses them to check that every value stands whole"
         )
     pieces.append(marked[pos:])
-    return "".join(pieces), tuple(spans)
+    text = "".join(pieces)
+    written = set(_written)
+    for start, end in spans:
+        if text[start:end] not in written:  # a filter block or a `set` block rewrote it
+            line = text.count("\n", 0, start) + 1
+            raise TemplateError(
+                f"template {name}: a value was changed after it was written, at line {line} of the output "
+                f"({text[start:end][:80]}): a filter block or a block `set` around {{{{ }}}} rewrote it. "
+                "Apply the filter to the value inside the expression instead: {{ value | upper }}"
+            )
+    return text, tuple(spans)
 
 
 def _value_origin(text: str) -> str | None:
@@ -392,6 +404,7 @@ def render_fragment(env: jinja2.Environment, name: str, context: dict[str, Any])
 
     The text comes back with the spans of its values (see MARK_OPEN) for merge to check.
     """
+    _written.clear()
     try:
         return _unmark(env.get_template(name).render(context), name)
     except jinja2.TemplateSyntaxError as e:
