@@ -12,7 +12,7 @@ from typing import NoReturn
 
 from . import emit, resources
 from .errors import MEANINGS, ExitCode, LintError, OutputError, PlanError, TemplateError, UsageError, UserError
-from .pipeline import Rendered, Renderer, override_dirs_from_env
+from .pipeline import Renderer, override_dirs_from_env
 from .templating import iter_origins
 from .write import write_atomic
 
@@ -60,12 +60,12 @@ def cmd_render(args: argparse.Namespace) -> int:
 def _render_batch(renderer: Renderer, plans: list[Path], out_dir: Path, strict: bool) -> int:
     """Each plan into out_dir/<slug>.yml; a bad plan is reported and the rest still render.
 
-    Plans of one batch are bottles of one fleet: two that would share a compose project, a
-    container name or an internal network on one engine are refused, naming both files.
+    Two plans of one batch that make one compose project (say prefix `a-b` with slug `c` and
+    prefix `a` with slug `b-c`) are refused, naming both files: one would replace the other.
     """
     worst = ExitCode.OK
     written: dict[str, Path] = {}
-    claimed: dict[tuple[str, str], Path] = {}  # (what, name) -> the plan that has it
+    projects: dict[str, Path] = {}
     for plan in plans:
         try:
             rendered = renderer.render(plan)
@@ -73,32 +73,19 @@ def _render_batch(renderer: Renderer, plans: list[Path], out_dir: Path, strict: 
             slug = rendered.context["plan"]["slug"]
             if slug in written:
                 raise OutputError(f"{plan}: slug {slug!r} was already rendered from {written[slug]}; nothing written for it")
-            wanted = _fleet_names(rendered)
-            clashes = [f"{what} {name!r} is also {claimed[(what, name)]}'s" for what, name in wanted if (what, name) in claimed]
-            if clashes:
-                raise PlanError("two bottles of this batch would collide on one engine; nothing written for this one:", clashes)
+            project = str(rendered.document.get("name"))
+            if project in projects:
+                raise PlanError(f"{plan}: makes compose project {project!r}, as {projects[project]} does; "
+                                "give one of them another slug or settings.project_prefix. Nothing written for it")
             write_atomic(out_dir / f"{slug}.yml", rendered.text)
             written[slug] = plan
-            claimed.update(dict.fromkeys(wanted, plan))
+            projects[project] = plan
             print(f"{plan} -> {out_dir / (slug + '.yml')}")
         except UserError as e:
             _report(e, prefix=f"{plan}: ")
             worst = max(worst, e.exit_code)
     print(f"rendered {len(written)} of {len(plans)} plan(s)", file=sys.stderr)
     return worst
-
-
-def _fleet_names(rendered: Rendered) -> list[tuple[str, str]]:
-    """The names a bottle takes on its engine, that no other bottle may have."""
-    from .policy import INTERNAL, ROLE_KEY
-
-    document = rendered.document
-    names = [("compose project", str(document.get("name")))]
-    names += [("container name", s["container_name"]) for s in document.get("services", {}).values()
-              if isinstance(s, dict) and isinstance(s.get("container_name"), str)]
-    names += [("internal network", str(n.get("name"))) for n in (document.get("networks") or {}).values()
-              if isinstance(n, dict) and (n.get(ROLE_KEY) or {}).get("role") == INTERNAL]
-    return names
 
 
 def cmd_context(args: argparse.Namespace) -> int:
