@@ -5,13 +5,15 @@ from __future__ import annotations
 import argparse
 import gc
 import json
+import os
+import signal
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import NoReturn
+from typing import Any, NoReturn
 
 from . import emit, resources
-from .errors import MEANINGS, ExitCode, LintError, OutputError, PlanError, TemplateError, UsageError, UserError
+from .errors import MEANINGS, ExitCode, LintError, OutputError, PlanError, Stopped, TemplateError, UsageError, UserError
 from .pipeline import Renderer, override_dirs_from_env
 from .templating import iter_origins
 from .write import write_atomic
@@ -45,6 +47,8 @@ def cmd_render(args: argparse.Namespace) -> int:
     if args.out_dir is None:
         if len(args.plans) != 1:
             raise UsageError("render takes one PLAN (or several with --out-dir DIR)")
+        if args.output:
+            _not_the_plan(Path(args.output), Path(args.plans[0]))
         rendered = renderer.render(Path(args.plans[0]))
         render_warnings(rendered.warnings, args.strict)
         if args.output:
@@ -77,6 +81,7 @@ def _render_batch(renderer: Renderer, plans: list[Path], out_dir: Path, strict: 
             if project in projects:
                 raise PlanError(f"{plan}: makes compose project {project!r}, as {projects[project]} does; "
                                 "give one of them another slug or settings.project_prefix. Nothing written for it")
+            _not_the_plan(out_dir / f"{slug}.yml", *plans)
             write_atomic(out_dir / f"{slug}.yml", rendered.text)
             written[slug] = plan
             projects[project] = plan
@@ -88,6 +93,18 @@ def _render_batch(renderer: Renderer, plans: list[Path], out_dir: Path, strict: 
     return worst
 
 
+def _not_the_plan(output: Path, *plans: Path) -> None:
+    """Refuse to write a compose file over a plan it is rendered from."""
+    for plan in plans:
+        try:
+            same = output.exists() and os.path.samefile(output, plan)
+        except OSError:
+            same = False
+        if same:
+            raise UsageError(f"{output} is the plan {plan}: rendering would replace the plan with its compose file; "
+                             "write somewhere else")
+
+
 def cmd_context(args: argparse.Namespace) -> int:
     context = _renderer(args).context(Path(args.plan))
     sys.stdout.write(emit.dump_plain(context))
@@ -95,23 +112,32 @@ def cmd_context(args: argparse.Namespace) -> int:
 
 
 def cmd_check(args: argparse.Namespace) -> int:
+    from .load import read_text_file
+
     rendered = _renderer(args).render(Path(args.plan))
     path = Path(args.file)
     try:
-        current = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        current = ""
-    except OSError as e:
-        raise OutputError(f"{path}: cannot read: {e.strerror}") from None
-    if current == rendered.text:
+        current = read_text_file(path, "compose file", OutputError)
+    except OutputError:
+        if path.exists() or path.is_symlink():
+            raise
+        current = b""  # a golden not rendered yet: all of it is drift
+    wanted = rendered.text.encode("utf-8")
+    if current == wanted:
         return ExitCode.OK
     import difflib
 
+    text = current.decode("utf-8", errors="replace")
     sys.stdout.writelines(difflib.unified_diff(
-        current.splitlines(keepends=True), rendered.text.splitlines(keepends=True),
+        text.splitlines(keepends=True), rendered.text.splitlines(keepends=True),
         fromfile=f"{path} (on disk)", tofile=f"{path} (bottlegen render {args.plan})",
     ))
-    print(f"bottlegen: {path} has drifted from its plan; run `bottlegen render {args.plan} -o {path}`", file=sys.stderr)
+    why = ""
+    if b"\r\n" in current and current.replace(b"\r\n", b"\n") == wanted:
+        why = " (only its line endings: it has CRLF, bottlegen writes LF)"
+    elif text.encode("utf-8", errors="surrogateescape") != current:
+        why = " (it is not UTF-8 text)"
+    _say(f"bottlegen: {path} has drifted from its plan{why}; run `bottlegen render {args.plan} -o {path}`")
     return ExitCode.DRIFT
 
 
@@ -205,8 +231,20 @@ def strict_option() -> argparse.ArgumentParser:
     return parent
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse, except that a failed write of --help to stdout is an error, not ignored."""
+
+    def _print_message(self, message: str, file: Any = None) -> None:
+        if not message:
+            return
+        if file is None or file is sys.stderr:
+            _say(message.rstrip("\n"))
+        else:
+            file.write(message)
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="bottlegen",
         description="Render a bottle's plan into its docker-compose.yml, and run it.",
         epilog=EXIT_CODES_HELP,
@@ -262,24 +300,87 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _report(error: UserError, prefix: str = "") -> None:
-    print(f"bottlegen: error: {prefix}{error}", file=sys.stderr)
+    _say(f"bottlegen: error: {prefix}{error}")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
+    """Run one command; every outcome is an exit code of errors.ExitCode, never a traceback."""
+    previous = {signum: signal.signal(signum, _stop) for signum in (signal.SIGTERM, signal.SIGHUP)}
     try:
-        return int(args.func(args))
-    except UsageError as e:
-        parser.print_usage(sys.stderr)
-        _report(e)
-        return e.exit_code
+        parser = build_parser()
+        try:
+            args = parser.parse_args(argv)
+        except SystemExit as e:  # --help, --version, or a usage error argparse reported
+            _flush_stdout()
+            return int(e.code or 0) if isinstance(e.code, int) else ExitCode.USAGE
+        try:
+            code = int(args.func(args))
+        except UsageError as e:
+            parser.print_usage(sys.stderr)
+            _report(e)
+            return e.exit_code
+        _flush_stdout()
+        return code
     except UserError as e:
         _report(e)
         return e.exit_code
+    except BrokenPipeError:  # a reader that stopped reading (`| head`): nothing more to say
+        _silence_stdout()
+        return ExitCode.IO
+    except OSError as e:  # stdout full (or another write that no command expected to fail)
+        _silence_stdout()
+        _say(f"bottlegen: error: {e.filename or 'stdout'}: {e.strerror or e}")
+        return ExitCode.IO
     except KeyboardInterrupt:
-        print("bottlegen: interrupted", file=sys.stderr)
-        return 130
+        _say("bottlegen: interrupted")
+        return ExitCode.INTERRUPTED
+    except Stopped as e:
+        _say(f"bottlegen: stopped by signal {e.exit_code - 128}")
+        return e.exit_code
+    except Exception as e:  # noqa: BLE001 - the last net: a bug still ends in a documented code
+        if os.environ.get("BOTTLEGEN_DEBUG"):
+            import traceback
+
+            traceback.print_exc()
+        _say(f"bottlegen: internal error: {type(e).__name__}: {e}. This is a bug in bottlegen; please report it "
+             "with the command that caused it (BOTTLEGEN_DEBUG=1 shows the traceback)")
+        return ExitCode.INTERNAL
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+
+
+def _stop(signum: int, frame: object) -> None:
+    raise Stopped(signum)
+
+
+def _flush_stdout() -> None:
+    """Flush stdout now, so that a full disk or a closed pipe is reported here, not at exit."""
+    try:
+        sys.stdout.flush()
+    except BrokenPipeError:
+        raise
+    except OSError as e:
+        _silence_stdout()
+        raise OutputError(f"cannot write to stdout: {e.strerror or e}") from None
+
+
+def _silence_stdout() -> None:
+    """Point stdout at /dev/null, so that the interpreter's flush at exit has nothing to fail on."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+    except (OSError, ValueError):
+        pass
+
+
+def _say(message: str) -> None:
+    """A line on stderr, when there is a stderr to write to."""
+    try:
+        print(message, file=sys.stderr, flush=True)
+    except (OSError, ValueError):
+        pass
 
 
 def run() -> NoReturn:

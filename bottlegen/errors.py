@@ -26,6 +26,10 @@ class ExitCode(IntEnum):
     IO = 7
     ENGINE = 8
     COMPOSE = 9
+    INTERNAL = 70  # sysexits' EX_SOFTWARE
+    HANGUP = 129  # 128 + the signal's number, as a shell reports a command a signal ended
+    INTERRUPTED = 130
+    TERMINATED = 143
 
 
 # What each exit code means, as `bottlegen --help` prints it.
@@ -37,14 +41,27 @@ MEANINGS = {
     ExitCode.TEMPLATE: "template error: a template fails to load, render or parse, or two templates conflict",
     ExitCode.INVALID_DOCUMENT: "invalid document: the result breaks the compose schema or compose's rules",
     ExitCode.LINT: "warnings, with --strict",
-    ExitCode.IO: "I/O: a file could not be read or written",
+    ExitCode.IO: "I/O: a file could not be read or written, or stdout is full or closed (quietly, on a closed pipe)",
     ExitCode.ENGINE: "engine: no docker CLI, no compose plugin, or the daemon is unreachable",
     ExitCode.COMPOSE: "compose: a docker or docker compose command failed",
+    ExitCode.INTERNAL: "a bug in bottlegen (please report it; BOTTLEGEN_DEBUG=1 shows the traceback)",
+    ExitCode.HANGUP: "stopped by SIGHUP; a file being written is left as it was",
+    ExitCode.INTERRUPTED: "stopped by SIGINT (Ctrl-C); a file being written is left as it was",
+    ExitCode.TERMINATED: "stopped by SIGTERM; a file being written is left as it was",
 }
 
 
 class BottlegenError(Exception):
     """Base of every error bottlegen raises on purpose."""
+
+
+class Stopped(BaseException):
+    """A signal (SIGTERM, SIGHUP) asked bottlegen to stop: raised where it arrives, so that
+    cleanups run as they do for Ctrl-C. A BaseException, like KeyboardInterrupt."""
+
+    def __init__(self, signum: int):
+        super().__init__(signum)
+        self.exit_code = 128 + signum
 
 
 class UserError(BottlegenError):

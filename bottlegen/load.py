@@ -269,6 +269,8 @@ def read_text_file(path: Path, what: str, error: type[Exception] = PlanError, li
                 raise error(f"{path}: is larger than {limit} bytes, the most a {what} may be")
             chunks.append(chunk)
         return b"".join(chunks)
+    except OutputError:
+        raise
     except OSError as e:
         raise OutputError(f"{path}: cannot read the {what}: {e.strerror or e}") from None
     finally:

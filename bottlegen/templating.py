@@ -17,7 +17,6 @@ Rules every template lives by:
 
 from __future__ import annotations
 
-import hashlib
 import os
 import re
 import sys
@@ -34,6 +33,7 @@ from jinja2.sandbox import ImmutableSandboxedEnvironment
 from ruamel.yaml.error import YAMLError
 
 from . import resources
+from .cache import open_cache
 from .emit import double_quoted, scalar
 from .errors import TemplateError
 from .load import yaml_loader
@@ -117,8 +117,13 @@ class RootedLoader(BaseLoader):
 
     def get_source(self, environment: jinja2.Environment, name: str) -> tuple[str, str, Callable[[], bool]]:
         _, path = self.locate(name)
-        source = path.read_text(encoding="utf-8")
-        mtime = path.stat().st_mtime
+        try:
+            source = path.read_text(encoding="utf-8")
+            mtime = path.stat().st_mtime
+        except UnicodeDecodeError as e:
+            raise TemplateError(f"{path}: template {name!r} is not UTF-8 text ({e.reason} at byte {e.start})") from None
+        except OSError as e:
+            raise TemplateError(f"{path}: cannot read template {name!r}: {e.strerror or e}") from None
         return source, str(path), lambda: path.is_file() and path.stat().st_mtime == mtime
 
     def list_templates(self) -> list[str]:
@@ -196,39 +201,11 @@ def _value_origin(text: str) -> str | None:
 
 # --- the environment --------------------------------------------------------------------
 
-CACHE_ENV = "BOTTLEGEN_CACHE_DIR"
-
-
-def _bytecode_cache() -> jinja2.BytecodeCache | None:
-    """Compiled templates, kept between runs (compiling costs ~20 ms of a fresh process).
-
-    In $BOTTLEGEN_CACHE_DIR (empty: no cache), else $XDG_CACHE_HOME/bottlegen or
-    ~/.cache/bottlegen. Jinja keys entries by template and source; the folder is keyed by
-    this file, which holds the whole Jinja configuration, so a change here never meets
-    code compiled under the old one.
-    """
-    configured = os.environ.get(CACHE_ENV)
-    if configured == "":
-        return None
-    fingerprint = hashlib.sha256(Path(__file__).read_bytes()).hexdigest()[:16]
-    try:
-        base = Path(configured) if configured else Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "bottlegen"
-        directory = base / f"jinja-{fingerprint}"
-        directory.mkdir(mode=0o700, parents=True, exist_ok=True)
-        info = directory.stat()
-    except (OSError, RuntimeError):  # RuntimeError: no home directory
-        return None
-    # Cached code runs outside the sandbox: use the folder only if nobody else can write it.
-    if info.st_uid != os.getuid() or info.st_mode & 0o022:
-        return None
-    return jinja2.FileSystemBytecodeCache(str(directory))
-
-
 def make_environment(roots: list[Root]) -> ImmutableSandboxedEnvironment:
     """The Jinja environment for these template roots. Nothing else configures Jinja."""
     env = ImmutableSandboxedEnvironment(
         loader=RootedLoader(roots),
-        bytecode_cache=_bytecode_cache(),
+        bytecode_cache=open_cache(),
         undefined=StrictUndefined,
         finalize=_finalize,
         autoescape=False,

@@ -2,12 +2,19 @@
 
 The text goes to a temporary file in the destination's directory, is flushed to disk, and
 is renamed over the destination: a reader (or a crash) sees the old file or the new one,
-never a mix. On any failure the temporary file is removed and the destination untouched.
+never a mix. On any failure, Ctrl-C, SIGTERM or SIGHUP (the CLI turns the last two into an
+exception) the temporary file is removed and the destination untouched. A temporary file
+that a killed process (SIGKILL, a power cut) left behind carries that process's id in its
+name, and the next write to the same destination removes it.
+
+The destination must be a regular file or not exist: a device, a FIFO or a socket at that
+path is refused (a rename would replace it; writing into a FIFO could block forever).
 """
 
 from __future__ import annotations
 
 import os
+import stat
 import tempfile
 from pathlib import Path
 
@@ -16,11 +23,33 @@ from .errors import OutputError
 FILE_MODE = 0o644
 
 
+def _tmp_prefix(path: Path) -> str:
+    return f".{path.name}."
+
+
+def check_destination(path: Path) -> None:
+    """Refuse a destination that exists and is not a regular file (or a link to one)."""
+    try:
+        info = os.stat(path)
+    except FileNotFoundError:
+        return
+    except NotADirectoryError:
+        return  # write_atomic says which parent is a file
+    except OSError as e:
+        raise OutputError(f"{path}: cannot write here: {e.strerror or e}") from None
+    if stat.S_ISDIR(info.st_mode):
+        raise OutputError(f"{path}: is a directory; give the path of the file to write")
+    if not stat.S_ISREG(info.st_mode):
+        raise OutputError(f"{path}: is not a regular file (a device, FIFO or socket); write to a regular file, "
+                          "or leave out -o to write to stdout")
+
+
 def write_atomic(path: Path, text: str, mode: int = FILE_MODE) -> None:
     data = text.encode("utf-8")
+    check_destination(path)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f"{_tmp_prefix(path)}{os.getpid()}.", suffix=".tmp")
     except (FileExistsError, NotADirectoryError):
         blocker = next(p for p in [path.parent, *path.parent.parents] if p.exists())
         raise OutputError(f"{path}: cannot write here: {blocker} is a file, not a directory") from None
@@ -45,6 +74,39 @@ def write_atomic(path: Path, text: str, mode: int = FILE_MODE) -> None:
             raise OutputError(f"{path}: writing failed, the file is unchanged: {e.strerror or e}") from None
         raise
     _fsync_dir(path.parent)
+    remove_stale_temporaries(path)
+
+
+def remove_stale_temporaries(path: Path) -> None:
+    """Remove our temporary files beside path whose writer is no longer running."""
+    prefix = _tmp_prefix(path)
+    try:
+        names = [n for n in os.listdir(path.parent) if n.startswith(prefix) and n.endswith(".tmp")]
+    except OSError:
+        return
+    for name in names:
+        pid = name[len(prefix):].split(".", 1)[0]
+        if not pid.isdigit() or _alive(int(pid)):
+            continue
+        candidate = path.parent / name
+        try:
+            info = os.lstat(candidate)
+            if stat.S_ISREG(info.st_mode) and info.st_uid == os.getuid():
+                os.unlink(candidate)
+        except OSError:
+            pass
+
+
+def _alive(pid: int) -> bool:
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def _fsync_dir(directory: Path) -> None:
