@@ -20,6 +20,7 @@ change to it never meets code compiled under the old one.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import marshal
 import os
@@ -118,10 +119,14 @@ def cache_folder() -> Path | None:
 
 
 def open_cache() -> DirectoryCache | None:
-    """The cache, or None where it cannot be trusted or made."""
+    """The cache, or None where it cannot be trusted or made; one per folder and process."""
     directory = cache_folder()
-    if directory is None:
-        return None
+    return None if directory is None else _open(str(directory))
+
+
+@functools.cache
+def _open(path: str) -> DirectoryCache | None:
+    directory = Path(path)
     try:
         directory.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
         try:

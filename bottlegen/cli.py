@@ -212,7 +212,8 @@ class _Version(argparse.Action):
     def __call__(self, parser, namespace, values, option_string=None):
         from . import __version__
 
-        parser.exit(message=f"bottlegen {__version__}\n")
+        sys.stdout.write(f"bottlegen {__version__}\n")
+        parser.exit()
 
 
 def templates_option() -> argparse.ArgumentParser:

@@ -79,9 +79,13 @@ def _load_checking_spans(fragment: Fragment) -> Any:
     try:
         node = constructor.composer.get_single_node()
         whole: set[tuple[int, int]] = set()
+        seen: set[int] = set()  # an alias is the same node again, and may contain itself
         stack = [node] if node is not None else []
         while stack:
             current = stack.pop()
+            if id(current) in seen:
+                continue
+            seen.add(id(current))
             whole.add((current.start_mark.index, current.end_mark.index))
             if isinstance(current.value, list):
                 for child in current.value:

@@ -17,15 +17,21 @@ def json_path(parts: Iterable[Any]) -> str:
     for part in parts:
         if isinstance(part, int):
             out += f"[{part}]"
-        elif str(part).replace("_", "a").replace("-", "a").isalnum():
+        elif str(part).replace("_", "a").replace("-", "a").isalnum() and str(part).isascii():
             out += f".{part}"
         else:
-            out += "[" + _quote(str(part)) + "]"
+            out += "[" + _key(str(part)) + "]"
     return out
 
 
 def _quote(text: str) -> str:
     return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def _key(text: str) -> str:
+    """A key for a path: quoted, and escaped where it is not printable ASCII."""
+    quoted = _quote(text)
+    return quoted if quoted.isascii() and quoted.isprintable() else quoted.encode("unicode_escape", errors="backslashreplace").decode("ascii")
 
 
 def shorten(value: Any) -> str:

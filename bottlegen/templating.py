@@ -108,6 +108,8 @@ class RootedLoader(BaseLoader):
             raise TemplateNotFound(name, f"template name {name!r} must be a relative path inside a templates folder")
         for root in self.roots:
             candidate = root.path.joinpath(*parts)
+            if not candidate.is_file() and (candidate.is_symlink() or candidate.exists()):
+                raise TemplateNotFound(name, f"{candidate} is not a regular file")
             if candidate.is_file():
                 real_root = os.path.realpath(root.path)
                 if os.path.commonpath([real_root, os.path.realpath(candidate)]) != real_root:
@@ -312,7 +314,7 @@ Conditions = list[tuple[ServiceEntry, Callable[..., Any]]]
 
 
 # What a template or a condition can raise for a mistake in it (not a bug in bottlegen).
-_TEMPLATE_FAILURES = (jinja2.TemplateError, TypeError, ValueError, ArithmeticError, LookupError, AttributeError)
+_TEMPLATE_FAILURES = (jinja2.TemplateError, TypeError, ValueError, ArithmeticError, LookupError, AttributeError, RecursionError)
 
 
 def _condition_error(manifest: Manifest, entry: ServiceEntry, error: BaseException) -> TemplateError:
