@@ -89,6 +89,9 @@ def _render_batch(renderer: Renderer, plans: list[Path], out_dir: Path, strict: 
         except UserError as e:
             _report(e, prefix=f"{plan}: ")
             worst = max(worst, e.exit_code)
+        except (OSError, RecursionError, MemoryError, ValueError, TypeError) as e:  # a bug: report it, render the rest
+            _say(f"bottlegen: internal error: {plan}: {type(e).__name__}: {e}. This is a bug in bottlegen; please report it")
+            worst = max(worst, ExitCode.INTERNAL)
     print(f"rendered {len(written)} of {len(plans)} plan(s)", file=sys.stderr)
     return worst
 

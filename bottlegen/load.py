@@ -92,6 +92,9 @@ def _depth_may_exceed(text: str, limit: int) -> bool:
     flow = text.count("[") + text.count("{")
     if flow > limit:
         return True
+    # Each block level needs an indicator of its own: at most this many of them in all.
+    if flow + text.count("-") + text.count("?") + text.count(":") <= limit:
+        return False
     indent = max((len(m) for m in re.findall(r"^[ \t]*", text, re.M)), default=0)
     if flow + 2 * indent > limit:
         return True

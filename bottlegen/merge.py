@@ -70,29 +70,46 @@ class Merged:
         return None
 
 
-def _load_checking_spans(fragment: Fragment) -> Any:
-    """Load a fragment, first checking that every value span is exactly one node."""
+_PLAIN_TAGS = frozenset(f"tag:yaml.org,2002:{t}" for t in ("str", "int", "float", "bool", "null", "map", "seq"))
+_STR, _INT, _FLOAT = "tag:yaml.org,2002:str", "tag:yaml.org,2002:int", "tag:yaml.org,2002:float"
+
+
+def _load_checking_spans(fragment: Fragment) -> tuple[Any, bool]:
+    """Load a fragment, first checking that every value span is exactly one node.
+
+    Also says whether the data needs load.check_shape: only when the node tree has an alias,
+    a tag other than plain data's, a key that is not a string, a NaN or infinity, or an
+    integer long enough to pass 64 bits. The walk is done anyway, for the spans.
+    """
     if not fragment.spans:
-        return yaml_loader().load(fragment.text)
+        return yaml_loader().load(fragment.text), True
     yaml = yaml_loader()
     constructor, parser = yaml.get_constructor_parser(fragment.text)
     try:
         node = constructor.composer.get_single_node()
         whole: set[tuple[int, int]] = set()
         seen: set[int] = set()  # an alias is the same node again, and may contain itself
+        suspect = False
         stack = [node] if node is not None else []
         while stack:
             current = stack.pop()
             if id(current) in seen:
+                suspect = True
                 continue
             seen.add(id(current))
             whole.add((current.start_mark.index, current.end_mark.index))
-            if isinstance(current.value, list):
-                for child in current.value:
+            tag, value = current.ctag.suffix, current.value  # .tag is a property that builds a string
+            if tag not in _PLAIN_TAGS:
+                suspect = True
+            if isinstance(value, list):
+                for child in value:
                     if isinstance(child, tuple):
+                        suspect = suspect or child[0].ctag.suffix != _STR
                         stack += child
                     else:
                         stack.append(child)
+            elif tag == _FLOAT and ("n" in value or "N" in value) or tag == _INT and len(value) > 18:
+                suspect = True
         for span in fragment.spans:
             if span not in whole:
                 text = fragment.text
@@ -100,7 +117,7 @@ def _load_checking_spans(fragment: Fragment) -> Any:
                 lines = text.splitlines()
                 shown = [f"{n:>4} | {lines[n - 1][:160]}" for n in range(max(1, line - 1), min(len(lines), line + 1) + 1)]
                 raise ValueNotWhole(fragment, text[span[0]:span[1]], line, shown)
-        return constructor.construct_document(node) if node is not None else None
+        return (constructor.construct_document(node) if node is not None else None), suspect
     finally:
         parser.dispose()
 
@@ -110,7 +127,7 @@ def parse_fragment(fragment: Fragment) -> dict[str, Any]:
     if deep is not None:
         raise TemplateError(f"template {fragment.source}: what it rendered nests more than {MAX_DEPTH} levels deep at line {deep}")
     try:
-        data = _load_checking_spans(fragment)
+        data, suspect = _load_checking_spans(fragment)
     except MarkedYAMLError as e:
         mark = e.problem_mark or e.context_mark
         line = mark.line + 1 if mark else 0
@@ -127,7 +144,8 @@ def parse_fragment(fragment: Fragment) -> dict[str, Any]:
     except (ValueError, OverflowError) as e:  # an integer past Python's digit limit
         raise TemplateError(f"template {fragment.source}: the rendered text holds a number too long to read: {str(e).split('; use')[0]}") from None
     try:
-        check_shape(data)
+        if suspect:
+            check_shape(data)
     except ShapeError as e:
         raise TemplateError(f"template {fragment.source}: what it rendered at {json_path(e.path)} is not plain data: {e.problem}") from None
     if data is None:
