@@ -83,23 +83,27 @@ class ShapeError(ValueError):
         self.problem = problem
 
 
+_LEADING = re.compile(r"^([ \t]*)((?:[-?][ \t]+)*)", re.M)
+
+
 def _depth_may_exceed(text: str, limit: int) -> bool:
     """A cheap upper bound on the nesting of YAML text, checked against limit.
 
-    Flow nesting is at most the number of `[` and `{`; block nesting at most twice the
-    deepest indentation plus the indicators (`-`, `?`, `:`) on one line.
+    Flow nesting is at most the number of `[` and `{`. A block level is indented deeper
+    than its parent, but for a sequence under a mapping key, so there are at most two per
+    column of indentation; on one line, compact `- ` and `? ` entries open one each, and a
+    `key:` one more.
     """
     flow = text.count("[") + text.count("{")
     if flow > limit:
         return True
-    # Each block level needs an indicator of its own: at most this many of them in all.
     if flow + text.count("-") + text.count("?") + text.count(":") <= limit:
-        return False
-    indent = max((len(m) for m in re.findall(r"^[ \t]*", text, re.M)), default=0)
-    if flow + 2 * indent > limit:
-        return True
-    indicators = max((line.count("-") + line.count("?") + line.count(":") for line in text.splitlines()), default=0)
-    return flow + 2 * indent + indicators > limit
+        return False  # each block level needs an indicator of its own
+    indent = compact = 0
+    for spaces, run in _LEADING.findall(text):
+        indent = max(indent, len(spaces))
+        compact = max(compact, len(run))
+    return flow + 2 * (indent + 1) + compact + 1 > limit
 
 
 def nesting_depth_over(text: str, limit: int = MAX_DEPTH) -> int | None:

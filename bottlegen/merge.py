@@ -8,6 +8,7 @@ say which template produced a bad value.
 
 from __future__ import annotations
 
+import re
 from typing import Any, NamedTuple
 
 from ruamel.yaml.error import MarkedYAMLError, YAMLError
@@ -70,26 +71,29 @@ class Merged:
         return None
 
 
-_PLAIN_TAGS = frozenset(f"tag:yaml.org,2002:{t}" for t in ("str", "int", "float", "bool", "null", "map", "seq"))
-_STR, _INT, _FLOAT = "tag:yaml.org,2002:str", "tag:yaml.org,2002:int", "tag:yaml.org,2002:float"
+_STR = "tag:yaml.org,2002:str"
+# What only a tag, an anchor, a NaN or infinity, or a very long integer is written with.
+_UNPLAIN = re.compile(r"[!&]|\.(?:nan|NaN|NAN|inf|Inf|INF)\b|\d{19}")
 
 
 def _load_checking_spans(fragment: Fragment) -> tuple[Any, bool]:
     """Load a fragment, first checking that every value span is exactly one node.
 
-    Also says whether the data needs load.check_shape: only when the node tree has an alias,
-    a tag other than plain data's, a key that is not a string, a NaN or infinity, or an
-    integer long enough to pass 64 bits. The walk is done anyway, for the spans.
+    Also says whether the data needs load.check_shape: when the text shows a tag, an anchor,
+    NaN, infinity or a long integer, or the node tree a key that is not a string.
     """
+    text = fragment.text
+    suspect = _UNPLAIN.search(text) is not None
     if not fragment.spans:
-        return yaml_loader().load(fragment.text), True
+        return yaml_loader().load(text), True
+    ends = dict(fragment.spans)  # value starts are distinct: marks never nest at one place
+    wanted = len(ends) if len(ends) == len(fragment.spans) else -1
+    found = 0
     yaml = yaml_loader()
-    constructor, parser = yaml.get_constructor_parser(fragment.text)
+    constructor, parser = yaml.get_constructor_parser(text)
     try:
         node = constructor.composer.get_single_node()
-        whole: set[tuple[int, int]] = set()
         seen: set[int] = set()  # an alias is the same node again, and may contain itself
-        suspect = False
         stack = [node] if node is not None else []
         while stack:
             current = stack.pop()
@@ -97,29 +101,45 @@ def _load_checking_spans(fragment: Fragment) -> tuple[Any, bool]:
                 suspect = True
                 continue
             seen.add(id(current))
-            whole.add((current.start_mark.index, current.end_mark.index))
-            tag, value = current.ctag.suffix, current.value  # .tag is a property that builds a string
-            if tag not in _PLAIN_TAGS:
-                suspect = True
+            end = ends.get(current.start_mark.index)
+            if end is not None and end == current.end_mark.index:
+                found += 1
+            value = current.value
             if isinstance(value, list):
                 for child in value:
                     if isinstance(child, tuple):
-                        suspect = suspect or child[0].ctag.suffix != _STR
+                        key = child[0]
+                        if key.ctag.suffix != _STR:
+                            suspect = True
                         stack += child
                     else:
                         stack.append(child)
-            elif tag == _FLOAT and ("n" in value or "N" in value) or tag == _INT and len(value) > 18:
-                suspect = True
-        for span in fragment.spans:
-            if span not in whole:
-                text = fragment.text
-                line = text.count("\n", 0, span[0]) + 1
-                lines = text.splitlines()
-                shown = [f"{n:>4} | {lines[n - 1][:160]}" for n in range(max(1, line - 1), min(len(lines), line + 1) + 1)]
-                raise ValueNotWhole(fragment, text[span[0]:span[1]], line, shown)
+        if found != wanted:
+            whole = {(n.start_mark.index, n.end_mark.index) for n in _nodes(node)}
+            for span in fragment.spans:
+                if span not in whole:
+                    line = text.count("\n", 0, span[0]) + 1
+                    lines = text.splitlines()
+                    shown = [f"{n:>4} | {lines[n - 1][:160]}" for n in range(max(1, line - 1), min(len(lines), line + 1) + 1)]
+                    raise ValueNotWhole(fragment, text[span[0]:span[1]], line, shown)
         return (constructor.construct_document(node) if node is not None else None), suspect
     finally:
         parser.dispose()
+
+
+def _nodes(node: Any) -> list[Any]:
+    """Every node of a tree once (the error path)."""
+    out, seen, stack = [], set(), [node] if node is not None else []
+    while stack:
+        current = stack.pop()
+        if id(current) in seen:
+            continue
+        seen.add(id(current))
+        out.append(current)
+        if isinstance(current.value, list):
+            for child in current.value:
+                stack += child if isinstance(child, tuple) else [child]
+    return out
 
 
 def parse_fragment(fragment: Fragment) -> dict[str, Any]:
