@@ -7,7 +7,7 @@ Rules every template lives by:
   number, a boolean, null, or a flow collection of those. A `$` in a string is written `$$`
   so that compose's interpolation gives the value back. Whatever characters a value holds,
   it cannot change the document's structure. So an expression must be a whole value: write
-  `{{ "NAME=" ~ value }}`, never `NAME={{ value }}` (a load-time check enforces this).
+  `{{ "NAME=" ~ value }}`, never `NAME={{ value }}` (every render checks it: see "every value one whole YAML value" below).
 - The opt-out is the `raw` filter, `{{ text | raw }}`: text inserted as YAML source,
   unchanged. Use it for template-made text only, never for plan values.
 - Shared macros live in `_macros.yaml.j2` and are called as `m.<name>(...)`; what they
