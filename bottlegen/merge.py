@@ -83,9 +83,9 @@ def _load_checking_spans(fragment: Fragment) -> tuple[Any, bool]:
     NaN, infinity or a long integer, or the node tree a key that is not a string.
     """
     text = fragment.text
-    suspect = _UNPLAIN.search(text) is not None
     if not fragment.spans:
         return yaml_loader().load(text), True
+    suspect = _UNPLAIN.search(text) is not None
     ends = dict(fragment.spans)  # value starts are distinct: marks never nest at one place
     wanted = len(ends) if len(ends) == len(fragment.spans) else -1
     found = 0
@@ -119,12 +119,16 @@ def _load_checking_spans(fragment: Fragment) -> tuple[Any, bool]:
             for span in fragment.spans:
                 if span not in whole:
                     line = text.count("\n", 0, span[0]) + 1
-                    lines = text.splitlines()
-                    shown = [f"{n:>4} | {lines[n - 1][:160]}" for n in range(max(1, line - 1), min(len(lines), line + 1) + 1)]
-                    raise ValueNotWhole(fragment, text[span[0]:span[1]], line, shown)
+                    raise ValueNotWhole(fragment, text[span[0]:span[1]], line, _around(text, line, before=1))
         return (constructor.construct_document(node) if node is not None else None), suspect
     finally:
         parser.dispose()
+
+
+def _around(text: str, line: int, before: int) -> list[str]:
+    """Numbered lines of output around line (1-based), for a message."""
+    lines = text.splitlines()
+    return [f"{n:>4} | {lines[n - 1][:160]}" for n in range(max(1, line - before), min(len(lines), line + 1) + 1)]
 
 
 def _nodes(node: Any) -> list[Any]:
@@ -152,12 +156,10 @@ def parse_fragment(fragment: Fragment) -> dict[str, Any]:
         mark = e.problem_mark or e.context_mark
         line = mark.line + 1 if mark else 0
         problem = " ".join(p for p in (e.context, e.problem) if p)
-        lines = fragment.text.splitlines()
-        shown = [f"{n:>4} | {lines[n - 1][:160]}" for n in range(max(1, line - 2), min(len(lines), line + 1) + 1)]
         raise TemplateError(
             f"template {fragment.source}: what it rendered is not valid YAML at line {line} of the output: {problem}. "
             "The output around it (a `| raw` value, or a block tag that broke the indentation?):",
-            shown,
+            _around(fragment.text, line, before=2),
         ) from None
     except YAMLError as e:
         raise TemplateError(f"template {fragment.source}: the rendered text is not valid YAML: {e}") from None

@@ -75,7 +75,7 @@ def _finalize(value: Any) -> str:
     text = to_yaml_value(value)
     _written.append(text)
     if _trace is not None:
-        _trace.append((_value_origin(text) or "?", text))
+        _trace.append((_value_origin() or "?", text))
     return MARK_OPEN + text + MARK_CLOSE
 
 
@@ -192,7 +192,7 @@ def _unmark(marked: str, name: str) -> tuple[str, Spans]:
     return text, tuple(spans)
 
 
-def _value_origin(text: str) -> str | None:
+def _value_origin() -> str | None:
     """Where a value came from, as `file:line`, from the template frame that wrote it."""
     frame = sys._getframe(2)
     template = frame.f_globals.get("__jinja_template__")
