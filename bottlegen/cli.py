@@ -48,7 +48,7 @@ def cmd_render(args: argparse.Namespace) -> int:
         if len(args.plans) != 1:
             raise UsageError("render takes one PLAN (or several with --out-dir DIR)")
         if args.output:
-            _not_the_plan(Path(args.output), Path(args.plans[0]))
+            _not_the_plan(Path(args.output), _file_ids([Path(args.plans[0])]))
         rendered = renderer.render(Path(args.plans[0]))
         render_warnings(rendered.warnings, args.strict)
         if args.output:
@@ -68,6 +68,7 @@ def _render_batch(renderer: Renderer, plans: list[Path], out_dir: Path, strict: 
     prefix `a` with slug `b-c`) are refused, naming both files: one would replace the other.
     """
     worst = ExitCode.OK
+    plan_ids = _file_ids(plans)  # once: a batch of a thousand plans stats each output once
     written: dict[str, Path] = {}
     projects: dict[str, Path] = {}
     for plan in plans:
@@ -81,7 +82,7 @@ def _render_batch(renderer: Renderer, plans: list[Path], out_dir: Path, strict: 
             if project in projects:
                 raise PlanError(f"{plan}: makes compose project {project!r}, as {projects[project]} does; "
                                 "give one of them another slug or settings.project_prefix. Nothing written for it")
-            _not_the_plan(out_dir / f"{slug}.yml", *plans)
+            _not_the_plan(out_dir / f"{slug}.yml", plan_ids)
             write_atomic(out_dir / f"{slug}.yml", rendered.text)
             written[slug] = plan
             projects[project] = plan
@@ -90,22 +91,34 @@ def _render_batch(renderer: Renderer, plans: list[Path], out_dir: Path, strict: 
             _report(e, prefix=f"{plan}: ")
             worst = max(worst, e.exit_code)
         except (OSError, RecursionError, MemoryError, ValueError, TypeError) as e:  # a bug: report it, render the rest
-            _say(f"bottlegen: internal error: {plan}: {type(e).__name__}: {e}. This is a bug in bottlegen; please report it")
+            _internal_error(e, prefix=f"{plan}: ")
             worst = max(worst, ExitCode.INTERNAL)
     print(f"rendered {len(written)} of {len(plans)} plan(s)", file=sys.stderr)
     return worst
 
 
-def _not_the_plan(output: Path, *plans: Path) -> None:
-    """Refuse to write a compose file over a plan it is rendered from."""
-    for plan in plans:
+def _file_ids(paths: list[Path]) -> dict[tuple[int, int], Path]:
+    """(device, inode) of each existing file, to know a plan when another path names it."""
+    ids = {}
+    for path in paths:
         try:
-            same = output.exists() and os.path.samefile(output, plan)
+            info = os.stat(path)
         except OSError:
-            same = False
-        if same:
-            raise UsageError(f"{output} is the plan {plan}: rendering would replace the plan with its compose file; "
-                             "write somewhere else")
+            continue
+        ids[(info.st_dev, info.st_ino)] = path
+    return ids
+
+
+def _not_the_plan(output: Path, plans: dict[tuple[int, int], Path]) -> None:
+    """Refuse to write a compose file over a plan it is rendered from."""
+    try:
+        info = os.stat(output)
+    except OSError:
+        return
+    plan = plans.get((info.st_dev, info.st_ino))
+    if plan is not None:
+        raise UsageError(f"{output} is the plan {plan}: rendering would replace the plan with its compose file; "
+                         "write somewhere else")
 
 
 def cmd_context(args: argparse.Namespace) -> int:
@@ -130,7 +143,10 @@ def cmd_check(args: argparse.Namespace) -> int:
         return ExitCode.OK
     import difflib
 
-    text = current.decode("utf-8", errors="replace")
+    try:
+        text, utf8 = current.decode("utf-8"), True
+    except UnicodeDecodeError:
+        text, utf8 = current.decode("utf-8", errors="replace"), False
     sys.stdout.writelines(difflib.unified_diff(
         text.splitlines(keepends=True), rendered.text.splitlines(keepends=True),
         fromfile=f"{path} (on disk)", tofile=f"{path} (bottlegen render {args.plan})",
@@ -138,7 +154,7 @@ def cmd_check(args: argparse.Namespace) -> int:
     why = ""
     if b"\r\n" in current and current.replace(b"\r\n", b"\n") == wanted:
         why = " (only its line endings: it has CRLF, bottlegen writes LF)"
-    elif text.encode("utf-8", errors="surrogateescape") != current:
+    elif not utf8:
         why = " (it is not UTF-8 text)"
     _say(f"bottlegen: {path} has drifted from its plan{why}; run `bottlegen render {args.plan} -o {path}`")
     return ExitCode.DRIFT
@@ -346,12 +362,16 @@ def main(argv: Sequence[str] | None = None) -> int:
             import traceback
 
             traceback.print_exc()
-        _say(f"bottlegen: internal error: {type(e).__name__}: {e}. This is a bug in bottlegen; please report it "
-             "with the command that caused it (BOTTLEGEN_DEBUG=1 shows the traceback)")
+        _internal_error(e)
         return ExitCode.INTERNAL
     finally:
         for signum, handler in previous.items():
             signal.signal(signum, handler)
+
+
+def _internal_error(error: BaseException, prefix: str = "") -> None:
+    _say(f"bottlegen: internal error: {prefix}{type(error).__name__}: {error}. This is a bug in bottlegen; please report it "
+         "with the command that caused it (BOTTLEGEN_DEBUG=1 shows the traceback)")
 
 
 def _stop(signum: int, frame: object) -> None:
