@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .errors import ComposeError, EngineError, ExitCode, OutputError, UserError
-from .load import yaml_loader
+from .load import load_yaml
 from .pipeline import Rendered
 from .write import write_atomic
 
@@ -140,7 +140,7 @@ def read_bottle(state_dir: Path) -> Bottle | None:
     """The bottle whose compose file is in state_dir, or None when there is none."""
     compose_file = state_dir / COMPOSE_FILE
     try:
-        return _bottle(yaml_loader().load(compose_file.read_text(encoding="utf-8")), compose_file)
+        return _bottle(load_yaml(compose_file.read_text(encoding="utf-8")), compose_file)
     except FileNotFoundError:
         return None
     except Exception as e:  # noqa: BLE001 - a damaged state file is the user's to look at

@@ -26,7 +26,14 @@ from ruamel.yaml import YAML
 from ruamel.yaml.constructor import SafeConstructor
 from ruamel.yaml.error import MarkedYAMLError, YAMLError
 from ruamel.yaml.events import CollectionEndEvent, CollectionStartEvent
+from ruamel.yaml.nodes import ScalarNode
 from ruamel.yaml.resolver import VersionedResolver
+from ruamel.yaml.tag import Tag
+
+try:
+    from ruamel.yaml.cyaml import CParser
+except ImportError:  # no C extension: ruamel.yaml's pure-Python parser
+    CParser = None
 
 from .errors import OutputError, PlanError
 from .paths import json_path
@@ -50,10 +57,26 @@ class PinnedResolver(VersionedResolver):
     """
 
     version: tuple[int, int] = (1, 2)
+    _tags: dict[str, Tag] = {}
 
     @property
     def processing_version(self) -> tuple[int, int]:
         return self.version
+
+    def resolve(self, kind: Any, value: Any, implicit: Any) -> Any:
+        """VersionedResolver.resolve for a plain scalar, with one Tag per tag: a Tag caches
+        its text, which the constructor asks for several times per node."""
+        if kind is ScalarNode and implicit[0]:
+            table = self.versioned_resolver
+            for suffix, regexp in table.get(value[:1], []) + table.get(None, []):
+                if regexp.match(value):
+                    tag = self._tags.get(suffix)
+                    if tag is None:
+                        tag = self._tags[suffix] = Tag(suffix=suffix)
+                    return tag
+            if not self.yaml_path_resolvers:
+                return self.DEFAULT_SCALAR_TAG
+        return super().resolve(kind, value, implicit)
 
 
 _PlainConstructor.add_constructor("tag:yaml.org,2002:timestamp", SafeConstructor.construct_yaml_str)
@@ -72,6 +95,40 @@ def yaml_loader() -> YAML:
     yaml.Resolver = PinnedResolver
     yaml.allow_duplicate_keys = False
     return yaml
+
+
+if CParser is not None:
+
+    class _Loader(CParser, _PlainConstructor, PinnedResolver):  # type: ignore[misc, valid-type]
+        """What yaml_loader().load builds for each text (the C parser, the constructor and the
+        resolver in one object), as a class made once: ruamel.yaml makes the class again for
+        every load."""
+
+        def __init__(self, text: str) -> None:
+            CParser.__init__(self, text)
+            self._parser = self._composer = self
+            _PlainConstructor.__init__(self, loader=self)
+            self.allow_duplicate_keys = False
+            PinnedResolver.__init__(self, loadumper=self)
+
+
+def constructor_parser(text: str) -> tuple[Any, Any]:
+    """What YAML.get_constructor_parser gives for text: a constructor, whose composer gives
+    the node tree (get_single_node) and which builds data from it (construct_document), and
+    the parser to dispose() after use."""
+    if CParser is None:
+        return yaml_loader().get_constructor_parser(text)
+    loader = _Loader(text)
+    return loader, loader
+
+
+def load_yaml(text: str) -> Any:
+    """Text in the plain-data YAML dialect, as data (see yaml_loader)."""
+    constructor, parser = constructor_parser(text)
+    try:
+        return constructor.get_single_data()
+    finally:
+        parser.dispose()
 
 
 class ShapeError(ValueError):
@@ -261,7 +318,7 @@ def _parse(text: str, source: str) -> Any:
     if deep is not None:
         raise PlanError(f"{source}:{deep}: invalid plan: nested more than {MAX_DEPTH} levels deep")
     try:
-        return yaml_loader().load(text)
+        return load_yaml(text)
     except MarkedYAMLError as e:
         mark = e.problem_mark or e.context_mark
         where = f"{source}:{mark.line + 1}:{mark.column + 1}" if mark else source

