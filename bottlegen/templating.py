@@ -18,7 +18,6 @@ Rules every template lives by:
 from __future__ import annotations
 
 import os
-import re
 import sys
 import traceback
 from collections.abc import Callable, Iterable
@@ -36,7 +35,7 @@ from . import resources
 from .cache import open_cache
 from .emit import double_quoted, scalar
 from .errors import TemplateError
-from .load import yaml_loader
+from .load import load_yaml
 from .validate import format_errors, violations
 
 MANIFEST = "manifest.yaml"
@@ -148,7 +147,6 @@ class RootedLoader(BaseLoader):
 # comment) can make a value part of something larger, or more than one thing.
 
 MARK_OPEN, MARK_CLOSE = "\ue000", "\ue001"
-_MARKS = re.compile(f"[{MARK_OPEN}{MARK_CLOSE}]")
 _trace: list[tuple[str, str]] | None = None  # (template file:line, value text), when diagnosing
 _written: list[str] = []  # the text of every value finalize wrote in the current render
 
@@ -159,37 +157,35 @@ Spans = tuple[tuple[int, int], ...]
 def _unmark(marked: str, name: str) -> tuple[str, Spans]:
     """The text without its marks, and the (start, end) offsets of each value in it."""
     if MARK_OPEN not in marked:
+        if MARK_CLOSE in marked:
+            raise _stray_marks(name)
         return marked, ()
-    spans, starts, pieces, length, pos = [], [], [], 0, 0
-    for match in _MARKS.finditer(marked):
-        piece = marked[pos:match.start()]
-        pieces.append(piece)
-        length += len(piece)
-        pos = match.end()
-        if match.group() == MARK_OPEN:
-            starts.append(length)
-        elif starts:
-            spans.append((starts.pop(), length))
-        else:
-            starts = [-1]
-            break
-    if starts:
-        raise TemplateError(
-            f"template {name}: its output holds the private-use characters U+E000/U+E001 outside a value "
-            "(from a `| raw` value?); bottlegen uses them to check that every value stands whole"
-        )
-    pieces.append(marked[pos:])
-    text = "".join(pieces)
-    written = set(_written)
-    for start, end in spans:
-        if text[start:end] not in written:  # a filter block or a `set` block rewrote it
-            line = text.count("\n", 0, start) + 1
+    head, *marked_values = marked.split(MARK_OPEN)
+    if MARK_CLOSE in head:
+        raise _stray_marks(name)
+    pieces, spans, length, written = [head], [], len(head), set(_written)
+    for piece in marked_values:
+        value, close, rest = piece.partition(MARK_CLOSE)
+        if not close or MARK_CLOSE in rest:
+            raise _stray_marks(name)
+        if value not in written:  # a filter block or a `set` block rewrote it
+            line = "".join(pieces).count("\n") + 1
             raise TemplateError(
                 f"template {name}: a value was changed after it was written, at line {line} of the output "
-                f"({text[start:end][:80]}): a filter block or a block `set` around {{{{ }}}} rewrote it. "
+                f"({value[:80]}): a filter block or a block `set` around {{{{ }}}} rewrote it. "
                 "Apply the filter to the value inside the expression instead: {{ value | upper }}"
             )
-    return text, tuple(spans)
+        spans.append((length, length + len(value)))
+        length += len(value) + len(rest)
+        pieces += (value, rest)
+    return "".join(pieces), tuple(spans)
+
+
+def _stray_marks(name: str) -> TemplateError:
+    return TemplateError(
+        f"template {name}: its output holds the private-use characters U+E000/U+E001 outside a value "
+        "(from a `| raw` value?); bottlegen uses them to check that every value stands whole"
+    )
 
 
 def _value_origin() -> str | None:
@@ -289,7 +285,7 @@ def read_manifest(env: jinja2.Environment) -> Manifest:
     except TemplateNotFound as e:
         raise TemplateError(f"{MANIFEST} not found in the templates folders: {e.message or e}") from None
     try:
-        data = yaml_loader().load(path.read_text(encoding="utf-8"))
+        data = load_yaml(path.read_text(encoding="utf-8"))
     except (YAMLError, OSError, UnicodeDecodeError) as e:
         raise TemplateError(f"{path}: cannot read the manifest: {e}") from None
     errors = violations(resources.MANIFEST_SCHEMA, data)
