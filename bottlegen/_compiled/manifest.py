@@ -42,38 +42,38 @@ def validate_https___bottlegen_invalid_schema_manifest_schema_json(data, custom_
                     raise JsonSchemaValueException("" + (name_prefix or "data") + ".services must contain at least 1 items")
                 for data__services_x, data__services_item in enumerate(data__services):
                     if not isinstance(data__services_item, (dict)):
-                        raise JsonSchemaValueException("" + (name_prefix or "data") + ".services[{data__services_x}]".format(**locals()) + " must be object")
+                        raise JsonSchemaValueException("" + (name_prefix or "data") + f".services[{data__services_x}]" + " must be object")
                     data__services_item_is_dict = isinstance(data__services_item, dict)
                     if data__services_item_is_dict:
                         data__services_item__missing_keys = set(['name', 'template']) - data__services_item.keys()
                         if data__services_item__missing_keys:
-                            raise JsonSchemaValueException("" + (name_prefix or "data") + ".services[{data__services_x}]".format(**locals()) + " must contain ")
+                            raise JsonSchemaValueException("" + (name_prefix or "data") + f".services[{data__services_x}]" + " must contain ")
                         data__services_item_keys = set(data__services_item.keys())
                         if "name" in data__services_item_keys:
                             data__services_item_keys.remove("name")
                             data__services_item__name = data__services_item["name"]
                             if not isinstance(data__services_item__name, (str)):
-                                raise JsonSchemaValueException("" + (name_prefix or "data") + ".services[{data__services_x}].name".format(**locals()) + " must be string")
+                                raise JsonSchemaValueException("" + (name_prefix or "data") + f".services[{data__services_x}].name" + " must be string")
                             if isinstance(data__services_item__name, str):
                                 if not REGEX_PATTERNS['^[a-zA-Z0-9][a-zA-Z0-9_.-]*$'].search(data__services_item__name):
-                                    raise JsonSchemaValueException("" + (name_prefix or "data") + ".services[{data__services_x}].name".format(**locals()) + " must match pattern ^[a-zA-Z0-9][a-zA-Z0-9_.-]*$")
+                                    raise JsonSchemaValueException("" + (name_prefix or "data") + f".services[{data__services_x}].name" + " must match pattern ^[a-zA-Z0-9][a-zA-Z0-9_.-]*$")
                         if "template" in data__services_item_keys:
                             data__services_item_keys.remove("template")
                             data__services_item__template = data__services_item["template"]
                             if not isinstance(data__services_item__template, (str)):
-                                raise JsonSchemaValueException("" + (name_prefix or "data") + ".services[{data__services_x}].template".format(**locals()) + " must be string")
+                                raise JsonSchemaValueException("" + (name_prefix or "data") + f".services[{data__services_x}].template" + " must be string")
                         if "when" in data__services_item_keys:
                             data__services_item_keys.remove("when")
                             data__services_item__when = data__services_item["when"]
                             if not isinstance(data__services_item__when, (str, bool)):
-                                raise JsonSchemaValueException("" + (name_prefix or "data") + ".services[{data__services_x}].when".format(**locals()) + " must be string or boolean")
+                                raise JsonSchemaValueException("" + (name_prefix or "data") + f".services[{data__services_x}].when" + " must be string or boolean")
                         if "role" in data__services_item_keys:
                             data__services_item_keys.remove("role")
                             data__services_item__role = data__services_item["role"]
                             if not (isinstance(data__services_item__role, str) and data__services_item__role == 'agent' or isinstance(data__services_item__role, str) and data__services_item__role == 'gateway'):
-                                raise JsonSchemaValueException("" + (name_prefix or "data") + ".services[{data__services_x}].role".format(**locals()) + " must be one of ['agent', 'gateway']")
+                                raise JsonSchemaValueException("" + (name_prefix or "data") + f".services[{data__services_x}].role" + " must be one of ['agent', 'gateway']")
                         if data__services_item_keys:
-                            raise JsonSchemaValueException("" + (name_prefix or "data") + ".services[{data__services_x}]".format(**locals()) + " must not contain "+str(data__services_item_keys)+" properties")
+                            raise JsonSchemaValueException("" + (name_prefix or "data") + f".services[{data__services_x}]" + " must not contain "+str(data__services_item_keys)+" properties")
         if "relax" in data_keys:
             data_keys.remove("relax")
             data__relax = data["relax"]

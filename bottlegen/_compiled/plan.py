@@ -122,13 +122,13 @@ def validate_https___bottlegen_invalid_schema_plan_schema_json(data, custom_form
                     raise JsonSchemaValueException("" + (name_prefix or "data") + ".forwarded_env must contain unique items")
                 for data__forwardedenv_x, data__forwardedenv_item in enumerate(data__forwardedenv):
                     if not isinstance(data__forwardedenv_item, (str)):
-                        raise JsonSchemaValueException("" + (name_prefix or "data") + ".forwarded_env[{data__forwardedenv_x}]".format(**locals()) + " must be string")
+                        raise JsonSchemaValueException("" + (name_prefix or "data") + f".forwarded_env[{data__forwardedenv_x}]" + " must be string")
                     if isinstance(data__forwardedenv_item, str):
                         data__forwardedenv_item_len = len(data__forwardedenv_item)
                         if data__forwardedenv_item_len > 255:
-                            raise JsonSchemaValueException("" + (name_prefix or "data") + ".forwarded_env[{data__forwardedenv_x}]".format(**locals()) + " must be shorter than or equal to 255 characters")
+                            raise JsonSchemaValueException("" + (name_prefix or "data") + f".forwarded_env[{data__forwardedenv_x}]" + " must be shorter than or equal to 255 characters")
                         if not REGEX_PATTERNS['^[A-Za-z_][A-Za-z0-9_]*$'].search(data__forwardedenv_item):
-                            raise JsonSchemaValueException("" + (name_prefix or "data") + ".forwarded_env[{data__forwardedenv_x}]".format(**locals()) + " must match pattern ^[A-Za-z_][A-Za-z0-9_]*$")
+                            raise JsonSchemaValueException("" + (name_prefix or "data") + f".forwarded_env[{data__forwardedenv_x}]" + " must match pattern ^[A-Za-z_][A-Za-z0-9_]*$")
         if "proxy" in data_keys:
             data_keys.remove("proxy")
             data__proxy = data["proxy"]
@@ -260,42 +260,42 @@ def validate_https___bottlegen_invalid_schema_plan_schema_json(data, custom_form
                         data__gitgate__upstreams_len = len(data__gitgate__upstreams)
                         for data__gitgate__upstreams_x, data__gitgate__upstreams_item in enumerate(data__gitgate__upstreams):
                             if not isinstance(data__gitgate__upstreams_item, (dict)):
-                                raise JsonSchemaValueException("" + (name_prefix or "data") + ".git_gate.upstreams[{data__gitgate__upstreams_x}]".format(**locals()) + " must be object")
+                                raise JsonSchemaValueException("" + (name_prefix or "data") + f".git_gate.upstreams[{data__gitgate__upstreams_x}]" + " must be object")
                             data__gitgate__upstreams_item_is_dict = isinstance(data__gitgate__upstreams_item, dict)
                             if data__gitgate__upstreams_item_is_dict:
                                 data__gitgate__upstreams_item__missing_keys = set(['name', 'identity_file']) - data__gitgate__upstreams_item.keys()
                                 if data__gitgate__upstreams_item__missing_keys:
-                                    raise JsonSchemaValueException("" + (name_prefix or "data") + ".git_gate.upstreams[{data__gitgate__upstreams_x}]".format(**locals()) + " must contain ")
+                                    raise JsonSchemaValueException("" + (name_prefix or "data") + f".git_gate.upstreams[{data__gitgate__upstreams_x}]" + " must contain ")
                                 data__gitgate__upstreams_item_keys = set(data__gitgate__upstreams_item.keys())
                                 if "name" in data__gitgate__upstreams_item_keys:
                                     data__gitgate__upstreams_item_keys.remove("name")
                                     data__gitgate__upstreams_item__name = data__gitgate__upstreams_item["name"]
                                     if not isinstance(data__gitgate__upstreams_item__name, (str)):
-                                        raise JsonSchemaValueException("" + (name_prefix or "data") + ".git_gate.upstreams[{data__gitgate__upstreams_x}].name".format(**locals()) + " must be string")
+                                        raise JsonSchemaValueException("" + (name_prefix or "data") + f".git_gate.upstreams[{data__gitgate__upstreams_x}].name" + " must be string")
                                     if isinstance(data__gitgate__upstreams_item__name, str):
                                         data__gitgate__upstreams_item__name_len = len(data__gitgate__upstreams_item__name)
                                         if data__gitgate__upstreams_item__name_len > 128:
-                                            raise JsonSchemaValueException("" + (name_prefix or "data") + ".git_gate.upstreams[{data__gitgate__upstreams_x}].name".format(**locals()) + " must be shorter than or equal to 128 characters")
+                                            raise JsonSchemaValueException("" + (name_prefix or "data") + f".git_gate.upstreams[{data__gitgate__upstreams_x}].name" + " must be shorter than or equal to 128 characters")
                                         if not REGEX_PATTERNS['^[A-Za-z0-9][A-Za-z0-9_.-]*$'].search(data__gitgate__upstreams_item__name):
-                                            raise JsonSchemaValueException("" + (name_prefix or "data") + ".git_gate.upstreams[{data__gitgate__upstreams_x}].name".format(**locals()) + " must match pattern ^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+                                            raise JsonSchemaValueException("" + (name_prefix or "data") + f".git_gate.upstreams[{data__gitgate__upstreams_x}].name" + " must match pattern ^[A-Za-z0-9][A-Za-z0-9_.-]*$")
                                 if "identity_file" in data__gitgate__upstreams_item_keys:
                                     data__gitgate__upstreams_item_keys.remove("identity_file")
                                     data__gitgate__upstreams_item__identityfile = data__gitgate__upstreams_item["identity_file"]
                                     if not isinstance(data__gitgate__upstreams_item__identityfile, (str)):
-                                        raise JsonSchemaValueException("" + (name_prefix or "data") + ".git_gate.upstreams[{data__gitgate__upstreams_x}].identity_file".format(**locals()) + " must be string")
+                                        raise JsonSchemaValueException("" + (name_prefix or "data") + f".git_gate.upstreams[{data__gitgate__upstreams_x}].identity_file" + " must be string")
                                     if isinstance(data__gitgate__upstreams_item__identityfile, str):
                                         data__gitgate__upstreams_item__identityfile_len = len(data__gitgate__upstreams_item__identityfile)
                                         if data__gitgate__upstreams_item__identityfile_len < 1:
-                                            raise JsonSchemaValueException("" + (name_prefix or "data") + ".git_gate.upstreams[{data__gitgate__upstreams_x}].identity_file".format(**locals()) + " must be longer than or equal to 1 characters")
+                                            raise JsonSchemaValueException("" + (name_prefix or "data") + f".git_gate.upstreams[{data__gitgate__upstreams_x}].identity_file" + " must be longer than or equal to 1 characters")
                                         if data__gitgate__upstreams_item__identityfile_len > 4096:
-                                            raise JsonSchemaValueException("" + (name_prefix or "data") + ".git_gate.upstreams[{data__gitgate__upstreams_x}].identity_file".format(**locals()) + " must be shorter than or equal to 4096 characters")
+                                            raise JsonSchemaValueException("" + (name_prefix or "data") + f".git_gate.upstreams[{data__gitgate__upstreams_x}].identity_file" + " must be shorter than or equal to 4096 characters")
                                         if not REGEX_PATTERNS['^[^\\x00]+$'].search(data__gitgate__upstreams_item__identityfile):
-                                            raise JsonSchemaValueException("" + (name_prefix or "data") + ".git_gate.upstreams[{data__gitgate__upstreams_x}].identity_file".format(**locals()) + " must match pattern ^[^\\x00]+$")
+                                            raise JsonSchemaValueException("" + (name_prefix or "data") + f".git_gate.upstreams[{data__gitgate__upstreams_x}].identity_file" + " must match pattern ^[^\\x00]+$")
                                 if "extra_hosts" in data__gitgate__upstreams_item_keys:
                                     data__gitgate__upstreams_item_keys.remove("extra_hosts")
                                     data__gitgate__upstreams_item__extrahosts = data__gitgate__upstreams_item["extra_hosts"]
                                     if not isinstance(data__gitgate__upstreams_item__extrahosts, (dict)):
-                                        raise JsonSchemaValueException("" + (name_prefix or "data") + ".git_gate.upstreams[{data__gitgate__upstreams_x}].extra_hosts".format(**locals()) + " must be object")
+                                        raise JsonSchemaValueException("" + (name_prefix or "data") + f".git_gate.upstreams[{data__gitgate__upstreams_x}].extra_hosts" + " must be object")
                                     data__gitgate__upstreams_item__extrahosts_is_dict = isinstance(data__gitgate__upstreams_item__extrahosts, dict)
                                     if data__gitgate__upstreams_item__extrahosts_is_dict:
                                         data__gitgate__upstreams_item__extrahosts_keys = set(data__gitgate__upstreams_item__extrahosts.keys())
@@ -303,43 +303,43 @@ def validate_https___bottlegen_invalid_schema_plan_schema_json(data, custom_form
                                             if data__gitgate__upstreams_item__extrahosts_key not in []:
                                                 data__gitgate__upstreams_item__extrahosts_value = data__gitgate__upstreams_item__extrahosts.get(data__gitgate__upstreams_item__extrahosts_key)
                                                 if not isinstance(data__gitgate__upstreams_item__extrahosts_value, (str)):
-                                                    raise JsonSchemaValueException("" + (name_prefix or "data") + ".git_gate.upstreams[{data__gitgate__upstreams_x}].extra_hosts.{data__gitgate__upstreams_item__extrahosts_key}".format(**locals()) + " must be string")
+                                                    raise JsonSchemaValueException("" + (name_prefix or "data") + f".git_gate.upstreams[{data__gitgate__upstreams_x}].extra_hosts.{data__gitgate__upstreams_item__extrahosts_key}" + " must be string")
                                                 data__gitgate__upstreams_item__extrahosts_value_any_of_count2 = 0
                                                 if not data__gitgate__upstreams_item__extrahosts_value_any_of_count2:
                                                     try:
                                                         if isinstance(data__gitgate__upstreams_item__extrahosts_value, str):
                                                             if not custom_formats["ipv4"](data__gitgate__upstreams_item__extrahosts_value):
-                                                                raise JsonSchemaValueException("" + (name_prefix or "data") + ".git_gate.upstreams[{data__gitgate__upstreams_x}].extra_hosts.{data__gitgate__upstreams_item__extrahosts_key}".format(**locals()) + " must be ipv4")
+                                                                raise JsonSchemaValueException("" + (name_prefix or "data") + f".git_gate.upstreams[{data__gitgate__upstreams_x}].extra_hosts.{data__gitgate__upstreams_item__extrahosts_key}" + " must be ipv4")
                                                         data__gitgate__upstreams_item__extrahosts_value_any_of_count2 += 1
                                                     except (JsonSchemaValueException, JsonSchemaValuesException): pass
                                                 if not data__gitgate__upstreams_item__extrahosts_value_any_of_count2:
                                                     try:
                                                         if isinstance(data__gitgate__upstreams_item__extrahosts_value, str):
                                                             if not custom_formats["ipv6"](data__gitgate__upstreams_item__extrahosts_value):
-                                                                raise JsonSchemaValueException("" + (name_prefix or "data") + ".git_gate.upstreams[{data__gitgate__upstreams_x}].extra_hosts.{data__gitgate__upstreams_item__extrahosts_key}".format(**locals()) + " must be ipv6")
+                                                                raise JsonSchemaValueException("" + (name_prefix or "data") + f".git_gate.upstreams[{data__gitgate__upstreams_x}].extra_hosts.{data__gitgate__upstreams_item__extrahosts_key}" + " must be ipv6")
                                                         data__gitgate__upstreams_item__extrahosts_value_any_of_count2 += 1
                                                     except (JsonSchemaValueException, JsonSchemaValuesException): pass
                                                 if not data__gitgate__upstreams_item__extrahosts_value_any_of_count2:
-                                                    raise JsonSchemaValueException("" + (name_prefix or "data") + ".git_gate.upstreams[{data__gitgate__upstreams_x}].extra_hosts.{data__gitgate__upstreams_item__extrahosts_key}".format(**locals()) + " cannot be validated by any definition")
+                                                    raise JsonSchemaValueException("" + (name_prefix or "data") + f".git_gate.upstreams[{data__gitgate__upstreams_x}].extra_hosts.{data__gitgate__upstreams_item__extrahosts_key}" + " cannot be validated by any definition")
                                         data__gitgate__upstreams_item__extrahosts_len = len(data__gitgate__upstreams_item__extrahosts)
                                         if data__gitgate__upstreams_item__extrahosts_len != 0:
                                             data__gitgate__upstreams_item__extrahosts_property_names = True
                                             for data__gitgate__upstreams_item__extrahosts_key in data__gitgate__upstreams_item__extrahosts:
                                                 try:
                                                     if not isinstance(data__gitgate__upstreams_item__extrahosts_key, (str)):
-                                                        raise JsonSchemaValueException("" + (name_prefix or "data") + ".git_gate.upstreams[{data__gitgate__upstreams_x}].extra_hosts".format(**locals()) + " must be string")
+                                                        raise JsonSchemaValueException("" + (name_prefix or "data") + f".git_gate.upstreams[{data__gitgate__upstreams_x}].extra_hosts" + " must be string")
                                                     if isinstance(data__gitgate__upstreams_item__extrahosts_key, str):
                                                         data__gitgate__upstreams_item__extrahosts_key_len = len(data__gitgate__upstreams_item__extrahosts_key)
                                                         if data__gitgate__upstreams_item__extrahosts_key_len > 253:
-                                                            raise JsonSchemaValueException("" + (name_prefix or "data") + ".git_gate.upstreams[{data__gitgate__upstreams_x}].extra_hosts".format(**locals()) + " must be shorter than or equal to 253 characters")
+                                                            raise JsonSchemaValueException("" + (name_prefix or "data") + f".git_gate.upstreams[{data__gitgate__upstreams_x}].extra_hosts" + " must be shorter than or equal to 253 characters")
                                                         if not REGEX_PATTERNS['^[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?(\\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*$'].search(data__gitgate__upstreams_item__extrahosts_key):
-                                                            raise JsonSchemaValueException("" + (name_prefix or "data") + ".git_gate.upstreams[{data__gitgate__upstreams_x}].extra_hosts".format(**locals()) + " must match pattern ^[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?(\\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*$")
+                                                            raise JsonSchemaValueException("" + (name_prefix or "data") + f".git_gate.upstreams[{data__gitgate__upstreams_x}].extra_hosts" + " must match pattern ^[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?(\\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*$")
                                                 except (JsonSchemaValueException, JsonSchemaValuesException):
                                                     data__gitgate__upstreams_item__extrahosts_property_names = False
                                             if not data__gitgate__upstreams_item__extrahosts_property_names:
-                                                raise JsonSchemaValueException("" + (name_prefix or "data") + ".git_gate.upstreams[{data__gitgate__upstreams_x}].extra_hosts".format(**locals()) + " must be named by propertyName definition")
+                                                raise JsonSchemaValueException("" + (name_prefix or "data") + f".git_gate.upstreams[{data__gitgate__upstreams_x}].extra_hosts" + " must be named by propertyName definition")
                                 if data__gitgate__upstreams_item_keys:
-                                    raise JsonSchemaValueException("" + (name_prefix or "data") + ".git_gate.upstreams[{data__gitgate__upstreams_x}]".format(**locals()) + " must not contain "+str(data__gitgate__upstreams_item_keys)+" properties")
+                                    raise JsonSchemaValueException("" + (name_prefix or "data") + f".git_gate.upstreams[{data__gitgate__upstreams_x}]" + " must not contain "+str(data__gitgate__upstreams_item_keys)+" properties")
                 if data__gitgate_keys:
                     raise JsonSchemaValueException("" + (name_prefix or "data") + ".git_gate must not contain "+str(data__gitgate_keys)+" properties")
             try:
@@ -383,7 +383,7 @@ def validate_https___bottlegen_invalid_schema_plan_schema_json(data, custom_form
                         data__egress__routes_len = len(data__egress__routes)
                         for data__egress__routes_x, data__egress__routes_item in enumerate(data__egress__routes):
                             if not isinstance(data__egress__routes_item, (dict)):
-                                raise JsonSchemaValueException("" + (name_prefix or "data") + ".egress.routes[{data__egress__routes_x}]".format(**locals()) + " must be object")
+                                raise JsonSchemaValueException("" + (name_prefix or "data") + f".egress.routes[{data__egress__routes_x}]" + " must be object")
                 if "token_env_map" in data__egress_keys:
                     data__egress_keys.remove("token_env_map")
                     data__egress__tokenenvmap = data__egress["token_env_map"]
