@@ -2,6 +2,7 @@
 
 from .errors import (
     BottlegenError,
+    ComposeError,
     DocumentError,
     EngineError,
     ExitCode,
@@ -16,12 +17,7 @@ from .errors import (
 from .pipeline import Rendered, Renderer
 
 
-
 def __getattr__(name: str) -> object:
-    if name == "ComposeError":  # made on first use: see bottlegen.errors
-        from .errors import ComposeError
-
-        return ComposeError
     # importlib.metadata costs ~40 ms of start-up: load it only when the version is asked for.
     if name == "__version__":
         from importlib.metadata import PackageNotFoundError, version
@@ -31,6 +27,7 @@ def __getattr__(name: str) -> object:
         except PackageNotFoundError:  # a source checkout that was never installed
             return "0+unknown"
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 
 __all__ = [
     "BottlegenError",

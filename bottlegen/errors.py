@@ -2,15 +2,19 @@
 
 Every error a user can cause is a `UserError`: it carries the message the CLI prints and
 the exit code the CLI returns. Domain errors also inherit the matching built-in, so
-library callers can catch them the ordinary way (a plan error is a ValueError, an I/O
-error an OSError, a failed docker command a CalledProcessError).
+library callers can catch them the ordinary way (a plan or document error is a
+ValueError, an I/O error an OSError); a failed docker command, a ComposeError, carries
+`returncode`, `cmd` and `stderr` as subprocess.CalledProcessError does.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from enum import IntEnum
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    import subprocess  # a render never imports it: ~5 ms of start-up
 
 
 class ExitCode(IntEnum):
@@ -70,8 +74,7 @@ class UserError(BottlegenError):
     exit_code: ExitCode = ExitCode.USAGE
 
     def __init__(self, message: str, details: Sequence[str] = ()):
-        # Not super(): in ComposeError the next class is CalledProcessError, set up on its own.
-        Exception.__init__(self, message)
+        super().__init__(message)
         self.message = message
         self.details = list(details)
 
@@ -125,39 +128,19 @@ class EngineError(UserError):
     exit_code = ExitCode.ENGINE
 
 
-def _compose_error_class() -> type:
-    import subprocess
+class ComposeError(UserError):
+    """A docker or docker compose command exited non-zero: its exit status, its argv (never
+    a secret: bottlegen passes none on a command line) and what it wrote on stderr."""
 
-    class ComposeError(UserError, subprocess.CalledProcessError):
-        """A docker or docker compose command exited non-zero."""
+    exit_code = ExitCode.COMPOSE
 
-        exit_code = ExitCode.COMPOSE
+    def __init__(self, message: str, returncode: int, cmd: Sequence[str], stderr: str = ""):
+        super().__init__(message, [line for line in stderr.strip().splitlines() if line])
+        self.returncode = returncode
+        self.cmd = list(cmd)
+        self.stderr = stderr
 
-        def __init__(self, message: str, returncode: int, cmd: Sequence[str], stderr: str = ""):
-            UserError.__init__(self, message, [line for line in stderr.strip().splitlines() if line])
-            subprocess.CalledProcessError.__init__(self, returncode, list(cmd), stderr=stderr)
-
-        @classmethod
-        def from_process(cls, what: str, proc: subprocess.CompletedProcess) -> ComposeError:
-            stderr = proc.stderr if isinstance(proc.stderr, str) else (proc.stderr or b"").decode(errors="replace")
-            return cls(f"{what} failed (exit {proc.returncode})", proc.returncode, proc.args, stderr)
-
-        def __str__(self) -> str:
-            return UserError.__str__(self)
-
-    ComposeError.__qualname__ = "ComposeError"
-    return ComposeError
-
-
-if TYPE_CHECKING:
-    ComposeError = _compose_error_class()
-
-
-def __getattr__(name: str) -> type:
-    # ComposeError is a subprocess.CalledProcessError, and importing subprocess would cost
-    # every `bottlegen render` ~5 ms of start-up (issue 6): the class is made the first
-    # time it is asked for, by lifecycle, which runs docker anyway. One class, kept.
-    if name == "ComposeError":
-        globals()[name] = cls = _compose_error_class()
-        return cls
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    @classmethod
+    def from_process(cls, what: str, proc: subprocess.CompletedProcess[Any]) -> ComposeError:
+        stderr = proc.stderr if isinstance(proc.stderr, str) else (proc.stderr or b"").decode(errors="replace")
+        return cls(f"{what} failed (exit {proc.returncode})", proc.returncode, proc.args, stderr)

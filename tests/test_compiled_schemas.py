@@ -19,13 +19,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from conftest import EXAMPLES, REPO, full_plan, minimal_plan, parse_yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from test_hostile_values import hostile_text
 
 from bottlegen import PlanError, load, resources, validate
 from bottlegen._compiled import JsonSchemaValueException
-from conftest import EXAMPLES, REPO, full_plan, minimal_plan, parse_yaml
-from test_hostile_values import hostile_text
 
 EXAMPLES_COUNT = int(os.environ.get("HYPOTHESIS_EXAMPLES", "250"))
 GOLDENS = sorted((REPO / "tests" / "__snapshots__" / "test_examples").glob("*.yml"))
@@ -57,17 +57,22 @@ def assert_same_verdict(relative: str, instance: Any) -> bool:
 
 # --- what is compiled is today's schema ----------------------------------------------------
 
+
 def test_compiled_modules_are_what_the_schemas_compile_to():
     spec = importlib.util.spec_from_file_location("compile_schemas", REPO / "tools" / "compile_schemas.py")
     tool = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(tool)
     for relative, module in validate.COMPILED.items():
         written = (REPO / "bottlegen" / "_compiled" / f"{module}.py").read_text(encoding="utf-8")
-        assert written == tool.compile_one(relative), f"bottlegen/_compiled/{module}.py is stale: run python tools/compile_schemas.py"
+        assert written == tool.compile_one(relative), (
+            f"bottlegen/_compiled/{module}.py is stale: run python tools/compile_schemas.py"
+        )
 
 
 def test_the_tool_reports_nothing_stale():
-    proc = subprocess.run([sys.executable, str(REPO / "tools" / "compile_schemas.py"), "--check"], capture_output=True, text=True)
+    proc = subprocess.run(
+        [sys.executable, str(REPO / "tools" / "compile_schemas.py"), "--check"], capture_output=True, text=True
+    )
     assert proc.returncode == 0, proc.stdout + proc.stderr
 
 
@@ -76,7 +81,9 @@ def edited_plan_schema(monkeypatch):
     """The plan schema as an operator might have edited it, after the modules were compiled."""
     edited = resources.schema_bytes(resources.PLAN_SCHEMA) + b"\n"
     original = resources.schema_bytes
-    monkeypatch.setattr(resources, "schema_bytes", lambda relative: edited if relative == resources.PLAN_SCHEMA else original(relative))
+    monkeypatch.setattr(
+        resources, "schema_bytes", lambda relative: edited if relative == resources.PLAN_SCHEMA else original(relative)
+    )
     validate.compiled_check.cache_clear()
     yield
     validate.compiled_check.cache_clear()
@@ -103,6 +110,7 @@ def test_a_rejection_is_explained_by_jsonschema():
 
 def test_a_rejection_jsonschema_cannot_explain_still_rejects(monkeypatch):
     """Should the engines ever disagree, the compiled check decides, and its message is shown."""
+
     def rejects_everything(instance, formats):
         raise JsonSchemaValueException("data.slug must be the compiled check's own finding")
 
@@ -113,7 +121,7 @@ def test_a_rejection_jsonschema_cannot_explain_still_rejects(monkeypatch):
 
 
 def test_the_launch_path_imports_neither_jsonschema_nor_subprocess():
-    """Both are start-up cost a render does not need (issue 6); errors.ComposeError is lazy."""
+    """Both are start-up cost a render does not need (ComposeError imports neither)."""
     script = (
         "import sys\n"
         "from bottlegen.cli import main\n"
@@ -123,7 +131,9 @@ def test_the_launch_path_imports_neither_jsonschema_nor_subprocess():
     )
     out = Path(os.environ.get("TMPDIR", "/tmp")) / f"bottlegen-launch-{os.getpid()}.yml"
     try:
-        proc = subprocess.run([sys.executable, "-c", script, str(EXAMPLES / "all-sidecars.yml"), str(out)], capture_output=True, text=True)
+        proc = subprocess.run(
+            [sys.executable, "-c", script, str(EXAMPLES / "all-sidecars.yml"), str(out)], capture_output=True, text=True
+        )
     finally:
         out.unlink(missing_ok=True)
     assert proc.returncode == 0, proc.stderr
@@ -131,6 +141,7 @@ def test_the_launch_path_imports_neither_jsonschema_nor_subprocess():
 
 
 # --- same verdicts -------------------------------------------------------------------------
+
 
 @pytest.mark.parametrize("plan", PLANS, ids=lambda p: p.name)
 def test_examples_agree(plan):
@@ -148,16 +159,60 @@ def test_the_packaged_manifest_agrees():
 
 
 json_values = st.recursive(
-    st.none() | st.booleans() | st.integers(-(2**63), 2**63) | st.floats(allow_nan=False, allow_infinity=False) | hostile_text,
+    st.none()
+    | st.booleans()
+    | st.integers(-(2**63), 2**63)
+    | st.floats(allow_nan=False, allow_infinity=False)
+    | hostile_text,
     lambda inner: st.lists(inner, max_size=3) | st.dictionaries(hostile_text, inner, max_size=3),
     max_leaves=6,
 )
 
 NEAR_MISSES = [
-    "", " ", "\n", "/", "//", "/.", "/..", "/x/", "/x/./y", "/x\n", "\n/x", "x", "-x", ".x", "X", "a" * 64, "a" * 300,
-    "10.0.0.1", "10.0.0.01", "10.0.0.256", "10.0.0.1\n", "::1", "::1%eth0", "fe80::1%1", "1:2:3:4:5:6:7:8:9", "::ffff:1.2.3.4",
-    "http://x", "https://x:8888", "http://x\n", "ftp://x", "git@x:y", "name@sha256:" + "a" * 64, "x:1.0", "x y", "$x", "{slug}",
-    "{prefix}-{slug}-{service}", "{nope}", "true", "1", "1.5", "0", "-1", "65536",
+    "",
+    " ",
+    "\n",
+    "/",
+    "//",
+    "/.",
+    "/..",
+    "/x/",
+    "/x/./y",
+    "/x\n",
+    "\n/x",
+    "x",
+    "-x",
+    ".x",
+    "X",
+    "a" * 64,
+    "a" * 300,
+    "10.0.0.1",
+    "10.0.0.01",
+    "10.0.0.256",
+    "10.0.0.1\n",
+    "::1",
+    "::1%eth0",
+    "fe80::1%1",
+    "1:2:3:4:5:6:7:8:9",
+    "::ffff:1.2.3.4",
+    "http://x",
+    "https://x:8888",
+    "http://x\n",
+    "ftp://x",
+    "git@x:y",
+    "name@sha256:" + "a" * 64,
+    "x:1.0",
+    "x y",
+    "$x",
+    "{slug}",
+    "{prefix}-{slug}-{service}",
+    "{nope}",
+    "true",
+    "1",
+    "1.5",
+    "0",
+    "-1",
+    "65536",
 ]
 
 
@@ -187,12 +242,18 @@ def mutate(document: Any, data: st.DataObject) -> Any:
         if operation == "value" or (operation == "near-miss" and not isinstance(target, str)):
             new = data.draw(json_values, label="value")
         elif operation == "near-miss":
-            new = data.draw(st.sampled_from(NEAR_MISSES) | st.sampled_from([target + "\n", target.upper(), target + "/", target * 2, target[1:]]), label="string")
+            new = data.draw(
+                st.sampled_from(NEAR_MISSES)
+                | st.sampled_from([target + "\n", target.upper(), target + "/", target * 2, target[1:]]),
+                label="string",
+            )
         elif operation == "delete" and path:
             del parent[path[-1]]
             continue
         elif operation == "add-key" and isinstance(target, dict):
-            target[data.draw(hostile_text | st.sampled_from(["x-extra", "image", "name", "slug", "when"]), label="key")] = data.draw(json_values, label="value")
+            target[
+                data.draw(hostile_text | st.sampled_from(["x-extra", "image", "name", "slug", "when"]), label="key")
+            ] = data.draw(json_values, label="value")
             continue
         elif operation == "append" and isinstance(target, list):
             target.append(data.draw(st.sampled_from(target) if target else json_values, label="item"))
@@ -206,7 +267,9 @@ def mutate(document: Any, data: st.DataObject) -> Any:
     return document
 
 
-PROPERTY = settings(max_examples=EXAMPLES_COUNT, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+PROPERTY = settings(
+    max_examples=EXAMPLES_COUNT, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large]
+)
 
 
 @PROPERTY

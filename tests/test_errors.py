@@ -13,7 +13,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-
 from conftest import REPO, full_plan, minimal_plan, run_cli
 
 PINNED = "claude-bottle/pipelock@sha256:" + "0" * 64
@@ -43,48 +42,142 @@ IMAGE_LINE = next(n for n, line in enumerate(AGENT.splitlines(), 1) if "plan.run
 
 SCENARIOS = [
     Scenario("usage", 2, ["render"], {}, [r"the following arguments are required: PLAN"]),
-    Scenario("invalid plan: YAML syntax", 3, ["render", "plan.yml"],
-             {"plan.yml": "slug: demo\nproxy: [unclosed\n"}, [r"plan\.yml:3:1: invalid YAML"]),
-    Scenario("invalid plan: schema (every violation listed)", 3, ["render", "plan.yml"],
-             {"plan.yml": plan_text(minimal_plan(slug="Demo Bottle", use_runsc="yes", colour="blue"))},
-             [r"invalid plan \(3 problems\)", r"plan\.yml::\$\.slug: \"Demo Bottle\" is not allowed here",
-              r"plan\.yml::\$\.use_runsc: \"yes\" is not of type 'boolean'", r"plan\.yml::\$: unknown key \"colour\""]),
-    Scenario("invalid plan: conflicting extra_hosts", 3, ["render", "plan.yml"],
-             {"plan.yml": plan_text({**full_plan(), "git_gate": {**full_plan()["git_gate"], "upstreams": [
-                 {"name": "a", "identity_file": "/k/a", "extra_hosts": {"git.example": "10.0.0.1"}},
-                 {"name": "b", "identity_file": "/k/b", "extra_hosts": {"git.example": "10.0.0.2"}}]}})},
-             [r"plan\.yml::\$\.git_gate\.upstreams\[1\]\.extra_hosts\[\"git\.example\"\]: host \"git\.example\" is \"10\.0\.0\.2\" here but \"10\.0\.0\.1\""]),
-    Scenario("template error: undefined name", 4, ["render", "--templates", "ovr", "plan.yml"],
-             {"plan.yml": plan_text(pinned(minimal_plan())), "ovr/agent.yaml.j2": AGENT.replace("plan.runtime_image", "plan.runtime_imag")},
-             [rf"ovr/agent\.yaml\.j2:{IMAGE_LINE}: UndefinedError: 'dict object' has no attribute 'runtime_imag'"]),
-    Scenario("template error: syntax", 4, ["render", "--templates", "ovr", "plan.yml"],
-             {"plan.yml": plan_text(pinned(minimal_plan())), "ovr/agent.yaml.j2": AGENT.replace("{% endif %}", "{% endfor %}", 1)},
-             [r"ovr/agent\.yaml\.j2:\d+: Encountered unknown tag 'endfor'"]),
-    Scenario("template error: output is not YAML", 4, ["render", "--templates", "ovr", "plan.yml"],
-             {"plan.yml": plan_text(pinned(minimal_plan())),
-              "ovr/pipelock.yaml.j2": PIPELOCK.replace("    command:", "    labels: {{ 'team: a: b' | raw }}\n    command:")},
-             [r"template pipelock\.yaml\.j2 \(override ovr\): what it rendered is not valid YAML at line 5 of the output",
-              r"   5 \|     labels: team: a: b"]),
-    Scenario("template error: two templates disagree", 4, ["render", "--templates", "ovr", "plan.yml"],
-             {"plan.yml": plan_text(pinned(minimal_plan())),
-              "ovr/pipelock.yaml.j2": PIPELOCK + "networks:\n  internal:\n    name: elsewhere\n"},
-             [r"templates conflict at \$\.networks\.internal\.name: templates document\.yaml\.j2 \(packaged\) and pipelock\.yaml\.j2 \(override ovr\)"]),
-    Scenario("invalid document: compose schema", 5, ["render", "--templates", "ovr", "plan.yml"],
-             {"plan.yml": plan_text(pinned(minimal_plan())), "ovr/pipelock.yaml.j2": PIPELOCK.replace("    command:", "    privilegd: true\n    command:")},
-             [r"\$\.services\.pipelock in template pipelock\.yaml\.j2 \(override ovr\): unknown key \"privilegd\" \(did you mean \"privileged\"\?\)"]),
-    Scenario("invalid document: compose rules", 5, ["render", "--templates", "ovr", "plan.yml"],
-             {"plan.yml": plan_text(pinned(minimal_plan())),
-              "ovr/pipelock.yaml.j2": PIPELOCK.replace("    networks:", "    depends_on: [agent]\n    networks:")},
-             [r"dependency cycle pipelock -> agent -> pipelock; depends_on comes from template\(s\) agent\.yaml\.j2 \(packaged\), pipelock\.yaml\.j2 \(override ovr\)"]),
-    Scenario("warnings with --strict", 6, ["render", "--strict", "plan.yml", "-o", "out.yml"],
-             {"plan.yml": plan_text(minimal_plan())},
-             [r"warning: \$\.services\.pipelock\.image in template pipelock\.yaml\.j2 \(packaged\): pipelock's image 'claude-bottle/pipelock:latest' is not pinned by digest",
-              r"\d+ warning\(s\) and --strict: nothing was written"]),
-    Scenario("I/O: output cannot be written", 7, ["render", "plan.yml", "-o", "plan.yml/out.yml"],
-             {"plan.yml": plan_text(pinned(minimal_plan()))}, [r"plan\.yml/out\.yml: cannot write here: plan\.yml is a file, not a directory"]),
-    Scenario("drift (check)", 1, ["check", "plan.yml", "out.yml"],
-             {"plan.yml": plan_text(pinned(minimal_plan())), "out.yml": "name: stale\n"},
-             [r"out\.yml has drifted from its plan; run `bottlegen render plan\.yml -o out\.yml`"]),
+    Scenario(
+        "invalid plan: YAML syntax",
+        3,
+        ["render", "plan.yml"],
+        {"plan.yml": "slug: demo\nproxy: [unclosed\n"},
+        [r"plan\.yml:3:1: invalid YAML"],
+    ),
+    Scenario(
+        "invalid plan: schema (every violation listed)",
+        3,
+        ["render", "plan.yml"],
+        {"plan.yml": plan_text(minimal_plan(slug="Demo Bottle", use_runsc="yes", colour="blue"))},
+        [
+            r"invalid plan \(3 problems\)",
+            r"plan\.yml::\$\.slug: \"Demo Bottle\" is not allowed here",
+            r"plan\.yml::\$\.use_runsc: \"yes\" is not of type 'boolean'",
+            r"plan\.yml::\$: unknown key \"colour\"",
+        ],
+    ),
+    Scenario(
+        "invalid plan: conflicting extra_hosts",
+        3,
+        ["render", "plan.yml"],
+        {
+            "plan.yml": plan_text(
+                {
+                    **full_plan(),
+                    "git_gate": {
+                        **full_plan()["git_gate"],
+                        "upstreams": [
+                            {"name": "a", "identity_file": "/k/a", "extra_hosts": {"git.example": "10.0.0.1"}},
+                            {"name": "b", "identity_file": "/k/b", "extra_hosts": {"git.example": "10.0.0.2"}},
+                        ],
+                    },
+                }
+            )
+        },
+        [
+            r"plan\.yml::\$\.git_gate\.upstreams\[1\]\.extra_hosts\[\"git\.example\"\]: host \"git\.example\" is \"10\.0\.0\.2\" here but \"10\.0\.0\.1\""
+        ],
+    ),
+    Scenario(
+        "template error: undefined name",
+        4,
+        ["render", "--templates", "ovr", "plan.yml"],
+        {
+            "plan.yml": plan_text(pinned(minimal_plan())),
+            "ovr/agent.yaml.j2": AGENT.replace("plan.runtime_image", "plan.runtime_imag"),
+        },
+        [rf"ovr/agent\.yaml\.j2:{IMAGE_LINE}: UndefinedError: 'dict object' has no attribute 'runtime_imag'"],
+    ),
+    Scenario(
+        "template error: syntax",
+        4,
+        ["render", "--templates", "ovr", "plan.yml"],
+        {
+            "plan.yml": plan_text(pinned(minimal_plan())),
+            "ovr/agent.yaml.j2": AGENT.replace("{% endif %}", "{% endfor %}", 1),
+        },
+        [r"ovr/agent\.yaml\.j2:\d+: Encountered unknown tag 'endfor'"],
+    ),
+    Scenario(
+        "template error: output is not YAML",
+        4,
+        ["render", "--templates", "ovr", "plan.yml"],
+        {
+            "plan.yml": plan_text(pinned(minimal_plan())),
+            "ovr/pipelock.yaml.j2": PIPELOCK.replace(
+                "    command:", "    labels: {{ 'team: a: b' | raw }}\n    command:"
+            ),
+        },
+        [
+            r"template pipelock\.yaml\.j2 \(override ovr\): what it rendered is not valid YAML at line 5 of the output",
+            r"   5 \|     labels: team: a: b",
+        ],
+    ),
+    Scenario(
+        "template error: two templates disagree",
+        4,
+        ["render", "--templates", "ovr", "plan.yml"],
+        {
+            "plan.yml": plan_text(pinned(minimal_plan())),
+            "ovr/pipelock.yaml.j2": PIPELOCK + "networks:\n  internal:\n    name: elsewhere\n",
+        },
+        [
+            r"templates conflict at \$\.networks\.internal\.name: templates document\.yaml\.j2 \(packaged\) and pipelock\.yaml\.j2 \(override ovr\)"
+        ],
+    ),
+    Scenario(
+        "invalid document: compose schema",
+        5,
+        ["render", "--templates", "ovr", "plan.yml"],
+        {
+            "plan.yml": plan_text(pinned(minimal_plan())),
+            "ovr/pipelock.yaml.j2": PIPELOCK.replace("    command:", "    privilegd: true\n    command:"),
+        },
+        [
+            r"\$\.services\.pipelock in template pipelock\.yaml\.j2 \(override ovr\): unknown key \"privilegd\" \(did you mean \"privileged\"\?\)"
+        ],
+    ),
+    Scenario(
+        "invalid document: compose rules",
+        5,
+        ["render", "--templates", "ovr", "plan.yml"],
+        {
+            "plan.yml": plan_text(pinned(minimal_plan())),
+            "ovr/pipelock.yaml.j2": PIPELOCK.replace("    networks:", "    depends_on: [agent]\n    networks:"),
+        },
+        [
+            r"dependency cycle pipelock -> agent -> pipelock; depends_on comes from template\(s\) agent\.yaml\.j2 \(packaged\), pipelock\.yaml\.j2 \(override ovr\)"
+        ],
+    ),
+    Scenario(
+        "warnings with --strict",
+        6,
+        ["render", "--strict", "plan.yml", "-o", "out.yml"],
+        {"plan.yml": plan_text(minimal_plan())},
+        [
+            r"warning: \$\.services\.pipelock\.image in template pipelock\.yaml\.j2 \(packaged\): pipelock's image 'claude-bottle/pipelock:latest' is not pinned by digest",
+            r"\d+ warning\(s\) and --strict: nothing was written",
+        ],
+    ),
+    Scenario(
+        "I/O: output cannot be written",
+        7,
+        ["render", "plan.yml", "-o", "plan.yml/out.yml"],
+        {"plan.yml": plan_text(pinned(minimal_plan()))},
+        [r"plan\.yml/out\.yml: cannot write here: plan\.yml is a file, not a directory"],
+    ),
+    Scenario(
+        "drift (check)",
+        1,
+        ["check", "plan.yml", "out.yml"],
+        {"plan.yml": plan_text(pinned(minimal_plan())), "out.yml": "name: stale\n"},
+        [r"out\.yml has drifted from its plan; run `bottlegen render plan\.yml -o out\.yml`"],
+    ),
 ]
 
 
@@ -113,7 +206,7 @@ def example_message(stderr: str) -> str:
     """The error line and its first detail, as a user sees them first."""
     lines = stderr.splitlines()
     at = next((i for i, line in enumerate(lines) if ": error:" in line), len(lines) - 1)
-    shown = [lines[at]] + [l.strip() for l in lines[at + 1: at + 2] if l.startswith("  ")]
+    shown = [lines[at]] + [line.strip() for line in lines[at + 1 : at + 2] if line.startswith("  ")]
     text = " ".join(shown)
     return text if len(text) <= 240 else text[:237] + "..."
 
@@ -179,8 +272,9 @@ def test_the_exception_tree():
 
     proc = subprocess.CompletedProcess(["docker", "compose", "up"], 17, "", "line one\nline two\n")
     error = ComposeError.from_process("docker compose up", proc)
-    assert isinstance(error, subprocess.CalledProcessError) and isinstance(error, UserError)
+    assert isinstance(error, UserError)
     assert (error.returncode, error.cmd, error.exit_code) == (17, ["docker", "compose", "up"], 9)
+    assert error.stderr == "line one\nline two\n"
     assert str(error) == "docker compose up failed (exit 17)\n  line one\n  line two"
     assert isinstance(PlanError("x"), ValueError) and isinstance(DocumentError("x"), ValueError)
     assert isinstance(OutputError("x"), OSError) and str(OutputError("x", ["d"])) == "x\n  d"
