@@ -67,6 +67,7 @@ def precompile() -> None:
     bottlegen does.
     """
     import compileall
+
     import bottlegen
 
     compileall.compile_dir(Path(bottlegen.__file__).parent, quiet=1)
@@ -93,14 +94,18 @@ def timed_rounds(commands: dict[str, tuple[list[str], dict[str, str] | None, int
 
 def peak_rss_kib(argv: list[str], env: dict[str, str] | None = None) -> int:
     """Max RSS of one run of argv, measured by a fresh helper whose only child it is."""
-    helper = ("import resource, subprocess, sys; subprocess.run(sys.argv[1:], stdout=subprocess.DEVNULL, "
-              "stderr=subprocess.DEVNULL, check=True); print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)")
+    helper = (
+        "import resource, subprocess, sys; subprocess.run(sys.argv[1:], stdout=subprocess.DEVNULL, "
+        "stderr=subprocess.DEVNULL, check=True); print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)"
+    )
     return int(subprocess.run([PY, "-c", helper, *argv], capture_output=True, text=True, check=True, env=env).stdout)
 
 
 def import_ms(module: str) -> float:
     """Cumulative import time of module in a fresh interpreter (python -X importtime)."""
-    proc = subprocess.run([PY, "-X", "importtime", "-c", f"import {module}"], capture_output=True, text=True, check=True)
+    proc = subprocess.run(
+        [PY, "-X", "importtime", "-c", f"import {module}"], capture_output=True, text=True, check=True
+    )
     for line in reversed(proc.stderr.splitlines()):
         parts = [p.strip() for p in line.split("|")]
         if len(parts) == 3 and parts[2] == module:
@@ -115,20 +120,42 @@ def generated_plans(count: int, seed: int = 7) -> list[dict]:
     for i in range(count):
         slug = f"fleet-{i:04d}"
         plan: dict = {
-            "slug": slug, "runtime_image": f"registry.example/agent:{rng.randint(1, 9)}.{rng.randint(0, 20)}",
-            "forwarded_env": [f"FWD_{n}" for n in range(rng.randint(0, 4))], "use_runsc": rng.random() < 0.2,
-            "proxy": {"internal_network": f"{slug}-int", "egress_network": f"{slug}-eg", "yaml_path": f"/srv/{slug}/pipelock.yaml",
-                      "ca_cert_host_path": f"/srv/{slug}/ca.pem", "ca_key_host_path": f"/srv/{slug}/ca-key.pem"},
+            "slug": slug,
+            "runtime_image": f"registry.example/agent:{rng.randint(1, 9)}.{rng.randint(0, 20)}",
+            "forwarded_env": [f"FWD_{n}" for n in range(rng.randint(0, 4))],
+            "use_runsc": rng.random() < 0.2,
+            "proxy": {
+                "internal_network": f"{slug}-int",
+                "egress_network": f"{slug}-eg",
+                "yaml_path": f"/srv/{slug}/pipelock.yaml",
+                "ca_cert_host_path": f"/srv/{slug}/ca.pem",
+                "ca_key_host_path": f"/srv/{slug}/ca-key.pem",
+            },
             "settings": {"images": {"pipelock": "registry.example/pipelock@sha256:" + "a" * 64}},
         }
         if rng.random() < 0.5:
-            plan["git_gate"] = {"entrypoint_script": f"/srv/{slug}/gg/e.sh", "hook_script": f"/srv/{slug}/gg/h", "access_hook_script": f"/srv/{slug}/gg/a",
-                                "upstreams": [{"name": f"u{n}", "identity_file": f"~/.ssh/u{n}", "extra_hosts": {f"git{n}.example": f"10.0.0.{n + 1}"}}
-                                              for n in range(rng.randint(1, 3))]}
+            plan["git_gate"] = {
+                "entrypoint_script": f"/srv/{slug}/gg/e.sh",
+                "hook_script": f"/srv/{slug}/gg/h",
+                "access_hook_script": f"/srv/{slug}/gg/a",
+                "upstreams": [
+                    {
+                        "name": f"u{n}",
+                        "identity_file": f"~/.ssh/u{n}",
+                        "extra_hosts": {f"git{n}.example": f"10.0.0.{n + 1}"},
+                    }
+                    for n in range(rng.randint(1, 3))
+                ],
+            }
         if rng.random() < 0.5:
-            plan["egress"] = {"routes": [{"host": "api.example"}], "token_env_map": {"API_TOKEN": "api.example"},
-                              "pipelock_proxy_url": f"http://claude-bottle-{slug}-pipelock:8888", "routes_path": f"/srv/{slug}/routes.yaml",
-                              "mitmproxy_ca_host_path": f"/srv/{slug}/mitm.pem", "pipelock_ca_host_path": f"/srv/{slug}/ca.pem"}
+            plan["egress"] = {
+                "routes": [{"host": "api.example"}],
+                "token_env_map": {"API_TOKEN": "api.example"},
+                "pipelock_proxy_url": f"http://claude-bottle-{slug}-pipelock:8888",
+                "routes_path": f"/srv/{slug}/routes.yaml",
+                "mitmproxy_ca_host_path": f"/srv/{slug}/mitm.pem",
+                "pipelock_ca_host_path": f"/srv/{slug}/ca.pem",
+            }
         if rng.random() < 0.5:
             plan["supervise"] = {"queue_dir": f"/srv/{slug}/queue", "current_config_dir": f"/srv/{slug}/current"}
         plans.append(plan)
@@ -203,38 +230,50 @@ def main() -> None:
     # 1. whole process, and the parts of start-up (section 4)
     bad_plan = work / "bad-slug.json"  # one schema violation: jsonschema is imported to explain it
     bad_plan.write_text(json.dumps({**load_plan(PLAN), "slug": "Not A Slug"}))
-    median = timed_rounds({
-        "theirs": (theirs_cmd, None, 0),
-        "ours": (ours_cmd, warm_cache, 0),
-        "ours_cold": (ours_cmd, no_cache, 0),
-        "ours_bad": ([BOTTLEGEN, "render", str(bad_plan)], warm_cache, 3),
-        "bare": ([PY, "-c", "pass"], None, 0),
-        "imports_only": ([PY, "-c", "import gc, bottlegen.cli; gc.freeze()"], None, 0),  # exits as cli.run does
-        "imports_unfrozen": ([PY, "-c", "import bottlegen.cli"], None, 0),
-    }, runs)
-    theirs, ours, ours_cold, ours_bad, bare, imports_only, imports_unfrozen = (median[k] for k in (
-        "theirs", "ours", "ours_cold", "ours_bad", "bare", "imports_only", "imports_unfrozen"))
+    median = timed_rounds(
+        {
+            "theirs": (theirs_cmd, None, 0),
+            "ours": (ours_cmd, warm_cache, 0),
+            "ours_cold": (ours_cmd, no_cache, 0),
+            "ours_bad": ([BOTTLEGEN, "render", str(bad_plan)], warm_cache, 3),
+            "bare": ([PY, "-c", "pass"], None, 0),
+            "imports_only": ([PY, "-c", "import gc, bottlegen.cli; gc.freeze()"], None, 0),  # exits as cli.run does
+            "imports_unfrozen": ([PY, "-c", "import bottlegen.cli"], None, 0),
+        },
+        runs,
+    )
+    theirs, ours, ours_cold, ours_bad, bare, imports_only, imports_unfrozen = (
+        median[k] for k in ("theirs", "ours", "ours_cold", "ours_bad", "bare", "imports_only", "imports_unfrozen")
+    )
 
     # 2. in process, and 3. its memory
     batch_file = work / "batch.json"
     batch_file.write_text(json.dumps(generated_plans(args.batch)))
-    inproc = json.loads(subprocess.run([PY, "-c", IN_PROCESS, str(PLAN), "300", str(batch_file)],
-                                       capture_output=True, text=True, check=True).stdout)
+    inproc = json.loads(
+        subprocess.run(
+            [PY, "-c", IN_PROCESS, str(PLAN), "300", str(batch_file)], capture_output=True, text=True, check=True
+        ).stdout
+    )
     rss_ours = peak_rss_kib(ours_cmd, env=warm_cache)
     rss_theirs = peak_rss_kib(theirs_cmd)
 
     # 4. what stands between us and 1x
     imports = {m: import_ms(m) for m in ("jinja2", "ruamel.yaml", "jsonschema", "bottlegen.cli")}
-    compiled_import, first_render, compiled, explained = map(float, subprocess.run(
-        [PY, "-c", FIRST_USE, str(PLAN)], capture_output=True, text=True, check=True, env=warm_cache).stdout.split())
+    compiled_import, first_render, compiled, explained = map(
+        float,
+        subprocess.run(
+            [PY, "-c", FIRST_USE, str(PLAN)], capture_output=True, text=True, check=True, env=warm_cache
+        ).stdout.split(),
+    )
 
     ms = lambda s: f"{s * 1000:.1f} ms"  # noqa: E731
     per_plan = inproc["batch"] / inproc["count"]
-    print(f"""## bottlegen benchmark
+    print(
+        f"""## bottlegen benchmark
 
-`{' '.join([Path(PY).name, 'benchmarks/bench.py', *sys.argv[1:]])}` on {platform.machine()}, {os.cpu_count()} cores ({pinned}),
-Python {platform.python_version()}, compose {subprocess.run([compose, 'version', '--short'], capture_output=True, text=True).stdout.strip()},
-{time.strftime('%Y-%m-%d')}.
+`{" ".join([Path(PY).name, "benchmarks/bench.py", *sys.argv[1:]])}` on {platform.machine()}, {os.cpu_count()} cores ({pinned}),
+Python {platform.python_version()}, compose {subprocess.run([compose, "version", "--short"], capture_output=True, text=True).stdout.strip()},
+{time.strftime("%Y-%m-%d")}.
 
 ### 1. Whole process, examples/all-sidecars.yml (medians of {runs} runs)
 
@@ -245,15 +284,17 @@ Python {platform.python_version()}, compose {subprocess.run([compose, 'version',
 | `bottlegen render` (no template cache) | {ms(ours_cold)} | {ours_cold / theirs:.2f}x |
 | `bottlegen render` of a plan with a schema error (exit 3, jsonschema explains) | {ms(ours_bad)} | {ours_bad / theirs:.2f}x |
 
-### 2. In process, per plan (templates and validators built once: {ms(inproc['setup'])})
+### 2. In process, per plan (templates and validators built once: {ms(inproc["setup"])})
 
 | stage | full plan (5 services) |
 | --- | --- |
-""" + "\n".join(f"| {name} | {v * 1000:.2f} ms |" for name, v in inproc["stages"].items()) + f"""
-| **total** | **{inproc['full'] * 1000:.2f} ms** ({1 / inproc['full']:.0f} plans/s) |
+"""
+        + "\n".join(f"| {name} | {v * 1000:.2f} ms |" for name, v in inproc["stages"].items())
+        + f"""
+| **total** | **{inproc["full"] * 1000:.2f} ms** ({1 / inproc["full"]:.0f} plans/s) |
 
-Batch of {inproc['count']} generated plans (each sidecar present with p=0.5): {ms(inproc['batch'])} in all,
-{per_plan * 1000:.2f} ms per plan, **{inproc['count'] / inproc['batch']:.0f} plans per second** on one core.
+Batch of {inproc["count"]} generated plans (each sidecar present with p=0.5): {ms(inproc["batch"])} in all,
+{per_plan * 1000:.2f} ms per plan, **{inproc["count"] / inproc["batch"]:.0f} plans per second** on one core.
 
 ### 3. Peak memory (max RSS)
 
@@ -261,7 +302,7 @@ Batch of {inproc['count']} generated plans (each sidecar present with p=0.5): {m
 | --- | --- |
 | `docker compose config` | {rss_theirs / 1024:.1f} MiB |
 | `bottlegen render` | {rss_ours / 1024:.1f} MiB |
-| bottlegen batch of {inproc['count']} plans, in one process | {inproc['maxrss_kib'] / 1024:.1f} MiB |
+| bottlegen batch of {inproc["count"]} plans, in one process | {inproc["maxrss_kib"] / 1024:.1f} MiB |
 
 ### 4. Between bottlegen and 1x
 
@@ -270,13 +311,14 @@ Batch of {inproc['count']} generated plans (each sidecar present with p=0.5): {m
 | bare interpreter start-up (`python -c pass`) | {ms(bare)} |
 | start-up plus `import bottlegen.cli`, nothing rendered, exit as the command exits (garbage collector frozen) | {ms(imports_only)} |
 | the same with the ordinary exit (its collections run over every loaded object) | {ms(imports_unfrozen)} |
-| import jinja2 / ruamel.yaml (each alone, cumulative) | {imports['jinja2']:.1f} / {imports['ruamel.yaml']:.1f} ms |
-| import bottlegen.cli (all of it; jsonschema and subprocess are not among it) | {imports['bottlegen.cli']:.1f} ms |
+| import jinja2 / ruamel.yaml (each alone, cumulative) | {imports["jinja2"]:.1f} / {imports["ruamel.yaml"]:.1f} ms |
+| import bottlegen.cli (all of it; jsonschema and subprocess are not among it) | {imports["bottlegen.cli"]:.1f} ms |
 | import the three compiled schema checks and compare their digests | {compiled_import:.1f} ms |
 | first render in a process (template cache warm) | {first_render:.1f} ms |
 | compiled check of the rendered document (the launch path) | {compiled:.2f} ms |
-| on the error path only: import jsonschema / build its validator and explain | {imports['jsonschema']:.1f} / {explained:.1f} ms |
-""")
+| on the error path only: import jsonschema / build its validator and explain | {imports["jsonschema"]:.1f} / {explained:.1f} ms |
+"""
+    )
 
 
 if __name__ == "__main__":

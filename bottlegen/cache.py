@@ -61,7 +61,7 @@ class DirectoryCache(jinja2.BytecodeCache):
         finally:
             os.close(fd)
         header = self._header(bucket)
-        digest, code = data[len(header):len(header) + 32], data[len(header) + 32:]
+        digest, code = data[len(header) : len(header) + 32], data[len(header) + 32 :]
         if not data.startswith(header) or hashlib.sha256(code).digest() != digest:
             return
         try:
@@ -81,7 +81,7 @@ class DirectoryCache(jinja2.BytecodeCache):
             try:
                 view = memoryview(data)
                 while view:
-                    view = view[os.write(fd, view):]
+                    view = view[os.write(fd, view) :]
             finally:
                 os.close(fd)
             os.replace(tmp, name, src_dir_fd=self.fd, dst_dir_fd=self.fd)
@@ -110,9 +110,15 @@ def cache_folder() -> Path | None:
     if configured == "":
         return None
     here = Path(__file__).resolve().parent
-    fingerprint = hashlib.sha256((here / "templating.py").read_bytes() + (here / "cache.py").read_bytes()).hexdigest()[:16]
+    fingerprint = hashlib.sha256((here / "templating.py").read_bytes() + (here / "cache.py").read_bytes()).hexdigest()[
+        :16
+    ]
     try:
-        base = Path(configured) if configured else Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "bottlegen"
+        base = (
+            Path(configured)
+            if configured
+            else Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "bottlegen"
+        )
     except RuntimeError:  # no home directory
         return None
     return base / f"jinja-{fingerprint}"

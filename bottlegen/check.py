@@ -77,33 +77,51 @@ def check_rules(merged: Merged) -> None:
         base = ("services", name)
         for dep in names(service.get("depends_on")):
             if dep not in services:
-                problems.append(f"{merged.where((*base, 'depends_on'))}: depends on {dep!r}, which is not rendered (services: {', '.join(services)})")
+                problems.append(
+                    f"{merged.where((*base, 'depends_on'))}: depends on {dep!r}, which is not rendered (services: {', '.join(services)})"
+                )
         for net in names(service.get("networks")):
             if net not in networks:
-                problems.append(f"{merged.where((*base, 'networks', net))}: network {net!r} is not declared under the top-level networks")
+                problems.append(
+                    f"{merged.where((*base, 'networks', net))}: network {net!r} is not declared under the top-level networks"
+                )
         container_name = service.get("container_name")
         if isinstance(container_name, str):
             if not CONTAINER_NAME.fullmatch(container_name):
-                problems.append(f"{merged.where((*base, 'container_name'))}: {container_name!r} is not a valid container name ([a-zA-Z0-9][a-zA-Z0-9_.-]+)")
+                problems.append(
+                    f"{merged.where((*base, 'container_name'))}: {container_name!r} is not a valid container name ([a-zA-Z0-9][a-zA-Z0-9_.-]+)"
+                )
             if container_name in owners:
-                problems.append(f"{merged.where((*base, 'container_name'))}: {container_name!r} is also the container name of service {owners[container_name]!r}")
+                problems.append(
+                    f"{merged.where((*base, 'container_name'))}: {container_name!r} is also the container name of service {owners[container_name]!r}"
+                )
             owners.setdefault(container_name, name)
         targets: dict[str, int] = {}
         for index, kind, source, target in mounts(service):
             where = merged.where((*base, "volumes", index))
             if target is not None:
                 if target in targets:
-                    problems.append(f"{where}: target {target!r} is also mounted by volumes[{targets[target]}]; compose would silently keep only the last")
+                    problems.append(
+                        f"{where}: target {target!r} is also mounted by volumes[{targets[target]}]; compose would silently keep only the last"
+                    )
                 targets.setdefault(target, index)
             if kind == "bind" and isinstance(source, str) and not os.path.isabs(unescape(source)):
-                problems.append(f"{where}: bind source {source!r} is relative; it would resolve against wherever the compose file is written. Use an absolute path")
+                problems.append(
+                    f"{where}: bind source {source!r} is relative; it would resolve against wherever the compose file is written. Use an absolute path"
+                )
     problems += _cycles(merged, services)
     if problems:
-        raise DocumentError("the rendered document breaks rules Docker Compose enforces; fix the template named:", problems)
+        raise DocumentError(
+            "the rendered document breaks rules Docker Compose enforces; fix the template named:", problems
+        )
 
 
 def _cycles(merged: Merged, services: dict[str, Any]) -> list[str]:
-    graph = {name: [d for d in names(s.get("depends_on")) if d in services] for name, s in services.items() if isinstance(s, dict)}
+    graph = {
+        name: [d for d in names(s.get("depends_on")) if d in services]
+        for name, s in services.items()
+        if isinstance(s, dict)
+    }
     state: dict[str, int] = {}  # 1: on the current path, 2: done
     found: list[str] = []
 
@@ -111,7 +129,7 @@ def _cycles(merged: Merged, services: dict[str, Any]) -> list[str]:
         state[node] = 1
         for dep in graph.get(node, []):
             if state.get(dep) == 1:
-                cycle = trail[trail.index(dep):] + [dep] if dep in trail else [node, dep]
+                cycle = [*trail[trail.index(dep) :], dep] if dep in trail else [node, dep]
                 made_by = sorted({str(merged.source_of(("services", s, "depends_on"))) for s in cycle})
                 found.append(
                     f"{json_path(('services', node, 'depends_on'))}: dependency cycle {' -> '.join(cycle)}; "

@@ -8,7 +8,7 @@ import json
 import os
 import signal
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, NoReturn
 
@@ -77,11 +77,15 @@ def _render_batch(renderer: Renderer, plans: list[Path], out_dir: Path, strict: 
             render_warnings([f"{plan}: {w}" for w in rendered.warnings], strict)
             slug = rendered.context["plan"]["slug"]
             if slug in written:
-                raise OutputError(f"{plan}: slug {slug!r} was already rendered from {written[slug]}; nothing written for it")
+                raise OutputError(
+                    f"{plan}: slug {slug!r} was already rendered from {written[slug]}; nothing written for it"
+                )
             project = str(rendered.document.get("name"))
             if project in projects:
-                raise PlanError(f"{plan}: makes compose project {project!r}, as {projects[project]} does; "
-                                "give one of them another slug or settings.project_prefix. Nothing written for it")
+                raise PlanError(
+                    f"{plan}: makes compose project {project!r}, as {projects[project]} does; "
+                    "give one of them another slug or settings.project_prefix. Nothing written for it"
+                )
             _not_the_plan(out_dir / f"{slug}.yml", plan_ids)
             write_atomic(out_dir / f"{slug}.yml", rendered.text)
             written[slug] = plan
@@ -117,8 +121,9 @@ def _not_the_plan(output: Path, plans: dict[tuple[int, int], Path]) -> None:
         return
     plan = plans.get((info.st_dev, info.st_ino))
     if plan is not None:
-        raise UsageError(f"{output} is the plan {plan}: rendering would replace the plan with its compose file; "
-                         "write somewhere else")
+        raise UsageError(
+            f"{output} is the plan {plan}: rendering would replace the plan with its compose file; write somewhere else"
+        )
 
 
 def cmd_context(args: argparse.Namespace) -> int:
@@ -147,10 +152,14 @@ def cmd_check(args: argparse.Namespace) -> int:
         text, utf8 = current.decode("utf-8"), True
     except UnicodeDecodeError:
         text, utf8 = current.decode("utf-8", errors="replace"), False
-    sys.stdout.writelines(difflib.unified_diff(
-        text.splitlines(keepends=True), rendered.text.splitlines(keepends=True),
-        fromfile=f"{path} (on disk)", tofile=f"{path} (bottlegen render {args.plan})",
-    ))
+    sys.stdout.writelines(
+        difflib.unified_diff(
+            text.splitlines(keepends=True),
+            rendered.text.splitlines(keepends=True),
+            fromfile=f"{path} (on disk)",
+            tofile=f"{path} (bottlegen render {args.plan})",
+        )
+    )
     why = ""
     if b"\r\n" in current and current.replace(b"\r\n", b"\n") == wanted:
         why = " (only its line endings: it has CRLF, bottlegen writes LF)"
@@ -178,7 +187,9 @@ def cmd_templates_list(args: argparse.Namespace) -> int:
 
 def cmd_templates_eject(args: argparse.Namespace) -> int:
     packaged = resources.templates_dir()
-    available = sorted(p.relative_to(packaged).as_posix() for p in packaged.rglob("*") if p.is_file() and "__pycache__" not in p.parts)
+    available = sorted(
+        p.relative_to(packaged).as_posix() for p in packaged.rglob("*") if p.is_file() and "__pycache__" not in p.parts
+    )
     # README.md (the operators' guide) can be ejected too, to keep beside the copies.
     target = Path(args.to)
     names = available if args.all else args.names
@@ -197,6 +208,7 @@ def cmd_templates_eject(args: argparse.Namespace) -> int:
 
 
 # The lifecycle commands load their module only when they run: `render` never needs it.
+
 
 def cmd_up(args: argparse.Namespace) -> int:
     from . import lifecycle
@@ -228,7 +240,13 @@ def cmd_down(args: argparse.Namespace) -> int:
 class _Version(argparse.Action):
     """--version, with the version looked up only when asked for (it is slow to import)."""
 
-    def __call__(self, parser, namespace, values, option_string=None):
+    def __call__(
+        self,
+        parser: argparse.ArgumentParser,
+        namespace: argparse.Namespace,
+        values: object,
+        option_string: str | None = None,
+    ) -> None:
         from . import __version__
 
         sys.stdout.write(f"bottlegen {__version__}\n")
@@ -238,9 +256,11 @@ class _Version(argparse.Action):
 def templates_option() -> argparse.ArgumentParser:
     parent = argparse.ArgumentParser(add_help=False)
     parent.add_argument(
-        "--templates", action="append", metavar="DIR",
+        "--templates",
+        action="append",
+        metavar="DIR",
         help="a folder of templates that shadow the packaged ones by relative path (repeatable; "
-             "default: $BOTTLEGEN_TEMPLATES, folders separated by ':')",
+        "default: $BOTTLEGEN_TEMPLATES, folders separated by ':')",
     )
     return parent
 
@@ -272,23 +292,43 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action=_Version, nargs=0, help="show bottlegen's version and exit")
     templates, strict = templates_option(), strict_option()
-    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    sub: Any = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    def add(name: str, func, help: str, parents=()) -> argparse.ArgumentParser:
-        p = sub.add_parser(name, help=help, description=help, parents=list(parents), epilog=EXIT_CODES_HELP,
-                           formatter_class=argparse.RawDescriptionHelpFormatter)
+    def add(
+        name: str,
+        func: Callable[[argparse.Namespace], int] | None,
+        help: str,
+        parents: Sequence[argparse.ArgumentParser] = (),
+    ) -> argparse.ArgumentParser:
+        p: argparse.ArgumentParser = sub.add_parser(
+            name,
+            help=help,
+            description=help,
+            parents=list(parents),
+            epilog=EXIT_CODES_HELP,
+            formatter_class=argparse.RawDescriptionHelpFormatter,
+        )
         p.set_defaults(func=func)
         return p
 
-    p = add("render", cmd_render, "render a plan into a compose file (stdout, -o FILE, or --out-dir DIR for many)", [templates, strict])
+    p = add(
+        "render",
+        cmd_render,
+        "render a plan into a compose file (stdout, -o FILE, or --out-dir DIR for many)",
+        [templates, strict],
+    )
     p.add_argument("plans", nargs="+", metavar="PLAN", help="plan file (YAML or JSON)")
-    p.add_argument("-o", "--output", metavar="FILE", help="write here atomically (mode 0644, parents created) instead of stdout")
+    p.add_argument(
+        "-o", "--output", metavar="FILE", help="write here atomically (mode 0644, parents created) instead of stdout"
+    )
     p.add_argument("--out-dir", metavar="DIR", help="render every PLAN into DIR/<slug>.yml in one process")
 
     p = add("context", cmd_context, "print the resolved template context of a plan, as YAML", [templates])
     p.add_argument("plan", metavar="PLAN")
 
-    p = add("check", cmd_check, "exit 0 if FILE is exactly what render produces from PLAN, else 1 with a diff", [templates])
+    p = add(
+        "check", cmd_check, "exit 0 if FILE is exactly what render produces from PLAN, else 1 with a diff", [templates]
+    )
     p.add_argument("plan", metavar="PLAN")
     p.add_argument("file", metavar="FILE")
 
@@ -305,8 +345,12 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--force", action="store_true", help="overwrite files that exist")
     t.set_defaults(func=cmd_templates_eject)
 
-    p = add("up", cmd_up, "render PLAN into STATE_DIR/docker-compose.yml, create the networks, and start the bottle",
-            [templates, strict])
+    p = add(
+        "up",
+        cmd_up,
+        "render PLAN into STATE_DIR/docker-compose.yml, create the networks, and start the bottle",
+        [templates, strict],
+    )
     p.add_argument("plan", metavar="PLAN")
     p.add_argument("--state-dir", required=True, metavar="DIR", help="the bottle's state directory")
     p = add("logs", cmd_logs, "print the bottle's merged logs")
@@ -314,7 +358,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-f", "--follow", action="store_true", help="follow the logs")
     p = add("ps", cmd_ps, "show the bottle's services and their state")
     p.add_argument("--state-dir", required=True, metavar="DIR")
-    p = add("down", cmd_down, "save the merged logs to STATE_DIR/compose.log, stop the bottle, remove the networks bottlegen created")
+    p = add(
+        "down",
+        cmd_down,
+        "save the merged logs to STATE_DIR/compose.log, stop the bottle, remove the networks bottlegen created",
+    )
     p.add_argument("--state-dir", required=True, metavar="DIR")
     return parser
 
@@ -357,7 +405,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except Stopped as e:
         _say(f"bottlegen: stopped by signal {e.exit_code - 128}")
         return e.exit_code
-    except Exception as e:  # noqa: BLE001 - the last net: a bug still ends in a documented code
+    except Exception as e:
         if os.environ.get("BOTTLEGEN_DEBUG"):
             import traceback
 
@@ -370,8 +418,10 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _internal_error(error: BaseException, prefix: str = "") -> None:
-    _say(f"bottlegen: internal error: {prefix}{type(error).__name__}: {error}. This is a bug in bottlegen; please report it "
-         "with the command that caused it (BOTTLEGEN_DEBUG=1 shows the traceback)")
+    _say(
+        f"bottlegen: internal error: {prefix}{type(error).__name__}: {error}. This is a bug in bottlegen; please report it "
+        "with the command that caused it (BOTTLEGEN_DEBUG=1 shows the traceback)"
+    )
 
 
 def _stop(signum: int, frame: object) -> None:

@@ -137,7 +137,7 @@ def _sequence(items: Any, dash: int, out: list[str]) -> None:
             _mapping(item, dash + 2, out)
         else:
             _sequence(item, dash + 2, out)
-        out[start] = f"{' ' * dash}- {out[start][dash + 2:]}"  # the first line shares the dash's line
+        out[start] = f"{' ' * dash}- {out[start][dash + 2 :]}"  # the first line shares the dash's line
 
 
 def header(plan_name: str, relaxed: Sequence[str] = ()) -> str:
@@ -146,7 +146,9 @@ def header(plan_name: str, relaxed: Sequence[str] = ()) -> str:
         "Change the plan, or the templates (`bottlegen templates list`), then run `bottlegen render` again."
     )
     if relaxed:
-        text += "\nSANDBOX RULES RELAXED by the templates' manifest (review these):" + "".join(f"\n  {r}" for r in relaxed)
+        text += "\nSANDBOX RULES RELAXED by the templates' manifest (review these):" + "".join(
+            f"\n  {r}" for r in relaxed
+        )
     return text
 
 

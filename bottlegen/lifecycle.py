@@ -20,6 +20,7 @@ import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from .errors import ComposeError, EngineError, ExitCode, OutputError, UserError
 from .load import load_yaml
@@ -41,7 +42,10 @@ def warn(message: str) -> None:
 
 # --- the engine ---------------------------------------------------------------------------
 
-def _run(argv: Sequence[str], *, capture: bool = True, timeout: float | None = None) -> subprocess.CompletedProcess:
+
+def _run(
+    argv: Sequence[str], *, capture: bool = True, timeout: float | None = None
+) -> subprocess.CompletedProcess[str]:
     """Run a docker command; it inherits our environment, so compose resolves bare names."""
     try:
         return subprocess.run(list(argv), capture_output=capture, text=True, check=False, timeout=timeout)
@@ -128,6 +132,7 @@ def _warn_if_vulnerable(version: str) -> None:
 
 # --- state ----------------------------------------------------------------------------------
 
+
 @dataclass(frozen=True)
 class Bottle:
     project: str
@@ -143,20 +148,23 @@ def read_bottle(state_dir: Path) -> Bottle | None:
         return _bottle(load_yaml(compose_file.read_text(encoding="utf-8")), compose_file)
     except FileNotFoundError:
         return None
-    except Exception as e:  # noqa: BLE001 - a damaged state file is the user's to look at
+    except Exception as e:
         raise OutputError(f"{compose_file}: cannot read the bottle's compose file: {e}") from None
 
 
-def _bottle(document: dict, compose_file: Path) -> Bottle:
+def _bottle(document: dict[str, Any], compose_file: Path) -> Bottle:
     from .policy import INTERNAL, ROLE_KEY
 
     declared = {key: net if isinstance(net, dict) else {} for key, net in (document.get("networks") or {}).items()}
     networks = {key: net.get("name", key) for key, net in declared.items()}
-    internal = frozenset(networks[key] for key, net in declared.items() if (net.get(ROLE_KEY) or {}).get("role") == INTERNAL)
+    internal = frozenset(
+        networks[key] for key, net in declared.items() if (net.get(ROLE_KEY) or {}).get("role") == INTERNAL
+    )
     return Bottle(project=document["name"], compose_file=compose_file, networks=networks, internal=internal)
 
 
 # --- networks -------------------------------------------------------------------------------
+
 
 def _network_labels(engine: Engine, name: str) -> dict[str, str] | None:
     proc = _run([engine.docker, "network", "inspect", "--format", "{{json .Labels}}", name])
@@ -167,11 +175,19 @@ def _network_labels(engine: Engine, name: str) -> dict[str, str] | None:
 
 def create_networks(engine: Engine, bottle: Bottle) -> list[str]:
     """Create the bottle's missing networks; return the names this call created."""
-    created = []
-    for key, name in bottle.networks.items():
+    created: list[str] = []
+    for name in bottle.networks.values():
         if _network_labels(engine, name) is not None:
             continue
-        argv = [engine.docker, "network", "create", "--label", f"{LABEL_CREATED_BY}=bottlegen", "--label", f"{LABEL_PROJECT}={bottle.project}"]
+        argv = [
+            engine.docker,
+            "network",
+            "create",
+            "--label",
+            f"{LABEL_CREATED_BY}=bottlegen",
+            "--label",
+            f"{LABEL_PROJECT}={bottle.project}",
+        ]
         if name in bottle.internal:  # by the network's role, never by its key
             argv.append("--internal")
         proc = _run([*argv, name])
@@ -190,7 +206,9 @@ def remove_networks(engine: Engine, bottle: Bottle, only: Sequence[str] | None =
         if labels is None:
             continue
         if labels.get(LABEL_PROJECT) != bottle.project or labels.get(LABEL_CREATED_BY) != "bottlegen":
-            print(f"bottlegen: leaving network {name}: bottlegen did not create it for {bottle.project}", file=sys.stderr)
+            print(
+                f"bottlegen: leaving network {name}: bottlegen did not create it for {bottle.project}", file=sys.stderr
+            )
             continue
         proc = _run([engine.docker, "network", "rm", name])
         if proc.returncode != 0:
@@ -199,6 +217,7 @@ def remove_networks(engine: Engine, bottle: Bottle, only: Sequence[str] | None =
 
 
 # --- commands -------------------------------------------------------------------------------
+
 
 def up(engine: Engine, rendered: Rendered, state_dir: Path) -> int:
     """Put a rendered bottle into state_dir, create its networks, and start it."""
@@ -219,17 +238,23 @@ def up(engine: Engine, rendered: Rendered, state_dir: Path) -> int:
 def _require_bottle(state_dir: Path) -> Bottle:
     bottle = read_bottle(state_dir)
     if bottle is None:
-        raise OutputError(f"{state_dir / COMPOSE_FILE}: no bottle here (run `bottlegen up PLAN --state-dir {state_dir}` first)")
+        raise OutputError(
+            f"{state_dir / COMPOSE_FILE}: no bottle here (run `bottlegen up PLAN --state-dir {state_dir}` first)"
+        )
     return bottle
 
 
 def logs(state_dir: Path, follow: bool) -> int:
     bottle = _require_bottle(state_dir)
     engine = preflight()
-    argv = engine.compose_argv(bottle.project, bottle.compose_file, "logs", "--no-color", "--timestamps", *(["-f"] if follow else []))
+    argv = engine.compose_argv(
+        bottle.project, bottle.compose_file, "logs", "--no-color", "--timestamps", *(["-f"] if follow else [])
+    )
     proc = _run(argv, capture=False)
     if proc.returncode != 0:
-        raise ComposeError(f"docker compose logs for {bottle.project} failed (exit {proc.returncode})", proc.returncode, argv)
+        raise ComposeError(
+            f"docker compose logs for {bottle.project} failed (exit {proc.returncode})", proc.returncode, argv
+        )
     return ExitCode.OK
 
 
@@ -261,9 +286,13 @@ def down(state_dir: Path) -> int:
     problems += remove_networks(engine, bottle)
     left = _containers(engine, bottle)
     if left:
-        problems.append(f"{len(left)} container(s) of {bottle.project} are still there: docker ps -a --filter label=com.docker.compose.project={bottle.project}")
+        problems.append(
+            f"{len(left)} container(s) of {bottle.project} are still there: docker ps -a --filter label=com.docker.compose.project={bottle.project}"
+        )
     if problems:
-        raise ComposeError(f"teardown of {bottle.project} is incomplete", 1, ["docker", "compose", "down"], "\n".join(problems))
+        raise ComposeError(
+            f"teardown of {bottle.project} is incomplete", 1, ["docker", "compose", "down"], "\n".join(problems)
+        )
     log = state_dir / COMPOSE_LOG
     print(f"bottle {bottle.project} is down" + (f"; its log is in {log}" if log.exists() else "; no log was saved"))
     return ExitCode.OK
@@ -271,7 +300,7 @@ def down(state_dir: Path) -> int:
 
 def _containers(engine: Engine, bottle: Bottle) -> list[str]:
     proc = _run([engine.docker, "ps", "-aq", "--filter", f"label=com.docker.compose.project={bottle.project}"])
-    return proc.stdout.split()
+    return str(proc.stdout).split()
 
 
 def _save_log(engine: Engine, bottle: Bottle, path: Path) -> None:

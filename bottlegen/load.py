@@ -20,7 +20,7 @@ import re
 import stat
 from functools import cache
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 from ruamel.yaml import YAML
 from ruamel.yaml.constructor import SafeConstructor
@@ -31,7 +31,7 @@ from ruamel.yaml.resolver import VersionedResolver
 from ruamel.yaml.tag import Tag
 
 try:
-    from ruamel.yaml.cyaml import CParser
+    from ruamel.yaml.cyaml import CParser  # type: ignore[attr-defined]
 except ImportError:  # no C extension: ruamel.yaml's pure-Python parser
     CParser = None
 
@@ -57,7 +57,7 @@ class PinnedResolver(VersionedResolver):
     """
 
     version: tuple[int, int] = (1, 2)
-    _tags: dict[str, Tag] = {}
+    _tags: ClassVar[dict[str, Tag]] = {}
 
     @property
     def processing_version(self) -> tuple[int, int]:
@@ -99,7 +99,7 @@ def yaml_loader() -> YAML:
 
 if CParser is not None:
 
-    class _Loader(CParser, _PlainConstructor, PinnedResolver):  # type: ignore[misc, valid-type]
+    class _Loader(CParser, _PlainConstructor, PinnedResolver):  # type: ignore[misc]
         """What yaml_loader().load builds for each text (the C parser, the constructor and the
         resolver in one object), as a class made once: ruamel.yaml makes the class again for
         every load."""
@@ -117,7 +117,8 @@ def constructor_parser(text: str) -> tuple[Any, Any]:
     the node tree (get_single_node) and which builds data from it (construct_document), and
     the parser to dispose() after use."""
     if CParser is None:
-        return yaml_loader().get_constructor_parser(text)
+        pair: tuple[Any, Any] = yaml_loader().get_constructor_parser(text)
+        return pair
     loader = _Loader(text)
     return loader, loader
 
@@ -177,7 +178,8 @@ def nesting_depth_over(text: str, limit: int = MAX_DEPTH) -> int | None:
             if isinstance(event, CollectionStartEvent):
                 depth += 1
                 if depth > limit:
-                    return event.start_mark.line + 1
+                    line: int = event.start_mark.line + 1
+                    return line
             elif isinstance(event, CollectionEndEvent):
                 depth -= 1
     except YAMLError:
@@ -189,18 +191,20 @@ def _plain(value: Any, depth: int, surrogates: bool) -> bool:
     """The fast check of check_shape, for data without aliases: True when it holds."""
     kind = type(value)
     if kind is str:
-        return not (surrogates and _SURROGATE.search(value))
+        return not (surrogates and _SURROGATE.search(value) is not None)
     if kind is dict:
         return depth < MAX_DEPTH and all(
-            type(k) is str and not (surrogates and _SURROGATE.search(k)) and _plain(v, depth + 1, surrogates)
+            type(k) is str
+            and not (surrogates and _SURROGATE.search(k) is not None)
+            and _plain(v, depth + 1, surrogates)
             for k, v in value.items()
         )
     if kind is list:
         return depth < MAX_DEPTH and all(_plain(v, depth + 1, surrogates) for v in value)
     if kind is int:
-        return _INT_RANGE[0] <= value < _INT_RANGE[1]
+        return bool(_INT_RANGE[0] <= value < _INT_RANGE[1])
     if kind is float:
-        return value - value == 0.0  # false for NaN and the infinities
+        return bool(value - value == 0.0)  # false for NaN and the infinities
     return value is None or kind is bool
 
 
@@ -259,7 +263,9 @@ def check_shape(data: Any, max_depth: int = MAX_DEPTH, max_nodes: int = MAX_NODE
         key, child = item
         if isinstance(value, dict):
             if not isinstance(key, str):
-                raise ShapeError((*path, str(key)), f"the key {key!r} is a {type(key).__name__}, not a string: quote it")
+                raise ShapeError(
+                    (*path, str(key)), f"the key {key!r} is a {type(key).__name__}, not a string: quote it"
+                )
             _check_string(key, (*path, key))
         stack.append([child, (*path, key), None, 1])
 
@@ -276,8 +282,11 @@ def _check_leaf(value: Any, path: tuple[Any, ...]) -> None:
         if value != value or value in (float("inf"), float("-inf")):
             raise ShapeError(path, f"{value!r} is not a number a compose file can hold")
     else:
-        kind = {set: "a set (!!set)", bytes: "binary data (!!binary)", tuple: "a tuple"}.get(type(value), type(value).__name__)
-        raise ShapeError(path, f"{kind} is not plain data: use a mapping, a list, a string, a number, a boolean or null")
+        names: dict[type, str] = {set: "a set (!!set)", bytes: "binary data (!!binary)", tuple: "a tuple"}
+        kind = names.get(type(value), type(value).__name__)
+        raise ShapeError(
+            path, f"{kind} is not plain data: use a mapping, a list, a string, a number, a boolean or null"
+        )
 
 
 def _check_string(value: str, path: tuple[Any, ...]) -> None:
@@ -298,6 +307,7 @@ def parse_plan_text(text: str, source: str) -> Any:
 
 def _parse(text: str, source: str) -> Any:
     if source.endswith(".json"):
+
         def no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
             seen: dict[str, Any] = {}
             for key, value in pairs:
@@ -372,8 +382,13 @@ def read_text_file(path: Path, what: str, error: type[Exception] = PlanError, li
 
 
 def _file_kind(mode: int) -> str:
-    for test, name in ((stat.S_ISDIR, "a directory"), (stat.S_ISFIFO, "a FIFO"), (stat.S_ISCHR, "a character device"),
-                       (stat.S_ISBLK, "a block device"), (stat.S_ISSOCK, "a socket")):
+    for test, name in (
+        (stat.S_ISDIR, "a directory"),
+        (stat.S_ISFIFO, "a FIFO"),
+        (stat.S_ISCHR, "a character device"),
+        (stat.S_ISBLK, "a block device"),
+        (stat.S_ISSOCK, "a socket"),
+    ):
         if test(mode):
             return name
     return "not a regular file"

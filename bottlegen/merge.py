@@ -118,7 +118,7 @@ def _load_checking_spans(fragment: Fragment) -> tuple[Any, bool]:
             for span in fragment.spans:
                 if span not in whole:
                     line = text.count("\n", 0, span[0]) + 1
-                    raise ValueNotWhole(fragment, text[span[0]:span[1]], line, _around(text, line, before=1))
+                    raise ValueNotWhole(fragment, text[span[0] : span[1]], line, _around(text, line, before=1))
         return (constructor.construct_document(node) if node is not None else None), suspect
     finally:
         parser.dispose()
@@ -148,7 +148,9 @@ def _nodes(node: Any) -> list[Any]:
 def parse_fragment(fragment: Fragment) -> dict[str, Any]:
     deep = nesting_depth_over(fragment.text)
     if deep is not None:
-        raise TemplateError(f"template {fragment.source}: what it rendered nests more than {MAX_DEPTH} levels deep at line {deep}")
+        raise TemplateError(
+            f"template {fragment.source}: what it rendered nests more than {MAX_DEPTH} levels deep at line {deep}"
+        )
     try:
         data, suspect = _load_checking_spans(fragment)
     except MarkedYAMLError as e:
@@ -163,16 +165,22 @@ def parse_fragment(fragment: Fragment) -> dict[str, Any]:
     except YAMLError as e:
         raise TemplateError(f"template {fragment.source}: the rendered text is not valid YAML: {e}") from None
     except (ValueError, OverflowError) as e:  # an integer past Python's digit limit
-        raise TemplateError(f"template {fragment.source}: the rendered text holds a number too long to read: {str(e).split('; use')[0]}") from None
+        raise TemplateError(
+            f"template {fragment.source}: the rendered text holds a number too long to read: {str(e).split('; use')[0]}"
+        ) from None
     try:
         if suspect:
             check_shape(data)
     except ShapeError as e:
-        raise TemplateError(f"template {fragment.source}: what it rendered at {json_path(e.path)} is not plain data: {e.problem}") from None
+        raise TemplateError(
+            f"template {fragment.source}: what it rendered at {json_path(e.path)} is not plain data: {e.problem}"
+        ) from None
     if data is None:
         return {}
     if not isinstance(data, dict):
-        raise TemplateError(f"template {fragment.source}: must render a YAML mapping (top-level keys), not a {type(data).__name__}")
+        raise TemplateError(
+            f"template {fragment.source}: must render a YAML mapping (top-level keys), not a {type(data).__name__}"
+        )
     return data
 
 
@@ -197,4 +205,3 @@ def _merge_into(merged: Merged, target: dict[str, Any], incoming: dict[str, Any]
                 f"templates conflict at {json_path(here)}: templates {first} and {source} give it different values; "
                 "a key may be defined by several templates only with the same value"
             )
-

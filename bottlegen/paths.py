@@ -31,7 +31,11 @@ def _quote(text: str) -> str:
 def _key(text: str) -> str:
     """A key for a path: quoted, and escaped where it is not printable ASCII."""
     quoted = _quote(text)
-    return quoted if quoted.isascii() and quoted.isprintable() else quoted.encode("unicode_escape", errors="backslashreplace").decode("ascii")
+    return (
+        quoted
+        if quoted.isascii() and quoted.isprintable()
+        else quoted.encode("unicode_escape", errors="backslashreplace").decode("ascii")
+    )
 
 
 def shorten(value: Any) -> str:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import os
 import time
-from collections import Counter
+from collections import defaultdict
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -48,7 +48,14 @@ def override_dirs_from_env() -> list[str]:
 
 
 class Renderer:
-    STAGES = ("load and validate plan", "render templates", "parse and merge", "schema and semantic checks", "sandbox policy", "emit")
+    STAGES = (
+        "load and validate plan",
+        "render templates",
+        "parse and merge",
+        "schema and semantic checks",
+        "sandbox policy",
+        "emit",
+    )
 
     def __init__(self, override_dirs: Sequence[str | os.PathLike[str]] = ()):
         self.env = templating.make_environment(template_roots(override_dirs))
@@ -56,7 +63,7 @@ class Renderer:
         self.conditions = templating.compile_conditions(self.env, self.manifest)
         # Each relaxed rule, as the header of every rendered file names it.
         self._relaxed = [f"{rule}: {reason}" for rule, reason in sorted(self.manifest.relax.items())]
-        self.stage_seconds: Counter[str] = Counter()
+        self.stage_seconds: dict[str, float] = defaultdict(float)
 
     @contextmanager
     def _stage(self, name: str) -> Iterator[None]:
@@ -92,8 +99,12 @@ class Renderer:
             context = self.context_for(data, source, base_dir)
         with self._stage(render_templates):
             loader: templating.RootedLoader = self.env.loader  # type: ignore[assignment]
-            fragments = [Fragment(self._label(loader, self.manifest.document),
-                                  *templating.render_fragment(self.env, self.manifest.document, context))]
+            fragments = [
+                Fragment(
+                    self._label(loader, self.manifest.document),
+                    *templating.render_fragment(self.env, self.manifest.document, context),
+                )
+            ]
             inputs = {fragments[0].source: (self.manifest.document, context)}
             sources: dict[str, str] = {}
             for entry in self.manifest.services:
@@ -102,7 +113,9 @@ class Renderer:
                 label = self._label(loader, entry.template)
                 service = {"name": entry.name, "container_name": context["container_names"][entry.name]}
                 service_context = {**context, "service": service}
-                fragments.append(Fragment(label, *templating.render_fragment(self.env, entry.template, service_context)))
+                fragments.append(
+                    Fragment(label, *templating.render_fragment(self.env, entry.template, service_context))
+                )
                 inputs[label] = (entry.template, service_context)
                 sources[entry.name] = label
         with self._stage(parse_merge):
@@ -123,7 +136,10 @@ class Renderer:
 
     def _located(self, error: ValueNotWhole, template: str, context: dict[str, Any]) -> TemplateError:
         """The error, naming the template line that wrote the value (found by rendering again)."""
-        origin = next((where for where, text in templating.value_origins(self.env, template, context) if text == error.value), None)
+        origin = next(
+            (where for where, text in templating.value_origins(self.env, template, context) if text == error.value),
+            None,
+        )
         return TemplateError(error.describe(origin), error.shown)
 
     @staticmethod

@@ -31,7 +31,18 @@ _INTERPOLATION = re.compile(r"\$(?!\$)")
 
 # Host paths whose bind gives the agent the engine or the host: these, what is below the
 # first four, and any path ending in one of SOCKETS.
-HOST_PATHS = ("/proc", "/sys", "/dev", "/var/lib/docker", "/", "/run", "/var/run", "/var", "/run/containerd", "/var/run/containerd")
+HOST_PATHS = (
+    "/proc",
+    "/sys",
+    "/dev",
+    "/var/lib/docker",
+    "/",
+    "/run",
+    "/var/run",
+    "/var",
+    "/run/containerd",
+    "/var/run/containerd",
+)
 SOCKETS = ("docker.sock", "containerd.sock", "podman.sock")
 UNCONFINED = {"seccomp": "unconfined", "apparmor": "unconfined", "label": "disable", "systempaths": "unconfined"}
 
@@ -72,11 +83,14 @@ def _networks_of(service: dict[str, Any]) -> list[str]:
 
 # --- the rules -------------------------------------------------------------------------
 
+
 def document_name(f: Facts) -> Iterator[str | Problem]:
     name = f.merged.document.get("name")
     if not isinstance(name, str) or not PROJECT_NAME.fullmatch(name):
-        yield (f"{f.where('name')}: the document needs a top-level `name:`, the compose project name (lowercase letters, "
-               f"digits, - and _), which `up`, `ps` and `down` find the bottle by; got {shorten(name)}")
+        yield (
+            f"{f.where('name')}: the document needs a top-level `name:`, the compose project name (lowercase letters, "
+            f"digits, - and _), which `up`, `ps` and `down` find the bottle by; got {shorten(name)}"
+        )
 
 
 def no_includes(f: Facts) -> Iterator[str | Problem]:
@@ -89,8 +103,10 @@ def no_includes(f: Facts) -> Iterator[str | Problem]:
 
 def agent_exists(f: Facts) -> Iterator[str | Problem]:
     if f.agent not in f.services:
-        yield (f"{f.where('services')}: the agent service {f.agent!r} (the manifest's `role: agent`) is not rendered; "
-               f"a bottle always has its agent (services: {', '.join(f.services) or 'none'})")
+        yield (
+            f"{f.where('services')}: the agent service {f.agent!r} (the manifest's `role: agent`) is not rendered; "
+            f"a bottle always has its agent (services: {', '.join(f.services) or 'none'})"
+        )
 
 
 def network_roles(f: Facts) -> Iterator[str | Problem]:
@@ -98,24 +114,32 @@ def network_roles(f: Facts) -> Iterator[str | Problem]:
     for role in (INTERNAL, EGRESS):
         keys = [key for key, r in f.roles.items() if r == role]
         if len(keys) != 1:
-            yield (f"{f.where('networks')}: exactly one network must have `{ROLE_KEY}: {{role: {role}}}`; "
-                   + (f"found {', '.join(keys)}" if keys else "none has it"))
+            yield (
+                f"{f.where('networks')}: exactly one network must have `{ROLE_KEY}: {{role: {role}}}`; "
+                + (f"found {', '.join(keys)}" if keys else "none has it")
+            )
     project = f.merged.document.get("name")
     engine_names: dict[str, str] = {}
     for key, role in f.roles.items():
         definition = networks.get(key) or {}
         engine_name = definition.get("name") or f"{project}_{key}"
         if engine_name in engine_names:
-            yield (f"{f.where('networks', key, 'name')}: networks {engine_names[engine_name]} and {key} are one network "
-                   f"({shorten(engine_name)}) on the engine; the internal and egress networks must differ")
+            yield (
+                f"{f.where('networks', key, 'name')}: networks {engine_names[engine_name]} and {key} are one network "
+                f"({shorten(engine_name)}) on the engine; the internal and egress networks must differ"
+            )
         engine_names.setdefault(engine_name, key)
         if role == INTERNAL and definition.get("external") is not True and definition.get("internal") is not True:
-            yield (f"{f.where('networks', key)}: the internal-role network must be `internal: true` (no route out), "
-                   "or `external: true` (bottlegen up creates it with --internal)")
+            yield (
+                f"{f.where('networks', key)}: the internal-role network must be `internal: true` (no route out), "
+                "or `external: true` (bottlegen up creates it with --internal)"
+            )
     for key, definition in networks.items():
-        role = (definition or {}).get(ROLE_KEY) if isinstance(definition, dict) else None
-        if role is not None and (not isinstance(role, dict) or role.get("role") not in (INTERNAL, EGRESS) or len(role) != 1):
-            yield f"{f.where('networks', key, ROLE_KEY)}: must be {{role: internal}} or {{role: egress}}; got {shorten(role)}"
+        given: Any = definition.get(ROLE_KEY) if isinstance(definition, dict) else None
+        if given is not None and (
+            not isinstance(given, dict) or given.get("role") not in (INTERNAL, EGRESS) or len(given) != 1
+        ):
+            yield f"{f.where('networks', key, ROLE_KEY)}: must be {{role: internal}} or {{role: egress}}; got {shorten(given)}"
 
 
 def agent_networks(f: Facts) -> Iterator[str | Problem]:
@@ -127,12 +151,16 @@ def agent_networks(f: Facts) -> Iterator[str | Problem]:
         return
     joined = names(agent.get("networks"))
     if not joined:
-        yield (f"{f.where('services', f.agent)}: the agent names no networks, so compose would put it on the project's "
-               "default network, which has a route out; give it the internal network")
+        yield (
+            f"{f.where('services', f.agent)}: the agent names no networks, so compose would put it on the project's "
+            "default network, which has a route out; give it the internal network"
+        )
     for key in joined:
         if f.roles.get(key) != INTERNAL:
-            yield (f"{f.where('services', f.agent, 'networks', key)}: the agent may join only the internal-role network; "
-                   f"{key!r} is {'the ' + f.roles[key] + '-role network' if key in f.roles else 'a network without the internal role'}")
+            yield (
+                f"{f.where('services', f.agent, 'networks', key)}: the agent may join only the internal-role network; "
+                f"{key!r} is {'the ' + f.roles[key] + '-role network' if key in f.roles else 'a network without the internal role'}"
+            )
 
 
 def agent_ports(f: Facts) -> Iterator[str | Problem]:
@@ -146,7 +174,11 @@ def agent_privileges(f: Facts) -> Iterator[str | Problem]:
     at = ("services", f.agent)
     if agent.get("privileged", False) is not False:
         yield f"{f.where(*at, 'privileged')}: the agent may not be privileged"
-    for key, what in (("cap_add", "add capabilities"), ("devices", "get host devices"), ("device_cgroup_rules", "get device access rules")):
+    for key, what in (
+        ("cap_add", "add capabilities"),
+        ("devices", "get host devices"),
+        ("device_cgroup_rules", "get device access rules"),
+    ):
         if agent.get(key):
             yield f"{f.where(*at, key)}: the agent may not {what}"
     for index, option in enumerate(agent.get("security_opt") or []):
@@ -190,8 +222,11 @@ def agent_host_mounts(f: Facts) -> Iterator[str | Problem]:
         if text is None:
             yield f"{f.where('services', f.agent, 'volumes', index)}: bind source {shorten(source)} holds a variable, so what it mounts cannot be checked"
         elif _sensitive(text):
-            yield Problem(f"{f.where('services', f.agent, 'volumes', index)}: bind source {shorten(source)} would give the agent "
-                          "the Docker engine or the host (the Docker socket, /, /proc, /sys, /dev or /run)", text)
+            yield Problem(
+                f"{f.where('services', f.agent, 'volumes', index)}: bind source {shorten(source)} would give the agent "
+                "the Docker engine or the host (the Docker socket, /, /proc, /sys, /dev or /run)",
+                text,
+            )
 
 
 def gateways(f: Facts) -> Iterator[str | Problem]:
@@ -202,8 +237,10 @@ def gateways(f: Facts) -> Iterator[str | Problem]:
         inside = [key for key in joined if f.roles.get(key) == INTERNAL]
         outside = [key for key in joined if f.roles.get(key) != INTERNAL]
         if inside and outside:
-            yield (f"{f.where('services', name, 'networks')}: {name} joins the internal network and {', '.join(outside)}, a way "
-                   f"out for the agent; only services the manifest marks `role: gateway` may ({', '.join(sorted(f.gateways)) or 'none'})")
+            yield (
+                f"{f.where('services', name, 'networks')}: {name} joins the internal network and {', '.join(outside)}, a way "
+                f"out for the agent; only services the manifest marks `role: gateway` may ({', '.join(sorted(f.gateways)) or 'none'})"
+            )
 
 
 def env_override(f: Facts) -> Iterator[Problem]:
@@ -249,11 +286,16 @@ def dns_names(f: Facts) -> Iterator[str | Problem]:
             if len(dns) > 253 or not all(DNS_LABEL.fullmatch(label) for label in labels):
                 longest = max(map(len, labels))
                 why = f"a DNS label of {longest} characters (at most 63)" if longest > 63 else "not a valid DNS name"
-                yield Problem(f"{f.where(*path)}: {shorten(dns)} is {why}: the other containers could not resolve it", dns)
+                yield Problem(
+                    f"{f.where(*path)}: {shorten(dns)} is {why}: the other containers could not resolve it", dns
+                )
             owner = owners.setdefault(dns.lower(), name)
             if owner != name:
-                yield Problem(f"{f.where(*path)}: {shorten(dns)} is also a name of service {owner}; "
-                              "two services answering to one name would make the agent dial either", dns)
+                yield Problem(
+                    f"{f.where(*path)}: {shorten(dns)} is also a name of service {owner}; "
+                    "two services answering to one name would make the agent dial either",
+                    dns,
+                )
 
 
 RuleFunction = Callable[[Facts], Iterator[str | Problem]]
@@ -274,7 +316,14 @@ RULES: dict[str, RuleFunction] = {
     "env-override": env_override,
     "dns-names": dns_names,
 }
-RELAXABLE = ("agent-networks", "agent-ports", "agent-privileges", "agent-host-namespaces", "agent-host-mounts", "gateways")
+RELAXABLE = (
+    "agent-networks",
+    "agent-ports",
+    "agent-privileges",
+    "agent-host-namespaces",
+    "agent-host-mounts",
+    "gateways",
+)
 
 
 def plan_paths(context: dict[str, Any]) -> dict[Any, tuple[Any, ...]]:
@@ -295,8 +344,14 @@ def plan_paths(context: dict[str, Any]) -> dict[Any, tuple[Any, ...]]:
     return found
 
 
-def enforce(merged: Merged, agent: str, gateway_services: frozenset[str], relax: dict[str, str],
-            context: dict[str, Any], source: str) -> None:
+def enforce(
+    merged: Merged,
+    agent: str,
+    gateway_services: frozenset[str],
+    relax: dict[str, str],
+    context: dict[str, Any],
+    source: str,
+) -> None:
     """Raise DocumentError listing every broken rule, or PlanError when each comes from a plan value.
 
     A problem whose value at fault is, verbatim, a value of the plan is reported at the plan's
@@ -305,16 +360,26 @@ def enforce(merged: Merged, agent: str, gateway_services: frozenset[str], relax:
     document = merged.document
     services = {k: v for k, v in (document.get("services") or {}).items() if isinstance(v, dict)}
     networks = document.get("networks") or {}
-    roles = {key: d[ROLE_KEY].get("role") for key, d in networks.items()
-             if isinstance(d, dict) and isinstance(d.get(ROLE_KEY), dict)}
+    roles = {
+        key: d[ROLE_KEY].get("role")
+        for key, d in networks.items()
+        if isinstance(d, dict) and isinstance(d.get(ROLE_KEY), dict)
+    }
     facts = Facts(merged, services, agent, gateway_services, roles)
-    problems = [Problem(p) if isinstance(p, str) else p
-                for rule, check in RULES.items() if rule not in relax for p in check(facts)]
+    problems = [
+        Problem(p) if isinstance(p, str) else p
+        for rule, check in RULES.items()
+        if rule not in relax
+        for p in check(facts)
+    ]
     if not problems:
         return
     in_plan = plan_paths(context)
-    from_plan = [f"{source}::{json_path(in_plan[p.value])}: {p.message}" for p in problems
-                 if isinstance(p.value, str) and p.value in in_plan]
+    from_plan = [
+        f"{source}::{json_path(in_plan[p.value])}: {p.message}"
+        for p in problems
+        if isinstance(p.value, str) and p.value in in_plan
+    ]
     if len(from_plan) == len(problems):
         raise PlanError("invalid plan: a value would break the sandbox's rules; change it:", from_plan)
     raise DocumentError(

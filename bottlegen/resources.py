@@ -42,7 +42,8 @@ def schema_bytes(relative: str) -> bytes:
 @cache
 def load_schema(relative: str) -> dict[str, Any]:
     """A vendored or own JSON schema, parsed once per process."""
-    return json.loads(schema_bytes(relative))
+    schema: dict[str, Any] = json.loads(schema_bytes(relative))
+    return schema
 
 
 PLAN_SCHEMA = "plan.schema.json"

@@ -51,6 +51,7 @@ class Raw(str):
 
 # --- values as YAML ---------------------------------------------------------------------
 
+
 def to_yaml_value(value: Any) -> str:
     """One YAML flow value that parses back to exactly `value` (strings compose-escaped).
 
@@ -83,6 +84,7 @@ def _raw(value: Any) -> Raw:
 
 
 # --- templates on disk ------------------------------------------------------------------
+
 
 class Root(NamedTuple):
     """A folder templates are read from; `origin` is how messages and comments name it."""
@@ -199,6 +201,7 @@ def _value_origin() -> str | None:
 
 # --- the environment --------------------------------------------------------------------
 
+
 def make_environment(roots: list[Root]) -> ImmutableSandboxedEnvironment:
     """The Jinja environment for these template roots. Nothing else configures Jinja."""
     env = ImmutableSandboxedEnvironment(
@@ -256,6 +259,7 @@ def value_origins(env: jinja2.Environment, name: str, context: dict[str, Any]) -
 
 # --- the manifest -----------------------------------------------------------------------
 
+
 class ServiceEntry(NamedTuple):
     name: str
     template: str
@@ -267,7 +271,7 @@ class Manifest(NamedTuple):
     document: str
     services: list[ServiceEntry]
     path: Path  # the manifest file in effect (packaged or an operator's), for messages
-    relax: dict[str, str] = {}  # sandbox rules turned off, with the reason given
+    relax: dict[str, str]  # sandbox rules turned off, with the reason given
 
     @property
     def agent(self) -> str:
@@ -281,7 +285,7 @@ class Manifest(NamedTuple):
 def read_manifest(env: jinja2.Environment) -> Manifest:
     loader: RootedLoader = env.loader  # type: ignore[assignment]
     try:
-        root, path = loader.locate(MANIFEST)
+        _, path = loader.locate(MANIFEST)
     except TemplateNotFound as e:
         raise TemplateError(f"{MANIFEST} not found in the templates folders: {e.message or e}") from None
     try:
@@ -291,7 +295,9 @@ def read_manifest(env: jinja2.Environment) -> Manifest:
     errors = violations(resources.MANIFEST_SCHEMA, data)
     if errors:
         raise TemplateError(f"{path}: invalid manifest:", format_errors(str(path), errors))
-    entries = [ServiceEntry(s["name"], s["template"], str(s.get("when", "true")), s.get("role")) for s in data["services"]]
+    entries = [
+        ServiceEntry(s["name"], s["template"], str(s.get("when", "true")), s.get("role")) for s in data["services"]
+    ]
     seen: set[str] = set()
     for entry in entries:
         if entry.name in seen:
@@ -310,12 +316,22 @@ Conditions = list[tuple[ServiceEntry, Callable[..., Any]]]
 
 
 # What a template or a condition can raise for a mistake in it (not a bug in bottlegen).
-_TEMPLATE_FAILURES = (jinja2.TemplateError, TypeError, ValueError, ArithmeticError, LookupError, AttributeError, RecursionError)
+_TEMPLATE_FAILURES = (
+    jinja2.TemplateError,
+    TypeError,
+    ValueError,
+    ArithmeticError,
+    LookupError,
+    AttributeError,
+    RecursionError,
+)
 
 
 def _condition_error(manifest: Manifest, entry: ServiceEntry, error: BaseException) -> TemplateError:
     message = getattr(error, "message", None) or str(error)
-    return TemplateError(f"{manifest.path}: service {entry.name!r}: condition {entry.when!r}: {type(error).__name__}: {message}")
+    return TemplateError(
+        f"{manifest.path}: service {entry.name!r}: condition {entry.when!r}: {type(error).__name__}: {message}"
+    )
 
 
 def _compile_condition(env: jinja2.Environment, when: str) -> TemplateExpression:
@@ -333,7 +349,9 @@ def _compile_condition(env: jinja2.Environment, when: str) -> TemplateExpression
         if not parser.stream.eos:
             raise jinja2.TemplateSyntaxError("chunk after expression", parser.stream.current.lineno, None, None)
         expression.set_environment(env)
-        code = env.compile(nodes.Template([nodes.Assign(nodes.Name("result", "store"), expression, lineno=1)], lineno=1))
+        code = env.compile(
+            nodes.Template([nodes.Assign(nodes.Name("result", "store"), expression, lineno=1)], lineno=1)
+        )
         if cache and bucket:
             bucket.code = code
             cache.set_bucket(bucket)
@@ -342,7 +360,7 @@ def _compile_condition(env: jinja2.Environment, when: str) -> TemplateExpression
 
 def compile_conditions(env: jinja2.Environment, manifest: Manifest) -> Conditions:
     """Each service's `when`, compiled once."""
-    compiled = []
+    compiled: Conditions = []
     for entry in manifest.services:
         try:
             compiled.append((entry, _compile_condition(env, entry.when)))
@@ -385,7 +403,10 @@ def render_fragment(env: jinja2.Environment, name: str, context: dict[str, Any])
     except jinja2.TemplateSyntaxError as e:
         raise TemplateError(f"{e.filename or e.name or name}:{e.lineno}: {e.message}") from None
     except TemplateNotFound as e:
-        raise TemplateError(f"template {e.name!r} not found in the templates folders" + (f" ({e.message})" if e.message and e.message != e.name else "")) from None
+        raise TemplateError(
+            f"template {e.name!r} not found in the templates folders"
+            + (f" ({e.message})" if e.message and e.message != e.name else "")
+        ) from None
     except _TEMPLATE_FAILURES as e:
         where = _template_frame(e, env) or name
         message = getattr(e, "message", None) or str(e)

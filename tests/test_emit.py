@@ -5,19 +5,26 @@ from __future__ import annotations
 import os
 
 import yaml as pyyaml
+from conftest import parse_yaml
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from test_hostile_values import HOSTILE
 
 from bottlegen.emit import dump_plain, emit
-from conftest import parse_yaml
-from test_hostile_values import HOSTILE
 
 EXAMPLES = int(os.environ.get("HYPOTHESIS_EXAMPLES", "250")) * 2
 
 text = st.one_of(st.sampled_from(HOSTILE), st.text(max_size=20))
-scalars = st.one_of(text, st.integers(min_value=-(2**63), max_value=2**63), st.booleans(), st.none(),
-                    st.floats(allow_nan=False, allow_infinity=False))
-plain_data = st.recursive(scalars, lambda inner: st.lists(inner, max_size=4) | st.dictionaries(text, inner, max_size=4), max_leaves=25)
+scalars = st.one_of(
+    text,
+    st.integers(min_value=-(2**63), max_value=2**63),
+    st.booleans(),
+    st.none(),
+    st.floats(allow_nan=False, allow_infinity=False),
+)
+plain_data = st.recursive(
+    scalars, lambda inner: st.lists(inner, max_size=4) | st.dictionaries(text, inner, max_size=4), max_leaves=25
+)
 
 
 @settings(max_examples=EXAMPLES, deadline=None)
@@ -36,7 +43,9 @@ def test_documents_read_back_the_same_with_comments(services, source):
     document = {"networks": {"n": None}, "services": services, "name": "x"}
     written = emit(document, {name: source.replace("\n", " ") for name in services}, "plan.yml")
     assert parse_yaml(written) == document
-    assert list(parse_yaml(written)) == ["name", "services", "networks"] if services else ["name", "networks", "services"]
+    assert (
+        list(parse_yaml(written)) == ["name", "services", "networks"] if services else ["name", "networks", "services"]
+    )
 
 
 def test_the_style():
@@ -56,8 +65,36 @@ def test_the_style():
 
 
 def test_strings_a_yaml_1_1_reader_would_misread_are_quoted():
-    for word in ["yes", "No", "on", "OFF", "y", "~", "null", "0440", "0x1F", "1.10", "1e3", "22:22", "2001-12-14", ".nan", "<<", "=",
-                 "...", "---", "--- x", "...x"]:
+    for word in [
+        "yes",
+        "No",
+        "on",
+        "OFF",
+        "y",
+        "~",
+        "null",
+        "0440",
+        "0x1F",
+        "1.10",
+        "1e3",
+        "22:22",
+        "2001-12-14",
+        ".nan",
+        "<<",
+        "=",
+        "...",
+        "---",
+        "--- x",
+        "...x",
+    ]:
         assert dump_plain([word]) == f'- "{word}"\n', word
-    for word in ["--config", "0.0.0.0:8888", "claude-bottle/agent:latest", "sleep", "a=b", "/etc/x.pem", "git.example:10.0.0.1"]:
+    for word in [
+        "--config",
+        "0.0.0.0:8888",
+        "claude-bottle/agent:latest",
+        "sleep",
+        "a=b",
+        "/etc/x.pem",
+        "git.example:10.0.0.1",
+    ]:
         assert dump_plain([word]) == f"- {word}\n", word

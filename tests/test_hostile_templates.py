@@ -29,26 +29,30 @@ HOSTILE = ['", KEY: v, Z: "', "x\nKEY: v", "x}\nKEY: v", "x]\nKEY: v", "x # c\nK
 # Empty glue is drawn most often, so that many shapes are accepted and their documents checked.
 glue = st.sampled_from([""] * 10 + ["NAME=", "/root", "a ", "'", '"', "x:", "-", "#", "[", "{"])
 after = st.sampled_from([""] * 10 + ["x", " # c", ":", ": 1", ",", "]", "}", '"'])
-wrap = st.sampled_from([
-    "{v}",
-    "{{% if true %}}{v}{{% endif %}}",
-    "{{% for _ in [1] %}}{v}{{% endfor %}}",
-    "{{% for _ in [1, 2] %}}{v}{{% endfor %}}",
-    "{{% filter replace('\"', '') %}}{v}{{% endfilter %}}",
-    "{{% filter upper %}}{v}{{% endfilter %}}",
-    "{{% set s %}}{v}{{% endset %}}{{{{ s | raw }}}}",
-])
+wrap = st.sampled_from(
+    [
+        "{v}",
+        "{{% if true %}}{v}{{% endif %}}",
+        "{{% for _ in [1] %}}{v}{{% endfor %}}",
+        "{{% for _ in [1, 2] %}}{v}{{% endfor %}}",
+        "{{% filter replace('\"', '') %}}{v}{{% endfilter %}}",
+        "{{% filter upper %}}{v}{{% endfilter %}}",
+        "{{% set s %}}{v}{{% endset %}}{{{{ s | raw }}}}",
+    ]
+)
 expression = st.sampled_from(["{{ v }}", "{{- v }}", "{{ v -}}", "{{- v -}}"])
-place = st.sampled_from([
-    "key: {x}\nother: 1\n",
-    "key:\n  {x}\nother: 1\n",
-    "list:\n  - {x}\n  - 2\n",
-    "flow: [{x}, 2]\n",
-    "map: {{k: {x}}}\n",
-    "{x}: 1\nother: 2\n",
-    "# {x}\nkey: 1\n",
-    "block: |\n  {x}\nother: 1\n",
-])
+place = st.sampled_from(
+    [
+        "key: {x}\nother: 1\n",
+        "key:\n  {x}\nother: 1\n",
+        "list:\n  - {x}\n  - 2\n",
+        "flow: [{x}, 2]\n",
+        "map: {{k: {x}}}\n",
+        "{x}: 1\nother: 2\n",
+        "# {x}\nkey: 1\n",
+        "block: |\n  {x}\nother: 1\n",
+    ]
+)
 
 
 @st.composite
@@ -88,10 +92,10 @@ def render(template: str, value: str) -> Any:
 
 
 @settings(max_examples=EXAMPLES, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(template=templates(), value=st.sampled_from(HOSTILE) | st.text(alphabet='ab:, #{}[]"\'\n-', max_size=12))
-@example(template='key: /root{% if true %}{{ v }}{% endif %}\n', value='", KEY: v, Z: "')
+@given(template=templates(), value=st.sampled_from(HOSTILE) | st.text(alphabet="ab:, #{}[]\"'\n-", max_size=12))
+@example(template="key: /root{% if true %}{{ v }}{% endif %}\n", value='", KEY: v, Z: "')
 @example(template="key:\n  {{- v }}\n", value="x\nKEY: v")
-@example(template="list:\n  - {% filter replace('\"', '') %}{{ v }}{% endfilter %}\n", value='x, KEY: v')
+@example(template="list:\n  - {% filter replace('\"', '') %}{{ v }}{% endfilter %}\n", value="x, KEY: v")
 @example(template="{% for _ in [1, 2] %}{{ v }}{% endfor %}: 1\n", value="a")
 def test_no_template_shape_lets_a_value_add_a_key(template, value):
     try:

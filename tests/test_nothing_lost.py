@@ -8,10 +8,10 @@ from pathlib import Path
 
 import jinja2
 import pytest
+from conftest import EXAMPLES, full_plan, render_doc, run_cli, write_plan
 
 from bottlegen import OutputError, Renderer
 from bottlegen.write import write_atomic
-from conftest import EXAMPLES, full_plan, render_doc, run_cli, write_plan
 
 # --- atomic writes ------------------------------------------------------------------------
 
@@ -110,6 +110,7 @@ def test_secret_values_never_appear_in_output_context_or_errors(tmp_path):
 
 # --- determinism --------------------------------------------------------------------------
 
+
 def test_output_is_byte_identical_across_hash_seeds_and_directories(tmp_path):
     plan = str(EXAMPLES / "all-sidecars.yml")
     outputs = set()
@@ -157,6 +158,7 @@ def test_manifest_conditions_come_from_the_template_cache(monkeypatch, tmp_path)
     plan = full_plan(supervise=None)
     expected = render_doc(Renderer(), plan)  # compiles the conditions and keeps them
     with monkeypatch.context() as patched:
+
         def compile_again(*args, **kwargs):
             raise AssertionError("a cached template or condition was compiled again")
 

@@ -12,8 +12,9 @@ import os
 import re
 from typing import Any
 
-from bottlegen import resources
 from conftest import REPO, compose_config, full_plan, minimal_plan, parse_yaml, run_cli, write_plan
+
+from bottlegen import resources
 
 GUIDE = REPO / "templates" / "README.md"
 
@@ -21,7 +22,11 @@ GUIDE = REPO / "templates" / "README.md"
 def test_override_shadows_one_template_and_the_rest_fall_back(tmp_path):
     ovr = tmp_path / "ovr"
     ovr.mkdir()
-    text = (REPO / "templates" / "pipelock.yaml.j2").read_text().replace("    command:", "    labels:\n      team: platform\n    command:")
+    text = (
+        (REPO / "templates" / "pipelock.yaml.j2")
+        .read_text()
+        .replace("    command:", "    labels:\n      team: platform\n    command:")
+    )
     (ovr / "pipelock.yaml.j2").write_text(text)
     plan = write_plan(tmp_path, full_plan())
     for args, env in ([("--templates", str(ovr)), {}], [(), {"BOTTLEGEN_TEMPLATES": str(ovr)}]):
@@ -44,7 +49,11 @@ def test_templates_list_shows_where_each_resolves_from(tmp_path):
     rows = {line.split()[0]: line for line in proc.stdout.splitlines()}
     assert f"override {ovr}" in rows["agent.yaml.j2"] and str(ovr / "agent.yaml.j2") in rows["agent.yaml.j2"]
     assert f"override {ovr}" in rows["extra/metrics.yaml.j2"]
-    assert "packaged" in rows["pipelock.yaml.j2"] and "packaged" in rows["manifest.yaml"] and "packaged" in rows["_macros.yaml.j2"]
+    assert (
+        "packaged" in rows["pipelock.yaml.j2"]
+        and "packaged" in rows["manifest.yaml"]
+        and "packaged" in rows["_macros.yaml.j2"]
+    )
     assert "notes.txt" not in rows and "README.md" not in rows
 
 
@@ -105,10 +114,11 @@ def test_schema_prints_the_plan_schema():
 
 # --- the walk-through -------------------------------------------------------------------
 
+
 def walkthrough_blocks(kind: str) -> list[str]:
     """The fenced blocks of one kind in 'Adding a sidecar', list indentation removed."""
     text = GUIDE.read_text()
-    section = text[text.index("## Adding a sidecar"):]
+    section = text[text.index("## Adding a sidecar") :]
     section = section[: section.index("\n## ", 1)]
     blocks = re.findall(rf"^( *)```{kind}\n(.*?)^\1```", section, re.S | re.M)
     return ["".join(line.removeprefix(indent) for line in body.splitlines(keepends=True)) for indent, body in blocks]
@@ -129,7 +139,9 @@ def test_the_guides_walk_through_adds_a_sidecar(tmp_path):
             assert proc.returncode == 0, proc.stderr
             if "eject" in args:  # step 2 and 3: the operator's edits
                 manifest = tmp_path / "ops/templates/manifest.yaml"
-                manifest.write_text(manifest.read_text().replace("  - name: agent\n", manifest_entry + "  - name: agent\n"))
+                manifest.write_text(
+                    manifest.read_text().replace("  - name: agent\n", manifest_entry + "  - name: agent\n")
+                )
                 (tmp_path / "ops/templates/metrics.yaml.j2").write_text(template)
     out = tmp_path / "out.yml"
     out.write_text(proc.stdout)
@@ -152,7 +164,11 @@ def test_a_new_sidecar_is_validated_like_the_rest(tmp_path):
     ovr = tmp_path / "ovr"
     assert run_cli("templates", "eject", "manifest.yaml", "--to", str(ovr)).returncode == 0
     manifest = ovr / "manifest.yaml"
-    manifest.write_text(manifest.read_text().replace("  - name: agent\n", "  - name: metrics\n    template: metrics.yaml.j2\n  - name: agent\n"))
+    manifest.write_text(
+        manifest.read_text().replace(
+            "  - name: agent\n", "  - name: metrics\n    template: metrics.yaml.j2\n  - name: agent\n"
+        )
+    )
     (ovr / "metrics.yaml.j2").write_text("services:\n  metrics:\n    image: m\n    networks: [elsewhere]\n")
     proc = run_cli("render", "--templates", str(ovr), str(write_plan(tmp_path, full_plan())))
     assert proc.returncode == 5
@@ -160,6 +176,7 @@ def test_a_new_sidecar_is_validated_like_the_rest(tmp_path):
 
 
 # --- the generated part of the guide ------------------------------------------------------
+
 
 def _type(schema: dict[str, Any]) -> str:
     if "oneOf" in schema:
@@ -179,7 +196,11 @@ def _rows(schema: dict[str, Any], prefix: str, required: set[str]) -> list[str]:
             continue
         path = f"{prefix}.{key}" if prefix else key
         branch = next((b for b in sub.get("oneOf", []) if b.get("type") == "object"), sub)
-        default = "required" if key in required else (json.dumps(sub["default"]) if "default" in sub and sub["default"] not in ({}, None) else "")
+        default = (
+            "required"
+            if key in required
+            else (json.dumps(sub["default"]) if "default" in sub and sub["default"] not in ({}, None) else "")
+        )
         desc = sub.get("description") or branch.get("description", "")
         cells = [f"`{path}`", _type(sub), default, desc]
         rows.append("| " + " | ".join(c.replace("|", "\\|") for c in cells) + " |")
@@ -206,7 +227,9 @@ def test_guide_context_table_is_current():
     if text[begin:finish] != table and os.environ.get("BOTTLEGEN_UPDATE_DOCS"):
         GUIDE.write_text(text[:begin] + table + text[finish:])
         return
-    assert text[begin:finish] == table, "templates/README.md is stale: BOTTLEGEN_UPDATE_DOCS=1 tests/run tests/test_operators_guide.py"
+    assert text[begin:finish] == table, (
+        "templates/README.md is stale: BOTTLEGEN_UPDATE_DOCS=1 tests/run tests/test_operators_guide.py"
+    )
 
 
 def test_every_schema_key_is_described():
@@ -236,7 +259,10 @@ def test_a_template_name_cannot_leave_its_folder(tmp_path):
         (ovr / "manifest.yaml").write_text(manifest.replace("template: agent.yaml.j2", f"template: {name}"))
         proc = run_cli("render", "--templates", str(ovr), plan)
         assert proc.returncode == 4, proc.stderr
-        assert "must be a relative path inside a templates folder" in proc.stderr or "resolves outside its templates folder" in proc.stderr
+        assert (
+            "must be a relative path inside a templates folder" in proc.stderr
+            or "resolves outside its templates folder" in proc.stderr
+        )
         assert "privileged" not in proc.stdout
 
 

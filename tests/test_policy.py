@@ -6,9 +6,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from conftest import REPO, full_plan, minimal_plan, parse_yaml, run_cli, write_plan
 
 from bottlegen import DocumentError, PlanError, Renderer, TemplateError
-from conftest import REPO, full_plan, minimal_plan, parse_yaml, run_cli, write_plan
 
 PACKAGED = REPO / "templates"
 
@@ -43,85 +43,157 @@ def agent_volume(entry: str) -> dict[str, tuple[str, str]]:
     block = '{% if "supervise" in services %}\n    volumes:\n'
     return {"agent_yaml_j2": (block, f'    volumes:\n      - {entry}\n{{% if "supervise" in services %}}\n')}
 
+
 # rule broken -> (template edits, what the message must say)
 BROKEN = {
     "agent on the egress network": (
         {"agent_yaml_j2": (AGENT_NETWORKS, "    networks:\n      internal: null\n      egress: null\n")},
-        r"\$\.services\.agent\.networks\.egress in template agent\.yaml\.j2 .*may join only the internal-role network"),
+        r"\$\.services\.agent\.networks\.egress in template agent\.yaml\.j2 .*may join only the internal-role network",
+    ),
     "agent with no networks (compose's default network)": (
-        {"agent_yaml_j2": (AGENT_NETWORKS, "")}, r"the agent names no networks"),
-    "agent in the host's network": (
-        {"agent_yaml_j2": (AGENT_NETWORKS, "    network_mode: host\n")}, r"network_mode"),
+        {"agent_yaml_j2": (AGENT_NETWORKS, "")},
+        r"the agent names no networks",
+    ),
+    "agent in the host's network": ({"agent_yaml_j2": (AGENT_NETWORKS, "    network_mode: host\n")}, r"network_mode"),
     "agent with a published port": (
-        {"agent_yaml_j2": (AGENT_NETWORKS, AGENT_NETWORKS + "    ports:\n      - 8080:80\n")}, r"\$\.services\.agent\.ports .*publish"),
-    "privileged agent": (
-        {"agent_yaml_j2": (AGENT_NETWORKS, AGENT_NETWORKS + "    privileged: true\n")}, r"privileged"),
+        {"agent_yaml_j2": (AGENT_NETWORKS, AGENT_NETWORKS + "    ports:\n      - 8080:80\n")},
+        r"\$\.services\.agent\.ports .*publish",
+    ),
+    "privileged agent": ({"agent_yaml_j2": (AGENT_NETWORKS, AGENT_NETWORKS + "    privileged: true\n")}, r"privileged"),
     "agent with a capability": (
-        {"agent_yaml_j2": (AGENT_NETWORKS, AGENT_NETWORKS + "    cap_add: [NET_ADMIN]\n")}, r"cap_add.*capabilities"),
+        {"agent_yaml_j2": (AGENT_NETWORKS, AGENT_NETWORKS + "    cap_add: [NET_ADMIN]\n")},
+        r"cap_add.*capabilities",
+    ),
     "agent with a device": (
-        {"agent_yaml_j2": (AGENT_NETWORKS, AGENT_NETWORKS + "    devices: ['/dev/kvm:/dev/kvm']\n")}, r"devices"),
+        {"agent_yaml_j2": (AGENT_NETWORKS, AGENT_NETWORKS + "    devices: ['/dev/kvm:/dev/kvm']\n")},
+        r"devices",
+    ),
     "agent without seccomp": (
-        {"agent_yaml_j2": (AGENT_NETWORKS, AGENT_NETWORKS + "    security_opt: ['seccomp:unconfined']\n")}, r"security_opt\[0\].*confinement"),
+        {"agent_yaml_j2": (AGENT_NETWORKS, AGENT_NETWORKS + "    security_opt: ['seccomp:unconfined']\n")},
+        r"security_opt\[0\].*confinement",
+    ),
     "agent without AppArmor": (
-        {"agent_yaml_j2": (AGENT_NETWORKS, AGENT_NETWORKS + "    security_opt: ['apparmor=unconfined']\n")}, r"confinement"),
+        {"agent_yaml_j2": (AGENT_NETWORKS, AGENT_NETWORKS + "    security_opt: ['apparmor=unconfined']\n")},
+        r"confinement",
+    ),
     "agent in the host's pid namespace": (
-        {"agent_yaml_j2": (AGENT_NETWORKS, AGENT_NETWORKS + "    pid: host\n")}, r"\.pid .*namespace"),
+        {"agent_yaml_j2": (AGENT_NETWORKS, AGENT_NETWORKS + "    pid: host\n")},
+        r"\.pid .*namespace",
+    ),
     "agent in a gateway's pid namespace": (
-        {"agent_yaml_j2": (AGENT_NETWORKS, AGENT_NETWORKS + "    pid: service:pipelock\n")}, r"\.pid .*namespace"),
+        {"agent_yaml_j2": (AGENT_NETWORKS, AGENT_NETWORKS + "    pid: service:pipelock\n")},
+        r"\.pid .*namespace",
+    ),
     "agent in the host's user namespace": (
-        {"agent_yaml_j2": (AGENT_NETWORKS, AGENT_NETWORKS + "    userns_mode: host\n")}, r"userns_mode"),
+        {"agent_yaml_j2": (AGENT_NETWORKS, AGENT_NETWORKS + "    userns_mode: host\n")},
+        r"userns_mode",
+    ),
     "the Docker socket in the agent (short form)": (
         agent_volume("/var/run/docker.sock:/var/run/docker.sock"),
-        r"volumes\[0\].*Docker engine or the host"),
+        r"volumes\[0\].*Docker engine or the host",
+    ),
     "the host's root in the agent (long form, written oddly)": (
         agent_volume("{type: bind, source: //., target: /host}"),
-        r"Docker engine or the host"),
+        r"Docker engine or the host",
+    ),
     "/proc below its top in the agent": (
         agent_volume("{type: bind, source: /proc/1/root, target: /h}"),
-        r"Docker engine or the host"),
+        r"Docker engine or the host",
+    ),
     "a named volume that binds the host's root": (
-        {**agent_volume("hostroot:/h"),
-         "document_yaml_j2": ("networks:", "volumes:\n  hostroot:\n    driver_opts: {type: none, o: bind, device: /}\nnetworks:")},
-        r"Docker engine or the host"),
+        {
+            **agent_volume("hostroot:/h"),
+            "document_yaml_j2": (
+                "networks:",
+                "volumes:\n  hostroot:\n    driver_opts: {type: none, o: bind, device: /}\nnetworks:",
+            ),
+        },
+        r"Docker engine or the host",
+    ),
     "a bind source compose would interpolate": (
         agent_volume("{type: bind, source: '/run/${SOCK}', target: /s}"),
-        r"holds a variable"),
+        r"holds a variable",
+    ),
     "the agent takes a sidecar's volumes": (
-        {"agent_yaml_j2": (AGENT_NETWORKS, AGENT_NETWORKS + "    volumes_from: [pipelock]\n")}, r"volumes_from"),
+        {"agent_yaml_j2": (AGENT_NETWORKS, AGENT_NETWORKS + "    volumes_from: [pipelock]\n")},
+        r"volumes_from",
+    ),
     "a sidecar that is not a gateway bridges the networks": (
-        {"supervise_yaml_j2": ("          - {{ settings.hostnames.supervise }}\n", "          - {{ settings.hostnames.supervise }}\n      egress: null\n")},
-        r"\$\.services\.supervise\.networks .*supervise joins the internal network and egress.*role: gateway"),
+        {
+            "supervise_yaml_j2": (
+                "          - {{ settings.hostnames.supervise }}\n",
+                "          - {{ settings.hostnames.supervise }}\n      egress: null\n",
+            )
+        },
+        r"\$\.services\.supervise\.networks .*supervise joins the internal network and egress.*role: gateway",
+    ),
     "a sidecar on the internal network and compose's default one": (
-        {"supervise_yaml_j2": ("          - {{ settings.hostnames.supervise }}\n", "          - {{ settings.hostnames.supervise }}\n      default: null\n"),
-         "document_yaml_j2": ("networks:\n", "networks:\n  default: {}\n")},
-        r"supervise joins the internal network and default"),
+        {
+            "supervise_yaml_j2": (
+                "          - {{ settings.hostnames.supervise }}\n",
+                "          - {{ settings.hostnames.supervise }}\n      default: null\n",
+            ),
+            "document_yaml_j2": ("networks:\n", "networks:\n  default: {}\n"),
+        },
+        r"supervise joins the internal network and default",
+    ),
     "no network has the internal role": (
         {"document_yaml_j2": ("      role: internal\n", "      role: egress\n")},
-        r"exactly one network must have `x-bottlegen: \{role: internal\}`; none has it"),
+        r"exactly one network must have `x-bottlegen: \{role: internal\}`; none has it",
+    ),
     "two networks have the internal role": (
         {"document_yaml_j2": ("      role: egress\n", "      role: internal\n")},
-        r"role: internal\}`; found internal, egress"),
+        r"role: internal\}`; found internal, egress",
+    ),
     "the two roles are one network on the engine": (
         {"document_yaml_j2": ("{{ plan.proxy.egress_network }}", "{{ plan.proxy.internal_network }}")},
-        r"are one network .* must differ"),
+        r"are one network .* must differ",
+    ),
     "an internal-role network compose creates with a route out": (
-        {"document_yaml_j2": ("    external: true\n    x-bottlegen:\n      role: internal\n", "    x-bottlegen:\n      role: internal\n")},
-        r"must be `internal: true`"),
-    "a document without a project name": (
-        {"document_yaml_j2": ("name: {{ project }}\n", "")}, r"top-level `name:`"),
+        {
+            "document_yaml_j2": (
+                "    external: true\n    x-bottlegen:\n      role: internal\n",
+                "    x-bottlegen:\n      role: internal\n",
+            )
+        },
+        r"must be `internal: true`",
+    ),
+    "a document without a project name": ({"document_yaml_j2": ("name: {{ project }}\n", "")}, r"top-level `name:`"),
     "include brings in services unseen": (
-        {"document_yaml_j2": ("name: {{ project }}\n", "name: {{ project }}\ninclude: [other.yml]\n")}, r"`include`"),
+        {"document_yaml_j2": ("name: {{ project }}\n", "name: {{ project }}\ninclude: [other.yml]\n")},
+        r"`include`",
+    ),
     "extends brings in settings unseen": (
-        {"agent_yaml_j2": (AGENT_NETWORKS, AGENT_NETWORKS + "    extends: {file: other.yml, service: x}\n")}, r"`extends`"),
+        {"agent_yaml_j2": (AGENT_NETWORKS, AGENT_NETWORKS + "    extends: {file: other.yml, service: x}\n")},
+        r"`extends`",
+    ),
     "a template sets one variable twice": (
-        {"agent_yaml_j2": ('      - {{ "no_proxy=" ~ no_proxy }}\n', '      - {{ "no_proxy=" ~ no_proxy }}\n      - HTTPS_PROXY\n')},
-        r"environment\[6\] .*\"HTTPS_PROXY\" is set twice for service agent \(also at environment\[0\]\)"),
+        {
+            "agent_yaml_j2": (
+                '      - {{ "no_proxy=" ~ no_proxy }}\n',
+                '      - {{ "no_proxy=" ~ no_proxy }}\n      - HTTPS_PROXY\n',
+            )
+        },
+        r"environment\[6\] .*\"HTTPS_PROXY\" is set twice for service agent \(also at environment\[0\]\)",
+    ),
     "an alias equal to another service's name": (
-        {"supervise_yaml_j2": ("          - {{ settings.hostnames.supervise }}\n", "          - {{ settings.hostnames.supervise }}\n          - pipelock\n")},
-        r"\"pipelock\" is also a name of service pipelock"),
+        {
+            "supervise_yaml_j2": (
+                "          - {{ settings.hostnames.supervise }}\n",
+                "          - {{ settings.hostnames.supervise }}\n          - pipelock\n",
+            )
+        },
+        r"\"pipelock\" is also a name of service pipelock",
+    ),
     "an alias that is no DNS name": (
-        {"supervise_yaml_j2": ("          - {{ settings.hostnames.supervise }}\n", "          - {{ settings.hostnames.supervise }}\n          - " + "s" * 64 + "\n")},
-        r"a DNS label of 64 characters"),
+        {
+            "supervise_yaml_j2": (
+                "          - {{ settings.hostnames.supervise }}\n",
+                "          - {{ settings.hostnames.supervise }}\n          - " + "s" * 64 + "\n",
+            )
+        },
+        r"a DNS label of 64 characters",
+    ),
 }
 
 
@@ -136,27 +208,52 @@ def test_each_rule_holds_against_an_operator_template(tmp_path, case):
 
 def test_roles_not_keys_decide(tmp_path):
     """Networks renamed in an operator's document are still recognised by their roles."""
-    document = (PACKAGED / "document.yaml.j2").read_text().replace("  internal:\n", "  inner:\n").replace("  egress:\n", "  outer:\n")
-    swap = lambda name: (PACKAGED / name).read_text().replace("internal:", "inner:").replace("egress: null", "outer: null")  # noqa: E731
-    edits = {"document_yaml_j2": document, **{n.replace(".", "_"): swap(n) for n in
-             ("agent.yaml.j2", "pipelock.yaml.j2", "git-gate.yaml.j2", "egress.yaml.j2", "supervise.yaml.j2")}}
-    edits["_macros_yaml_j2"] = (PACKAGED / "_macros.yaml.j2").read_text().replace("{internal:", "{inner:").replace("egress: null}", "outer: null}")
+    document = (
+        (PACKAGED / "document.yaml.j2")
+        .read_text()
+        .replace("  internal:\n", "  inner:\n")
+        .replace("  egress:\n", "  outer:\n")
+    )
+
+    def swap(name):
+        return (PACKAGED / name).read_text().replace("internal:", "inner:").replace("egress: null", "outer: null")
+
+    edits = {
+        "document_yaml_j2": document,
+        **{
+            n.replace(".", "_"): swap(n)
+            for n in ("agent.yaml.j2", "pipelock.yaml.j2", "git-gate.yaml.j2", "egress.yaml.j2", "supervise.yaml.j2")
+        },
+    }
+    edits["_macros_yaml_j2"] = (
+        (PACKAGED / "_macros.yaml.j2")
+        .read_text()
+        .replace("{internal:", "{inner:")
+        .replace("egress: null}", "outer: null}")
+    )
     edits = {k.replace("git-gate", "git-gate"): v for k, v in edits.items()}
     directory = templates(tmp_path, **{k: v for k, v in edits.items() if "git-gate" not in k})
     (directory / "git-gate.yaml.j2").write_text(swap("git-gate.yaml.j2"))
     doc = parse_yaml(Renderer([directory]).render_data(full_plan(), "plan.yml", tmp_path, "plan.yml").text)
     assert set(doc["networks"]) == {"inner", "outer"} and doc["services"]["agent"]["networks"] == {"inner": None}
-    (directory / "agent.yaml.j2").write_text(swap("agent.yaml.j2").replace("      inner: null\n", "      outer: null\n"))
+    (directory / "agent.yaml.j2").write_text(
+        swap("agent.yaml.j2").replace("      inner: null\n", "      outer: null\n")
+    )
     with pytest.raises(DocumentError, match=r"networks\.outer .*the egress-role network"):
         Renderer([directory]).render_data(full_plan(), "plan.yml", tmp_path, "plan.yml")
 
 
 def test_a_relaxed_rule_is_named_in_every_file(tmp_path):
-    manifest = (PACKAGED / "manifest.yaml").read_text() + "relax:\n  agent-ports: the agent serves a preview; reviewed by ops\n"
+    manifest = (
+        PACKAGED / "manifest.yaml"
+    ).read_text() + "relax:\n  agent-ports: the agent serves a preview; reviewed by ops\n"
     agent = (AGENT_NETWORKS, AGENT_NETWORKS + "    ports:\n      - 127.0.0.1:3000:3000\n")
     rendered = render(tmp_path, manifest_yaml=manifest, agent_yaml_j2=agent)
     assert parse_yaml(rendered.text)["services"]["agent"]["ports"] == ["127.0.0.1:3000:3000"]
-    assert "# SANDBOX RULES RELAXED by the templates' manifest (review these):\n#   agent-ports: the agent serves a preview" in rendered.text
+    assert (
+        "# SANDBOX RULES RELAXED by the templates' manifest (review these):\n#   agent-ports: the agent serves a preview"
+        in rendered.text
+    )
     # the relaxation covers that rule only
     agent = (AGENT_NETWORKS, AGENT_NETWORKS + "    ports: [3000]\n    privileged: true\n")
     with pytest.raises(DocumentError, match="privileged"):
@@ -173,32 +270,63 @@ def test_only_the_listed_rules_can_be_relaxed(tmp_path):
 
 
 def test_the_manifest_names_exactly_one_agent(tmp_path):
-    with pytest.raises(TemplateError, match="exactly one service must have `role: agent`.*none has it"):
+    with pytest.raises(TemplateError, match=r"exactly one service must have `role: agent`.*none has it"):
         render(tmp_path, manifest_yaml=("    role: agent\n", ""))
     with pytest.raises(TemplateError, match="found pipelock, agent"):
-        render(tmp_path, manifest_yaml=("    template: pipelock.yaml.j2\n    role: gateway\n", "    template: pipelock.yaml.j2\n    role: agent\n"))
+        render(
+            tmp_path,
+            manifest_yaml=(
+                "    template: pipelock.yaml.j2\n    role: gateway\n",
+                "    template: pipelock.yaml.j2\n    role: agent\n",
+            ),
+        )
 
 
 def test_an_agent_that_is_not_rendered_is_refused(tmp_path):
     with pytest.raises(DocumentError, match=r"the agent service 'agent' .* is not rendered"):
-        render(tmp_path, manifest_yaml=("    template: agent.yaml.j2\n", "    template: agent.yaml.j2\n    when: false\n"))
+        render(
+            tmp_path, manifest_yaml=("    template: agent.yaml.j2\n", "    template: agent.yaml.j2\n    when: false\n")
+        )
 
 
 # --- what a plan cannot do, whatever the templates -------------------------------------
 
-@pytest.mark.parametrize("plan, where", [
-    (full_plan(forwarded_env=["HOME", "HTTPS_PROXY"]), r"plan\.yml::\$\.forwarded_env\[1\]: .*\"HTTPS_PROXY\" is set twice"),
-    (full_plan(forwarded_env=["SSL_CERT_FILE"]), r"plan\.yml::\$\.forwarded_env\[0\]"),
-    (full_plan(egress={**full_plan()["egress"], "token_env_map": {"EGRESS_UPSTREAM_CA": "x"}}),
-     r"plan\.yml::\$\.egress\.token_env_map\.EGRESS_UPSTREAM_CA: .*set twice for service egress"),
-    (full_plan(egress={**full_plan()["egress"], "token_env_map": {"HTTPS_PROXY": "x"}}), r"\$\.egress\.token_env_map\.HTTPS_PROXY"),
-    (full_plan(settings={"hostnames": {"egress": "pipelock"}}), r"plan\.yml::\$\.settings\.hostnames\.egress: .*also a name of service pipelock"),
-    (full_plan(settings={"hostnames": {"supervise": "Claude-Bottle-Demo-Egress"}}), r"\$\.settings\.hostnames\.supervise: .*also a name"),
-    (minimal_plan(slug="s" * 60), r"plan\.yml::\$\.slug: makes pipelock's container name .*a DNS label of 83 characters"),
-    (minimal_plan(container_name="a" * 64), r"plan\.yml::\$\.container_name: .*64 characters"),
-    (full_plan(supervise={"queue_dir": "/srv/q", "current_config_dir": "/var/run"}),
-     r"plan\.yml::\$\.supervise\.current_config_dir: .*Docker engine or the host"),
-])
+
+@pytest.mark.parametrize(
+    ("plan", "where"),
+    [
+        (
+            full_plan(forwarded_env=["HOME", "HTTPS_PROXY"]),
+            r"plan\.yml::\$\.forwarded_env\[1\]: .*\"HTTPS_PROXY\" is set twice",
+        ),
+        (full_plan(forwarded_env=["SSL_CERT_FILE"]), r"plan\.yml::\$\.forwarded_env\[0\]"),
+        (
+            full_plan(egress={**full_plan()["egress"], "token_env_map": {"EGRESS_UPSTREAM_CA": "x"}}),
+            r"plan\.yml::\$\.egress\.token_env_map\.EGRESS_UPSTREAM_CA: .*set twice for service egress",
+        ),
+        (
+            full_plan(egress={**full_plan()["egress"], "token_env_map": {"HTTPS_PROXY": "x"}}),
+            r"\$\.egress\.token_env_map\.HTTPS_PROXY",
+        ),
+        (
+            full_plan(settings={"hostnames": {"egress": "pipelock"}}),
+            r"plan\.yml::\$\.settings\.hostnames\.egress: .*also a name of service pipelock",
+        ),
+        (
+            full_plan(settings={"hostnames": {"supervise": "Claude-Bottle-Demo-Egress"}}),
+            r"\$\.settings\.hostnames\.supervise: .*also a name",
+        ),
+        (
+            minimal_plan(slug="s" * 60),
+            r"plan\.yml::\$\.slug: makes pipelock's container name .*a DNS label of 83 characters",
+        ),
+        (minimal_plan(container_name="a" * 64), r"plan\.yml::\$\.container_name: .*64 characters"),
+        (
+            full_plan(supervise={"queue_dir": "/srv/q", "current_config_dir": "/var/run"}),
+            r"plan\.yml::\$\.supervise\.current_config_dir: .*Docker engine or the host",
+        ),
+    ],
+)
 def test_a_plan_value_that_would_weaken_the_bottle_is_a_plan_error(tmp_path, plan, where):
     with pytest.raises(PlanError, match=where) as err:
         Renderer().render_data(plan, "plan.yml", tmp_path, "plan.yml")
@@ -206,7 +334,13 @@ def test_a_plan_value_that_would_weaken_the_bottle_is_a_plan_error(tmp_path, pla
 
 
 def test_integral_numbers_are_written_as_integers(tmp_path):
-    doc = parse_yaml(Renderer().render_data(full_plan(settings={"ports": {"pipelock": 8888.0, "egress": 9e3}}), "plan.yml", tmp_path, "plan.yml").text)
+    doc = parse_yaml(
+        Renderer()
+        .render_data(
+            full_plan(settings={"ports": {"pipelock": 8888.0, "egress": 9e3}}), "plan.yml", tmp_path, "plan.yml"
+        )
+        .text
+    )
     assert doc["services"]["pipelock"]["command"][-1] == "0.0.0.0:8888"
     assert "HTTPS_PROXY=http://egress:9000" in doc["services"]["agent"]["environment"]
     with pytest.raises(PlanError, match=r"ports\.pipelock"):

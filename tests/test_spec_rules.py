@@ -6,9 +6,9 @@ import copy
 from pathlib import Path
 
 import pytest
+from conftest import full_plan, minimal_plan, render_doc
 
 from bottlegen import PlanError
-from conftest import full_plan, minimal_plan, render_doc
 
 SIDECARS = ["pipelock", "git-gate", "egress", "supervise"]
 
@@ -18,6 +18,7 @@ def services(doc):
 
 
 # --- the document -----------------------------------------------------------------------
+
 
 def test_project_name_is_prefix_and_slug(renderer):
     assert render_doc(renderer, full_plan())["name"] == "claude-bottle-demo"
@@ -74,7 +75,17 @@ KEY_ORDER = {
     "git-gate": ["image", "build", "container_name", "networks", "volumes", "extra_hosts"],
     "egress": ["image", "build", "container_name", "networks", "environment", "volumes", "depends_on"],
     "supervise": ["image", "build", "container_name", "networks", "environment", "volumes"],
-    "agent": ["image", "container_name", "command", "networks", "environment", "runtime", "env_file", "volumes", "depends_on"],
+    "agent": [
+        "image",
+        "container_name",
+        "command",
+        "networks",
+        "environment",
+        "runtime",
+        "env_file",
+        "volumes",
+        "depends_on",
+    ],
 }
 
 
@@ -113,16 +124,21 @@ def test_agent_container_name_from_plan(renderer):
 
 
 def test_container_name_pattern_setting(renderer):
-    doc = render_doc(renderer, full_plan(settings={"project_prefix": "acme", "container_name_pattern": "{service}.{slug}.{prefix}"}))
+    doc = render_doc(
+        renderer, full_plan(settings={"project_prefix": "acme", "container_name_pattern": "{service}.{slug}.{prefix}"})
+    )
     assert doc["name"] == "acme-demo"
     assert doc["services"]["egress"]["container_name"] == "egress.demo.acme"
     assert doc["services"]["agent"]["container_name"] == "agent.demo.acme"
     # The agent's default proxy, pipelock, is dialled by its container name.
-    no_egress = render_doc(renderer, full_plan(egress={"routes": []}, settings={"container_name_pattern": "x-{service}-{slug}"}))
+    no_egress = render_doc(
+        renderer, full_plan(egress={"routes": []}, settings={"container_name_pattern": "x-{service}-{slug}"})
+    )
     assert no_egress["services"]["agent"]["environment"][0] == "HTTPS_PROXY=http://x-pipelock-demo:8888"
 
 
 # --- networks and aliases ---------------------------------------------------------------
+
 
 def test_aliases(renderer):
     doc = render_doc(renderer, full_plan())
@@ -144,6 +160,7 @@ def test_hostname_settings_change_aliases(renderer):
 
 
 # --- volumes ----------------------------------------------------------------------------
+
 
 def test_read_only_flags(renderer):
     doc = render_doc(renderer, full_plan())
@@ -189,20 +206,30 @@ def test_egress_and_supervise_mounts(renderer):
 def test_agent_mounts_current_config_only_with_supervise(renderer):
     doc = render_doc(renderer, full_plan())
     assert doc["services"]["agent"]["volumes"] == [
-        {"type": "bind", "source": "/srv/b/sv/current", "target": "/etc/claude-bottle/current-config", "read_only": True}
+        {
+            "type": "bind",
+            "source": "/srv/b/sv/current",
+            "target": "/etc/claude-bottle/current-config",
+            "read_only": True,
+        }
     ]
     assert "volumes" not in render_doc(renderer, full_plan(supervise=None))["services"]["agent"]
 
 
 # --- environment ------------------------------------------------------------------------
 
+
 def test_egress_environment_order_and_bare_token_names(renderer):
     env = render_doc(renderer, full_plan())["services"]["egress"]["environment"]
     url = "http://claude-bottle-demo-pipelock:8888"
     assert env == [
-        f"EGRESS_UPSTREAM_PROXY={url}", f"HTTPS_PROXY={url}", f"HTTP_PROXY={url}",
-        "NO_PROXY=localhost,127.0.0.1", "EGRESS_UPSTREAM_CA=/etc/egress/pipelock-ca.pem",
-        "AA_TOKEN", "ZZ_TOKEN",
+        f"EGRESS_UPSTREAM_PROXY={url}",
+        f"HTTPS_PROXY={url}",
+        f"HTTP_PROXY={url}",
+        "NO_PROXY=localhost,127.0.0.1",
+        "EGRESS_UPSTREAM_CA=/etc/egress/pipelock-ca.pem",
+        "AA_TOKEN",
+        "ZZ_TOKEN",
     ]
 
 
@@ -226,18 +253,26 @@ def agent_env(renderer, plan):
 def test_agent_environment_order_with_egress_and_supervise(renderer):
     proxy, no_proxy = "http://egress:8080", "localhost,127.0.0.1,supervise"
     assert agent_env(renderer, full_plan()) == [
-        f"HTTPS_PROXY={proxy}", f"HTTP_PROXY={proxy}", f"https_proxy={proxy}", f"http_proxy={proxy}",
-        f"NO_PROXY={no_proxy}", f"no_proxy={no_proxy}",
+        f"HTTPS_PROXY={proxy}",
+        f"HTTP_PROXY={proxy}",
+        f"https_proxy={proxy}",
+        f"http_proxy={proxy}",
+        f"NO_PROXY={no_proxy}",
+        f"no_proxy={no_proxy}",
         "NODE_EXTRA_CA_CERTS=/usr/local/share/ca-certificates/claude-bottle.crt",
         "SSL_CERT_FILE=/etc/ssl/certs/ca-certificates.crt",
         "REQUESTS_CA_BUNDLE=/etc/ssl/certs/ca-certificates.crt",
-        "CLAUDE_CODE_OAUTH_TOKEN", "ZED_TOKEN",  # forwarded names, sorted, bare
+        "CLAUDE_CODE_OAUTH_TOKEN",
+        "ZED_TOKEN",  # forwarded names, sorted, bare
     ]
 
 
 def test_agent_proxy_is_pipelock_without_egress(renderer):
     env = agent_env(renderer, full_plan(egress={"routes": []}))
-    assert env[:4] == [f"{k}=http://claude-bottle-demo-pipelock:8888" for k in ("HTTPS_PROXY", "HTTP_PROXY", "https_proxy", "http_proxy")]
+    assert env[:4] == [
+        f"{k}=http://claude-bottle-demo-pipelock:8888"
+        for k in ("HTTPS_PROXY", "HTTP_PROXY", "https_proxy", "http_proxy")
+    ]
 
 
 def test_agent_proxy_port_settings(renderer):
@@ -254,13 +289,16 @@ def test_no_proxy_adds_supervise_only_when_present(renderer):
 
 # --- depends_on, runtime, env_file ------------------------------------------------------
 
+
 def test_depends_on(renderer):
     svc = render_doc(renderer, full_plan())["services"]
     assert svc["agent"]["depends_on"] == SIDECARS
     assert svc["egress"]["depends_on"] == ["pipelock"]
     assert "depends_on" not in svc["pipelock"]
     assert render_doc(renderer, minimal_plan())["services"]["agent"]["depends_on"] == ["pipelock"]
-    assert render_doc(renderer, full_plan(git_gate={"upstreams": []}, supervise=None))["services"]["agent"]["depends_on"] == ["pipelock", "egress"]
+    assert render_doc(renderer, full_plan(git_gate={"upstreams": []}, supervise=None))["services"]["agent"][
+        "depends_on"
+    ] == ["pipelock", "egress"]
 
 
 def test_runtime_only_with_runsc(renderer):
@@ -275,19 +313,27 @@ def test_env_file_only_when_it_exists_and_is_not_empty(renderer, tmp_path):
     empty.write_text("")
     assert render_doc(renderer, full_plan(env_file=str(present)))["services"]["agent"]["env_file"] == [str(present)]
     assert "env_file" not in render_doc(renderer, full_plan(env_file=str(empty)))["services"]["agent"]
-    assert "env_file" not in render_doc(renderer, full_plan(env_file=str(tmp_path / "missing.env")))["services"]["agent"]
+    assert (
+        "env_file" not in render_doc(renderer, full_plan(env_file=str(tmp_path / "missing.env")))["services"]["agent"]
+    )
     # A directory is not an env file, even a non-empty one (`~` is one).
     assert "env_file" not in render_doc(renderer, full_plan(env_file=str(tmp_path)))["services"]["agent"]
     # Relative to the plan's directory, like every host path.
-    assert render_doc(renderer, full_plan(env_file="present.env"), base_dir=tmp_path)["services"]["agent"]["env_file"] == [str(present)]
+    assert render_doc(renderer, full_plan(env_file="present.env"), base_dir=tmp_path)["services"]["agent"][
+        "env_file"
+    ] == [str(present)]
 
 
 # --- extra_hosts ------------------------------------------------------------------------
 
+
 def test_extra_hosts_union_sorted_by_host(renderer):
     plan = full_plan()
     plan["git_gate"]["upstreams"][1]["extra_hosts"]["b.example"] = "10.0.0.2"  # same pair twice is fine
-    assert render_doc(renderer, plan)["services"]["git-gate"]["extra_hosts"] == ["a.example:10.0.0.1", "b.example:10.0.0.2"]
+    assert render_doc(renderer, plan)["services"]["git-gate"]["extra_hosts"] == [
+        "a.example:10.0.0.1",
+        "b.example:10.0.0.2",
+    ]
 
 
 def test_no_extra_hosts_key_without_hosts(renderer):
@@ -315,6 +361,7 @@ def test_upstream_names_are_unique(renderer):
 
 
 # --- host paths ---------------------------------------------------------------------------
+
 
 def test_tilde_expands_to_home_of_who_renders(renderer, monkeypatch):
     monkeypatch.setenv("HOME", "/home/someone")
@@ -357,7 +404,9 @@ def test_dollar_is_escaped_for_compose(renderer):
 
 
 def test_settings_change_in_container_paths(renderer):
-    doc = render_doc(renderer, full_plan(settings={"paths": {"pipelock_config": "/etc/pl/conf.yaml", "git_gate_creds_dir": "/keys"}}))
+    doc = render_doc(
+        renderer, full_plan(settings={"paths": {"pipelock_config": "/etc/pl/conf.yaml", "git_gate_creds_dir": "/keys"}})
+    )
     svc = doc["services"]
     assert svc["pipelock"]["command"][2] == "/etc/pl/conf.yaml"
     assert svc["pipelock"]["volumes"][0]["target"] == "/etc/pl/conf.yaml"

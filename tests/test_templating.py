@@ -7,12 +7,12 @@ from pathlib import Path
 
 import jinja2
 import pytest
+from conftest import full_plan, parse_yaml
 
 from bottlegen import TemplateError
-from bottlegen.resources import templates_dir
 from bottlegen.merge import Fragment, parse_fragment
+from bottlegen.resources import templates_dir
 from bottlegen.templating import Root, make_environment, render_fragment, render_template, to_yaml_value
-from conftest import full_plan, parse_yaml
 
 
 def env_with(tmp_path: Path, **templates: str) -> jinja2.Environment:
@@ -30,10 +30,30 @@ def render(tmp_path, text: str, **context) -> str:
     return out
 
 
-@pytest.mark.parametrize("value", [
-    "plain", "", "a: b", "x\ny", "- item", "# no comment", "'\"\\", "{{ 1 }}", "yes", "~", "0440",
-    "\u202e\U0001F600\ufeff\x00\x1b", 0, -5, True, False, None, ["a", 1, None], {"k": "v: w", "n": [1]},
-])
+@pytest.mark.parametrize(
+    "value",
+    [
+        "plain",
+        "",
+        "a: b",
+        "x\ny",
+        "- item",
+        "# no comment",
+        "'\"\\",
+        "{{ 1 }}",
+        "yes",
+        "~",
+        "0440",
+        "\u202e\U0001f600\ufeff\x00\x1b",
+        0,
+        -5,
+        True,
+        False,
+        None,
+        ["a", 1, None],
+        {"k": "v: w", "n": [1]},
+    ],
+)
 def test_each_expression_is_exactly_one_value(tmp_path, value):
     out = render(tmp_path, "key: {{ v }}\nother: 1\n", v=value)
     assert parse_yaml(out) == {"key": value, "other": 1}
@@ -52,7 +72,10 @@ def test_text_around_an_expression_is_refused(tmp_path):
 
 
 def test_expression_inside_a_flow_collection_is_fine(tmp_path):
-    assert parse_yaml(render(tmp_path, "k: [{{ a }}, {{ b }}]\nm: {x: {{ a }}}\n", a="1", b=2)) == {"k": ["1", 2], "m": {"x": "1"}}
+    assert parse_yaml(render(tmp_path, "k: [{{ a }}, {{ b }}]\nm: {x: {{ a }}}\n", a="1", b=2)) == {
+        "k": ["1", 2],
+        "m": {"x": "1"},
+    }
 
 
 def test_raw_is_the_one_opt_out(tmp_path):
@@ -73,7 +96,7 @@ def test_undefined_in_a_condition_fails_too(tmp_path):
 
 
 def test_sandbox_refuses_internals(tmp_path):
-    with pytest.raises(TemplateError, match="SecurityError|unsafe|not safely"):
+    with pytest.raises(TemplateError, match=r"SecurityError|unsafe|not safely"):
         render(tmp_path, "k: {{ v.__class__.__mro__ }}\n", v="x")
 
 
@@ -100,7 +123,7 @@ def test_template_names_cannot_leave_their_roots(tmp_path):
     os.symlink(outside, root / "link.yaml.j2")
     env = make_environment([Root(root, "override")])
     for name in ("../outside.yaml.j2", "/etc/passwd", "link.yaml.j2", "a/../../outside.yaml.j2"):
-        with pytest.raises(TemplateError, match="not found|outside|relative"):
+        with pytest.raises(TemplateError, match=r"not found|outside|relative"):
             render_template(env, name, {})
 
 

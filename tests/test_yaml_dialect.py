@@ -6,7 +6,6 @@ from __future__ import annotations
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-
 from ruamel.yaml import YAML
 from ruamel.yaml.resolver import VersionedResolver
 
@@ -46,10 +45,18 @@ def test_the_loader_reads_what_ruamel_reads(text):
 
 
 scalars = st.one_of(
-    st.none(), st.booleans(), st.integers(-(2**63), 2**63), st.floats(allow_nan=False),
-    st.text(max_size=12), st.sampled_from(["yes", "No", "0o7", "07", "1_000", "0x1f", "1e3", "~", "null", ".NaN"]),
+    st.none(),
+    st.booleans(),
+    st.integers(-(2**63), 2**63),
+    st.floats(allow_nan=False),
+    st.text(max_size=12),
+    st.sampled_from(["yes", "No", "0o7", "07", "1_000", "0x1f", "1e3", "~", "null", ".NaN"]),
 )
-documents = st.recursive(scalars, lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=6), inner, max_size=3), max_leaves=12)
+documents = st.recursive(
+    scalars,
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=6), inner, max_size=3),
+    max_leaves=12,
+)
 
 
 @settings(max_examples=150, deadline=None)
