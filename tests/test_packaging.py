@@ -80,3 +80,59 @@ def test_installed_bottlegen_uses_its_compiled_schema_checks(installed, tmp_path
         check=True,
     )
     assert proc.stdout.strip() == "[True, True, True]"
+
+
+@pytest.fixture(scope="module")
+def distributions(installed, tmp_path_factory):
+    """The wheel and the sdist, built from this checkout by the build backend itself."""
+    out = tmp_path_factory.mktemp("dist")
+    python = str(installed / "bin" / "python")
+    pip = subprocess.run(
+        [python, "-m", "pip", "install", "-q", "--disable-pip-version-check", "hatchling>=1.27,<2"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert pip.returncode == 0, pip.stderr
+    script = (
+        "import sys\nfrom hatchling.build import build_sdist, build_wheel\n"
+        "print(build_wheel(sys.argv[1]), build_sdist(sys.argv[1]))"
+    )
+    built = subprocess.run([python, "-c", script, str(out)], capture_output=True, text=True, cwd=REPO, check=False)
+    assert built.returncode == 0, built.stderr
+    wheel, sdist = built.stdout.split()
+    return out / wheel, out / sdist
+
+
+def test_the_distributions_carry_the_license_and_the_type_marker(distributions):
+    import tarfile
+    import zipfile
+
+    wheel, sdist = distributions
+    names = zipfile.ZipFile(wheel).namelist()
+    license_text = (REPO / "LICENSE").read_text()
+    assert "Apache License" in license_text and "Version 2.0" in license_text
+    info = next(n for n in names if n.endswith(".dist-info/licenses/LICENSE"))
+    assert zipfile.ZipFile(wheel).read(info).decode() == license_text
+    assert "bottlegen/py.typed" in names
+    metadata = zipfile.ZipFile(wheel).read(next(n for n in names if n.endswith(".dist-info/METADATA"))).decode()
+    assert "License-Expression: Apache-2.0" in metadata
+    with tarfile.open(sdist) as tar:
+        top = {name.split("/", 1)[1] for name in tar.getnames() if "/" in name}
+    assert {"LICENSE", "CHANGELOG.md", "CONTRIBUTING.md", "README.md", "docs/reference.md"} <= top
+
+
+def test_the_version_is_the_changelogs_next_or_latest_release():
+    """A release moves [Unreleased] under the version pyproject.toml says (CONTRIBUTING.md)."""
+    import re
+    import tomllib
+
+    version = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["version"]
+    changelog = (REPO / "CHANGELOG.md").read_text()
+    released = re.findall(r"^## \[(\d+\.\d+\.\d+)\] - \d{4}-\d{2}-\d{2}$", changelog, re.MULTILINE)
+    assert "## [Unreleased]" in changelog
+    if released:  # the newest release is this version, or this version is the one after it
+        newest = tuple(map(int, released[0].split(".")))
+        assert tuple(map(int, version.split("."))) >= newest, (version, released[0])
+    else:
+        assert f"`pyproject.toml` says {version}" in changelog
