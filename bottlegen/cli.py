@@ -461,7 +461,7 @@ def run() -> NoReturn:
     """The `bottlegen` command: main(), then exit.
 
     Freezing the garbage collector first spares the exit its collections over every object
-    the process loaded, ~12 ms of a ~110 ms render (issue 6); the process ends here anyway.
+    the process loaded, ~12 ms of a ~110 ms render; the process ends here anyway.
     """
     code = main()
     gc.freeze()

@@ -1,4 +1,8 @@
-"""Each rule of ../shared/reference/SPEC.md, pinned by a test that fails if the rule breaks."""
+"""Each rule of docs/reference.md (the renderer bottlegen reproduces), pinned by a test that fails if it breaks.
+
+The sections below follow the page's: the document, key order, networks, volumes, environment,
+depends_on / runtime / env_file, extra_hosts, host paths.
+"""
 
 from __future__ import annotations
 
