@@ -12,7 +12,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, NoReturn
 
-from . import emit, resources
+from . import resources, yamltext
 from .errors import MEANINGS, ExitCode, LintError, OutputError, PlanError, Stopped, TemplateError, UsageError, UserError
 from .pipeline import Renderer, override_dirs_from_env
 from .templating import iter_origins
@@ -128,7 +128,7 @@ def _not_the_plan(output: Path, plans: dict[tuple[int, int], Path]) -> None:
 
 def cmd_context(args: argparse.Namespace) -> int:
     context = _renderer(args).context(Path(args.plan))
-    sys.stdout.write(emit.dump_plain(context))
+    sys.stdout.write(yamltext.dump_plain(context))
     return ExitCode.OK
 
 

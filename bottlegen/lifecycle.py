@@ -23,9 +23,9 @@ from pathlib import Path
 from typing import Any
 
 from .errors import ComposeError, EngineError, ExitCode, OutputError, UserError
-from .load import load_yaml
 from .pipeline import Rendered
 from .write import write_atomic
+from .yamltext import load_yaml
 
 COMPOSE_FILE = "docker-compose.yml"
 COMPOSE_LOG = "compose.log"

@@ -14,8 +14,16 @@ from typing import Any, NamedTuple
 from ruamel.yaml.error import MarkedYAMLError, YAMLError
 
 from .errors import MergeConflictError, TemplateError
-from .load import MAX_DEPTH, ShapeError, check_shape, constructor_parser, load_yaml, nesting_depth_over
 from .paths import json_path
+from .yamltext import (
+    MAX_DEPTH,
+    ShapeError,
+    check_shape,
+    constructor_parser,
+    lines_around,
+    load_yaml,
+    nesting_depth_over,
+)
 
 Path = tuple[Any, ...]
 
@@ -79,7 +87,7 @@ _UNPLAIN = re.compile(r"[!&]|\.(?:nan|NaN|NAN|inf|Inf|INF)\b|\d{19}")
 def _load_checking_spans(fragment: Fragment) -> tuple[Any, bool]:
     """Load a fragment, first checking that every value span is exactly one node.
 
-    Also says whether the data needs load.check_shape: when the text shows a tag, an anchor,
+    Also says whether the data needs check_shape: when the text shows a tag, an anchor,
     NaN, infinity or a long integer, or the node tree a key that is not a string.
     """
     text = fragment.text
@@ -118,16 +126,10 @@ def _load_checking_spans(fragment: Fragment) -> tuple[Any, bool]:
             for span in fragment.spans:
                 if span not in whole:
                     line = text.count("\n", 0, span[0]) + 1
-                    raise ValueNotWhole(fragment, text[span[0] : span[1]], line, _around(text, line, before=1))
+                    raise ValueNotWhole(fragment, text[span[0] : span[1]], line, lines_around(text, line, before=1))
         return (constructor.construct_document(node) if node is not None else None), suspect
     finally:
         parser.dispose()
-
-
-def _around(text: str, line: int, before: int) -> list[str]:
-    """Numbered lines of output around line (1-based), for a message."""
-    lines = text.splitlines()
-    return [f"{n:>4} | {lines[n - 1][:160]}" for n in range(max(1, line - before), min(len(lines), line + 1) + 1)]
 
 
 def _nodes(node: Any) -> list[Any]:
@@ -160,7 +162,7 @@ def parse_fragment(fragment: Fragment) -> dict[str, Any]:
         raise TemplateError(
             f"template {fragment.source}: what it rendered is not valid YAML at line {line} of the output: {problem}. "
             "The output around it (a `| raw` value, or a block tag that broke the indentation?):",
-            _around(fragment.text, line, before=2),
+            lines_around(fragment.text, line, before=2),
         ) from None
     except YAMLError as e:
         raise TemplateError(f"template {fragment.source}: the rendered text is not valid YAML: {e}") from None

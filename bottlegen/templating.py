@@ -33,10 +33,9 @@ from ruamel.yaml.error import YAMLError
 
 from . import resources
 from .cache import open_cache
-from .emit import double_quoted, scalar
 from .errors import TemplateError
-from .load import load_yaml
 from .validate import format_errors, violations
+from .yamltext import double_quoted, load_yaml, scalar
 
 MANIFEST = "manifest.yaml"
 MACROS = "_macros.yaml.j2"

