@@ -189,19 +189,19 @@ print(json.dumps({"setup": setup, "full": full, "stages": stages, "batch": batch
 FIRST_USE = r"""
 import sys, time
 from pathlib import Path
-from bottlegen import Renderer, resources, validate
+from bottlegen import Renderer, resources, schemas
 t = time.perf_counter()
-for schema in validate.COMPILED:  # import each module, compare its digest with the schema's
-    validate.compiled_check(schema)
+for schema in schemas.COMPILED:  # import each module, compare its digest with the schema's
+    schemas.compiled_check(schema)
 compiled_import = time.perf_counter() - t
 t0 = time.perf_counter()
 doc = Renderer().render(Path(sys.argv[1])).document
 t1 = time.perf_counter()
-check = validate.compiled_check(resources.COMPOSE_SCHEMA)
+check = schemas.compiled_check(resources.COMPOSE_SCHEMA)
 t2 = time.perf_counter()
-check(doc, validate.FORMATS)
+check(doc, schemas.FORMATS)
 t3 = time.perf_counter()
-explainer = validate.jsonschema_validator(resources.COMPOSE_SCHEMA)
+explainer = schemas.jsonschema_validator(resources.COMPOSE_SCHEMA)
 t4 = time.perf_counter()
 list(explainer.iter_errors(doc))
 t5 = time.perf_counter()

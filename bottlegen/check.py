@@ -21,7 +21,7 @@ from . import resources
 from .errors import DocumentError
 from .merge import Merged
 from .paths import json_path
-from .validate import describe, violations
+from .schemas import describe, violations
 
 CONTAINER_NAME = re.compile(r"[a-zA-Z0-9][a-zA-Z0-9_.-]+")
 DIGEST = re.compile(r"@sha256:[0-9a-f]{64}$")

@@ -16,7 +16,7 @@ from typing import Any
 
 from . import resources
 from .errors import PlanError
-from .paths import json_path, shorten
+from .paths import shorten
 
 SETTING_PLACEHOLDERS = ("prefix", "service", "slug")
 
@@ -75,36 +75,13 @@ def container_name(pattern: str, prefix: str, service: str, slug: str) -> str:
     return out
 
 
-def _extra_hosts(upstreams: list[dict[str, Any]], source: str) -> list[str]:
-    """The union of the upstreams' extra_hosts as sorted `host:ip`; a host with two IPs is an error."""
-    seen: dict[str, tuple[str, int]] = {}
-    problems = []
-    for index, upstream in enumerate(upstreams):
-        for host, ip in upstream.get("extra_hosts", {}).items():
-            if host in seen and seen[host][0] != ip:
-                first_ip, first_index = seen[host]
-                where = json_path(("git_gate", "upstreams", index, "extra_hosts", host))
-                problems.append(
-                    f"{source}::{where}: host {shorten(host)} is {shorten(ip)} here but {shorten(first_ip)} "
-                    f"in upstreams[{first_index}]: give it one address"
-                )
-            seen.setdefault(host, (ip, index))
-    if problems:
-        raise PlanError("invalid plan: conflicting extra_hosts:", problems)
-    return [f"{host}:{seen[host][0]}" for host in sorted(seen)]
-
-
-def _unique_upstream_names(upstreams: list[dict[str, Any]], source: str) -> None:
-    first: dict[str, int] = {}
-    for index, upstream in enumerate(upstreams):
-        name = upstream["name"]
-        if name in first:
-            where = json_path(("git_gate", "upstreams", index, "name"))
-            raise PlanError(
-                f"invalid plan: {source}::{where}: upstream name {shorten(name)} is already used by "
-                f"upstreams[{first[name]}]: names must be unique (each key is mounted as <name>-key)"
-            )
-        first[name] = index
+def _extra_hosts(upstreams: list[dict[str, Any]]) -> list[str]:
+    """The union of the upstreams' extra_hosts as sorted `host:ip` (validate made sure each
+    host has one address)."""
+    hosts: dict[str, str] = {}
+    for upstream in upstreams:
+        hosts.update(upstream.get("extra_hosts", {}))
+    return [f"{host}:{hosts[host]}" for host in sorted(hosts)]
 
 
 DNS_LABEL_MAX = 63
@@ -154,7 +131,6 @@ def resolve_plan(plan: dict[str, Any], base_dir: Path, source: str, service_name
     data.pop("$schema", None)
     settings = data["settings"]
     upstreams = data["git_gate"]["upstreams"]
-    _unique_upstream_names(upstreams, source)
 
     def named(service: str) -> str:
         return container_name(settings["container_name_pattern"], settings["project_prefix"], service, data["slug"])
@@ -171,6 +147,6 @@ def resolve_plan(plan: dict[str, Any], base_dir: Path, source: str, service_name
         "container_names": names,
         "facts": {
             "env_file_in_use": _env_file_in_use(data.get("env_file")),
-            "git_gate_extra_hosts": _extra_hosts(upstreams, source),
+            "git_gate_extra_hosts": _extra_hosts(upstreams),
         },
     }

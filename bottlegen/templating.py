@@ -34,7 +34,7 @@ from ruamel.yaml.error import YAMLError
 from . import resources
 from .cache import open_cache
 from .errors import TemplateError
-from .validate import format_errors, violations
+from .schemas import format_errors, violations
 from .yamltext import double_quoted, load_yaml, scalar
 
 MANIFEST = "manifest.yaml"

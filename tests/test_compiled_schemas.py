@@ -24,7 +24,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from test_hostile_values import hostile_text
 
-from bottlegen import PlanError, load, resources, validate
+from bottlegen import PlanError, load, resources, schemas, validate
 from bottlegen._compiled import JsonSchemaValueException
 
 EXAMPLES_COUNT = int(os.environ.get("HYPOTHESIS_EXAMPLES", "250"))
@@ -33,17 +33,17 @@ PLANS = sorted(p for p in EXAMPLES.iterdir() if p.suffix in (".yml", ".json"))
 
 
 def compiled_accepts(relative: str, instance: Any) -> bool:
-    check = validate.compiled_check(relative)
+    check = schemas.compiled_check(relative)
     assert check is not None, f"bottlegen/_compiled/ is stale for {relative}: python tools/compile_schemas.py"
     try:
-        check(instance, validate.FORMATS)
+        check(instance, schemas.FORMATS)
     except JsonSchemaValueException:
         return False
     return True
 
 
 def jsonschema_accepts(relative: str, instance: Any) -> bool:
-    return not validate.collect(validate.jsonschema_validator(relative), instance)
+    return not schemas.collect(schemas.jsonschema_validator(relative), instance)
 
 
 def assert_same_verdict(relative: str, instance: Any) -> bool:
@@ -62,7 +62,7 @@ def test_compiled_modules_are_what_the_schemas_compile_to():
     spec = importlib.util.spec_from_file_location("compile_schemas", REPO / "tools" / "compile_schemas.py")
     tool = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(tool)
-    for relative, module in validate.COMPILED.items():
+    for relative, module in schemas.COMPILED.items():
         written = (REPO / "bottlegen" / "_compiled" / f"{module}.py").read_text(encoding="utf-8")
         assert written == tool.compile_one(relative), (
             f"bottlegen/_compiled/{module}.py is stale: run python tools/compile_schemas.py"
@@ -84,14 +84,14 @@ def edited_plan_schema(monkeypatch):
     monkeypatch.setattr(
         resources, "schema_bytes", lambda relative: edited if relative == resources.PLAN_SCHEMA else original(relative)
     )
-    validate.compiled_check.cache_clear()
+    schemas.compiled_check.cache_clear()
     yield
-    validate.compiled_check.cache_clear()
+    schemas.compiled_check.cache_clear()
 
 
 def test_a_module_compiled_from_another_schema_is_not_used(edited_plan_schema):
-    assert validate.compiled_check(resources.PLAN_SCHEMA) is None
-    assert validate.compiled_check(resources.COMPOSE_SCHEMA) is not None
+    assert schemas.compiled_check(resources.PLAN_SCHEMA) is None
+    assert schemas.compiled_check(resources.COMPOSE_SCHEMA) is not None
     # jsonschema alone decides then, both ways
     validate.validate_plan(full_plan(), "plan.yml")
     with pytest.raises(PlanError, match=r"plan.yml::\$.slug"):
@@ -114,7 +114,7 @@ def test_a_rejection_jsonschema_cannot_explain_still_rejects(monkeypatch):
     def rejects_everything(instance, formats):
         raise JsonSchemaValueException("data.slug must be the compiled check's own finding")
 
-    monkeypatch.setattr(validate, "compiled_check", lambda relative: rejects_everything)
+    monkeypatch.setattr(schemas, "compiled_check", lambda relative: rejects_everything)
     with pytest.raises(PlanError) as caught:
         validate.validate_plan(full_plan(), "plan.yml")
     assert caught.value.details == ["plan.yml::$: data.slug must be the compiled check's own finding"]

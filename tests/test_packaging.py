@@ -71,8 +71,7 @@ def test_installed_bottlegen_uses_its_compiled_schema_checks(installed, tmp_path
         [
             str(installed / "bin" / "python"),
             "-c",
-            "from bottlegen import validate\n"
-            "print([validate.compiled_check(s) is not None for s in validate.COMPILED])",
+            "from bottlegen import schemas\nprint([schemas.compiled_check(s) is not None for s in schemas.COMPILED])",
         ],
         capture_output=True,
         text=True,

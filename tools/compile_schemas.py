@@ -7,7 +7,7 @@ Why: importing jsonschema costs ~45 ms, a third of a whole `bottlegen render`, w
 every bottle launch. fastjsonschema turns a schema into Python code ahead of time; the
 generated code needs only `re`, so the launch path never imports jsonschema. jsonschema stays
 the explainer: when a compiled check rejects something, bottlegen asks jsonschema for every
-violation with its path (bottlegen/validate.py). tests/test_compiled_schemas.py shows both
+violation with its path (bottlegen/schemas.py). tests/test_compiled_schemas.py shows both
 give the same verdicts, and that these modules match the schemas.
 
 This is the approach setuptools takes for pyproject.toml (validate-pyproject's pre-compiled
@@ -29,7 +29,7 @@ import fastjsonschema
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from bottlegen.validate import COMPILED, FORMATS  # noqa: E402
+from bottlegen.schemas import COMPILED, FORMATS  # noqa: E402
 
 OUT = REPO / "bottlegen" / "_compiled"
 
@@ -61,7 +61,7 @@ def compile_one(relative: str) -> str:
         use_default=False,
         # Only the verdict is used; jsonschema explains a rejection.
         detailed_exceptions=False,
-        # Formats are called at run time with bottlegen.validate.FORMATS, which are
+        # Formats are called at run time with bottlegen.schemas.FORMATS, which are
         # jsonschema's own format rules; here they only need to be named.
         formats={name: (lambda value: True) for name in FORMATS},
     )

@@ -1,7 +1,7 @@
 """Schemas compiled to plain Python by tools/compile_schemas.py (fastjsonschema's code).
 
 Each module here is generated from one schema in schema/ and carries that file's SHA-256;
-bottlegen.validate uses a module only while the digest matches, so an edited schema is never
+bottlegen.schemas uses a module only while the digest matches, so an edited schema is never
 checked by stale code. The modules import the three names below instead of fastjsonschema.
 """
 

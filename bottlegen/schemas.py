@@ -1,0 +1,191 @@
+"""JSON schemas: check plain data against one and report every violation (a leaf module:
+the plan, the manifest and the compose document are all checked here).
+
+Two engines, one verdict:
+- a compiled check decides: each schema is compiled ahead of time into plain Python by
+  fastjsonschema (bottlegen/_compiled/, made by tools/compile_schemas.py), so that the launch
+  path does not pay jsonschema's ~45 ms import;
+- jsonschema explains: only when a check rejects is jsonschema imported, to collect every
+  violation, reported as `<source>::$.json.path: message`, the most relevant (jsonschema's
+  `best_match`) first.
+tests/test_compiled_schemas.py shows that both engines give the same verdicts. Where a
+compiled module does not match its schema file (an edited schema, not yet recompiled),
+jsonschema alone decides.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib
+import re
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from functools import cache
+from typing import TYPE_CHECKING, Any
+
+from . import resources
+from ._compiled import JsonSchemaValueException
+from .paths import MAX_VALUE_CHARS, json_path, shorten
+
+if TYPE_CHECKING:  # jsonschema is imported on the error path only
+    from jsonschema.exceptions import ValidationError
+    from jsonschema.protocols import Validator
+
+# Each schema and its compiled module in bottlegen/_compiled/.
+COMPILED = {
+    resources.PLAN_SCHEMA: "plan",
+    resources.MANIFEST_SCHEMA: "manifest",
+    resources.COMPOSE_SCHEMA: "compose_spec",
+}
+
+
+def _is_ipv4(value: str) -> bool:
+    import ipaddress
+
+    try:
+        ipaddress.IPv4Address(value)
+    except ipaddress.AddressValueError:
+        return False
+    return True
+
+
+def _is_ipv6(value: str) -> bool:
+    import ipaddress
+
+    try:
+        address = ipaddress.IPv6Address(value)
+    except ipaddress.AddressValueError:
+        return False
+    return not address.scope_id
+
+
+# The formats the schemas assert, for the compiled checks: jsonschema's own rules
+# (jsonschema/_format.py), so that both engines agree.
+FORMATS: dict[str, Callable[[str], bool]] = {"ipv4": _is_ipv4, "ipv6": _is_ipv6}
+
+
+_UNESCAPED_DOLLAR = re.compile(r"(?<!\\)\$")
+
+
+@cache
+def _ecma_regex(pattern: str) -> re.Pattern[str]:
+    """A schema pattern with `$` meaning the very end of the text, as in ECMA-262 and Go.
+
+    Python's `$` also matches before a final newline, so that "demo\\n" would pass
+    ^[a-z0-9][a-z0-9_-]*$ (hypothesis found it). fastjsonschema makes the same rewrite.
+    """
+    return re.compile(_UNESCAPED_DOLLAR.sub(r"\\Z", pattern))
+
+
+def _ecma_pattern(
+    validator: Validator, pattern: str, instance: Any, schema: dict[str, Any]
+) -> Iterator[ValidationError]:
+    """jsonschema's `pattern`, with the pattern read as JSON Schema means it (_ecma_regex)."""
+    from jsonschema.exceptions import ValidationError
+
+    if validator.is_type(instance, "string") and not _ecma_regex(pattern).search(instance):
+        yield ValidationError(f"{instance!r} does not match {pattern!r}")
+
+
+@cache
+def jsonschema_validator(relative: str) -> Validator:
+    """jsonschema's validator for one of resources' schemas, built once per process."""
+    from jsonschema import Draft7Validator, Draft202012Validator
+    from jsonschema.validators import extend
+
+    schema = resources.load_schema(relative)
+    if relative == resources.COMPOSE_SCHEMA:
+        # The vendored schema declares "$schema": "https://json-schema.org/draft-07/schema",
+        # a form jsonschema does not recognise: choose draft 7 explicitly (schema/compose-spec/).
+        draft7: type[Validator] = extend(Draft7Validator, {"pattern": _ecma_pattern})  # type: ignore[no-untyped-call]
+        return draft7(schema)
+    draft: type[Validator] = extend(Draft202012Validator, {"pattern": _ecma_pattern})  # type: ignore[no-untyped-call]
+    return draft(schema, format_checker=Draft202012Validator.FORMAT_CHECKER)
+
+
+@cache
+def compiled_check(relative: str) -> Callable[..., Any] | None:
+    """The compiled check for a schema, or None where it was compiled from another version."""
+    module = importlib.import_module(f"._compiled.{COMPILED[relative]}", __package__)
+    digest = hashlib.sha256(resources.schema_bytes(relative)).hexdigest()
+    return module.check if digest == module.SCHEMA_SHA256 else None
+
+
+def violations(relative: str, instance: Any) -> list[ValidationError]:
+    """Every violation of one of resources' schemas, the headline first; [] when valid."""
+    check = compiled_check(relative)
+    if check is not None:
+        try:
+            check(instance, FORMATS)
+            return []
+        except JsonSchemaValueException as rejection:
+            verdict = rejection.message
+    errors = collect(jsonschema_validator(relative), instance)
+    if not errors and check is not None:
+        # The engines disagree (tests/test_compiled_schemas.py exists to prevent it): the
+        # compiled check decides, so say what it found.
+        from jsonschema.exceptions import ValidationError
+
+        errors = [ValidationError(verdict)]
+    return errors
+
+
+def describe(error: ValidationError) -> str:
+    """A message for one violation that says what is wrong and, where it helps, what to do."""
+    validator = error.validator
+    value = error.instance
+    schema: Mapping[str, Any] = error.schema if isinstance(error.schema, Mapping) else {}
+    wanted: Any = error.validator_value
+    if validator == "additionalProperties":
+        known = sorted(schema.get("properties", {}))
+        extra = sorted(set(value) - set(known)) if isinstance(value, dict) else []
+        if extra:
+            if len(known) <= 12:
+                return f"unknown key {', '.join(map(shorten, extra))} (allowed here: {', '.join(known) or 'none'})"
+            import difflib  # only on this error path: it costs start-up time
+
+            guesses = sorted({g for key in extra for g in difflib.get_close_matches(key, known, n=2)})
+            return f"unknown key {', '.join(map(shorten, extra))}" + (
+                f" (did you mean {' or '.join(map(shorten, guesses))}?)" if guesses else ""
+            )
+    if validator == "required":
+        return error.message.replace("is a required property", "is required here")
+    if validator == "pattern":
+        hint = schema.get("description", "")
+        return f"{shorten(value)} is not allowed here" + (f": {hint}" if hint else f" (must match {wanted})")
+    if validator == "type":
+        if (isinstance(value, (bool, int, float)) or value is None) and (wanted == "string" or "string" in wanted):
+            return f"{shorten(value)} is a {type(value).__name__}, not a string: quote it in the plan"
+        return f"{shorten(value)} is not of type {wanted!r}"
+    if validator == "uniqueItems" and isinstance(value, list):
+        for later, item in enumerate(value):
+            if item in value[:later]:
+                return f"entries [{value.index(item)}] and [{later}] are the same; each may appear once"
+    if validator in {"uniqueItems", "maxLength", "minLength", "minimum", "maximum", "enum", "const", "minItems"}:
+        return (
+            error.message.replace(repr(value), shorten(value)) if len(repr(value)) > MAX_VALUE_CHARS else error.message
+        )
+    if validator == "oneOf" and error.context:
+        from jsonschema.exceptions import best_match
+
+        return describe(best_match(error.context))
+    if validator == "anyOf" and isinstance(value, str):
+        return f"{shorten(value)} is not a valid {'/'.join(sub.get('format', '?') for sub in wanted)} address"
+    if validator == "propertyNames":
+        return f"key {shorten(value)} is not allowed here"
+    return error.message if len(error.message) < 200 else error.message[:197] + "..."
+
+
+def collect(schema: Validator, instance: Any) -> list[ValidationError]:
+    """Every violation jsonschema finds, the headline (best match) first, the rest by path."""
+    from jsonschema.exceptions import best_match
+
+    errors = list(schema.iter_errors(instance))
+    if not errors:
+        return []
+    head = best_match(errors)
+    rest = sorted((e for e in errors if e is not head), key=lambda e: (list(map(str, e.absolute_path)), e.message))
+    return [head, *rest]
+
+
+def format_errors(source: str, errors: Sequence[ValidationError]) -> list[str]:
+    return [f"{source}::{json_path(e.absolute_path)}: {describe(e)}" for e in errors]
