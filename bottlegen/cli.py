@@ -10,13 +10,17 @@ import signal
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
 
 from . import resources, yamltext
 from .errors import MEANINGS, ExitCode, LintError, OutputError, PlanError, Stopped, TemplateError, UsageError, UserError
 from .pipeline import Renderer, override_dirs_from_env
 from .templating import iter_origins
 from .write import write_atomic
+
+if TYPE_CHECKING:
+    from .engine.docker import Engine
+    from .engine.lifecycle import Outcome
 
 EXIT_CODES_HELP = "exit codes:\n" + "\n".join(f"  {code.value}  {meaning}" for code, meaning in MEANINGS.items())
 
@@ -207,34 +211,74 @@ def cmd_templates_eject(args: argparse.Namespace) -> int:
     return ExitCode.OK
 
 
-# The lifecycle commands load their module only when they run: `render` never needs it.
+# The engine commands load the engine package only when they run: `render` never needs it.
+
+
+def _engine(warn_cve: bool = False) -> Engine:
+    """The engine preflight every engine command runs first, before anything changes."""
+    from .engine import docker
+
+    engine = docker.preflight()
+    warning = docker.vulnerability_warning(engine) if warn_cve else None
+    if warning:
+        _warn(warning)
+    return engine
+
+
+def _warn(message: str) -> None:
+    _say(f"bottlegen: warning: {message}")
+
+
+def _print_outcome(outcome: Outcome) -> None:
+    for note in outcome.notes:
+        _say(f"bottlegen: {note}")
+    for warning in outcome.warnings:
+        _warn(warning)
 
 
 def cmd_up(args: argparse.Namespace) -> int:
-    from . import lifecycle
+    from .engine import lifecycle
 
-    engine = lifecycle.preflight(warn_cve=True)  # before anything is written
+    engine = _engine(warn_cve=True)  # before anything is written
     rendered = _renderer(args).render(Path(args.plan))
     render_warnings(rendered.warnings, args.strict)
-    return lifecycle.up(engine, rendered, Path(args.state_dir))
+    outcome = lifecycle.up(engine, rendered, Path(args.state_dir))
+    _print_outcome(outcome)
+    print(f"bottle {outcome.bottle.project} is up; state in {args.state_dir}")
+    return ExitCode.OK
 
 
 def cmd_logs(args: argparse.Namespace) -> int:
-    from . import lifecycle
+    from .engine import lifecycle, state
 
-    return lifecycle.logs(Path(args.state_dir), args.follow)
+    bottle = state.require_bottle(Path(args.state_dir))
+    lifecycle.logs(_engine(), bottle, args.follow)
+    return ExitCode.OK
 
 
 def cmd_ps(args: argparse.Namespace) -> int:
-    from . import lifecycle
+    from .engine import lifecycle, state
 
-    return lifecycle.ps(Path(args.state_dir))
+    bottle = state.require_bottle(Path(args.state_dir))
+    services = lifecycle.ps(_engine(), bottle)
+    print(f"{'SERVICE':<12} {'STATE':<10} NAME")
+    for row in services:
+        print(f"{row.service:<12} {row.state:<10} {row.name}")
+    return ExitCode.OK
 
 
 def cmd_down(args: argparse.Namespace) -> int:
-    from . import lifecycle
+    from .engine import lifecycle, state
 
-    return lifecycle.down(Path(args.state_dir))
+    bottle = state.read_bottle(Path(args.state_dir))
+    if bottle is None:
+        _say(f"bottlegen: no bottle in {args.state_dir}; nothing to tear down")
+        return ExitCode.OK
+    outcome = lifecycle.down(_engine(), bottle)
+    _print_outcome(outcome)
+    where = f"; its log is in {outcome.log}" if outcome.log else "; no log was saved"
+    print(f"bottle {bottle.project} is down{where}")
+    return ExitCode.OK
 
 
 class _Version(argparse.Action):

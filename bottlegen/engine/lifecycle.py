@@ -1,0 +1,132 @@
+"""A bottle's commands on the engine: up, logs, ps, down. They return what happened and raise
+what went wrong (errors.py); the CLI prints and chooses the exit code.
+
+Secret values never appear on a command line or in a file: the compose file names variables
+bare, and compose reads them from the environment it inherits from us.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from ..errors import ComposeError, UserError
+from ..pipeline import Rendered
+from ..write import write_atomic
+from .docker import Engine, run
+from .networks import create_networks, remove_networks
+from .state import COMPOSE_FILE, COMPOSE_LOG, Bottle, bottle_of
+
+
+@dataclass(frozen=True)
+class Service:
+    """One row of `ps`: a service of the bottle, its state and its container's name."""
+
+    service: str
+    state: str
+    name: str
+
+
+@dataclass
+class Outcome:
+    """What a command did: the bottle, and the notes and warnings the operator should read."""
+
+    bottle: Bottle
+    notes: list[str] = field(default_factory=list)  # what was left alone, and why
+    warnings: list[str] = field(default_factory=list)  # what went wrong but did not stop it
+    log: Path | None = None  # down: where the merged log is, when there is one
+
+
+def up(engine: Engine, rendered: Rendered, state_dir: Path) -> Outcome:
+    """Put a rendered bottle into state_dir, create its networks, and start it.
+
+    If compose fails, what this call created is removed again (the compose file is kept).
+    """
+    write_atomic(state_dir / COMPOSE_FILE, rendered.text)
+    bottle = bottle_of(rendered.document, state_dir / COMPOSE_FILE)
+    created = create_networks(engine, bottle)
+    proc = run(engine.compose_argv(bottle.project, bottle.compose_file, "up", "-d"))
+    if proc.returncode != 0:
+        error = ComposeError.from_process(f"docker compose up for {bottle.project}", proc)
+        run(engine.compose_argv(bottle.project, bottle.compose_file, "down"))
+        problems, notes = remove_networks(engine, bottle, only=created)
+        error.details += [
+            *problems,
+            *notes,
+            f"removed what this up created; the compose file is kept: {bottle.compose_file}",
+        ]
+        raise error
+    return Outcome(bottle)
+
+
+def logs(engine: Engine, bottle: Bottle, follow: bool) -> None:
+    """The bottle's merged logs, straight to our stdout (followed with follow)."""
+    argv = engine.compose_argv(
+        bottle.project, bottle.compose_file, "logs", "--no-color", "--timestamps", *(["-f"] if follow else [])
+    )
+    proc = run(argv, capture=False)
+    if proc.returncode != 0:
+        raise ComposeError(
+            f"docker compose logs for {bottle.project} failed (exit {proc.returncode})", proc.returncode, argv
+        )
+
+
+def ps(engine: Engine, bottle: Bottle) -> list[Service]:
+    """The bottle's services, sorted by name, with their state."""
+    proc = run(engine.compose_argv(bottle.project, bottle.compose_file, "ps", "--all", "--format", "json"))
+    if proc.returncode != 0:
+        raise ComposeError.from_process(f"docker compose ps for {bottle.project}", proc)
+    rows = [json.loads(line) for line in proc.stdout.splitlines() if line.strip().startswith("{")]
+    services = [Service(row.get("Service", "?"), row.get("State", "?"), row.get("Name", "?")) for row in rows]
+    return sorted(services, key=lambda s: s.service)
+
+
+def down(engine: Engine, bottle: Bottle) -> Outcome:
+    """Save the merged log beside the compose file, stop the bottle, remove its networks.
+
+    A ComposeError when anything of the bottle is left (containers, networks bottlegen made).
+    """
+    outcome = Outcome(bottle)
+    state_dir = bottle.compose_file.parent
+    if containers(engine, bottle):
+        warning = _save_log(engine, bottle, state_dir / COMPOSE_LOG)
+        outcome.warnings += [warning] if warning else []
+    else:  # already down (or never up): keep the log a previous down saved
+        outcome.notes.append(f"{bottle.project} has no containers; keeping any {COMPOSE_LOG} saved before")
+    proc = run(engine.compose_argv(bottle.project, bottle.compose_file, "down"))
+    problems = [] if proc.returncode == 0 else [f"docker compose down: {proc.stderr.strip()}"]
+    removal_problems, notes = remove_networks(engine, bottle)
+    problems += removal_problems
+    outcome.notes += notes
+    left = containers(engine, bottle)
+    if left:
+        problems.append(
+            f"{len(left)} container(s) of {bottle.project} are still there: "
+            f"docker ps -a --filter label=com.docker.compose.project={bottle.project}"
+        )
+    if problems:
+        raise ComposeError(
+            f"teardown of {bottle.project} is incomplete", 1, ["docker", "compose", "down"], "\n".join(problems)
+        )
+    log = state_dir / COMPOSE_LOG
+    outcome.log = log if log.exists() else None
+    return outcome
+
+
+def containers(engine: Engine, bottle: Bottle) -> list[str]:
+    """The IDs of the bottle's containers, running or not."""
+    proc = run([engine.docker, "ps", "-aq", "--filter", f"label=com.docker.compose.project={bottle.project}"])
+    return str(proc.stdout).split()
+
+
+def _save_log(engine: Engine, bottle: Bottle, path: Path) -> str | None:
+    """The merged log into path (0644, atomic). Best effort: a failure is a warning, returned."""
+    log = run(engine.compose_argv(bottle.project, bottle.compose_file, "logs", "--no-color", "--timestamps"))
+    try:
+        if log.returncode != 0:
+            raise OSError(log.stderr.strip() or f"docker compose logs exited {log.returncode}")
+        write_atomic(path, log.stdout)
+    except (OSError, UserError) as e:
+        return f"could not save the merged log to {path}: {e}; tearing down anyway"
+    return None

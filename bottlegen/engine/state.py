@@ -1,0 +1,56 @@
+"""A bottle's state directory: its compose file (`docker-compose.yml`, mode 0644) and, after
+`down`, the merged log (`compose.log`). What the engine side needs to know of a bottle is
+read back from that compose file, by the networks' roles, never by their keys.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from ..errors import OutputError
+from ..roles import INTERNAL, ROLE_KEY
+from ..yamltext import load_yaml
+
+COMPOSE_FILE = "docker-compose.yml"
+COMPOSE_LOG = "compose.log"
+
+
+@dataclass(frozen=True)
+class Bottle:
+    project: str
+    compose_file: Path
+    networks: dict[str, str]  # compose key -> engine name
+    internal: frozenset[str] = frozenset()  # engine names of the internal-role networks
+
+
+def bottle_of(document: dict[str, Any], compose_file: Path) -> Bottle:
+    """The bottle a compose document describes, its compose file at compose_file."""
+    declared = {key: net if isinstance(net, dict) else {} for key, net in (document.get("networks") or {}).items()}
+    networks = {key: net.get("name", key) for key, net in declared.items()}
+    internal = frozenset(
+        networks[key] for key, net in declared.items() if (net.get(ROLE_KEY) or {}).get("role") == INTERNAL
+    )
+    return Bottle(project=document["name"], compose_file=compose_file, networks=networks, internal=internal)
+
+
+def read_bottle(state_dir: Path) -> Bottle | None:
+    """The bottle whose compose file is in state_dir, or None when there is none."""
+    compose_file = state_dir / COMPOSE_FILE
+    try:
+        return bottle_of(load_yaml(compose_file.read_text(encoding="utf-8")), compose_file)
+    except FileNotFoundError:
+        return None
+    except Exception as e:
+        raise OutputError(f"{compose_file}: cannot read the bottle's compose file: {e}") from None
+
+
+def require_bottle(state_dir: Path) -> Bottle:
+    """The bottle in state_dir; an OutputError (exit 7) that says how to make one if none."""
+    bottle = read_bottle(state_dir)
+    if bottle is None:
+        raise OutputError(
+            f"{state_dir / COMPOSE_FILE}: no bottle here (run `bottlegen up PLAN --state-dir {state_dir}` first)"
+        )
+    return bottle
