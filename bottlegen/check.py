@@ -13,11 +13,14 @@ Every message names the document path and the template that produced it.
 
 from __future__ import annotations
 
+import graphlib
 import os
 import re
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from . import resources
+from .composefile import mounts, names, unescape
 from .errors import DocumentError
 from .merge import Merged
 from .paths import json_path
@@ -36,113 +39,119 @@ def check_schema(merged: Merged) -> None:
         )
 
 
-def names(block: Any) -> list[str]:
-    """Keys of a compose list-or-mapping block (depends_on, networks)."""
-    if isinstance(block, dict):
-        return list(block)
-    if isinstance(block, list):
-        return [item for item in block if isinstance(item, str)]
-    return []
-
-
-def unescape(value: str) -> str:
-    return value.replace("$$", "$")
-
-
-def mounts(service: dict[str, Any]) -> list[tuple[int, str | None, str | None, str | None]]:
-    """(index, type, source, target) of each volume entry, long or short form."""
-    out = []
-    for index, volume in enumerate(service.get("volumes") or []):
-        if isinstance(volume, dict):
-            out.append((index, volume.get("type"), volume.get("source"), volume.get("target")))
-        elif isinstance(volume, str):
-            parts = volume.split(":")
-            if len(parts) == 1:
-                out.append((index, "volume", None, parts[0]))
-            else:
-                kind = "bind" if parts[0].startswith((".", "/", "~")) else "volume"
-                out.append((index, kind, parts[0], parts[1]))
-    return out
-
-
 def check_rules(merged: Merged) -> None:
-    doc = merged.document
-    services: dict[str, Any] = doc.get("services") or {}
-    networks = set(doc.get("networks") or {})
-    problems: list[str] = []
-    owners: dict[str, str] = {}
-    for name, service in services.items():
-        if not isinstance(service, dict):
-            continue
-        base = ("services", name)
-        for dep in names(service.get("depends_on")):
-            if dep not in services:
-                problems.append(
-                    f"{merged.where((*base, 'depends_on'))}: depends on {dep!r}, which is not rendered (services: {', '.join(services)})"
-                )
-        for net in names(service.get("networks")):
-            if net not in networks:
-                problems.append(
-                    f"{merged.where((*base, 'networks', net))}: network {net!r} is not declared under the top-level networks"
-                )
-        container_name = service.get("container_name")
-        if isinstance(container_name, str):
-            if not CONTAINER_NAME.fullmatch(container_name):
-                problems.append(
-                    f"{merged.where((*base, 'container_name'))}: {container_name!r} is not a valid container name ([a-zA-Z0-9][a-zA-Z0-9_.-]+)"
-                )
-            if container_name in owners:
-                problems.append(
-                    f"{merged.where((*base, 'container_name'))}: {container_name!r} is also the container name of service {owners[container_name]!r}"
-                )
-            owners.setdefault(container_name, name)
-        targets: dict[str, int] = {}
-        for index, kind, source, target in mounts(service):
-            where = merged.where((*base, "volumes", index))
-            if target is not None:
-                if target in targets:
-                    problems.append(
-                        f"{where}: target {target!r} is also mounted by volumes[{targets[target]}]; compose would silently keep only the last"
-                    )
-                targets.setdefault(target, index)
-            if kind == "bind" and isinstance(source, str) and not os.path.isabs(unescape(source)):
-                problems.append(
-                    f"{where}: bind source {source!r} is relative; it would resolve against wherever the compose file is written. Use an absolute path"
-                )
-    problems += _cycles(merged, services)
+    """Every rule of RULES, every problem collected: a DocumentError listing them all."""
+    problems = [problem for rule in RULES for problem in rule(merged)]
     if problems:
         raise DocumentError(
             "the rendered document breaks rules Docker Compose enforces; fix the template named:", problems
         )
 
 
-def _cycles(merged: Merged, services: dict[str, Any]) -> list[str]:
-    graph = {
-        name: [d for d in names(s.get("depends_on")) if d in services]
-        for name, s in services.items()
-        if isinstance(s, dict)
-    }
-    state: dict[str, int] = {}  # 1: on the current path, 2: done
-    found: list[str] = []
+def _services(merged: Merged) -> Iterator[tuple[str, dict[str, Any]]]:
+    for name, service in (merged.document.get("services") or {}).items():
+        if isinstance(service, dict):
+            yield name, service
 
-    def visit(node: str, trail: list[str]) -> None:
-        state[node] = 1
-        for dep in graph.get(node, []):
-            if state.get(dep) == 1:
-                cycle = [*trail[trail.index(dep) :], dep] if dep in trail else [node, dep]
-                made_by = sorted({str(merged.source_of(("services", s, "depends_on"))) for s in cycle})
-                found.append(
-                    f"{json_path(('services', node, 'depends_on'))}: dependency cycle {' -> '.join(cycle)}; "
-                    f"depends_on comes from template(s) {', '.join(made_by)}"
+
+def depends_on_rendered(merged: Merged) -> Iterator[str]:
+    """depends_on names only services that are rendered (compose refuses the file)."""
+    services = merged.document.get("services") or {}
+    for name, service in _services(merged):
+        for dep in names(service.get("depends_on")):
+            if dep not in services:
+                yield (
+                    f"{merged.where(('services', name, 'depends_on'))}: depends on {dep!r}, which is not rendered "
+                    f"(services: {', '.join(services)})"
                 )
-            elif dep not in state:
-                visit(dep, [*trail, dep])
-        state[node] = 2
 
-    for name in graph:
-        if name not in state:
-            visit(name, [name])
-    return found
+
+def networks_declared(merged: Merged) -> Iterator[str]:
+    """A service joins only networks the document declares (compose refuses the file)."""
+    networks = set(merged.document.get("networks") or {})
+    for name, service in _services(merged):
+        for net in names(service.get("networks")):
+            if net not in networks:
+                yield (
+                    f"{merged.where(('services', name, 'networks', net))}: network {net!r} is not declared under "
+                    "the top-level networks"
+                )
+
+
+def container_names(merged: Merged) -> Iterator[str]:
+    """Container names are well formed and each belongs to one service (the engine refuses a second)."""
+    owners: dict[str, str] = {}
+    for name, service in _services(merged):
+        container_name = service.get("container_name")
+        if not isinstance(container_name, str):
+            continue
+        where = merged.where(("services", name, "container_name"))
+        if not CONTAINER_NAME.fullmatch(container_name):
+            yield f"{where}: {container_name!r} is not a valid container name ([a-zA-Z0-9][a-zA-Z0-9_.-]+)"
+        if container_name in owners:
+            yield f"{where}: {container_name!r} is also the container name of service {owners[container_name]!r}"
+        owners.setdefault(container_name, name)
+
+
+def volume_targets_unique(merged: Merged) -> Iterator[str]:
+    """Two volumes of a service never share a target: compose would silently keep only the last."""
+    for name, service in _services(merged):
+        targets: dict[str, int] = {}
+        for index, _, _, target in mounts(service):
+            if target is None:
+                continue
+            if target in targets:
+                yield (
+                    f"{merged.where(('services', name, 'volumes', index))}: target {target!r} is also mounted by "
+                    f"volumes[{targets[target]}]; compose would silently keep only the last"
+                )
+            targets.setdefault(target, index)
+
+
+def bind_sources_absolute(merged: Merged) -> Iterator[str]:
+    """A bind source is absolute: a relative one resolves against wherever the file is written."""
+    for name, service in _services(merged):
+        for index, kind, source, _ in mounts(service):
+            if kind == "bind" and isinstance(source, str) and not os.path.isabs(unescape(source)):
+                yield (
+                    f"{merged.where(('services', name, 'volumes', index))}: bind source {source!r} is relative; it "
+                    "would resolve against wherever the compose file is written. Use an absolute path"
+                )
+
+
+def no_dependency_cycles(merged: Merged) -> Iterator[str]:
+    """depends_on has no cycle (compose refuses the file). Every cycle is named, each from the
+    service first in the document, at the depends_on that closes it."""
+    services = merged.document.get("services") or {}
+    order = {name: index for index, name in enumerate(services)}
+    graph = {name: {d for d in names(s.get("depends_on")) if d in services} for name, s in _services(merged)}
+    while True:
+        try:
+            graphlib.TopologicalSorter(graph).prepare()
+            return
+        except graphlib.CycleError as e:
+            # graphlib lists each node before the one that depends on it; turn it round.
+            cycle = list(reversed(e.args[1][:-1]))
+            start = min(range(len(cycle)), key=lambda i: order[cycle[i]])
+            cycle = cycle[start:] + cycle[:start]
+            closing = cycle[-1]
+            made_by = sorted({str(merged.source_of(("services", s, "depends_on"))) for s in cycle})
+            yield (
+                f"{json_path(('services', closing, 'depends_on'))}: dependency cycle "
+                f"{' -> '.join([*cycle, cycle[0]])}; depends_on comes from template(s) {', '.join(made_by)}"
+            )
+            graph[closing].discard(cycle[0])  # and look for the next one
+
+
+# Every rule compose enforces at load time that the schema cannot say, in the order problems are listed.
+RULES: tuple[Callable[[Merged], Iterator[str]], ...] = (
+    depends_on_rendered,
+    networks_declared,
+    container_names,
+    volume_targets_unique,
+    bind_sources_absolute,
+    no_dependency_cycles,
+)
 
 
 def lint(merged: Merged) -> list[str]:

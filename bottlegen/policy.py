@@ -18,7 +18,7 @@ import re
 from collections.abc import Callable, Iterator
 from typing import Any, NamedTuple
 
-from .check import mounts, names, unescape
+from .composefile import mounts, names, unescape
 from .errors import DocumentError, PlanError
 from .merge import Merged
 from .paths import json_path, shorten

@@ -84,6 +84,32 @@ def test_rule_from_a_template(case, tmp_path, monkeypatch):
         assert verdict.returncode == 0
 
 
+def test_every_dependency_cycle_is_named_once():
+    """Each cycle from the service first in the document, at the depends_on that closes it."""
+    from bottlegen.merge import Merged
+
+    merged = Merged()
+    merged.document = {
+        "services": {
+            "a": {"depends_on": ["b"]},
+            "b": {"depends_on": {"a": {"condition": "service_started"}}},
+            "c": {"depends_on": ["c"]},
+            "d": {"depends_on": ["e"]},
+            "e": {"depends_on": ["f"]},
+            "f": {"depends_on": ["d", "a"]},
+        }
+    }
+    found = list(check.no_dependency_cycles(merged))
+    assert sorted(found) == sorted(
+        f"$.services.{closing}.depends_on: dependency cycle {cycle}; depends_on comes from template(s) None"
+        for closing, cycle in (("b", "a -> b -> a"), ("c", "c -> c"), ("f", "d -> e -> f -> d"))
+    )
+    merged.document["services"]["f"]["depends_on"] = ["a"]
+    merged.document["services"]["b"] = {}
+    merged.document["services"]["c"] = {}
+    assert list(check.no_dependency_cycles(merged)) == []
+
+
 def test_duplicate_container_name_from_the_plan(renderer, tmp_path, monkeypatch):
     plan = minimal_plan(container_name="claude-bottle-demo-pipelock")
     with pytest.raises(
