@@ -18,7 +18,7 @@ from typing import Any, NamedTuple
 
 from jinja2 import TemplateNotFound
 
-from . import check, emit, load, policy, resolve, templating, validate
+from . import check, emit, load, manifest, policy, resolve, templating, validate
 from .errors import TemplateError
 from .merge import Fragment, ValueNotWhole, merge
 from .resources import templates_dir
@@ -59,8 +59,8 @@ class Renderer:
 
     def __init__(self, override_dirs: Sequence[str | os.PathLike[str]] = ()):
         self.env = templating.make_environment(template_roots(override_dirs))
-        self.manifest = templating.read_manifest(self.env)
-        self.conditions = templating.compile_conditions(self.env, self.manifest)
+        self.manifest = manifest.read_manifest(self.env)
+        self.conditions = manifest.compile_conditions(self.env, self.manifest)
         # Each relaxed rule, as the header of every rendered file names it.
         self._relaxed = [f"{rule}: {reason}" for rule, reason in sorted(self.manifest.relax.items())]
         self.stage_seconds: dict[str, float] = defaultdict(float)
@@ -80,7 +80,7 @@ class Renderer:
         validate.validate_plan(data, source)
         names = [entry.name for entry in self.manifest.services]
         context = resolve.resolve_plan(data, base_dir, source, names)
-        context["services"] = templating.enabled_services(self.manifest, self.conditions, context)
+        context["services"] = manifest.enabled_services(self.conditions, context)
         return context
 
     def context(self, plan_path: Path) -> dict[str, Any]:
@@ -98,7 +98,7 @@ class Renderer:
         with self._stage(load_plan):
             context = self.context_for(data, source, base_dir)
         with self._stage(render_templates):
-            loader: templating.RootedLoader = self.env.loader  # type: ignore[assignment]
+            loader = templating.loader_of(self.env)
             fragments = [
                 Fragment(
                     self._label(loader, self.manifest.document),
@@ -128,8 +128,8 @@ class Renderer:
             check.check_rules(merged)
             warnings = check.lint(merged)
         with self._stage(sandbox):
-            manifest = self.manifest
-            policy.enforce(merged, manifest.agent, manifest.gateways, manifest.relax, context, source)
+            agent, gateways, relax = self.manifest.agent, self.manifest.gateways, self.manifest.relax
+            policy.enforce(merged, agent, gateways, relax, context, source)
         with self._stage(write_yaml):
             text = emit.emit(merged.document, sources, plan_name, self._relaxed)
         return Rendered(text=text, document=merged.document, context=context, warnings=warnings)

@@ -12,7 +12,7 @@ Rules every template lives by:
   unchanged. Use it for template-made text only, never for plan values.
 - Shared macros live in `_macros.yaml.j2` and are called as `m.<name>(...)`; what they
   return is YAML made by a template, so it is inserted as it is.
-- Which services exist, in what order and when, is declared in `manifest.yaml`.
+- Which services exist, in what order and when, is declared in `manifest.yaml` (manifest.py).
 """
 
 from __future__ import annotations
@@ -25,18 +25,12 @@ from pathlib import Path
 from typing import Any, NamedTuple
 
 import jinja2
-from jinja2 import BaseLoader, StrictUndefined, TemplateNotFound, nodes
-from jinja2.environment import TemplateExpression
-from jinja2.parser import Parser
+from jinja2 import BaseLoader, StrictUndefined, TemplateNotFound
 from jinja2.sandbox import ImmutableSandboxedEnvironment
-from ruamel.yaml.error import YAMLError
 
-from . import resources
 from .cache import open_cache
 from .errors import TemplateError
-from .roles import AGENT, GATEWAY
-from .schemas import format_errors, violations
-from .yamltext import double_quoted, load_yaml, scalar
+from .yamltext import double_quoted, scalar
 
 MANIFEST = "manifest.yaml"
 MACROS = "_macros.yaml.j2"
@@ -102,6 +96,9 @@ class RootedLoader(BaseLoader):
 
     def __init__(self, roots: list[Root]):
         self.roots = roots
+        # Templates bottlegen makes itself (the manifest's conditions), by a name no file can
+        # have: it starts with "/".
+        self.generated: dict[str, str] = {}
 
     def locate(self, name: str) -> tuple[Root, Path]:
         parts = name.split("/")
@@ -118,7 +115,9 @@ class RootedLoader(BaseLoader):
                 return root, candidate
         raise TemplateNotFound(name)
 
-    def get_source(self, environment: jinja2.Environment, name: str) -> tuple[str, str, Callable[[], bool]]:
+    def get_source(self, environment: jinja2.Environment, name: str) -> tuple[str, str | None, Callable[[], bool]]:
+        if name in self.generated:
+            return self.generated[name], None, lambda: True
         _, path = self.locate(name)
         try:
             source = path.read_text(encoding="utf-8")
@@ -257,66 +256,8 @@ def value_origins(env: jinja2.Environment, name: str, context: dict[str, Any]) -
         _trace = None
 
 
-# --- the manifest -----------------------------------------------------------------------
-
-
-class ServiceEntry(NamedTuple):
-    name: str
-    template: str
-    when: str
-    role: str | None = None  # "agent", "gateway", or None: what the policy lets it do
-
-
-class Manifest(NamedTuple):
-    document: str
-    services: list[ServiceEntry]
-    path: Path  # the manifest file in effect (packaged or an operator's), for messages
-    relax: dict[str, str]  # sandbox rules turned off, with the reason given
-
-    @property
-    def agent(self) -> str:
-        return next(entry.name for entry in self.services if entry.role == AGENT)
-
-    @property
-    def gateways(self) -> frozenset[str]:
-        return frozenset(entry.name for entry in self.services if entry.role == GATEWAY)
-
-
-def read_manifest(env: jinja2.Environment) -> Manifest:
-    loader: RootedLoader = env.loader  # type: ignore[assignment]
-    try:
-        _, path = loader.locate(MANIFEST)
-    except TemplateNotFound as e:
-        raise TemplateError(f"{MANIFEST} not found in the templates folders: {e.message or e}") from None
-    try:
-        data = load_yaml(path.read_text(encoding="utf-8"))
-    except (YAMLError, OSError, UnicodeDecodeError) as e:
-        raise TemplateError(f"{path}: cannot read the manifest: {e}") from None
-    errors = violations(resources.MANIFEST_SCHEMA, data)
-    if errors:
-        raise TemplateError(f"{path}: invalid manifest:", format_errors(str(path), errors))
-    entries = [
-        ServiceEntry(s["name"], s["template"], str(s.get("when", "true")), s.get("role")) for s in data["services"]
-    ]
-    seen: set[str] = set()
-    for entry in entries:
-        if entry.name in seen:
-            raise TemplateError(f"{path}: service {entry.name!r} is declared twice")
-        seen.add(entry.name)
-    agents = [entry.name for entry in entries if entry.role == AGENT]
-    if len(agents) != 1:
-        raise TemplateError(
-            f"{path}: exactly one service must have `role: agent` (the sandboxed agent the policy protects); "
-            + (f"found {', '.join(agents)}" if agents else "none has it")
-        )
-    return Manifest(document=data["document"], services=entries, path=path, relax=dict(data.get("relax") or {}))
-
-
-Conditions = list[tuple[ServiceEntry, Callable[..., Any]]]
-
-
 # What a template or a condition can raise for a mistake in it (not a bug in bottlegen).
-_TEMPLATE_FAILURES = (
+TEMPLATE_FAILURES = (
     jinja2.TemplateError,
     TypeError,
     ValueError,
@@ -327,64 +268,12 @@ _TEMPLATE_FAILURES = (
 )
 
 
-def _condition_error(manifest: Manifest, entry: ServiceEntry, error: BaseException) -> TemplateError:
-    message = getattr(error, "message", None) or str(error)
-    return TemplateError(
-        f"{manifest.path}: service {entry.name!r}: condition {entry.when!r}: {type(error).__name__}: {message}"
-    )
-
-
-def _compile_condition(env: jinja2.Environment, when: str) -> TemplateExpression:
-    """`env.compile_expression(when, undefined_to_none=False)`, kept in Jinja's bytecode cache.
-
-    compile_expression has no cache, and the Jinja lexer it needs costs ~3 ms of every
-    launch, where the templates themselves come from the cache. These are its steps.
-    """
-    cache = env.bytecode_cache
-    bucket = cache.get_bucket(env, f"{MANIFEST} when: {when}", None, when) if cache else None
-    code = bucket.code if bucket else None
-    if code is None:
-        parser = Parser(env, when, state="variable")
-        expression = parser.parse_expression()
-        if not parser.stream.eos:
-            raise jinja2.TemplateSyntaxError("chunk after expression", parser.stream.current.lineno, None, None)
-        expression.set_environment(env)
-        code = env.compile(
-            nodes.Template([nodes.Assign(nodes.Name("result", "store"), expression, lineno=1)], lineno=1)
-        )
-        if cache and bucket:
-            bucket.code = code
-            cache.set_bucket(bucket)
-    return TemplateExpression(env.template_class.from_code(env, code, env.make_globals(None)), undefined_to_none=False)
-
-
-def compile_conditions(env: jinja2.Environment, manifest: Manifest) -> Conditions:
-    """Each service's `when`, compiled once."""
-    compiled: Conditions = []
-    for entry in manifest.services:
-        try:
-            compiled.append((entry, _compile_condition(env, entry.when)))
-        except jinja2.TemplateError as e:
-            raise _condition_error(manifest, entry, e) from None
-    return compiled
-
-
-def enabled_services(manifest: Manifest, conditions: Conditions, context: dict[str, Any]) -> list[str]:
-    """The names of the manifest's services whose `when` holds, in manifest order.
-
-    A condition sees the context and `services`: the services enabled above it.
-    """
-    enabled: list[str] = []
-    for entry, condition in conditions:
-        try:
-            holds = condition(**context, services=list(enabled))
-            if isinstance(holds, jinja2.Undefined):
-                str(holds)
-        except _TEMPLATE_FAILURES as e:
-            raise _condition_error(manifest, entry, e) from None
-        if holds:
-            enabled.append(entry.name)
-    return enabled
+def loader_of(env: jinja2.Environment) -> RootedLoader:
+    """The environment's loader (make_environment gives every environment a RootedLoader)."""
+    loader = env.loader
+    if not isinstance(loader, RootedLoader):
+        raise TypeError(f"not an environment of make_environment: its loader is {type(loader).__name__}")
+    return loader
 
 
 def render_template(env: jinja2.Environment, name: str, context: dict[str, Any]) -> str:
@@ -407,7 +296,7 @@ def render_fragment(env: jinja2.Environment, name: str, context: dict[str, Any])
             f"template {e.name!r} not found in the templates folders"
             + (f" ({e.message})" if e.message and e.message != e.name else "")
         ) from None
-    except _TEMPLATE_FAILURES as e:
+    except TEMPLATE_FAILURES as e:
         where = _template_frame(e, env) or name
         message = getattr(e, "message", None) or str(e)
         raise TemplateError(f"{where}: {type(e).__name__}: {message}") from None
@@ -415,7 +304,7 @@ def render_fragment(env: jinja2.Environment, name: str, context: dict[str, Any])
 
 def _template_frame(error: BaseException, env: jinja2.Environment) -> str | None:
     """`file:line` of the innermost template frame in the error's traceback."""
-    loader: RootedLoader = env.loader  # type: ignore[assignment]
+    loader = loader_of(env)
     roots = [str(r.path) for r in loader.roots]
     where = None
     for frame in traceback.extract_tb(error.__traceback__):
@@ -426,7 +315,7 @@ def _template_frame(error: BaseException, env: jinja2.Environment) -> str | None
 
 def iter_origins(env: jinja2.Environment) -> Iterable[tuple[str, str, Path]]:
     """(template name, origin, path) for every template the roots provide."""
-    loader: RootedLoader = env.loader  # type: ignore[assignment]
+    loader = loader_of(env)
     for name in loader.list_templates():
         root, path = loader.locate(name)
         yield name, root.origin, path

@@ -12,9 +12,10 @@ import os
 import re
 from typing import Any
 
+import pytest
 from conftest import REPO, compose_config, full_plan, minimal_plan, parse_yaml, run_cli, write_plan
 
-from bottlegen import resources
+from bottlegen import TemplateError, resources
 
 GUIDE = REPO / "templates" / "README.md"
 
@@ -275,3 +276,28 @@ def test_a_broken_condition_in_an_operators_manifest_names_that_manifest(tmp_pat
     assert proc.returncode == 4, proc.stderr
     assert f"{manifest}: service 'supervise': condition 'plan.slug > 1': TypeError" in proc.stderr
     assert "Traceback" not in proc.stderr
+
+
+@pytest.mark.parametrize(
+    ("when", "message"),
+    [
+        ("plan.supervise is not none %}{% set services = ['agent'] %}{% if true", "must be one Jinja expression"),
+        ("plan.supervise is not none\n or true", "must be one Jinja expression"),
+        ("plan.supervise is (", "TemplateSyntaxError"),
+        ("plan.nothing_here", "UndefinedError"),
+    ],
+)
+def test_a_condition_is_one_expression_and_its_errors_name_its_service(tmp_path, when, message):
+    from bottlegen import Renderer
+
+    ovr = tmp_path / "ovr"
+    ovr.mkdir()
+    packaged = (REPO / "templates" / "manifest.yaml").read_text()
+    assert "when: plan.supervise is not none" in packaged
+    (ovr / "manifest.yaml").write_text(
+        packaged.replace("when: plan.supervise is not none", f"when: {json.dumps(when)}")
+    )
+    with pytest.raises(TemplateError) as caught:
+        Renderer([ovr]).render_data(minimal_plan(), "plan.yml", tmp_path, "plan.yml")
+    assert f"{ovr / 'manifest.yaml'}: service 'supervise': condition {when!r}: " in str(caught.value)
+    assert message in str(caught.value)
