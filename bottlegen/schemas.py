@@ -179,12 +179,32 @@ def collect(schema: Validator, instance: Any) -> list[ValidationError]:
     """Every violation jsonschema finds, the headline (best match) first, the rest by path."""
     from jsonschema.exceptions import best_match
 
-    errors = list(schema.iter_errors(instance))
+    errors = [_past_null(e) for e in schema.iter_errors(instance)]
     if not errors:
         return []
     head = best_match(errors)
     rest = sorted((e for e in errors if e is not head), key=lambda e: (list(map(str, e.absolute_path)), e.message))
     return [head, *rest]
+
+
+def _past_null(error: ValidationError) -> ValidationError:
+    """For a value that is not null, against "null, or this": what is wrong with it as this.
+
+    A nullable section ({"oneOf": [{"type": "null"}, {...}]}) that is given but invalid
+    would otherwise be reported as "is not of type 'null'" at the section, not at its field.
+    """
+    if error.validator not in ("oneOf", "anyOf") or error.instance is None or not error.context:
+        return error
+    branches = error.validator_value if isinstance(error.validator_value, list) else []
+    nulls = {i for i, b in enumerate(branches) if isinstance(b, dict) and b.get("type") == "null"}
+    if not nulls or len(branches) - len(nulls) != 1:
+        return error
+    rest = [c for c in error.context if c.relative_schema_path and c.relative_schema_path[0] not in nulls]
+    if not rest:
+        return error
+    from jsonschema.exceptions import best_match
+
+    return _past_null(best_match(rest))
 
 
 def format_errors(source: str, errors: Sequence[ValidationError]) -> list[str]:
