@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from conftest import EXAMPLES, full_plan, minimal_plan, run_cli, write_plan
+from helpers import EXAMPLES, full_plan, minimal_plan, run_cli, write_plan
 
 
 def test_every_plan_renders_to_its_slug_and_matches_a_single_render(tmp_path):

@@ -8,7 +8,7 @@ import os
 from pathlib import Path
 
 import pytest
-from conftest import EXAMPLES, run_cli
+from helpers import EXAMPLES, run_cli
 
 PLAN = str(EXAMPLES / "all-sidecars.yml")
 

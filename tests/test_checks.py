@@ -7,7 +7,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from conftest import REPO, compose_binary, full_plan, minimal_plan, parse_yaml, run_cli, write_plan
+from helpers import REPO, compose_config_run, full_plan, minimal_plan, parse_yaml, run_cli, write_plan, write_tree
 
 from bottlegen import DocumentError, Renderer, check, policy
 
@@ -16,11 +16,7 @@ AGENT = (REPO / "templates" / "agent.yaml.j2").read_text()
 
 
 def override(tmp_path: Path, **templates: str) -> Path:
-    directory = tmp_path / "ovr"
-    directory.mkdir(exist_ok=True)
-    for name, text in templates.items():
-        (directory / name).write_text(text)
-    return directory
+    return write_tree(tmp_path / "ovr", templates)
 
 
 def compose_verdict(renderer: Renderer, plan, tmp_path: Path, monkeypatch) -> subprocess.CompletedProcess:
@@ -31,12 +27,7 @@ def compose_verdict(renderer: Renderer, plan, tmp_path: Path, monkeypatch) -> su
     monkeypatch.undo()
     path = tmp_path / "unchecked.yml"
     path.write_text(text)
-    return subprocess.run(
-        [str(compose_binary()), "-f", str(path), "config", "--format", "json"],
-        capture_output=True,
-        text=True,
-        check=False,
-    )
+    return compose_config_run(path)
 
 
 CASES = {

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import stat
 
-from conftest import EXAMPLES, full_plan, minimal_plan, parse_yaml, run_cli, write_plan
+from helpers import EXAMPLES, full_plan, minimal_plan, parse_yaml, run_cli, write_plan
 
 
 def test_render_prints_to_stdout(tmp_path):

@@ -19,15 +19,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import EXAMPLES, REPO, full_plan, minimal_plan, parse_yaml
+from helpers import EXAMPLES, REPO, full_plan, hostile_text, minimal_plan, parse_yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from test_hostile_values import hostile_text
 
 from bottlegen import PlanError, load, resources, schemas, validate
 from bottlegen._compiled import JsonSchemaValueException
 
-EXAMPLES_COUNT = int(os.environ.get("HYPOTHESIS_EXAMPLES", "250"))
 GOLDENS = sorted((REPO / "tests" / "__snapshots__" / "test_examples").glob("*.yml"))
 PLANS = sorted(p for p in EXAMPLES.iterdir() if p.suffix in (".yml", ".json"))
 
@@ -267,9 +265,7 @@ def mutate(document: Any, data: st.DataObject) -> Any:
     return document
 
 
-PROPERTY = settings(
-    max_examples=EXAMPLES_COUNT, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large]
-)
+PROPERTY = settings(suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
 
 
 @PROPERTY

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from conftest import REPO, parse_yaml, run_cli
+from helpers import REPO, parse_yaml, run_cli
 
 from bottlegen.engine.docker import vulnerable_to_dns_leak
 

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from conftest import REPO, full_plan, minimal_plan, run_cli
+from helpers import REPO, full_plan, minimal_plan, run_cli
 
 PINNED = "claude-bottle/pipelock@sha256:" + "0" * 64
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from conftest import EXAMPLES, EXAMPLES_PLACEHOLDER, compose_config, parse_yaml
+from helpers import EXAMPLES, EXAMPLES_PLACEHOLDER, compose_config, parse_yaml
 
 EXAMPLE_PLANS = sorted(p.name for p in EXAMPLES.iterdir() if p.suffix in (".yml", ".json"))
 SNAPSHOTS = Path(__file__).parent / "__snapshots__" / "test_examples"

@@ -12,7 +12,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from conftest import REPO, full_plan, minimal_plan, run_cli, write_plan
+from helpers import REPO, full_plan, minimal_plan, run_cli, write_plan
 
 from bottlegen import ExitCode, cli
 

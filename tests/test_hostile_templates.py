@@ -11,7 +11,6 @@ harmless value, and the value is in it whole.
 
 from __future__ import annotations
 
-import os
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -23,7 +22,6 @@ from bottlegen import TemplateError
 from bottlegen.merge import Fragment, parse_fragment
 from bottlegen.templating import Root, make_environment, render_fragment
 
-EXAMPLES = int(os.environ.get("HYPOTHESIS_EXAMPLES", "250"))
 HOSTILE = ['", KEY: v, Z: "', "x\nKEY: v", "x}\nKEY: v", "x]\nKEY: v", "x # c\nKEY: v", "'\nKEY: v", "{a: b}", "- KEY"]
 
 # Empty glue is drawn most often, so that many shapes are accepted and their documents checked.
@@ -91,7 +89,7 @@ def render(template: str, value: str) -> Any:
         return parse_fragment(Fragment("t.yaml.j2", text, spans))
 
 
-@settings(max_examples=EXAMPLES, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(suppress_health_check=[HealthCheck.too_slow])
 @given(template=templates(), value=st.sampled_from(HOSTILE) | st.text(alphabet="ab:, #{}[]\"'\n-", max_size=12))
 @example(template="key: /root{% if true %}{{ v }}{% endif %}\n", value='", KEY: v, Z: "')
 @example(template="key:\n  {{- v }}\n", value="x\nKEY: v")

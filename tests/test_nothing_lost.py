@@ -8,7 +8,7 @@ from pathlib import Path
 
 import jinja2
 import pytest
-from conftest import EXAMPLES, full_plan, render_doc, run_cli, write_plan
+from helpers import EXAMPLES, full_plan, render_doc, run_cli, write_plan
 
 from bottlegen import OutputError, Renderer
 from bottlegen.write import write_atomic

@@ -13,7 +13,7 @@ import re
 from typing import Any
 
 import pytest
-from conftest import REPO, compose_config, full_plan, minimal_plan, parse_yaml, run_cli, write_plan
+from helpers import REPO, compose_config, full_plan, minimal_plan, parse_yaml, run_cli, write_plan
 
 from bottlegen import TemplateError, resources
 

@@ -7,7 +7,7 @@ import sys
 import venv
 
 import pytest
-from conftest import EXAMPLES, REPO
+from helpers import EXAMPLES, REPO
 
 
 @pytest.fixture(scope="module")

@@ -6,7 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from conftest import REPO, full_plan, minimal_plan, parse_yaml, run_cli, write_plan
+from helpers import REPO, full_plan, minimal_plan, parse_yaml, run_cli, write_plan
 
 from bottlegen import DocumentError, PlanError, Renderer, TemplateError
 

@@ -10,7 +10,7 @@ import copy
 from pathlib import Path
 
 import pytest
-from conftest import full_plan, minimal_plan, render_doc
+from helpers import full_plan, minimal_plan, render_doc
 
 from bottlegen import PlanError
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import jinja2
 import pytest
-from conftest import full_plan, parse_yaml
+from helpers import full_plan, parse_yaml
 
 from bottlegen import TemplateError
 from bottlegen.merge import Fragment, parse_fragment
