@@ -3,7 +3,8 @@
 Jinja compiles a template to Python bytecode, and that code runs outside the sandbox, so an
 entry is trusted only as far as the folder it is in:
 - The folder is opened once (`O_DIRECTORY | O_NOFOLLOW`) and its owner and mode are checked
-  on that descriptor: it must be ours and writable by nobody else, or there is no cache.
+  on that descriptor, at the open and again before each read or write: it must be ours and
+  writable by nobody else, or there is no cache.
   Every entry is then read and written relative to the descriptor, so swapping the folder
   or a parent (say under a world-writable /tmp) after the check changes nothing.
 - An entry must be a regular file of ours that nobody else can write, start with this
@@ -46,7 +47,16 @@ class DirectoryCache(jinja2.BytecodeCache):
     def _header(self, bucket: Bucket) -> bytes:
         return _HEADER + str(bucket.checksum).encode() + b"\n"
 
+    def _still_private(self) -> bool:
+        """The folder is still ours alone (checked again on every use: a process may live long)."""
+        try:
+            return _private(os.fstat(self.fd))
+        except OSError:
+            return False
+
     def load_bytecode(self, bucket: Bucket) -> None:
+        if not self._still_private():
+            return
         try:
             fd = os.open(f"{bucket.key}.cache", _OPEN_FLAGS, dir_fd=self.fd)
         except OSError:
@@ -70,6 +80,8 @@ class DirectoryCache(jinja2.BytecodeCache):
             bucket.reset()
 
     def dump_bytecode(self, bucket: Bucket) -> None:
+        if not self._still_private():
+            return
         code = marshal.dumps(bucket.code)
         data = self._header(bucket) + hashlib.sha256(code).digest() + code
         name, tmp = f"{bucket.key}.cache", f".{bucket.key}.{os.getpid()}.tmp"

@@ -8,13 +8,14 @@ import os
 from pathlib import Path
 
 import pytest
-from helpers import EXAMPLES, run_cli
+from helpers import EXAMPLES, run_cli_process
 
 PLAN = str(EXAMPLES / "all-sidecars.yml")
 
 
 def render(cache: Path | str) -> tuple[int, str, str]:
-    proc = run_cli("render", PLAN, env={"BOTTLEGEN_CACHE_DIR": str(cache)})
+    """A render in a new process, as each launch is: the cache folder is opened at its start."""
+    proc = run_cli_process("render", PLAN, env={"BOTTLEGEN_CACHE_DIR": str(cache)})
     return proc.returncode, proc.stdout, proc.stderr
 
 

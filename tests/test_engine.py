@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from helpers import REPO, parse_yaml, run_cli
+from helpers import REPO, parse_yaml, run_cli_process
 
 from bottlegen.engine.docker import vulnerable_to_dns_leak
 
@@ -89,7 +89,7 @@ class Bottle:
         return f"{self.project}-{service}"
 
     def cli(self, *args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
-        return run_cli(*args, env={**self.env, **(env or {})})
+        return run_cli_process(*args, env={**self.env, **(env or {})})  # end to end: a real process
 
     def exec(self, service: str, script: str) -> subprocess.CompletedProcess:
         return docker("exec", self.name(service), "sh", "-c", script, check=False)
