@@ -81,7 +81,18 @@ class Renderer:
         names = [entry.name for entry in self.manifest.services]
         context = resolve.resolve_plan(data, base_dir, source, names)
         context["services"] = manifest.enabled_services(self.conditions, context)
+        context["facts"]["no_proxy"] = resolve.no_proxy(context["settings"], context["services"])
         return context
+
+    @staticmethod
+    def service_context(context: dict[str, Any], name: str) -> dict[str, Any]:
+        """The context of one enabled service's template: the plan's, and `service`."""
+        service = {
+            "name": name,
+            "container_name": context["container_names"][name],
+            "before": context["services"][: context["services"].index(name)],  # enabled above it
+        }
+        return {**context, "service": service}
 
     def context(self, plan_path: Path) -> dict[str, Any]:
         return self.context_for(load.read_plan(plan_path), str(plan_path), plan_path.resolve().parent)
@@ -111,8 +122,7 @@ class Renderer:
                 if entry.name not in context["services"]:
                     continue
                 label = self._label(loader, entry.template)
-                service = {"name": entry.name, "container_name": context["container_names"][entry.name]}
-                service_context = {**context, "service": service}
+                service_context = self.service_context(context, entry.name)
                 fragments.append(
                     Fragment(label, *templating.render_fragment(self.env, entry.template, service_context))
                 )

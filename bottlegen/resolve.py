@@ -104,6 +104,18 @@ def _check_dns_names(names: dict[str, str], agent_named: bool, source: str) -> N
         raise PlanError("invalid plan: container names too long to resolve:", problems)
 
 
+SUPERVISE = "supervise"  # a service name this module relies on (the operators' guide lists them)
+
+
+def no_proxy(settings: dict[str, Any], services: list[str]) -> str:
+    """What the agent reaches without its proxy: loopback, and supervise when it is enabled
+    (its MCP long-poll must bypass pipelock's idle timeout)."""
+    hosts = ["localhost", "127.0.0.1"]
+    if SUPERVISE in services:
+        hosts.append(settings["hostnames"]["supervise"])
+    return ",".join(hosts)
+
+
 def _env_file_in_use(path: str | None) -> str | None:
     """The env file when it is a regular file and not empty, else None.
 

@@ -170,8 +170,8 @@ BROKEN = {
     "a template sets one variable twice": (
         {
             "agent_yaml_j2": (
-                '      - {{ "no_proxy=" ~ no_proxy }}\n',
-                '      - {{ "no_proxy=" ~ no_proxy }}\n      - HTTPS_PROXY\n',
+                '      - {{ "no_proxy=" ~ facts.no_proxy }}\n',
+                '      - {{ "no_proxy=" ~ facts.no_proxy }}\n      - HTTPS_PROXY\n',
             )
         },
         r"environment\[6\] .*\"HTTPS_PROXY\" is set twice for service agent \(also at environment\[0\]\)",

@@ -138,7 +138,7 @@ def _agent_context():
 
     r = Renderer()
     ctx = r.context_for(full_plan(), "p", Path("/"))
-    return {**ctx, "service": {"name": "agent", "container_name": "a"}}
+    return r.service_context(ctx, "agent")
 
 
 def test_context_is_plain_data(renderer):
