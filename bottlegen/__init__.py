@@ -18,14 +18,10 @@ from .pipeline import Rendered, Renderer
 
 
 def __getattr__(name: str) -> object:
-    # importlib.metadata costs ~40 ms of start-up: load it only when the version is asked for.
-    if name == "__version__":
-        from importlib.metadata import PackageNotFoundError, version
+    if name == "__version__":  # looked up only when asked for: see resources.version
+        from .resources import version
 
-        try:
-            return version("bottlegen")
-        except PackageNotFoundError:  # a source checkout that was never installed
-            return "0+unknown"
+        return version()
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 

@@ -291,9 +291,7 @@ class _Version(argparse.Action):
         values: object,
         option_string: str | None = None,
     ) -> None:
-        from . import __version__
-
-        sys.stdout.write(f"bottlegen {__version__}\n")
+        sys.stdout.write(f"bottlegen {resources.version()}\n")
         parser.exit()
 
 

@@ -49,3 +49,14 @@ def load_schema(relative: str) -> dict[str, Any]:
 PLAN_SCHEMA = "plan.schema.json"
 MANIFEST_SCHEMA = "manifest.schema.json"
 COMPOSE_SCHEMA = "compose-spec/compose-spec.json"
+
+
+def version() -> str:
+    """bottlegen's installed version (importlib.metadata costs ~40 ms: only when asked)."""
+    from importlib.metadata import PackageNotFoundError
+    from importlib.metadata import version as installed
+
+    try:
+        return installed("bottlegen")
+    except PackageNotFoundError:  # a source checkout that was never installed
+        return "0+unknown"
