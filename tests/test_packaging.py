@@ -25,6 +25,13 @@ def installed(tmp_path_factory):
     return where
 
 
+def installed_python(venv, code: str, cwd) -> str:
+    """What Python code prints in the new environment, run from cwd (not this checkout)."""
+    return subprocess.run(
+        [str(venv / "bin" / "python"), "-c", code], capture_output=True, text=True, cwd=cwd, check=True
+    ).stdout
+
+
 def test_installed_bottlegen_renders_like_the_checkout(installed, tmp_path):
     plan = EXAMPLES / "all-sidecars.yml"
     ours = subprocess.run(
@@ -42,17 +49,11 @@ def test_installed_bottlegen_renders_like_the_checkout(installed, tmp_path):
 
 
 def test_installed_bottlegen_uses_its_packaged_data(installed, tmp_path):
-    where = subprocess.run(
-        [
-            str(installed / "bin" / "python"),
-            "-c",
-            "from bottlegen import resources; print(resources.templates_dir()); print(resources.schema_dir())",
-        ],
-        capture_output=True,
-        text=True,
-        cwd=tmp_path,
-        check=True,
-    ).stdout.split()
+    where = installed_python(
+        installed,
+        "from bottlegen import resources; print(resources.templates_dir()); print(resources.schema_dir())",
+        tmp_path,
+    ).split()
     assert all(str(installed) in p and str(REPO) not in p for p in where), where
     listing = subprocess.run(
         [str(installed / "bin" / "bottlegen"), "templates", "list"], capture_output=True, text=True, check=True
@@ -67,18 +68,8 @@ def test_installed_bottlegen_uses_its_packaged_data(installed, tmp_path):
 
 def test_installed_bottlegen_uses_its_compiled_schema_checks(installed, tmp_path):
     """The wheel's schemas are the ones bottlegen/_compiled/ was made from, so they are used."""
-    proc = subprocess.run(
-        [
-            str(installed / "bin" / "python"),
-            "-c",
-            "from bottlegen import schemas\nprint([schemas.compiled_check(s) is not None for s in schemas.COMPILED])",
-        ],
-        capture_output=True,
-        text=True,
-        cwd=tmp_path,
-        check=True,
-    )
-    assert proc.stdout.strip() == "[True, True, True]"
+    code = "from bottlegen import schemas\nprint([schemas.compiled_check(s) is not None for s in schemas.COMPILED])"
+    assert installed_python(installed, code, tmp_path).strip() == "[True, True, True]"
 
 
 @pytest.fixture(scope="module")
