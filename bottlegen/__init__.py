@@ -3,6 +3,7 @@
 from .errors import (
     BottlegenError,
     ComposeError,
+    ConflictError,
     DocumentError,
     EngineError,
     ExitCode,
@@ -28,6 +29,7 @@ def __getattr__(name: str) -> object:
 __all__ = [
     "BottlegenError",
     "ComposeError",
+    "ConflictError",
     "DocumentError",
     "EngineError",
     "ExitCode",

@@ -30,6 +30,7 @@ class ExitCode(IntEnum):
     IO = 7
     ENGINE = 8
     COMPOSE = 9
+    CONFLICT = 10
     INTERNAL = 70  # sysexits' EX_SOFTWARE
     HANGUP = 129  # 128 + the signal's number, as a shell reports a command a signal ended
     INTERRUPTED = 130
@@ -48,6 +49,8 @@ MEANINGS = {
     ExitCode.IO: "I/O: a file could not be read or written, or stdout is full or closed (quietly, on a closed pipe)",
     ExitCode.ENGINE: "engine: no docker CLI, no compose plugin, or the daemon is unreachable",
     ExitCode.COMPOSE: "compose: a docker or docker compose command failed",
+    ExitCode.CONFLICT: "conflict: the engine or the state directory holds what this bottle cannot take "
+    "(a network bottlegen did not make for it, another running bottle, another command at work); nothing changed",
     ExitCode.INTERNAL: "a bug in bottlegen (please report it; BOTTLEGEN_DEBUG=1 shows the traceback)",
     ExitCode.HANGUP: "stopped by SIGHUP; a file being written is left as it was",
     ExitCode.INTERRUPTED: "stopped by SIGINT (Ctrl-C); a file being written is left as it was",
@@ -126,6 +129,13 @@ class EngineError(UserError):
     """The docker CLI, the compose plugin or the daemon is not usable."""
 
     exit_code = ExitCode.ENGINE
+
+
+class ConflictError(UserError):
+    """What is on the engine or in the state directory is not this bottle's to use or change:
+    refused before anything changes."""
+
+    exit_code = ExitCode.CONFLICT
 
 
 class ComposeError(UserError):

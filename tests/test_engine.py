@@ -100,11 +100,21 @@ class Bottle:
 
 
 def cleanup(project: str, networks: list[str]) -> None:
+    remove_containers(project)
+    for network in networks:
+        docker("network", "rm", network, check=False)
+
+
+def remove_containers(project: str) -> None:
     ids = docker("ps", "-aq", "--filter", f"label=com.docker.compose.project={project}", check=False).stdout.split()
     if ids:
         docker("rm", "-f", *ids, check=False)
-    for network in networks:
-        docker("network", "rm", network, check=False)
+
+
+def planned_networks(bottle: Bottle) -> list[str]:
+    """The networks a bottle's plan names now (a test may have renamed them), and the usual ones."""
+    proxy = json.loads(bottle.plan.read_text()).get("proxy", {})
+    return sorted({*bottle.networks, proxy.get("internal_network", ""), proxy.get("egress_network", "")} - {""})
 
 
 SECRET = "tok-" + secrets.token_hex(8)
@@ -177,8 +187,10 @@ def make_bottle(tmp_path_factory, standin_images) -> Iterator:
         return made[-1]
 
     yield make
+    for bottle in made:  # every container first: a network is removed only once nothing is on it
+        remove_containers(bottle.project)
     for bottle in made:
-        cleanup(bottle.project, bottle.networks)
+        cleanup(bottle.project, planned_networks(bottle))
 
 
 @pytest.fixture(scope="module")
@@ -359,17 +371,133 @@ def test_a_failed_up_reports_compose_and_removes_what_it_created(make_bottle):
     assert down.stdout.strip() == f"bottle {bottle.project} is down; no log was saved"  # none to point at
 
 
-def test_networks_bottlegen_did_not_create_are_left_alone(make_bottle):
+def nothing_started(bottle: Bottle, but: tuple[str, ...] = ()) -> None:
+    """No container of the bottle, none of its networks but those named, no compose file."""
+    containers, networks = remaining(bottle)
+    assert containers == [] and sorted(networks) == sorted(but), (containers, networks)
+    assert not (bottle.state / "docker-compose.yml").exists()
+
+
+@pytest.mark.parametrize(
+    ("flags", "why"),
+    [
+        ([], "bottlegen did not make it"),  # not internal: a route out
+        (["--internal"], "bottlegen did not make it"),  # internal, but someone else's
+        (
+            ["--internal", "--label", "org.bottlegen.created-by=bottlegen", "--label", "org.bottlegen.project=other"],
+            "bottlegen made it for other",
+        ),
+    ],
+)
+def test_a_network_that_is_not_the_bottles_is_refused_and_nothing_starts(make_bottle, flags, why):
     bottle = make_bottle()
-    docker("network", "create", "--internal", bottle.networks[0])
+    internal = bottle.networks[0]
+    docker("network", "create", *flags, internal)
     try:
-        assert bottle.cli("up", str(bottle.plan), "--state-dir", str(bottle.state)).returncode == 0
-        proc = bottle.cli("down", "--state-dir", str(bottle.state))
-        assert proc.returncode == 0, proc.stderr
-        assert f"leaving network {bottle.networks[0]}" in proc.stderr
-        assert remaining(bottle) == ([], [bottle.networks[0]])
+        proc = bottle.cli("up", str(bottle.plan), "--state-dir", str(bottle.state))
+        assert proc.returncode == 10, proc.stderr
+        assert f"network {internal} (" in proc.stderr and why in proc.stderr, proc.stderr
+        assert "nothing was started" in proc.stderr
+        nothing_started(bottle, but=(internal,))
+        assert not bottle.state.exists()  # the folder this up made is gone again
+    finally:
+        docker("network", "rm", internal, check=False)
+
+
+def test_a_network_with_the_wrong_properties_for_its_role_is_refused(make_bottle):
+    bottle = make_bottle()
+    labels = ["--label", "org.bottlegen.created-by=bottlegen", "--label", f"org.bottlegen.project={bottle.project}"]
+    docker("network", "create", *labels, bottle.networks[0])  # ours, but with a route out
+    try:
+        proc = bottle.cli("up", str(bottle.plan), "--state-dir", str(bottle.state))
+        assert proc.returncode == 10, proc.stderr
+        assert "has the internal role but is not internal (no route out)" in proc.stderr
+        nothing_started(bottle, but=(bottle.networks[0],))
     finally:
         docker("network", "rm", bottle.networks[0], check=False)
+
+
+def test_two_bottles_never_share_an_internal_network(make_bottle):
+    first, second = make_bottle(), make_bottle()
+    plan = json.loads(second.plan.read_text())
+    plan["proxy"]["internal_network"] = first.networks[0]
+    second.plan.write_text(json.dumps(plan))
+    assert first.cli("up", str(first.plan), "--state-dir", str(first.state)).returncode == 0
+    proc = second.cli("up", str(second.plan), "--state-dir", str(second.state))
+    assert proc.returncode == 10, proc.stderr
+    assert f"bottlegen made it for {first.project}" in proc.stderr
+    containers, _ = remaining(second)
+    assert containers == [] and not (second.state / "docker-compose.yml").exists()
+    assert first.cli("down", "--state-dir", str(first.state)).returncode == 0
+
+
+def test_a_network_name_that_prefixes_another_networks_id_is_not_confused(make_bottle):
+    """Looked up by exact name: docker resolves a name that is the start of another network's
+    ID to that network, which must be neither adopted nor removed."""
+    bottle = make_bottle()
+    other = docker("network", "create", f"{bottle.slug}-other").stdout.strip()
+    plan = json.loads(bottle.plan.read_text())
+    plan["proxy"]["internal_network"] = other[:12]
+    bottle.plan.write_text(json.dumps(plan))
+    try:
+        assert bottle.cli("up", str(bottle.plan), "--state-dir", str(bottle.state)).returncode == 0
+        named = [
+            n
+            for n in docker("network", "ls", "--no-trunc", "--format", "{{.ID}} {{.Name}}").stdout.splitlines()
+            if n.endswith(f" {other[:12]}")
+        ]
+        assert len(named) == 1 and not named[0].startswith(other), named  # a network of its own
+        internal = json.loads(docker("network", "inspect", named[0].split()[0]).stdout)[0]
+        assert internal["Internal"] is True and internal["Name"] == other[:12]
+        assert bottle.cli("down", "--state-dir", str(bottle.state)).returncode == 0
+        assert docker("network", "inspect", other, check=False).returncode == 0  # untouched
+        assert not [n for n in docker("network", "ls", "--format", "{{.Name}}").stdout.split() if n == other[:12]]
+    finally:
+        docker("network", "rm", other, check=False)
+        docker("network", "rm", other[:12], check=False)
+
+
+def test_down_that_cannot_remove_a_network_says_so_and_fails(make_bottle):
+    bottle = make_bottle()
+    assert bottle.cli("up", str(bottle.plan), "--state-dir", str(bottle.state)).returncode == 0
+    squatter = f"{bottle.project}-squatter"
+    docker("run", "-d", "--name", squatter, "--network", bottle.networks[1], TAG.format("pipelock"))
+    try:
+        proc = bottle.cli("down", "--state-dir", str(bottle.state))
+        assert proc.returncode == 9, proc.stderr
+        assert f"teardown of {bottle.project} is incomplete" in proc.stderr
+        assert f"network {bottle.networks[1]} (" in proc.stderr and "is still there" in proc.stderr
+        assert "is down" not in proc.stdout
+    finally:
+        docker("rm", "-f", squatter, check=False)
+    again = bottle.cli("down", "--state-dir", str(bottle.state))
+    assert again.returncode == 0, again.stderr
+    assert remaining(bottle) == ([], [])
+
+
+def test_a_second_command_on_a_bottle_at_work_is_refused(make_bottle):
+    import fcntl
+
+    bottle = make_bottle()
+    bottle.state.mkdir()
+    with open(bottle.state / ".bottlegen.lock", "w") as held:
+        fcntl.flock(held, fcntl.LOCK_EX)  # another bottlegen command at work on it
+        proc = bottle.cli("up", str(bottle.plan), "--state-dir", str(bottle.state))
+    assert proc.returncode == 10, proc.stderr
+    assert "another bottlegen command is changing this bottle now" in proc.stderr
+    nothing_started(bottle)
+
+
+def test_up_of_another_bottle_into_a_running_bottles_folder_is_refused(make_bottle):
+    first, second = make_bottle(), make_bottle()
+    assert first.cli("up", str(first.plan), "--state-dir", str(first.state)).returncode == 0
+    before = (first.state / "docker-compose.yml").read_text()
+    proc = second.cli("up", str(second.plan), "--state-dir", str(first.state))
+    assert proc.returncode == 10, proc.stderr
+    assert f"holds bottle {first.project}, which is running" in proc.stderr and second.project in proc.stderr
+    assert (first.state / "docker-compose.yml").read_text() == before  # the running one is never orphaned
+    assert remaining(second) == ([], [])
+    assert first.cli("down", "--state-dir", str(first.state)).returncode == 0
 
 
 def test_an_unreachable_daemon_is_a_clear_error_and_loses_nothing(make_bottle, tmp_path):

@@ -11,12 +11,12 @@ import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..errors import ComposeError, UserError
+from ..errors import ComposeError, ConflictError, UserError
 from ..pipeline import Rendered
 from ..write import write_atomic
 from .docker import Engine, run
 from .networks import create_networks, remove_networks
-from .state import COMPOSE_FILE, COMPOSE_LOG, Bottle, bottle_of
+from .state import COMPOSE_FILE, COMPOSE_LOG, Bottle, bottle_of, locked, read_bottle
 
 
 @dataclass(frozen=True)
@@ -41,11 +41,29 @@ class Outcome:
 def up(engine: Engine, rendered: Rendered, state_dir: Path) -> Outcome:
     """Put a rendered bottle into state_dir, create its networks, and start it.
 
-    If compose fails, what this call created is removed again (the compose file is kept).
+    Under the state directory's lock. Refused before anything changes (ConflictError) when
+    the folder holds another bottle that is running, or a network is not fit to be this
+    bottle's. If compose fails, what this call created is removed again (the compose file is
+    kept).
     """
-    write_atomic(state_dir / COMPOSE_FILE, rendered.text)
     bottle = bottle_of(rendered.document, state_dir / COMPOSE_FILE)
-    created = create_networks(engine, bottle)
+    with locked(state_dir):
+        there = read_bottle(state_dir)
+        if there is not None and there.project != bottle.project and containers(engine, there):
+            raise ConflictError(
+                f"{state_dir} holds bottle {there.project}, which is running: `bottlegen down --state-dir "
+                f"{state_dir}` first, or give {bottle.project} a state directory of its own"
+            )
+        return _up(engine, rendered, bottle)
+
+
+def _up(engine: Engine, rendered: Rendered, bottle: Bottle) -> Outcome:
+    created = create_networks(engine, bottle)  # every network is checked before any is made
+    try:
+        write_atomic(bottle.compose_file, rendered.text)
+    except BaseException:
+        remove_networks(engine, bottle, only=created)
+        raise
     proc = run(engine.compose_argv(bottle.project, bottle.compose_file, "up", "-d"))
     if proc.returncode != 0:
         error = ComposeError.from_process(f"docker compose up for {bottle.project}", proc)
@@ -86,7 +104,13 @@ def down(engine: Engine, bottle: Bottle) -> Outcome:
     """Save the merged log beside the compose file, stop the bottle, remove its networks.
 
     A ComposeError when anything of the bottle is left (containers, networks bottlegen made).
+    Under the state directory's lock.
     """
+    with locked(bottle.compose_file.parent):
+        return _down(engine, bottle)
+
+
+def _down(engine: Engine, bottle: Bottle) -> Outcome:
     outcome = Outcome(bottle)
     state_dir = bottle.compose_file.parent
     if containers(engine, bottle):

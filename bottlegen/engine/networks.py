@@ -1,14 +1,22 @@
-"""A bottle's networks on the engine. They are external to compose: `up` creates the missing
-ones (the internal-role one with --internal, so it has no route out) with labels saying
-bottlegen made them for this project, and `down` removes only networks with those labels.
+"""A bottle's networks on the engine, verified, never assumed.
+
+They are external to compose. `up` creates each missing one with the flags its role needs
+(the internal one `--internal`, so it has no route out; both bridges) and bottlegen's labels
+for this project. A network that already exists is used only if it carries those labels and
+has exactly the properties of its role; otherwise `up` refuses before anything starts, so
+two bottles never share an internal network and no network of someone else's is adopted.
+Networks are found by exact name (two networks may share one, and a name may be a prefix of
+another network's ID) and then handled by ID. `down` removes only networks with this
+project's labels, and says so when one of them is left.
 """
 
 from __future__ import annotations
 
 import json
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 
-from ..errors import ComposeError
+from ..errors import ComposeError, ConflictError
 from .docker import Engine, run
 from .state import Bottle
 
@@ -16,25 +24,77 @@ LABEL_CREATED_BY = "org.bottlegen.created-by"  # value: bottlegen
 LABEL_PROJECT = "org.bottlegen.project"  # value: the compose project
 
 
-def labels(engine: Engine, name: str) -> dict[str, str] | None:
-    """The labels of the network called name, or None when there is none."""
-    proc = run([engine.docker, "network", "inspect", "--format", "{{json .Labels}}", name])
-    if proc.returncode != 0:
-        return None
-    found: dict[str, str] = json.loads(proc.stdout.strip() or "null") or {}
-    return found
+@dataclass(frozen=True)
+class Network:
+    id: str
+    name: str
+    driver: str
+    internal: bool
+    labels: dict[str, str] = field(default_factory=dict)
+
+    def ours(self, project: str) -> bool:
+        """Made by bottlegen for this project."""
+        return self.labels.get(LABEL_CREATED_BY) == "bottlegen" and self.labels.get(LABEL_PROJECT) == project
+
+
+def find(engine: Engine, name: str) -> list[Network]:
+    """Every network whose name is exactly name (usually none or one)."""
+    listing = run([engine.docker, "network", "ls", "--no-trunc", "--format", "{{.ID}} {{.Name}}"], timeout=60)
+    if listing.returncode != 0:
+        raise ComposeError.from_process("docker network ls", listing)
+    ids = [line.split(" ", 1)[0] for line in listing.stdout.splitlines() if line.split(" ", 1)[1:] == [name]]
+    if not ids:
+        return []
+    inspect = run([engine.docker, "network", "inspect", *ids], timeout=60)
+    if inspect.returncode != 0:
+        raise ComposeError.from_process(f"docker network inspect {name}", inspect)
+    return [
+        Network(n["Id"], n["Name"], n.get("Driver", ""), bool(n.get("Internal")), dict(n.get("Labels") or {}))
+        for n in json.loads(inspect.stdout or "[]")
+        if n.get("Name") == name
+    ]
+
+
+def _problem(bottle: Bottle, name: str, found: list[Network]) -> str | None:
+    """Why an existing network cannot be this bottle's, or None when it can."""
+    if len(found) > 1:
+        return f"network {name}: {len(found)} networks have this name ({', '.join(n.id[:12] for n in found)}); remove all but one"
+    network = found[0]
+    role = "internal" if name in bottle.internal else "egress"
+    if not network.ours(bottle.project):
+        owner = network.labels.get(LABEL_PROJECT)
+        whose = f"bottlegen made it for {owner}" if owner and owner != bottle.project else "bottlegen did not make it"
+        return f"network {name} ({network.id[:12]}) exists and is not this bottle's: {whose}; remove it or choose another name"
+    if network.driver != "bridge":
+        return f"network {name} ({network.id[:12]}) has driver {network.driver!r}, not bridge"
+    if network.internal != (role == "internal"):
+        wanted = "internal (no route out)" if role == "internal" else "not internal (the way out)"
+        return f"network {name} ({network.id[:12]}) has the {role} role but is not {wanted}"
+    return None
 
 
 def create_networks(engine: Engine, bottle: Bottle) -> list[str]:
-    """Create the bottle's missing networks; return the names this call created."""
-    created: list[str] = []
+    """Check every network of the bottle, then create the missing ones; the names created.
+
+    A ConflictError before anything is created when an existing one is not fit for its role.
+    """
+    missing, problems = [], []
     for name in bottle.networks.values():
-        if labels(engine, name) is not None:
-            continue
+        found = find(engine, name)
+        if not found:
+            missing.append(name)
+        elif (problem := _problem(bottle, name, found)) is not None:
+            problems.append(problem)
+    if problems:
+        raise ConflictError(f"bottle {bottle.project} cannot use its networks; nothing was started:", problems)
+    created: list[str] = []
+    for name in missing:
         argv = [
             engine.docker,
             "network",
             "create",
+            "--driver",
+            "bridge",
             "--label",
             f"{LABEL_CREATED_BY}=bottlegen",
             "--label",
@@ -42,7 +102,7 @@ def create_networks(engine: Engine, bottle: Bottle) -> list[str]:
         ]
         if name in bottle.internal:  # by the network's role, never by its key
             argv.append("--internal")
-        proc = run([*argv, name])
+        proc = run([*argv, name], timeout=60)
         if proc.returncode != 0:
             remove_networks(engine, bottle, only=created)
             raise ComposeError.from_process(f"docker network create {name}", proc)
@@ -51,19 +111,20 @@ def create_networks(engine: Engine, bottle: Bottle) -> list[str]:
 
 
 def remove_networks(engine: Engine, bottle: Bottle, only: Sequence[str] | None = None) -> tuple[list[str], list[str]]:
-    """Remove the bottle's networks that bottlegen created for this project; never another.
+    """Remove the bottle's networks that bottlegen made for this project, by ID; never another.
 
-    Returns (problems: what could not be removed, notes: what was left alone, and why).
+    Returns (problems: networks of the bottle that are still there, notes: what was left
+    alone, and why).
     """
     problems, notes = [], []
     for name in bottle.networks.values() if only is None else only:
-        found = labels(engine, name)
-        if found is None:
-            continue
-        if found.get(LABEL_PROJECT) != bottle.project or found.get(LABEL_CREATED_BY) != "bottlegen":
-            notes.append(f"leaving network {name}: bottlegen did not create it for {bottle.project}")
-            continue
-        proc = run([engine.docker, "network", "rm", name])
-        if proc.returncode != 0:
-            problems.append(f"docker network rm {name}: {proc.stderr.strip()}")
+        for network in find(engine, name):
+            if not network.ours(bottle.project):
+                notes.append(
+                    f"leaving network {name} ({network.id[:12]}): bottlegen did not make it for {bottle.project}"
+                )
+                continue
+            proc = run([engine.docker, "network", "rm", network.id], timeout=60)
+            if proc.returncode != 0:
+                problems.append(f"network {name} ({network.id[:12]}) is still there: {proc.stderr.strip()}")
     return problems, notes

@@ -5,16 +5,21 @@ read back from that compose file, by the networks' roles, never by their keys.
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
+import os
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ..errors import OutputError
+from ..errors import ConflictError, OutputError
 from ..roles import INTERNAL, ROLE_KEY
 from ..yamltext import load_yaml
 
 COMPOSE_FILE = "docker-compose.yml"
 COMPOSE_LOG = "compose.log"
+LOCK_FILE = ".bottlegen.lock"
 
 
 @dataclass(frozen=True)
@@ -54,3 +59,35 @@ def require_bottle(state_dir: Path) -> Bottle:
             f"{state_dir / COMPOSE_FILE}: no bottle here (run `bottlegen up PLAN --state-dir {state_dir}` first)"
         )
     return bottle
+
+
+@contextlib.contextmanager
+def locked(state_dir: Path) -> Iterator[None]:
+    """Hold the state directory's lock while the bottle's state changes (up, down): a second
+    command on the same bottle is refused (ConflictError) instead of racing the first.
+
+    The lock is flock(2) on a file in the folder, so it ends with the process that holds it,
+    however that ends. A folder made here for a command that then fails is removed again.
+    """
+    made = not state_dir.exists()
+    try:
+        state_dir.mkdir(parents=True, exist_ok=True)
+        fd = os.open(state_dir / LOCK_FILE, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
+    except OSError as e:
+        raise OutputError(f"{state_dir}: cannot use the state directory: {e.strerror or e}") from None
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            made = False  # the other command's folder
+            raise ConflictError(
+                f"{state_dir}: another bottlegen command is changing this bottle now; wait for it to finish"
+            ) from None
+        yield
+        made = False
+    finally:
+        os.close(fd)
+        if made:
+            with contextlib.suppress(OSError):
+                (state_dir / LOCK_FILE).unlink()
+                state_dir.rmdir()
