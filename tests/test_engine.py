@@ -519,6 +519,69 @@ def test_an_unreachable_daemon_is_a_clear_error_and_loses_nothing(make_bottle, t
     assert (bottle.state / "compose.log").read_text() == "earlier log\n"
 
 
+def test_a_daemon_that_never_answers_is_exit_8_not_a_hang(make_bottle, tmp_path):
+    """A socket that accepts and then says nothing: each docker call has a timeout."""
+    bottle = make_bottle()
+    path = tmp_path / "silent.sock"
+    server = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    server.bind(str(path))
+    server.listen(8)
+    held: list[socket.socket] = []
+    stop = threading.Event()
+
+    def accept() -> None:
+        server.settimeout(0.2)
+        while not stop.is_set():
+            try:
+                held.append(server.accept()[0])  # and never answer
+            except OSError:
+                continue
+
+    thread = threading.Thread(target=accept, daemon=True)
+    thread.start()
+    try:
+        env = {"DOCKER_HOST": f"unix://{path}", "BOTTLEGEN_ENGINE_TIMEOUT": "2"}
+        proc = bottle.cli("up", str(bottle.plan), "--state-dir", str(bottle.state), env=env)
+        assert proc.returncode == 8, proc.stderr
+        assert f"got no answer from the Docker daemon at unix://{path} within 2 s" in proc.stderr
+        assert "Traceback" not in proc.stderr and not bottle.state.exists()
+    finally:
+        stop.set()
+        thread.join()
+        for connection in held:
+            connection.close()
+        server.close()
+
+
+def test_a_failed_up_of_a_running_bottle_leaves_it_running_as_it_was(make_bottle):
+    bottle = make_bottle()
+    assert bottle.cli("up", str(bottle.plan), "--state-dir", str(bottle.state)).returncode == 0
+    before = (bottle.state / "docker-compose.yml").read_text()
+    plan = json.loads(bottle.plan.read_text())
+    plan["settings"]["paths"] = {"pipelock_ca_key": "/bin"}  # docker refuses to start this pipelock
+    bottle.plan.write_text(json.dumps(plan))
+    proc = bottle.cli("up", str(bottle.plan), "--state-dir", str(bottle.state))
+    assert proc.returncode == 9, proc.stderr
+    assert "was running before this up, and was not taken down" in proc.stderr
+    assert "its services run it again" in proc.stderr
+    assert (bottle.state / "docker-compose.yml").read_text() == before
+    for service in SERVICES:
+        state = docker("inspect", "--format", "{{.State.Running}}", bottle.name(service)).stdout.strip()
+        assert state == "true", service
+
+
+def test_a_sidecar_removed_from_the_plan_goes_away(make_bottle):
+    bottle = make_bottle()
+    assert bottle.cli("up", str(bottle.plan), "--state-dir", str(bottle.state)).returncode == 0
+    plan = json.loads(bottle.plan.read_text())
+    plan["supervise"] = None
+    bottle.plan.write_text(json.dumps(plan))
+    proc = bottle.cli("up", str(bottle.plan), "--state-dir", str(bottle.state))
+    assert proc.returncode == 0, proc.stderr
+    assert docker("inspect", bottle.name("supervise"), check=False).returncode != 0  # no orphan left
+    assert docker("inspect", "--format", "{{.State.Running}}", bottle.name("agent")).stdout.strip() == "true"
+
+
 def test_no_docker_cli_is_a_clear_error(make_bottle, tmp_path):
     bottle = make_bottle()
     empty = tmp_path / "empty-bin"

