@@ -237,11 +237,17 @@ def _print_outcome(outcome: Outcome) -> None:
 
 
 def cmd_up(args: argparse.Namespace) -> int:
-    from .engine import lifecycle
+    from .engine import lifecycle, state
 
     engine = _engine(warn_cve=True)  # before anything is written
     rendered = _renderer(args).render(Path(args.plan))
-    render_warnings(rendered.warnings, args.strict)
+    variables = state.bottle_of(rendered.document, Path(args.state_dir) / state.COMPOSE_FILE).variables
+    unset = [
+        f"{name} is not set in this environment: compose would start the bottle without it (an empty value)"
+        for name in variables
+        if name not in os.environ
+    ]
+    render_warnings([*rendered.warnings, *unset], args.strict)
     outcome = lifecycle.up(engine, rendered, Path(args.state_dir))
     _print_outcome(outcome)
     print(f"bottle {outcome.bottle.project} is up; state in {args.state_dir}")

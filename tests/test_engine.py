@@ -340,12 +340,23 @@ def remaining(bottle: Bottle) -> tuple[list[str], list[str]]:
 def test_down_leaves_nothing_and_keeps_the_merged_log(make_bottle):
     bottle = make_bottle()
     assert bottle.cli("up", str(bottle.plan), "--state-dir", str(bottle.state)).returncode == 0
-    proc = bottle.cli("down", "--state-dir", str(bottle.state))
+    # A container prints the forwarded secret into its own log (PID 1's stdout).
+    printed = docker("exec", bottle.name("agent"), "sh", "-c", 'echo "token is $BOTTLE_TEST_TOKEN" > /proc/1/fd/1')
+    assert printed.returncode == 0
+    previous = os.umask(0)  # whatever the umask, the log is the owner's alone
+    try:
+        proc = bottle.cli("down", "--state-dir", str(bottle.state))
+    finally:
+        os.umask(previous)
     assert proc.returncode == 0, proc.stderr
     assert remaining(bottle) == ([], [])
     log = bottle.state / "compose.log"
     assert proc.stdout.strip().endswith(f"is down; its log is in {log}")
-    assert stat.S_IMODE(log.stat().st_mode) == 0o644
+    assert stat.S_IMODE(log.stat().st_mode) == 0o600
+    assert "token is [BOTTLE_TEST_TOKEN masked]" in log.read_text()
+    root = bottle.plan.parent
+    for path in [p for p in root.rglob("*") if p.is_file()]:
+        assert SECRET.encode() not in path.read_bytes(), f"the secret is in {path}"
     lines = log.read_text().splitlines()
     for service in SERVICES:
         assert any(line.startswith(bottle.name(service)) for line in lines), f"no line from {service} in compose.log"
@@ -580,6 +591,20 @@ def test_a_sidecar_removed_from_the_plan_goes_away(make_bottle):
     assert proc.returncode == 0, proc.stderr
     assert docker("inspect", bottle.name("supervise"), check=False).returncode != 0  # no orphan left
     assert docker("inspect", "--format", "{{.State.Running}}", bottle.name("agent")).stdout.strip() == "true"
+
+
+def test_up_warns_of_a_forwarded_variable_that_is_not_set_and_strict_refuses(make_bottle):
+    bottle = make_bottle()
+    assert "EGRESS_TEST_TOKEN" not in os.environ
+    saved, bottle.env = bottle.env, {k: v for k, v in bottle.env.items() if k != "EGRESS_TEST_TOKEN"}
+    try:
+        proc = bottle.cli("up", "--strict", str(bottle.plan), "--state-dir", str(bottle.state))
+        assert proc.returncode == 6, proc.stderr
+        assert "EGRESS_TEST_TOKEN is not set in this environment" in proc.stderr
+        assert "BOTTLE_TEST_TOKEN" not in proc.stderr  # it is set
+        assert remaining(bottle) == ([], []) and not (bottle.state / "docker-compose.yml").exists()
+    finally:
+        bottle.env = saved
 
 
 def test_no_docker_cli_is_a_clear_error(make_bottle, tmp_path):

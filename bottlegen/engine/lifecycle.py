@@ -8,6 +8,8 @@ bare, and compose reads them from the environment it inherits from us.
 from __future__ import annotations
 
 import json
+import os
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -169,15 +171,34 @@ def containers(engine: Engine, bottle: Bottle) -> list[str]:
     return str(proc.stdout).split()
 
 
+LOG_MODE = 0o600  # the log may hold what a container printed: only its owner reads it
+MASK_MIN = 4  # shorter values are not masked: they would blot out ordinary text
+
+
 def _save_log(engine: Engine, bottle: Bottle, path: Path) -> str | None:
-    """The merged log into path (0644, atomic). Best effort: a failure is a warning, returned."""
+    """The merged log into path (0600 whatever the umask, atomic), with the value of every
+    variable the bottle takes from our environment masked. An empty log never replaces a
+    saved one. Best effort: a failure is a warning, returned."""
     log = run(
         engine.compose_argv(bottle.project, bottle.compose_file, "logs", "--no-color", "--timestamps"), timeout=long()
     )
     try:
         if log.returncode != 0:
             raise OSError(log.stderr.strip() or f"docker compose logs exited {log.returncode}")
-        write_atomic(path, log.stdout)
+        if not log.stdout.strip() and path.exists():
+            return None  # nothing new to say: keep what an earlier down saved
+        write_atomic(path, mask(log.stdout, bottle.variables, os.environ), mode=LOG_MODE)
     except (OSError, UserError) as e:
         return f"could not save the merged log to {path}: {e}; tearing down anyway"
     return None
+
+
+def mask(text: str, names: Sequence[str], environment: Mapping[str, str]) -> str:
+    """text with each named variable's value (from environment) replaced by `[NAME masked]`."""
+    values = sorted(
+        ((environment[n], n) for n in names if len(environment.get(n, "")) >= MASK_MIN),
+        key=lambda pair: -len(pair[0]),  # the longest first: a value may contain another
+    )
+    for value, name in values:
+        text = text.replace(value, f"[{name} masked]")
+    return text

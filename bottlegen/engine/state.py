@@ -28,6 +28,9 @@ class Bottle:
     compose_file: Path
     networks: dict[str, str]  # compose key -> engine name
     internal: frozenset[str] = frozenset()  # engine names of the internal-role networks
+    # The variables compose takes from our environment (bare names in `environment`): the
+    # forwarded ones and the tokens. Their values are secrets: never in a file we write.
+    variables: tuple[str, ...] = ()
 
 
 def bottle_of(document: dict[str, Any], compose_file: Path) -> Bottle:
@@ -37,7 +40,25 @@ def bottle_of(document: dict[str, Any], compose_file: Path) -> Bottle:
     internal = frozenset(
         networks[key] for key, net in declared.items() if (net.get(ROLE_KEY) or {}).get("role") == INTERNAL
     )
-    return Bottle(project=document["name"], compose_file=compose_file, networks=networks, internal=internal)
+    return Bottle(
+        project=document["name"],
+        compose_file=compose_file,
+        networks=networks,
+        internal=internal,
+        variables=_bare_variables(document),
+    )
+
+
+def _bare_variables(document: dict[str, Any]) -> tuple[str, ...]:
+    """The names in services' `environment` that have no value in the file."""
+    names: set[str] = set()
+    for service in (document.get("services") or {}).values():
+        environment = service.get("environment") if isinstance(service, dict) else None
+        if isinstance(environment, list):
+            names.update(e for e in environment if isinstance(e, str) and "=" not in e)
+        elif isinstance(environment, dict):
+            names.update(k for k, v in environment.items() if v is None)
+    return tuple(sorted(names))
 
 
 def read_bottle(state_dir: Path) -> Bottle | None:
