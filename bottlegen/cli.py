@@ -248,7 +248,8 @@ def cmd_up(args: argparse.Namespace) -> int:
         if name not in os.environ
     ]
     render_warnings([*rendered.warnings, *unset], args.strict)
-    outcome = lifecycle.up(engine, rendered, Path(args.state_dir))
+    options = lifecycle.UpOptions(wait=args.wait_timeout, build=args.build, pull=args.pull)
+    outcome = lifecycle.up(engine, rendered, Path(args.state_dir), options)
     _print_outcome(outcome)
     print(f"bottle {outcome.bottle.project} is up; state in {args.state_dir}")
     return ExitCode.OK
@@ -280,7 +281,7 @@ def cmd_down(args: argparse.Namespace) -> int:
     if bottle is None:
         _say(f"bottlegen: no bottle in {args.state_dir}; nothing to tear down")
         return ExitCode.OK
-    outcome = lifecycle.down(_engine(), bottle)
+    outcome = lifecycle.down(_engine(), bottle, args.timeout)
     _print_outcome(outcome)
     where = f"; its log is in {outcome.log}" if outcome.log else "; no log was saved"
     print(f"bottle {bottle.project} is down{where}")
@@ -329,6 +330,17 @@ class _Parser(argparse.ArgumentParser):
             _say(message.rstrip("\n"))
         else:
             file.write(message)
+
+
+def _seconds(text: str) -> int:
+    """A whole number of seconds, 0 or more, for an option."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number of seconds") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"{text!r}: give 0 or more seconds")
+    return value
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -401,6 +413,17 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("plan", metavar="PLAN")
     p.add_argument("--state-dir", required=True, metavar="DIR", help="the bottle's state directory")
+    p.add_argument(
+        "--wait-timeout",
+        type=_seconds,
+        default=120,
+        metavar="SECONDS",
+        help="how long to wait for every service to run, and be healthy where it has a healthcheck (default 120)",
+    )
+    p.add_argument("--build", action="store_true", help="build the images before starting (compose up --build)")
+    p.add_argument(
+        "--pull", choices=["always", "missing", "never"], help="when to pull images (compose up --pull POLICY)"
+    )
     p = add("logs", cmd_logs, "print the bottle's merged logs")
     p.add_argument("--state-dir", required=True, metavar="DIR")
     p.add_argument("-f", "--follow", action="store_true", help="follow the logs")
@@ -412,6 +435,13 @@ def build_parser() -> argparse.ArgumentParser:
         "save the merged logs to STATE_DIR/compose.log, stop the bottle, remove the networks bottlegen created",
     )
     p.add_argument("--state-dir", required=True, metavar="DIR")
+    p.add_argument(
+        "-t",
+        "--timeout",
+        type=_seconds,
+        metavar="SECONDS",
+        help="how long each container has to stop before it is killed (compose down --timeout)",
+    )
     return parser
 
 

@@ -607,6 +607,27 @@ def test_up_warns_of_a_forwarded_variable_that_is_not_set_and_strict_refuses(mak
         bottle.env = saved
 
 
+def test_a_service_that_exits_at_start_fails_up_with_its_last_log_lines(make_bottle, tmp_path):
+    bottle = make_bottle()
+    failing = "bottlegen-test/failing:standin"
+    (tmp_path / "Dockerfile").write_text(
+        f'FROM {TAG.format("agent")}\nENTRYPOINT ["/bin/sh", "-c", "echo agent fell over: $BOTTLE_TEST_TOKEN; exit 3"]\n'
+    )
+    docker("build", "-q", "-t", failing, str(tmp_path))
+    try:
+        plan = json.loads(bottle.plan.read_text())
+        plan["runtime_image"] = failing
+        bottle.plan.write_text(json.dumps(plan))
+        proc = bottle.cli("up", str(bottle.plan), "--state-dir", str(bottle.state), "--wait-timeout", "30")
+        assert proc.returncode == 9, proc.stderr
+        assert "service agent is exited, exit 3; its last log lines:" in proc.stderr
+        assert "agent fell over: [BOTTLE_TEST_TOKEN masked]" in proc.stderr and SECRET not in proc.stderr
+        assert "up" not in proc.stdout  # it never said the bottle is up
+        assert remaining(bottle) == ([], [])  # it was not running before: what this up made is gone
+    finally:
+        docker("rmi", "-f", failing, check=False)
+
+
 def test_no_docker_cli_is_a_clear_error(make_bottle, tmp_path):
     bottle = make_bottle()
     empty = tmp_path / "empty-bin"

@@ -14,6 +14,7 @@ import os
 import re
 import shutil
 import subprocess
+import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -53,16 +54,24 @@ def _seconds(name: str, default: float) -> float:
 
 
 def run(
-    argv: Sequence[str], *, capture: bool = True, timeout: float | Literal["quick"] | None = "quick"
+    argv: Sequence[str],
+    *,
+    output: Literal["capture", "inherit", "progress"] = "capture",
+    timeout: float | Literal["quick"] | None = "quick",
 ) -> subprocess.CompletedProcess[str]:
     """Run a docker command; it inherits our environment, so compose resolves bare names.
 
+    output: "capture" (returned), "inherit" (our stdout and stderr: `logs`), or "progress"
+    (both to our stderr, as they happen: compose's progress, never mixed into our stdout).
     timeout: "quick" (quick()), a number of seconds, or None (FOLLOW) for none. A command that
     runs out of time is killed and is an EngineError (exit 8): the daemon did not answer.
     """
     seconds = quick() if timeout == "quick" else timeout
     try:
-        return subprocess.run(list(argv), capture_output=capture, text=True, check=False, timeout=seconds)
+        if output == "progress":
+            stderr = _stderr_fd()
+            return subprocess.run(list(argv), stdout=stderr, stderr=stderr, text=True, check=False, timeout=seconds)
+        return subprocess.run(list(argv), capture_output=output == "capture", text=True, check=False, timeout=seconds)
     except FileNotFoundError:
         raise EngineError(f"{argv[0]}: not found") from None
     except subprocess.TimeoutExpired:
@@ -72,6 +81,14 @@ def run(
             f"`{what} ...` got no answer from the Docker daemon at {where} within {seconds:g} s; "
             f"check that dockerd is healthy (or raise {TIMEOUT_ENV} / {COMPOSE_TIMEOUT_ENV})"
         ) from None
+
+
+def _stderr_fd() -> int | None:
+    """Our stderr's descriptor, for a child to write to; None (inherit) when it has none."""
+    try:
+        return sys.stderr.fileno()
+    except (AttributeError, OSError, ValueError):
+        return None
 
 
 @dataclass(frozen=True)

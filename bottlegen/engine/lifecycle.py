@@ -28,6 +28,8 @@ class Service:
     service: str
     state: str
     name: str
+    health: str = ""  # "healthy", "unhealthy", "starting", or "" without a healthcheck
+    exit_code: int = 0
 
 
 @dataclass
@@ -40,7 +42,28 @@ class Outcome:
     log: Path | None = None  # down: where the merged log is, when there is one
 
 
-def up(engine: Engine, rendered: Rendered, state_dir: Path) -> Outcome:
+WAIT_SECONDS = 120  # how long up waits, by default, for every service to run (and be healthy)
+
+
+@dataclass(frozen=True)
+class UpOptions:
+    """What `up` passes on to compose: how long to wait, whether to build, when to pull."""
+
+    wait: int = WAIT_SECONDS
+    build: bool = False
+    pull: str | None = None  # always, missing, never
+
+    def flags(self) -> list[str]:
+        return [
+            "--wait",
+            "--wait-timeout",
+            str(self.wait),
+            *(["--build"] if self.build else []),
+            *(["--pull", self.pull] if self.pull else []),
+        ]
+
+
+def up(engine: Engine, rendered: Rendered, state_dir: Path, options: UpOptions = UpOptions()) -> Outcome:
     """Put a rendered bottle into state_dir, create its networks, and start it.
 
     Under the state directory's lock. Refused before anything changes (ConflictError) when
@@ -56,10 +79,10 @@ def up(engine: Engine, rendered: Rendered, state_dir: Path) -> Outcome:
                 f"{state_dir} holds bottle {there.project}, which is running: `bottlegen down --state-dir "
                 f"{state_dir}` first, or give {bottle.project} a state directory of its own"
             )
-        return _up(engine, rendered, bottle)
+        return _up(engine, rendered, bottle, options)
 
 
-def _up(engine: Engine, rendered: Rendered, bottle: Bottle) -> Outcome:
+def _up(engine: Engine, rendered: Rendered, bottle: Bottle, options: UpOptions) -> Outcome:
     running_before = bool(containers(engine, bottle))
     previous = bottle.compose_file.read_bytes() if running_before and bottle.compose_file.is_file() else None
     created = create_networks(engine, bottle)  # every network is checked before any is made
@@ -68,10 +91,15 @@ def _up(engine: Engine, rendered: Rendered, bottle: Bottle) -> Outcome:
     except BaseException:
         remove_networks(engine, bottle, only=created)
         raise
-    proc = run(_compose_up(engine, bottle), timeout=long())
+    proc = run(_compose_up(engine, bottle, options), output="progress", timeout=long())
     if proc.returncode == 0:
         return Outcome(bottle)
-    error = ComposeError.from_process(f"docker compose up for {bottle.project}", proc)
+    # compose's progress and its own error went to our stderr as they happened (a slow start
+    # is never silent); the error says again which services are not running, and why.
+    error = ComposeError(
+        f"docker compose up for {bottle.project} failed (exit {proc.returncode})", proc.returncode, proc.args
+    )
+    error.details += _not_running(engine, bottle)
     if running_before:  # never take down what ran before this up: put it back as it was
         error.details.append(_restore(engine, bottle, previous))
         raise error
@@ -90,7 +118,7 @@ def _restore(engine: Engine, bottle: Bottle, previous: bytes | None) -> str:
     if previous is None:
         return f"{bottle.project} was running before this up; it was left as it is now (see `bottlegen ps`)"
     write_atomic(bottle.compose_file, previous.decode("utf-8"))
-    again = run(_compose_up(engine, bottle), timeout=long())
+    again = run(_compose_up(engine, bottle, UpOptions()), timeout=long())
     outcome = (
         "its services run it again" if again.returncode == 0 else "starting it again failed too: see `bottlegen ps`"
     )
@@ -100,9 +128,30 @@ def _restore(engine: Engine, bottle: Bottle, previous: bytes | None) -> str:
     )
 
 
-def _compose_up(engine: Engine, bottle: Bottle) -> list[str]:
-    """compose up, detached; a service no longer in the file (an orphan) is removed."""
-    return engine.compose_argv(bottle.project, bottle.compose_file, "up", "-d", "--remove-orphans")
+def _compose_up(engine: Engine, bottle: Bottle, options: UpOptions) -> list[str]:
+    """compose up, detached, waiting until every service runs (healthy, where it has a
+    healthcheck) for at most options.wait seconds; a service no longer in the file (an
+    orphan) goes."""
+    return engine.compose_argv(bottle.project, bottle.compose_file, "up", "-d", "--remove-orphans", *options.flags())
+
+
+def _not_running(engine: Engine, bottle: Bottle, lines: int = 10) -> list[str]:
+    """Each service that is not running (or not healthy), with its last log lines, masked."""
+    found = []
+    for service in ps(engine, bottle):
+        if service.state == "running" and service.health in ("", "healthy"):
+            continue
+        how = service.state + (f", {service.health}" if service.health else "")
+        how += f", exit {service.exit_code}" if service.state == "exited" else ""
+        found.append(f"service {service.service} is {how}; its last log lines:")
+        log = run(
+            engine.compose_argv(
+                bottle.project, bottle.compose_file, "logs", "--no-color", "--tail", str(lines), service.service
+            )
+        )
+        text = mask(log.stdout, bottle.variables, os.environ)
+        found += [f"  {line}" for line in text.splitlines()[-lines:]] or ["  (none)"]
+    return found
 
 
 def logs(engine: Engine, bottle: Bottle, follow: bool) -> None:
@@ -110,7 +159,7 @@ def logs(engine: Engine, bottle: Bottle, follow: bool) -> None:
     argv = engine.compose_argv(
         bottle.project, bottle.compose_file, "logs", "--no-color", "--timestamps", *(["-f"] if follow else [])
     )
-    proc = run(argv, capture=False, timeout=FOLLOW if follow else long())
+    proc = run(argv, output="inherit", timeout=FOLLOW if follow else long())
     if proc.returncode != 0:
         raise ComposeError(
             f"docker compose logs for {bottle.project} failed (exit {proc.returncode})", proc.returncode, argv
@@ -123,21 +172,30 @@ def ps(engine: Engine, bottle: Bottle) -> list[Service]:
     if proc.returncode != 0:
         raise ComposeError.from_process(f"docker compose ps for {bottle.project}", proc)
     rows = [json.loads(line) for line in proc.stdout.splitlines() if line.strip().startswith("{")]
-    services = [Service(row.get("Service", "?"), row.get("State", "?"), row.get("Name", "?")) for row in rows]
+    services = [
+        Service(
+            row.get("Service", "?"),
+            row.get("State", "?"),
+            row.get("Name", "?"),
+            row.get("Health", "") or "",
+            int(row.get("ExitCode", 0) or 0),
+        )
+        for row in rows
+    ]
     return sorted(services, key=lambda s: s.service)
 
 
-def down(engine: Engine, bottle: Bottle) -> Outcome:
+def down(engine: Engine, bottle: Bottle, stop_timeout: int | None = None) -> Outcome:
     """Save the merged log beside the compose file, stop the bottle, remove its networks.
 
     A ComposeError when anything of the bottle is left (containers, networks bottlegen made).
     Under the state directory's lock.
     """
     with locked(bottle.compose_file.parent):
-        return _down(engine, bottle)
+        return _down(engine, bottle, stop_timeout)
 
 
-def _down(engine: Engine, bottle: Bottle) -> Outcome:
+def _down(engine: Engine, bottle: Bottle, stop_timeout: int | None) -> Outcome:
     outcome = Outcome(bottle)
     state_dir = bottle.compose_file.parent
     if containers(engine, bottle):
@@ -145,7 +203,8 @@ def _down(engine: Engine, bottle: Bottle) -> Outcome:
         outcome.warnings += [warning] if warning else []
     else:  # already down (or never up): keep the log a previous down saved
         outcome.notes.append(f"{bottle.project} has no containers; keeping any {COMPOSE_LOG} saved before")
-    proc = run(engine.compose_argv(bottle.project, bottle.compose_file, "down", "--remove-orphans"), timeout=long())
+    flags = ["--remove-orphans", *(["--timeout", str(stop_timeout)] if stop_timeout is not None else [])]
+    proc = run(engine.compose_argv(bottle.project, bottle.compose_file, "down", *flags), timeout=long())
     problems = [] if proc.returncode == 0 else [f"docker compose down: {proc.stderr.strip()}"]
     removal_problems, notes = remove_networks(engine, bottle)
     problems += removal_problems
