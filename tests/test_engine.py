@@ -11,10 +11,13 @@ import json
 import os
 import secrets
 import shutil
+import signal
 import socket
 import stat
 import subprocess
+import sys
 import threading
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -626,6 +629,60 @@ def test_a_service_that_exits_at_start_fails_up_with_its_last_log_lines(make_bot
         assert remaining(bottle) == ([], [])  # it was not running before: what this up made is gone
     finally:
         docker("rmi", "-f", failing, check=False)
+
+
+@pytest.mark.parametrize(("signum", "code"), [(signal.SIGTERM, 143), (signal.SIGINT, 130)])
+def test_a_signal_during_up_removes_what_it_created(make_bottle, tmp_path, signum, code):
+    bottle = make_bottle()
+    marker = tmp_path / "compose-up-started"
+    slow = tmp_path / "slow-bin"
+    slow.mkdir()
+    (slow / "docker").write_text(  # compose up never gets going: it sleeps until it is killed
+        f'#!/bin/sh\nif [ "$1" = compose ]; then case " $* " in *" up "*) touch "{marker}"; exec sleep 60;; esac; fi\n'
+        f'exec {shutil.which("docker")} "$@"\n'
+    )
+    (slow / "docker").chmod(0o755)
+    env = {**os.environ, **bottle.env, "PATH": f"{slow}:{bottle.env['PATH']}"}
+    child = subprocess.Popen(
+        [sys.executable, "-m", "bottlegen.cli", "up", str(bottle.plan), "--state-dir", str(bottle.state)],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        for _ in range(300):
+            if marker.exists() or child.poll() is not None:
+                break
+            time.sleep(0.1)
+        assert marker.exists(), child.communicate()[1]
+        assert len(remaining(bottle)[1]) == 2  # the networks were made, compose is under way
+        child.send_signal(signum)
+        _, stderr = child.communicate(timeout=60)
+    finally:
+        if child.poll() is None:
+            child.kill()
+    assert child.returncode == code, stderr
+    assert "Traceback" not in stderr
+    assert remaining(bottle) == ([], [])
+
+
+def test_two_ups_at_once_leak_nothing(make_bottle):
+    """Started together on one state directory: one brings the bottle up, the other is
+    refused or finds it up; no network is made twice, and a down leaves nothing."""
+    bottle = make_bottle()
+    argv = [sys.executable, "-m", "bottlegen.cli", "up", str(bottle.plan), "--state-dir", str(bottle.state)]
+    env = {**os.environ, **bottle.env}
+    children = [
+        subprocess.Popen(argv, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for _ in range(2)
+    ]
+    results = [(child.wait(timeout=300), child.communicate()[1]) for child in children]
+    codes = sorted(code for code, _ in results)
+    assert codes in ([0, 0], [0, 10]), results
+    names = docker("network", "ls", "--format", "{{.Name}}").stdout.split()
+    assert sorted(n for n in names if n in bottle.networks) == sorted(bottle.networks)  # each once
+    assert bottle.cli("down", "--state-dir", str(bottle.state)).returncode == 0
+    assert remaining(bottle) == ([], [])
 
 
 def test_no_docker_cli_is_a_clear_error(make_bottle, tmp_path):

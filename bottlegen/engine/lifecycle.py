@@ -13,7 +13,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..errors import ComposeError, ConflictError, UserError
+from ..errors import ComposeError, ConflictError, Stopped, UserError
 from ..pipeline import Rendered
 from ..write import write_atomic
 from .docker import FOLLOW, Engine, long, run
@@ -91,7 +91,11 @@ def _up(engine: Engine, rendered: Rendered, bottle: Bottle, options: UpOptions) 
     except BaseException:
         remove_networks(engine, bottle, only=created)
         raise
-    proc = run(_compose_up(engine, bottle, options), output="progress", timeout=long())
+    try:
+        proc = run(_compose_up(engine, bottle, options), output="progress", timeout=long())
+    except (KeyboardInterrupt, Stopped):  # compose is killed by now; undo what this up did, then stop
+        _take_back(engine, bottle, created, running_before, previous)
+        raise
     if proc.returncode == 0:
         return Outcome(bottle)
     # compose's progress and its own error went to our stderr as they happened (a slow start
@@ -111,6 +115,21 @@ def _up(engine: Engine, rendered: Rendered, bottle: Bottle, options: UpOptions) 
         f"removed what this up created; the compose file is kept: {bottle.compose_file}",
     ]
     raise error
+
+
+def _take_back(
+    engine: Engine, bottle: Bottle, created: list[str], running_before: bool, previous: bytes | None
+) -> None:
+    """After an up was stopped: a bottle that ran before is put back as it was; one that did
+    not is removed, with the networks this up created. Best effort, and quiet."""
+    try:
+        if running_before:
+            _restore(engine, bottle, previous)
+        else:
+            run(engine.compose_argv(bottle.project, bottle.compose_file, "down", "--remove-orphans"), timeout=long())
+            remove_networks(engine, bottle, only=created)
+    except UserError:
+        pass
 
 
 def _restore(engine: Engine, bottle: Bottle, previous: bytes | None) -> str:
