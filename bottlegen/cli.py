@@ -241,7 +241,7 @@ def cmd_up(args: argparse.Namespace) -> int:
 
     engine = _engine(warn_cve=True)  # before anything is written
     rendered = _renderer(args).render(Path(args.plan))
-    variables = state.bottle_of(rendered.document, Path(args.state_dir) / state.COMPOSE_FILE).variables
+    variables = state.bottle_of(rendered.document, Path(state.COMPOSE_FILE)).variables
     unset = [
         f"{name} is not set in this environment: compose would start the bottle without it (an empty value)"
         for name in variables
@@ -249,37 +249,47 @@ def cmd_up(args: argparse.Namespace) -> int:
     ]
     render_warnings([*rendered.warnings, *unset], args.strict)
     options = lifecycle.UpOptions(wait=args.wait_timeout, build=args.build, pull=args.pull)
-    outcome = lifecycle.up(engine, rendered, Path(args.state_dir), options)
+    state_dir = Path(args.state_dir) if args.state_dir else state.default_state_dir(rendered.document["name"])
+    outcome = lifecycle.up(engine, rendered, state_dir, options)
     _print_outcome(outcome)
-    print(f"bottle {outcome.bottle.project} is up; state in {args.state_dir}")
+    print(f"bottle {outcome.bottle.project} is up; state in {state_dir}")
     return ExitCode.OK
 
 
 def cmd_logs(args: argparse.Namespace) -> int:
     from .engine import lifecycle, state
 
-    bottle = state.require_bottle(Path(args.state_dir))
-    lifecycle.logs(_engine(), bottle, args.follow)
+    bottle = state.require_bottle(_state_dir(args))
+    selection = lifecycle.LogOptions(args.services, args.follow, args.tail, args.since)
+    lifecycle.logs(_engine(), bottle, selection)
     return ExitCode.OK
 
 
 def cmd_ps(args: argparse.Namespace) -> int:
     from .engine import lifecycle, state
 
-    bottle = state.require_bottle(Path(args.state_dir))
+    bottle = state.require_bottle(_state_dir(args))
     services = lifecycle.ps(_engine(), bottle)
-    print(f"{'SERVICE':<12} {'STATE':<10} NAME")
+    if args.format == "json":
+        rows = [
+            {"service": s.service, "container": s.name, "state": s.state, "health": s.health, "exit_code": s.exit_code}
+            for s in services
+        ]
+        print(json.dumps(rows, indent=2))
+        return ExitCode.OK
+    print(f"{'SERVICE':<12} {'STATE':<10} {'HEALTH':<10} NAME")
     for row in services:
-        print(f"{row.service:<12} {row.state:<10} {row.name}")
+        print(f"{row.service:<12} {row.state:<10} {row.health or '-':<10} {row.name}")
     return ExitCode.OK
 
 
 def cmd_down(args: argparse.Namespace) -> int:
     from .engine import lifecycle, state
 
-    bottle = state.read_bottle(Path(args.state_dir))
+    state_dir = _state_dir(args)
+    bottle = state.read_bottle(state_dir)
     if bottle is None:
-        _say(f"bottlegen: no bottle in {args.state_dir}; nothing to tear down")
+        _say(f"bottlegen: no bottle in {state_dir}; nothing to tear down")
         return ExitCode.OK
     outcome = lifecycle.down(_engine(), bottle, args.timeout)
     _print_outcome(outcome)
@@ -332,6 +342,27 @@ class _Parser(argparse.ArgumentParser):
             file.write(message)
 
 
+def bottle_option() -> argparse.ArgumentParser:
+    """Which bottle an engine command is about: its state directory, or its project name."""
+    parser = argparse.ArgumentParser(add_help=False)
+    group = parser.add_mutually_exclusive_group(required=True)
+    group.add_argument("--state-dir", metavar="DIR", help="the bottle's state directory")
+    group.add_argument(
+        "-p",
+        "--project",
+        metavar="NAME",
+        help="the bottle's compose project, when its state is in the default directory "
+        "($XDG_STATE_HOME/bottlegen/NAME or ~/.local/state/bottlegen/NAME)",
+    )
+    return parser
+
+
+def _state_dir(args: argparse.Namespace) -> Path:
+    from .engine import state
+
+    return Path(args.state_dir) if args.state_dir else state.default_state_dir(args.project)
+
+
 def _seconds(text: str) -> int:
     """A whole number of seconds, 0 or more, for an option."""
     try:
@@ -351,7 +382,7 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--version", action=_Version, nargs=0, help="show bottlegen's version and exit")
-    templates, strict = templates_option(), strict_option()
+    templates, strict, which = templates_option(), strict_option(), bottle_option()
     sub: Any = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     def add(
@@ -412,7 +443,12 @@ def build_parser() -> argparse.ArgumentParser:
         [templates, strict],
     )
     p.add_argument("plan", metavar="PLAN")
-    p.add_argument("--state-dir", required=True, metavar="DIR", help="the bottle's state directory")
+    p.add_argument(
+        "--state-dir",
+        metavar="DIR",
+        help="the bottle's state directory (default: $XDG_STATE_HOME/bottlegen/<project>, "
+        "or ~/.local/state/bottlegen/<project>)",
+    )
     p.add_argument(
         "--wait-timeout",
         type=_seconds,
@@ -424,17 +460,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--pull", choices=["always", "missing", "never"], help="when to pull images (compose up --pull POLICY)"
     )
-    p = add("logs", cmd_logs, "print the bottle's merged logs")
-    p.add_argument("--state-dir", required=True, metavar="DIR")
+    p = add("logs", cmd_logs, "print the bottle's merged logs", [which])
+    p.add_argument("services", nargs="*", metavar="SERVICE", help="only these services (default: all)")
     p.add_argument("-f", "--follow", action="store_true", help="follow the logs")
-    p = add("ps", cmd_ps, "show the bottle's services and their state")
-    p.add_argument("--state-dir", required=True, metavar="DIR")
+    p.add_argument("--tail", metavar="N", help="only the last N lines of each service (compose logs --tail)")
+    p.add_argument("--since", metavar="T", help="only lines since T: a timestamp or a duration such as 10m")
+    p = add("ps", cmd_ps, "show the bottle's services and their state", [which])
+    p.add_argument("--format", choices=["table", "json"], default="table", help="a table (default), or one JSON list")
     p = add(
         "down",
         cmd_down,
         "save the merged logs to STATE_DIR/compose.log, stop the bottle, remove the networks bottlegen created",
+        [which],
     )
-    p.add_argument("--state-dir", required=True, metavar="DIR")
     p.add_argument(
         "-t",
         "--timeout",

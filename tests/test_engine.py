@@ -219,9 +219,15 @@ def test_all_five_services_run_under_the_declared_names(running):
     assert sorted(rows) == sorted(SERVICES)
     for service in SERVICES:
         declared = doc["services"][service]["container_name"]
-        assert rows[service][1:] == ["running", declared]
+        assert rows[service][1:] == ["running", "-", declared]
         assert docker("inspect", "--format", "{{.State.Running}}", declared).stdout.strip() == "true"
     assert stat.S_IMODE((running.state / "docker-compose.yml").stat().st_mode) == 0o644
+    as_json = json.loads(running.cli("ps", "--state-dir", str(running.state), "--format", "json").stdout)
+    assert [row["service"] for row in as_json] == sorted(SERVICES)
+    assert all(set(row) == {"service", "container", "state", "health", "exit_code"} for row in as_json)
+    assert {row["container"]: row["state"] for row in as_json} == {
+        doc["services"][s]["container_name"]: "running" for s in SERVICES
+    }
 
 
 def test_networks_are_created_labelled_and_the_internal_one_is_internal(running):
@@ -329,6 +335,26 @@ def test_logs_prints_every_service(running):
         assert any(line.startswith(running.name(service)) and "standin" in line for line in proc.stdout.splitlines()), (
             service
         )
+    only = running.cli("logs", "--state-dir", str(running.state), "--tail", "1", "egress", "agent")
+    assert only.returncode == 0, only.stderr
+    assert sorted({line.split()[0] for line in only.stdout.splitlines()}) == sorted(
+        running.name(s) for s in ("agent", "egress")
+    )
+    assert len(only.stdout.splitlines()) == 2  # one line each
+    assert running.cli("logs", "--state-dir", str(running.state), "--since", "1h").returncode == 0
+
+
+def test_the_default_state_directory_is_the_projects(make_bottle, tmp_path):
+    bottle = make_bottle()
+    env = {"XDG_STATE_HOME": str(tmp_path / "state-home")}
+    proc = bottle.cli("up", str(bottle.plan), env=env)
+    assert proc.returncode == 0, proc.stderr
+    where = tmp_path / "state-home" / "bottlegen" / bottle.project
+    assert f"state in {where}" in proc.stdout and (where / "docker-compose.yml").is_file()
+    listed = bottle.cli("ps", "--project", bottle.project, "--format", "json", env=env)
+    assert listed.returncode == 0 and len(json.loads(listed.stdout)) == len(SERVICES), listed.stderr
+    assert bottle.cli("down", "-p", bottle.project, env=env).returncode == 0
+    assert remaining(bottle) == ([], [])
 
 
 # --- down, failures, and the daemon gone --------------------------------------------------------

@@ -173,12 +173,30 @@ def _not_running(engine: Engine, bottle: Bottle, lines: int = 10) -> list[str]:
     return found
 
 
-def logs(engine: Engine, bottle: Bottle, follow: bool) -> None:
-    """The bottle's merged logs, straight to our stdout (followed with follow)."""
+@dataclass(frozen=True)
+class LogOptions:
+    """Which logs: of these services (all when empty), followed or not, the last N lines, since T."""
+
+    services: Sequence[str] = ()
+    follow: bool = False
+    tail: str | None = None
+    since: str | None = None
+
+    def flags(self) -> list[str]:
+        return [
+            *(["-f"] if self.follow else []),
+            *(["--tail", self.tail] if self.tail else []),
+            *(["--since", self.since] if self.since else []),
+            *self.services,
+        ]
+
+
+def logs(engine: Engine, bottle: Bottle, options: LogOptions = LogOptions()) -> None:
+    """The bottle's merged logs, straight to our stdout. A signal ends compose with us."""
     argv = engine.compose_argv(
-        bottle.project, bottle.compose_file, "logs", "--no-color", "--timestamps", *(["-f"] if follow else [])
+        bottle.project, bottle.compose_file, "logs", "--no-color", "--timestamps", *options.flags()
     )
-    proc = run(argv, output="inherit", timeout=FOLLOW if follow else long())
+    proc = run(argv, output="inherit", timeout=FOLLOW if options.follow else long())
     if proc.returncode != 0:
         raise ComposeError(
             f"docker compose logs for {bottle.project} failed (exit {proc.returncode})", proc.returncode, argv

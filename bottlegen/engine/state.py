@@ -72,6 +72,18 @@ def read_bottle(state_dir: Path) -> Bottle | None:
         raise OutputError(f"{compose_file}: cannot read the bottle's compose file: {e}") from None
 
 
+def default_state_dir(project: str) -> Path:
+    """Where a bottle's state lives when no --state-dir is given: $XDG_STATE_HOME/bottlegen/
+    <project>, or ~/.local/state/bottlegen/<project>."""
+    if not project or "/" in project or project in (".", ".."):
+        raise OutputError(f"{project!r} is not a compose project name; give --state-dir instead")
+    try:
+        base = os.environ.get("XDG_STATE_HOME") or str(Path.home() / ".local" / "state")
+    except RuntimeError:  # no home directory
+        raise OutputError("no home directory for the default state directory; give --state-dir") from None
+    return Path(base) / "bottlegen" / project
+
+
 def require_bottle(state_dir: Path) -> Bottle:
     """The bottle in state_dir; an OutputError (exit 7) that says how to make one if none."""
     bottle = read_bottle(state_dir)
