@@ -711,6 +711,52 @@ def test_two_ups_at_once_leak_nothing(make_bottle):
     assert remaining(bottle) == ([], [])
 
 
+def test_one_project_from_two_state_directories_is_refused(make_bottle, tmp_path):
+    bottle = make_bottle()
+    assert bottle.cli("up", str(bottle.plan), "--state-dir", str(bottle.state)).returncode == 0
+    other = tmp_path / "other-state"
+    proc = bottle.cli("up", str(bottle.plan), "--state-dir", str(other))
+    assert proc.returncode == 10, proc.stderr
+    assert f"is running from {bottle.state / 'docker-compose.yml'}" in proc.stderr
+    assert not (other / "docker-compose.yml").exists()
+    assert bottle.cli("down", "--state-dir", str(bottle.state)).returncode == 0
+
+
+def _cmdline(process: Path) -> bytes:
+    try:
+        return (process / "cmdline").read_bytes()
+    except OSError:  # it ended meanwhile
+        return b""
+
+
+def test_a_signal_ends_logs_follow_and_its_compose(running):
+    def followers() -> list[Path]:
+        def follows(cmdline: bytes) -> bool:
+            words = cmdline.split(b"\0")
+            return b"logs" in words and b"-f" in words and running.project.encode() in words
+
+        return [p for p in Path("/proc").glob("[0-9]*") if follows(_cmdline(p))]
+
+    child = subprocess.Popen(
+        [sys.executable, "-m", "bottlegen.cli", "logs", "-f", "--state-dir", str(running.state)],
+        env={**os.environ, **running.env},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert child.stdout is not None
+        child.stdout.readline()  # it is following
+        assert followers(), "no compose logs -f to be seen"
+        child.send_signal(signal.SIGTERM)
+        child.communicate(timeout=30)
+    finally:
+        if child.poll() is None:
+            child.kill()
+    assert child.returncode == 143
+    assert followers() == [], "compose logs -f outlived bottlegen"
+
+
 def test_no_docker_cli_is_a_clear_error(make_bottle, tmp_path):
     bottle = make_bottle()
     empty = tmp_path / "empty-bin"

@@ -79,6 +79,12 @@ def up(engine: Engine, rendered: Rendered, state_dir: Path, options: UpOptions =
                 f"{state_dir} holds bottle {there.project}, which is running: `bottlegen down --state-dir "
                 f"{state_dir}` first, or give {bottle.project} a state directory of its own"
             )
+        elsewhere = sorted(f for f in compose_files(engine, bottle) if Path(f) != bottle.compose_file)
+        if elsewhere:
+            raise ConflictError(
+                f"bottle {bottle.project} is running from {', '.join(elsewhere)}, not from {bottle.compose_file}: "
+                "two plans resolve to one compose project. Use that state directory, or give this plan another slug"
+            )
         return _up(engine, rendered, bottle, options)
 
 
@@ -259,6 +265,23 @@ def _down(engine: Engine, bottle: Bottle, stop_timeout: int | None) -> Outcome:
     log = state_dir / COMPOSE_LOG
     outcome.log = log if log.exists() else None
     return outcome
+
+
+def compose_files(engine: Engine, bottle: Bottle) -> set[str]:
+    """The compose files the bottle's containers were started from (compose labels them)."""
+    label = "com.docker.compose.project.config_files"
+    proc = run(
+        [
+            engine.docker,
+            "ps",
+            "-a",
+            "--filter",
+            f"label=com.docker.compose.project={bottle.project}",
+            "--format",
+            f'{{{{.Label "{label}"}}}}',
+        ]
+    )
+    return {path for line in proc.stdout.splitlines() for path in line.split(",") if path.strip()}
 
 
 def containers(engine: Engine, bottle: Bottle) -> list[str]:
