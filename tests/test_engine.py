@@ -757,6 +757,19 @@ def test_a_signal_ends_logs_follow_and_its_compose(running):
     assert followers() == [], "compose logs -f outlived bottlegen"
 
 
+def test_up_and_down_pass_their_options_to_compose(make_bottle):
+    bottle = make_bottle()
+    up = bottle.cli("up", str(bottle.plan), "--state-dir", str(bottle.state), "--pull", "never", "--wait-timeout", "45")
+    assert up.returncode == 0, up.stderr
+    down = bottle.cli("down", "--state-dir", str(bottle.state), "-t", "3")
+    assert down.returncode == 0, down.stderr
+    ran = bottle.log.read_text().splitlines()  # every docker command line, through the wrapper
+    [compose_up] = [line for line in ran if line.startswith("compose ") and " up " in f"{line} "]
+    assert "--remove-orphans --wait --wait-timeout 45 --pull never" in compose_up
+    [compose_down] = [line for line in ran if line.startswith("compose ") and " down " in f"{line} "]
+    assert compose_down.endswith("down --remove-orphans --timeout 3")
+
+
 def test_no_docker_cli_is_a_clear_error(make_bottle, tmp_path):
     bottle = make_bottle()
     empty = tmp_path / "empty-bin"
