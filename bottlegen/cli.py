@@ -241,7 +241,7 @@ def cmd_up(args: argparse.Namespace) -> int:
 
     engine = _engine(warn_cve=True)  # before anything is written
     rendered = _renderer(args).render(Path(args.plan))
-    variables = state.bottle_of(rendered.document, Path(state.COMPOSE_FILE)).variables
+    variables = state.bare_variables(rendered.document)
     unset = [
         f"{name} is not set in this environment: compose would start the bottle without it (an empty value)"
         for name in variables

@@ -7,6 +7,7 @@ bare, and compose reads them from the environment it inherits from us.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 from collections.abc import Mapping, Sequence
@@ -67,9 +68,9 @@ def up(engine: Engine, rendered: Rendered, state_dir: Path, options: UpOptions =
     """Put a rendered bottle into state_dir, create its networks, and start it.
 
     Under the state directory's lock. Refused before anything changes (ConflictError) when
-    the folder holds another bottle that is running, or a network is not fit to be this
-    bottle's. If compose fails, what this call created is removed again (the compose file is
-    kept).
+    the folder holds another bottle that is running, the project runs from another folder,
+    or a network is not fit to be this bottle's. If compose fails or a signal stops it,
+    what this call did is taken back (see _take_back).
     """
     bottle = bottle_of(rendered.document, state_dir / COMPOSE_FILE)
     with locked(state_dir):
@@ -100,7 +101,8 @@ def _up(engine: Engine, rendered: Rendered, bottle: Bottle, options: UpOptions) 
     try:
         proc = run(_compose_up(engine, bottle, options), output="progress", timeout=long())
     except (KeyboardInterrupt, Stopped):  # compose is killed by now; undo what this up did, then stop
-        _take_back(engine, bottle, created, running_before, previous)
+        with contextlib.suppress(UserError):
+            _take_back(engine, bottle, created, previous, running_before)
         raise
     if proc.returncode == 0:
         return Outcome(bottle)
@@ -110,32 +112,24 @@ def _up(engine: Engine, rendered: Rendered, bottle: Bottle, options: UpOptions) 
         f"docker compose up for {bottle.project} failed (exit {proc.returncode})", proc.returncode, proc.args
     )
     error.details += _not_running(engine, bottle)
-    if running_before:  # never take down what ran before this up: put it back as it was
-        error.details.append(_restore(engine, bottle, previous))
-        raise error
-    run(engine.compose_argv(bottle.project, bottle.compose_file, "down"), timeout=long())
-    problems, notes = remove_networks(engine, bottle, only=created)
-    error.details += [
-        *problems,
-        *notes,
-        f"removed what this up created; the compose file is kept: {bottle.compose_file}",
-    ]
+    error.details += _take_back(engine, bottle, created, previous, running_before)
     raise error
 
 
 def _take_back(
-    engine: Engine, bottle: Bottle, created: list[str], running_before: bool, previous: bytes | None
-) -> None:
-    """After an up was stopped: a bottle that ran before is put back as it was; one that did
-    not is removed, with the networks this up created. Best effort, and quiet."""
-    try:
-        if running_before:
-            _restore(engine, bottle, previous)
-        else:
-            run(engine.compose_argv(bottle.project, bottle.compose_file, "down", "--remove-orphans"), timeout=long())
-            remove_networks(engine, bottle, only=created)
-    except UserError:
-        pass
+    engine: Engine, bottle: Bottle, created: list[str], previous: bytes | None, running_before: bool
+) -> list[str]:
+    """Undo an up that failed or was stopped; say what was done.
+
+    A bottle that ran before is never taken down: its previous compose file is put back and
+    started again. One that did not is removed, with the networks this up created (the
+    compose file is kept, for the post-mortem).
+    """
+    if running_before:
+        return [_restore(engine, bottle, previous)]
+    run(engine.compose_argv(bottle.project, bottle.compose_file, "down", "--remove-orphans"), timeout=long())
+    problems, notes = remove_networks(engine, bottle, only=created)
+    return [*problems, *notes, f"removed what this up created; the compose file is kept: {bottle.compose_file}"]
 
 
 def _restore(engine: Engine, bottle: Bottle, previous: bytes | None) -> str:

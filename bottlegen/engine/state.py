@@ -45,11 +45,11 @@ def bottle_of(document: dict[str, Any], compose_file: Path) -> Bottle:
         compose_file=compose_file,
         networks=networks,
         internal=internal,
-        variables=_bare_variables(document),
+        variables=bare_variables(document),
     )
 
 
-def _bare_variables(document: dict[str, Any]) -> tuple[str, ...]:
+def bare_variables(document: dict[str, Any]) -> tuple[str, ...]:
     """The names in services' `environment` that have no value in the file."""
     names: set[str] = set()
     for service in (document.get("services") or {}).values():
