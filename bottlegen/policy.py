@@ -61,6 +61,7 @@ class Facts(NamedTuple):
     agent: str
     gateways: frozenset[str]
     roles: dict[str, str]  # network key -> role
+    hardening: dict[str, Any] | None  # with `hardening: strict`, settings.hardening; else None
 
     def where(self, *path: Any) -> str:
         return self.merged.where(path)
@@ -299,8 +300,41 @@ def dns_names(f: Facts) -> Iterator[str | Problem]:
 
 RuleFunction = Callable[[Facts], Iterator[str | Problem]]
 
+
 # Every rule, in the order problems are listed. The relaxable ones are those the manifest's
 # `relax:` may turn off; the others always hold.
+def _strings(value: Any) -> list[str]:
+    return [v for v in value if isinstance(v, str)] if isinstance(value, list) else []
+
+
+def hardening(f: Facts) -> Iterator[str | Problem]:
+    """With `hardening: strict`, every service is what the plan asked for: the templates must
+    write it, and none can leave it out."""
+    if f.hardening is None:
+        return
+    for name, service in f.services.items():
+        here = f.where("services", name)
+        given = set(_strings((f.hardening.get(name) or {}).get("cap_add")))
+        if "ALL" not in _strings(service.get("cap_drop")):
+            yield f"{here}: hardening is strict, but {name} keeps its capabilities (it needs `cap_drop: [ALL]`)"
+        extra = sorted(set(_strings(service.get("cap_add"))) - given)
+        if extra:
+            yield (
+                f"{here}: hardening is strict, but {name} adds {', '.join(extra)}, which the plan does not give it "
+                f"(settings.hardening.{name}.cap_add)"
+            )
+        if not {"no-new-privileges:true", "no-new-privileges"} & set(_strings(service.get("security_opt"))):
+            yield f"{here}: hardening is strict, but {name} lacks `security_opt: [no-new-privileges:true]`"
+        if service.get("read_only") is not True:
+            yield f"{here}: hardening is strict, but {name}'s root file system is writable (it needs `read_only: true`)"
+        missing = [key for key in ("pids_limit", "mem_limit", "cpus") if key not in service]
+        if missing:
+            yield f"{here}: hardening is strict, but {name} has no {', '.join(missing)}"
+    agent = f.services.get(f.agent)
+    if agent is not None and agent.get("init") is not True:
+        yield f"{f.where('services', f.agent)}: hardening is strict, but the agent runs without an init (`init: true`)"
+
+
 RULES: dict[str, RuleFunction] = {
     "document-name": document_name,
     "no-includes": no_includes,
@@ -314,6 +348,7 @@ RULES: dict[str, RuleFunction] = {
     "gateways": gateways,
     "env-override": env_override,
     "dns-names": dns_names,
+    "hardening": hardening,
 }
 RELAXABLE = (
     "agent-networks",
@@ -364,7 +399,10 @@ def enforce(
         for key, d in networks.items()
         if isinstance(d, dict) and isinstance(d.get(ROLE_KEY), dict)
     }
-    facts = Facts(merged, services, agent, gateway_services, roles)
+    strict = context["plan"].get("hardening") == "strict"
+    facts = Facts(
+        merged, services, agent, gateway_services, roles, context["settings"]["hardening"] if strict else None
+    )
     problems = [
         Problem(p) if isinstance(p, str) else p
         for rule, check in RULES.items()

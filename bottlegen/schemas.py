@@ -139,7 +139,7 @@ def describe(error: ValidationError) -> str:
         known = sorted(schema.get("properties", {}))
         extra = sorted(set(value) - set(known)) if isinstance(value, dict) else []
         if extra:
-            if len(known) <= 12:
+            if len(known) <= 16:  # a list a reader takes in at a glance
                 return f"unknown key {', '.join(map(shorten, extra))} (allowed here: {', '.join(known) or 'none'})"
             import difflib  # only on this error path: it costs start-up time
 

@@ -770,6 +770,29 @@ def test_up_and_down_pass_their_options_to_compose(make_bottle):
     assert compose_down.endswith("down --remove-orphans --timeout 3")
 
 
+def test_a_strict_bottle_runs_without_capabilities_privileges_or_a_writable_root(make_bottle):
+    bottle = make_bottle()
+    plan = json.loads(bottle.plan.read_text())
+    plan["hardening"] = "strict"
+    bottle.plan.write_text(json.dumps(plan))
+    proc = bottle.cli("up", str(bottle.plan), "--state-dir", str(bottle.state))
+    assert proc.returncode == 0, proc.stderr
+    for service in SERVICES:
+        status = dict(
+            line.split(":\t", 1)
+            for line in bottle.exec(service, "cat /proc/1/status").stdout.splitlines()
+            if ":\t" in line
+        )
+        assert int(status["CapEff"], 16) == 0, (service, status["CapEff"])
+        assert status["NoNewPrivs"].strip() == "1", service
+        write = bottle.exec(service, "echo x > /probe")
+        assert write.returncode != 0 and "Read-only file system" in write.stderr, (service, write.stderr)
+        assert bottle.exec(service, "echo x > /tmp/probe").returncode == 0, service  # its tmpfs
+    inspected = json.loads(docker("inspect", bottle.name("agent")).stdout)[0]["HostConfig"]
+    assert inspected["Init"] is True and inspected["PidsLimit"] == 1024 and inspected["Memory"] == 4 * 1024**3
+    assert bottle.cli("down", "--state-dir", str(bottle.state)).returncode == 0
+
+
 def test_no_docker_cli_is_a_clear_error(make_bottle, tmp_path):
     bottle = make_bottle()
     empty = tmp_path / "empty-bin"

@@ -19,6 +19,7 @@ EXPECTED_SERVICES = {
     "env-file-missing.yml": {"pipelock", "agent"},
     "env-file-present.yml": {"pipelock", "agent"},
     "git-gate.yml": {"pipelock", "git-gate", "agent"},
+    "hardened.yml": {"pipelock", "supervise", "agent"},
     "minimal.json": {"pipelock", "agent"},
     "minimal.yml": {"pipelock", "agent"},
     "runsc.yml": {"pipelock", "agent"},

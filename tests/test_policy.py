@@ -355,3 +355,61 @@ def test_two_plans_of_one_project_are_caught_by_a_batch(tmp_path):
     assert proc.returncode == 3, proc.stderr
     assert f"{b}: makes compose project 'a-b-c', as {a} does" in proc.stderr
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["b-c.yml", "other.yml"]
+
+
+# --- hardening: strict, as the plan asks, whatever the templates ---------------------------
+
+STRICT = full_plan(hardening="strict")
+HARDENING_BROKEN = {
+    "a template that leaves the hardening out": (
+        {"agent_yaml_j2": ("{{ m.hardening(settings.hardening[service.name]) }}\n", "")},
+        r"\$\.services\.agent in template agent\.yaml\.j2 \(override .*\): hardening is strict, but agent keeps its capabilities",
+    ),
+    "a writable root": (
+        {"_macros_yaml_j2": ("    read_only: true\n", "    read_only: false\n")},
+        r"pipelock's root file system is writable",
+    ),
+    "a capability the plan does not give": (
+        {"egress_yaml_j2": ("    depends_on:\n", "    cap_add: [NET_ADMIN]\n    depends_on:\n")},
+        r"egress adds NET_ADMIN, which the plan does not give it \(settings\.hardening\.egress\.cap_add\)",
+    ),
+    "no no-new-privileges": (
+        {"_macros_yaml_j2": ("      - no-new-privileges:true\n", "      - label=type:container_t\n")},
+        r"lacks `security_opt: \[no-new-privileges:true\]`",
+    ),
+    "no limits": (
+        {"_macros_yaml_j2": ("    pids_limit: {{ h.pids_limit }}\n", "")},
+        r"has no pids_limit",
+    ),
+    "an agent without an init": (
+        {"agent_yaml_j2": ("    init: true\n", "")},
+        r"the agent runs without an init",
+    ),
+}
+
+
+@pytest.mark.parametrize("case", HARDENING_BROKEN)
+def test_strict_hardening_holds_against_an_operator_template(tmp_path, case):
+    edits, message = HARDENING_BROKEN[case]
+    with pytest.raises(DocumentError, match=message):
+        render(tmp_path, STRICT, **edits)
+
+
+def test_strict_hardening_is_what_the_packaged_templates_write(tmp_path):
+    plan = full_plan(hardening="strict", settings={"hardening": {"pipelock": {"cap_add": ["NET_BIND_SERVICE"]}}})
+    doc = parse_yaml(render(tmp_path, plan).text)
+    for name, service in doc["services"].items():
+        assert service["cap_drop"] == ["ALL"] and service["read_only"] is True, name
+        assert service["security_opt"] == ["no-new-privileges:true"] and service["tmpfs"][0] == "/tmp", name
+        assert {"pids_limit", "mem_limit", "cpus"} <= set(service), name
+    assert doc["services"]["pipelock"]["cap_add"] == ["NET_BIND_SERVICE"]
+    assert "cap_add" not in doc["services"]["egress"] and doc["services"]["agent"]["init"] is True
+    # without it, nothing of it
+    plain = parse_yaml(render(tmp_path / "plain", full_plan()).text)
+    assert not any({"cap_drop", "read_only", "init"} & set(s) for s in plain["services"].values())
+
+
+def test_the_agent_gets_no_capability_even_from_the_plan(tmp_path):
+    plan = full_plan(hardening="strict", settings={"hardening": {"agent": {"cap_add": ["NET_RAW"]}}})
+    with pytest.raises(PlanError, match=r"plan\.yml::\$\.settings\.hardening\.agent: unknown key \"cap_add\""):
+        render(tmp_path, plan)

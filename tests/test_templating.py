@@ -143,7 +143,7 @@ def _agent_context():
 
 def test_context_is_plain_data(renderer):
     def check(value, path="$"):
-        assert type(value) in (dict, list, str, int, bool, type(None)), (path, type(value))
+        assert type(value) in (dict, list, str, int, float, bool, type(None)), (path, type(value))
         if isinstance(value, dict):
             for k, v in value.items():
                 assert type(k) is str

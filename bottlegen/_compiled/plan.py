@@ -3,7 +3,7 @@
 #     python tools/compile_schemas.py
 # flake8: noqa
 # fmt: off
-SCHEMA_SHA256 = "3f8187e2bfed70bf8ed7d8155923c7b5a2f9accb5b788f96c24e1bdb32299a90"
+SCHEMA_SHA256 = "5fc6c4cd8f4f23fd34a5539c0b0a745e5bcdb3ae8783ec61c60c44cad1679955"
 VERSION = "2.22.3"
 import re
 from . import Decimal, JsonSchemaValueException, JsonSchemaValuesException
@@ -22,7 +22,10 @@ REGEX_PATTERNS = {
     '\\{service\\}': re.compile('\\{service\\}'),
     '^([A-Za-z0-9]|\\{(prefix|service|slug)\\})([A-Za-z0-9_.-]|\\{(prefix|service|slug)\\})*$': re.compile('^([A-Za-z0-9]|\\{(prefix|service|slug)\\})([A-Za-z0-9_.-]|\\{(prefix|service|slug)\\})*\\Z'),
     '^[^\\x00-\\x1f\\x7f]+$': re.compile('^[^\\x00-\\x1f\\x7f]+\\Z'),
-    '^(/(?!\\.\\.?(/|$))[^/\\x00-\\x1f\\x7f]+)+$': re.compile('^(/(?!\\.\\.?(/|\\Z))[^/\\x00-\\x1f\\x7f]+)+\\Z')
+    '^(/(?!\\.\\.?(/|$))[^/\\x00-\\x1f\\x7f]+)+$': re.compile('^(/(?!\\.\\.?(/|\\Z))[^/\\x00-\\x1f\\x7f]+)+\\Z'),
+    '^[A-Z_]+$': re.compile('^[A-Z_]+\\Z'),
+    '^(/(?!\\.\\.?(/|$))[^/\\x00-\\x1f\\x7f:]+)+$': re.compile('^(/(?!\\.\\.?(/|\\Z))[^/\\x00-\\x1f\\x7f:]+)+\\Z'),
+    '^[1-9][0-9]*[kmg]$': re.compile('^[1-9][0-9]*[kmg]\\Z')
 }
 
 NoneType = type(None)
@@ -83,6 +86,11 @@ def validate_https___bottlegen_invalid_schema_plan_schema_json(data, custom_form
             data__userunsc = data["use_runsc"]
             if not isinstance(data__userunsc, (bool)):
                 raise JsonSchemaValueException("" + (name_prefix or "data") + ".use_runsc must be boolean")
+        if "hardening" in data_keys:
+            data_keys.remove("hardening")
+            data__hardening = data["hardening"]
+            if not (isinstance(data__hardening, str) and data__hardening == 'none' or isinstance(data__hardening, str) and data__hardening == 'strict'):
+                raise JsonSchemaValueException("" + (name_prefix or "data") + ".hardening must be one of ['none', 'strict']")
         if "env_file" in data_keys:
             data_keys.remove("env_file")
             data__envfile = data["env_file"]
@@ -929,6 +937,374 @@ def validate_https___bottlegen_invalid_schema_plan_schema_json(data, custom_form
                                     raise JsonSchemaValueException("" + (name_prefix or "data") + ".settings.paths.agent_ca_bundle must match pattern ^(/(?!\\.\\.?(/|$))[^/\\x00-\\x1f\\x7f]+)+$")
                         if data__settings__paths_keys:
                             raise JsonSchemaValueException("" + (name_prefix or "data") + ".settings.paths must not contain "+str(data__settings__paths_keys)+" properties")
+                if "hardening" in data__settings_keys:
+                    data__settings_keys.remove("hardening")
+                    data__settings__hardening = data__settings["hardening"]
+                    if not isinstance(data__settings__hardening, (dict)):
+                        raise JsonSchemaValueException("" + (name_prefix or "data") + ".settings.hardening must be object")
+                    data__settings__hardening_is_dict = isinstance(data__settings__hardening, dict)
+                    if data__settings__hardening_is_dict:
+                        data__settings__hardening_keys = set(data__settings__hardening.keys())
+                        if "pipelock" in data__settings__hardening_keys:
+                            data__settings__hardening_keys.remove("pipelock")
+                            data__settings__hardening__pipelock = data__settings__hardening["pipelock"]
+                            if not isinstance(data__settings__hardening__pipelock, (dict)):
+                                raise JsonSchemaValueException("" + (name_prefix or "data") + ".settings.hardening.pipelock must be object")
+                            data__settings__hardening__pipelock_is_dict = isinstance(data__settings__hardening__pipelock, dict)
+                            if data__settings__hardening__pipelock_is_dict:
+                                data__settings__hardening__pipelock_keys = set(data__settings__hardening__pipelock.keys())
+                                if "cap_add" in data__settings__hardening__pipelock_keys:
+                                    data__settings__hardening__pipelock_keys.remove("cap_add")
+                                    data__settings__hardening__pipelock__capadd = data__settings__hardening__pipelock["cap_add"]
+                                    if not isinstance(data__settings__hardening__pipelock__capadd, (list, tuple)):
+                                        raise JsonSchemaValueException("" + (name_prefix or "data") + ".settings.hardening.pipelock.cap_add must be array")
+                                    data__settings__hardening__pipelock__capadd_is_list = isinstance(data__settings__hardening__pipelock__capadd, (list, tuple))
+                                    if data__settings__hardening__pipelock__capadd_is_list:
+                                        def fn(var): return frozenset(dict((k, fn(v)) for k, v in var.items()).items()) if hasattr(var, "items") else tuple(fn(v) for v in var) if isinstance(var, (dict, list)) else (bool, var) if isinstance(var, bool) else var
+                                        data__settings__hardening__pipelock__capadd_len = len(data__settings__hardening__pipelock__capadd)
+                                        if data__settings__hardening__pipelock__capadd_len > len(set(fn(data__settings__hardening__pipelock__capadd_x) for data__settings__hardening__pipelock__capadd_x in data__settings__hardening__pipelock__capadd)):
+                                            raise JsonSchemaValueException("" + (name_prefix or "data") + ".settings.hardening.pipelock.cap_add must contain unique items")
+                                        for data__settings__hardening__pipelock__capadd_x, data__settings__hardening__pipelock__capadd_item in enumerate(data__settings__hardening__pipelock__capadd):
+                                            if not isinstance(data__settings__hardening__pipelock__capadd_item, (str)):
+                                                raise JsonSchemaValueException("" + (name_prefix or "data") + f".settings.hardening.pipelock.cap_add[{data__settings__hardening__pipelock__capadd_x}]" + " must be string")
+                                            if isinstance(data__settings__hardening__pipelock__capadd_item, str):
+                                                if not REGEX_PATTERNS['^[A-Z_]+$'].search(data__settings__hardening__pipelock__capadd_item):
+                                                    raise JsonSchemaValueException("" + (name_prefix or "data") + f".settings.hardening.pipelock.cap_add[{data__settings__hardening__pipelock__capadd_x}]" + " must match pattern ^[A-Z_]+$")
+                                if "writable" in data__settings__hardening__pipelock_keys:
+                                    data__settings__hardening__pipelock_keys.remove("writable")
+                                    data__settings__hardening__pipelock__writable = data__settings__hardening__pipelock["writable"]
+                                    if not isinstance(data__settings__hardening__pipelock__writable, (list, tuple)):
+                                        raise JsonSchemaValueException("" + (name_prefix or "data") + ".settings.hardening.pipelock.writable must be array")
+                                    data__settings__hardening__pipelock__writable_is_list = isinstance(data__settings__hardening__pipelock__writable, (list, tuple))
+                                    if data__settings__hardening__pipelock__writable_is_list:
+                                        def fn(var): return frozenset(dict((k, fn(v)) for k, v in var.items()).items()) if hasattr(var, "items") else tuple(fn(v) for v in var) if isinstance(var, (dict, list)) else (bool, var) if isinstance(var, bool) else var
+                                        data__settings__hardening__pipelock__writable_len = len(data__settings__hardening__pipelock__writable)
+                                        if data__settings__hardening__pipelock__writable_len > len(set(fn(data__settings__hardening__pipelock__writable_x) for data__settings__hardening__pipelock__writable_x in data__settings__hardening__pipelock__writable)):
+                                            raise JsonSchemaValueException("" + (name_prefix or "data") + ".settings.hardening.pipelock.writable must contain unique items")
+                                        for data__settings__hardening__pipelock__writable_x, data__settings__hardening__pipelock__writable_item in enumerate(data__settings__hardening__pipelock__writable):
+                                            if not isinstance(data__settings__hardening__pipelock__writable_item, (str)):
+                                                raise JsonSchemaValueException("" + (name_prefix or "data") + f".settings.hardening.pipelock.writable[{data__settings__hardening__pipelock__writable_x}]" + " must be string")
+                                            if isinstance(data__settings__hardening__pipelock__writable_item, str):
+                                                data__settings__hardening__pipelock__writable_item_len = len(data__settings__hardening__pipelock__writable_item)
+                                                if data__settings__hardening__pipelock__writable_item_len > 4096:
+                                                    raise JsonSchemaValueException("" + (name_prefix or "data") + f".settings.hardening.pipelock.writable[{data__settings__hardening__pipelock__writable_x}]" + " must be shorter than or equal to 4096 characters")
+                                                if not REGEX_PATTERNS['^(/(?!\\.\\.?(/|$))[^/\\x00-\\x1f\\x7f:]+)+$'].search(data__settings__hardening__pipelock__writable_item):
+                                                    raise JsonSchemaValueException("" + (name_prefix or "data") + f".settings.hardening.pipelock.writable[{data__settings__hardening__pipelock__writable_x}]" + " must match pattern ^(/(?!\\.\\.?(/|$))[^/\\x00-\\x1f\\x7f:]+)+$")
+                                if "pids_limit" in data__settings__hardening__pipelock_keys:
+                                    data__settings__hardening__pipelock_keys.remove("pids_limit")
+                                    data__settings__hardening__pipelock__pidslimit = data__settings__hardening__pipelock["pids_limit"]
+                                    if not isinstance(data__settings__hardening__pipelock__pidslimit, (int)) and not (isinstance(data__settings__hardening__pipelock__pidslimit, float) and data__settings__hardening__pipelock__pidslimit.is_integer()) or isinstance(data__settings__hardening__pipelock__pidslimit, bool):
+                                        raise JsonSchemaValueException("" + (name_prefix or "data") + ".settings.hardening.pipelock.pids_limit must be integer")
+                                    if isinstance(data__settings__hardening__pipelock__pidslimit, (int, float, Decimal)) and not isinstance(data__settings__hardening__pipelock__pidslimit, bool):
+                                        if data__settings__hardening__pipelock__pidslimit < 16:
+                                            raise JsonSchemaValueException("" + (name_prefix or "data") + ".settings.hardening.pipelock.pids_limit must be bigger than or equal to 16")
+                                        if data__settings__hardening__pipelock__pidslimit > 1000000:
+                                            raise JsonSchemaValueException("" + (name_prefix or "data") + ".settings.hardening.pipelock.pids_limit must be smaller than or equal to 1000000")
+                                if "mem_limit" in data__settings__hardening__pipelock_keys:
+                                    data__settings__hardening__pipelock_keys.remove("mem_limit")
+                                    data__settings__hardening__pipelock__memlimit = data__settings__hardening__pipelock["mem_limit"]
+                                    if not isinstance(data__settings__hardening__pipelock__memlimit, (str)):
+                                        raise JsonSchemaValueException("" + (name_prefix or "data") + ".settings.hardening.pipelock.mem_limit must be string")
+                                    if isinstance(data__settings__hardening__pipelock__memlimit, str):
+                                        if not REGEX_PATTERNS['^[1-9][0-9]*[kmg]$'].search(data__settings__hardening__pipelock__memlimit):
+                                            raise JsonSchemaValueException("" + (name_prefix or "data") + ".settings.hardening.pipelock.mem_limit must match pattern ^[1-9][0-9]*[kmg]$")
+                                if "cpus" in data__settings__hardening__pipelock_keys:
+                                    data__settings__hardening__pipelock_keys.remove("cpus")
+                                    data__settings__hardening__pipelock__cpus = data__settings__hardening__pipelock["cpus"]
+                                    if not isinstance(data__settings__hardening__pipelock__cpus, (int, float, Decimal)) or isinstance(data__settings__hardening__pipelock__cpus, bool):
+                                        raise JsonSchemaValueException("" + (name_prefix or "data") + ".settings.hardening.pipelock.cpus must be number")
+                                    if isinstance(data__settings__hardening__pipelock__cpus, (int, float, Decimal)) and not isinstance(data__settings__hardening__pipelock__cpus, bool):
+                                        if data__settings__hardening__pipelock__cpus > 1024:
+                                            raise JsonSchemaValueException("" + (name_prefix or "data") + ".settings.hardening.pipelock.cpus must be smaller than or equal to 1024")
+                                        if data__settings__hardening__pipelock__cpus <= 0:
+                                            raise JsonSchemaValueException("" + (name_prefix or "data") + ".settings.hardening.pipelock.cpus must be bigger than 0")
+                                if data__settings__hardening__pipelock_keys:
+                                    raise JsonSchemaValueException("" + (name_prefix or "data") + ".settings.hardening.pipelock must not contain "+str(data__settings__hardening__pipelock_keys)+" properties")
+                        if "git-gate" in data__settings__hardening_keys:
+                            data__settings__hardening_keys.remove("git-gate")
+                            data__settings__hardening__gitgate = data__settings__hardening["git-gate"]
+                            if not isinstance(data__settings__hardening__gitgate, (dict)):
+                                raise JsonSchemaValueException("" + (name_prefix or "data") + ".settings.hardening.git-gate must be object")
+                            data__settings__hardening__gitgate_is_dict = isinstance(data__settings__hardening__gitgate, dict)
+                            if data__settings__hardening__gitgate_is_dict:
+                                data__settings__hardening__gitgate_keys = set(data__settings__hardening__gitgate.keys())
+                                if "cap_add" in data__settings__hardening__gitgate_keys:
+                                    data__settings__hardening__gitgate_keys.remove("cap_add")
+                                    data__settings__hardening__gitgate__capadd = data__settings__hardening__gitgate["cap_add"]
+                                    if not isinstance(data__settings__hardening__gitgate__capadd, (list, tuple)):
+                                        raise JsonSchemaValueException("" + (name_prefix or "data") + ".settings.hardening.git-gate.cap_add must be array")
+                                    data__settings__hardening__gitgate__capadd_is_list = isinstance(data__settings__hardening__gitgate__capadd, (list, tuple))
+                                    if data__settings__hardening__gitgate__capadd_is_list:
+                                        def fn(var): return frozenset(dict((k, fn(v)) for k, v in var.items()).items()) if hasattr(var, "items") else tuple(fn(v) for v in var) if isinstance(var, (dict, list)) else (bool, var) if isinstance(var, bool) else var
+                                        data__settings__hardening__gitgate__capadd_len = len(data__settings__hardening__gitgate__capadd)
+                                        if data__settings__hardening__gitgate__capadd_len > len(set(fn(data__settings__hardening__gitgate__capadd_x) for data__settings__hardening__gitgate__capadd_x in data__settings__hardening__gitgate__capadd)):
+                                            raise JsonSchemaValueException("" + (name_prefix or "data") + ".settings.hardening.git-gate.cap_add must contain unique items")
+                                        for data__settings__hardening__gitgate__capadd_x, data__settings__hardening__gitgate__capadd_item in enumerate(data__settings__hardening__gitgate__capadd):
+                                            if not isinstance(data__settings__hardening__gitgate__capadd_item, (str)):
+                                                raise JsonSchemaValueException("" + (name_prefix or "data") + f".settings.hardening.git-gate.cap_add[{data__settings__hardening__gitgate__capadd_x}]" + " must be string")
+                                            if isinstance(data__settings__hardening__gitgate__capadd_item, str):
+                                                if not REGEX_PATTERNS['^[A-Z_]+$'].search(data__settings__hardening__gitgate__capadd_item):
+                                                    raise JsonSchemaValueException("" + (name_prefix or "data") + f".settings.hardening.git-gate.cap_add[{data__settings__hardening__gitgate__capadd_x}]" + " must match pattern ^[A-Z_]+$")
+                                if "writable" in data__settings__hardening__gitgate_keys:
+                                    data__settings__hardening__gitgate_keys.remove("writable")
+                                    data__settings__hardening__gitgate__writable = data__settings__hardening__gitgate["writable"]
+                                    if not isinstance(data__settings__hardening__gitgate__writable, (list, tuple)):
+                                        raise JsonSchemaValueException("" + (name_prefix or "data") + ".settings.hardening.git-gate.writable must be array")
+                                    data__settings__hardening__gitgate__writable_is_list = isinstance(data__settings__hardening__gitgate__writable, (list, tuple))
+                                    if data__settings__hardening__gitgate__writable_is_list:
+                                        def fn(var): return frozenset(dict((k, fn(v)) for k, v in var.items()).items()) if hasattr(var, "items") else tuple(fn(v) for v in var) if isinstance(var, (dict, list)) else (bool, var) if isinstance(var, bool) else var
+                                        data__settings__hardening__gitgate__writable_len = len(data__settings__hardening__gitgate__writable)
+                                        if data__settings__hardening__gitgate__writable_len > len(set(fn(data__settings__hardening__gitgate__writable_x) for data__settings__hardening__gitgate__writable_x in data__settings__hardening__gitgate__writable)):
+                                            raise JsonSchemaValueException("" + (name_prefix or "data") + ".settings.hardening.git-gate.writable must contain unique items")
+                                        for data__settings__hardening__gitgate__writable_x, data__settings__hardening__gitgate__writable_item in enumerate(data__settings__hardening__gitgate__writable):
+                                            if not isinstance(data__settings__hardening__gitgate__writable_item, (str)):
+                                                raise JsonSchemaValueException("" + (name_prefix or "data") + f".settings.hardening.git-gate.writable[{data__settings__hardening__gitgate__writable_x}]" + " must be string")
+                                            if isinstance(data__settings__hardening__gitgate__writable_item, str):
+                                                data__settings__hardening__gitgate__writable_item_len = len(data__settings__hardening__gitgate__writable_item)
+                                                if data__settings__hardening__gitgate__writable_item_len > 4096:
+                                                    raise JsonSchemaValueException("" + (name_prefix or "data") + f".settings.hardening.git-gate.writable[{data__settings__hardening__gitgate__writable_x}]" + " must be shorter than or equal to 4096 characters")
+                                                if not REGEX_PATTERNS['^(/(?!\\.\\.?(/|$))[^/\\x00-\\x1f\\x7f:]+)+$'].search(data__settings__hardening__gitgate__writable_item):
+                                                    raise JsonSchemaValueException("" + (name_prefix or "data") + f".settings.hardening.git-gate.writable[{data__settings__hardening__gitgate__writable_x}]" + " must match pattern ^(/(?!\\.\\.?(/|$))[^/\\x00-\\x1f\\x7f:]+)+$")
+                                if "pids_limit" in data__settings__hardening__gitgate_keys:
+                                    data__settings__hardening__gitgate_keys.remove("pids_limit")
+                                    data__settings__hardening__gitgate__pidslimit = data__settings__hardening__gitgate["pids_limit"]
+                                    if not isinstance(data__settings__hardening__gitgate__pidslimit, (int)) and not (isinstance(data__settings__hardening__gitgate__pidslimit, float) and data__settings__hardening__gitgate__pidslimit.is_integer()) or isinstance(data__settings__hardening__gitgate__pidslimit, bool):
+                                        raise JsonSchemaValueException("" + (name_prefix or "data") + ".settings.hardening.git-gate.pids_limit must be integer")
+                                    if isinstance(data__settings__hardening__gitgate__pidslimit, (int, float, Decimal)) and not isinstance(data__settings__hardening__gitgate__pidslimit, bool):
+                                        if data__settings__hardening__gitgate__pidslimit < 16:
+                                            raise JsonSchemaValueException("" + (name_prefix or "data") + ".settings.hardening.git-gate.pids_limit must be bigger than or equal to 16")
+                                        if data__settings__hardening__gitgate__pidslimit > 1000000:
+                                            raise JsonSchemaValueException("" + (name_prefix or "data") + ".settings.hardening.git-gate.pids_limit must be smaller than or equal to 1000000")
+                                if "mem_limit" in data__settings__hardening__gitgate_keys:
+                                    data__settings__hardening__gitgate_keys.remove("mem_limit")
+                                    data__settings__hardening__gitgate__memlimit = data__settings__hardening__gitgate["mem_limit"]
+                                    if not isinstance(data__settings__hardening__gitgate__memlimit, (str)):
+                                        raise JsonSchemaValueException("" + (name_prefix or "data") + ".settings.hardening.git-gate.mem_limit must be string")
+                                    if isinstance(data__settings__hardening__gitgate__memlimit, str):
+                                        if not REGEX_PATTERNS['^[1-9][0-9]*[kmg]$'].search(data__settings__hardening__gitgate__memlimit):
+                                            raise JsonSchemaValueException("" + (name_prefix or "data") + ".settings.hardening.git-gate.mem_limit must match pattern ^[1-9][0-9]*[kmg]$")
+                                if "cpus" in data__settings__hardening__gitgate_keys:
+                                    data__settings__hardening__gitgate_keys.remove("cpus")
+                                    data__settings__hardening__gitgate__cpus = data__settings__hardening__gitgate["cpus"]
+                                    if not isinstance(data__settings__hardening__gitgate__cpus, (int, float, Decimal)) or isinstance(data__settings__hardening__gitgate__cpus, bool):
+                                        raise JsonSchemaValueException("" + (name_prefix or "data") + ".settings.hardening.git-gate.cpus must be number")
+                                    if isinstance(data__settings__hardening__gitgate__cpus, (int, float, Decimal)) and not isinstance(data__settings__hardening__gitgate__cpus, bool):
+                                        if data__settings__hardening__gitgate__cpus > 1024:
+                                            raise JsonSchemaValueException("" + (name_prefix or "data") + ".settings.hardening.git-gate.cpus must be smaller than or equal to 1024")
+                                        if data__settings__hardening__gitgate__cpus <= 0:
+                                            raise JsonSchemaValueException("" + (name_prefix or "data") + ".settings.hardening.git-gate.cpus must be bigger than 0")
+                                if data__settings__hardening__gitgate_keys:
+                                    raise JsonSchemaValueException("" + (name_prefix or "data") + ".settings.hardening.git-gate must not contain "+str(data__settings__hardening__gitgate_keys)+" properties")
+                        if "egress" in data__settings__hardening_keys:
+                            data__settings__hardening_keys.remove("egress")
+                            data__settings__hardening__egress = data__settings__hardening["egress"]
+                            if not isinstance(data__settings__hardening__egress, (dict)):
+                                raise JsonSchemaValueException("" + (name_prefix or "data") + ".settings.hardening.egress must be object")
+                            data__settings__hardening__egress_is_dict = isinstance(data__settings__hardening__egress, dict)
+                            if data__settings__hardening__egress_is_dict:
+                                data__settings__hardening__egress_keys = set(data__settings__hardening__egress.keys())
+                                if "cap_add" in data__settings__hardening__egress_keys:
+                                    data__settings__hardening__egress_keys.remove("cap_add")
+                                    data__settings__hardening__egress__capadd = data__settings__hardening__egress["cap_add"]
+                                    if not isinstance(data__settings__hardening__egress__capadd, (list, tuple)):
+                                        raise JsonSchemaValueException("" + (name_prefix or "data") + ".settings.hardening.egress.cap_add must be array")
+                                    data__settings__hardening__egress__capadd_is_list = isinstance(data__settings__hardening__egress__capadd, (list, tuple))
+                                    if data__settings__hardening__egress__capadd_is_list:
+                                        def fn(var): return frozenset(dict((k, fn(v)) for k, v in var.items()).items()) if hasattr(var, "items") else tuple(fn(v) for v in var) if isinstance(var, (dict, list)) else (bool, var) if isinstance(var, bool) else var
+                                        data__settings__hardening__egress__capadd_len = len(data__settings__hardening__egress__capadd)
+                                        if data__settings__hardening__egress__capadd_len > len(set(fn(data__settings__hardening__egress__capadd_x) for data__settings__hardening__egress__capadd_x in data__settings__hardening__egress__capadd)):
+                                            raise JsonSchemaValueException("" + (name_prefix or "data") + ".settings.hardening.egress.cap_add must contain unique items")
+                                        for data__settings__hardening__egress__capadd_x, data__settings__hardening__egress__capadd_item in enumerate(data__settings__hardening__egress__capadd):
+                                            if not isinstance(data__settings__hardening__egress__capadd_item, (str)):
+                                                raise JsonSchemaValueException("" + (name_prefix or "data") + f".settings.hardening.egress.cap_add[{data__settings__hardening__egress__capadd_x}]" + " must be string")
+                                            if isinstance(data__settings__hardening__egress__capadd_item, str):
+                                                if not REGEX_PATTERNS['^[A-Z_]+$'].search(data__settings__hardening__egress__capadd_item):
+                                                    raise JsonSchemaValueException("" + (name_prefix or "data") + f".settings.hardening.egress.cap_add[{data__settings__hardening__egress__capadd_x}]" + " must match pattern ^[A-Z_]+$")
+                                if "writable" in data__settings__hardening__egress_keys:
+                                    data__settings__hardening__egress_keys.remove("writable")
+                                    data__settings__hardening__egress__writable = data__settings__hardening__egress["writable"]
+                                    if not isinstance(data__settings__hardening__egress__writable, (list, tuple)):
+                                        raise JsonSchemaValueException("" + (name_prefix or "data") + ".settings.hardening.egress.writable must be array")
+                                    data__settings__hardening__egress__writable_is_list = isinstance(data__settings__hardening__egress__writable, (list, tuple))
+                                    if data__settings__hardening__egress__writable_is_list:
+                                        def fn(var): return frozenset(dict((k, fn(v)) for k, v in var.items()).items()) if hasattr(var, "items") else tuple(fn(v) for v in var) if isinstance(var, (dict, list)) else (bool, var) if isinstance(var, bool) else var
+                                        data__settings__hardening__egress__writable_len = len(data__settings__hardening__egress__writable)
+                                        if data__settings__hardening__egress__writable_len > len(set(fn(data__settings__hardening__egress__writable_x) for data__settings__hardening__egress__writable_x in data__settings__hardening__egress__writable)):
+                                            raise JsonSchemaValueException("" + (name_prefix or "data") + ".settings.hardening.egress.writable must contain unique items")
+                                        for data__settings__hardening__egress__writable_x, data__settings__hardening__egress__writable_item in enumerate(data__settings__hardening__egress__writable):
+                                            if not isinstance(data__settings__hardening__egress__writable_item, (str)):
+                                                raise JsonSchemaValueException("" + (name_prefix or "data") + f".settings.hardening.egress.writable[{data__settings__hardening__egress__writable_x}]" + " must be string")
+                                            if isinstance(data__settings__hardening__egress__writable_item, str):
+                                                data__settings__hardening__egress__writable_item_len = len(data__settings__hardening__egress__writable_item)
+                                                if data__settings__hardening__egress__writable_item_len > 4096:
+                                                    raise JsonSchemaValueException("" + (name_prefix or "data") + f".settings.hardening.egress.writable[{data__settings__hardening__egress__writable_x}]" + " must be shorter than or equal to 4096 characters")
+                                                if not REGEX_PATTERNS['^(/(?!\\.\\.?(/|$))[^/\\x00-\\x1f\\x7f:]+)+$'].search(data__settings__hardening__egress__writable_item):
+                                                    raise JsonSchemaValueException("" + (name_prefix or "data") + f".settings.hardening.egress.writable[{data__settings__hardening__egress__writable_x}]" + " must match pattern ^(/(?!\\.\\.?(/|$))[^/\\x00-\\x1f\\x7f:]+)+$")
+                                if "pids_limit" in data__settings__hardening__egress_keys:
+                                    data__settings__hardening__egress_keys.remove("pids_limit")
+                                    data__settings__hardening__egress__pidslimit = data__settings__hardening__egress["pids_limit"]
+                                    if not isinstance(data__settings__hardening__egress__pidslimit, (int)) and not (isinstance(data__settings__hardening__egress__pidslimit, float) and data__settings__hardening__egress__pidslimit.is_integer()) or isinstance(data__settings__hardening__egress__pidslimit, bool):
+                                        raise JsonSchemaValueException("" + (name_prefix or "data") + ".settings.hardening.egress.pids_limit must be integer")
+                                    if isinstance(data__settings__hardening__egress__pidslimit, (int, float, Decimal)) and not isinstance(data__settings__hardening__egress__pidslimit, bool):
+                                        if data__settings__hardening__egress__pidslimit < 16:
+                                            raise JsonSchemaValueException("" + (name_prefix or "data") + ".settings.hardening.egress.pids_limit must be bigger than or equal to 16")
+                                        if data__settings__hardening__egress__pidslimit > 1000000:
+                                            raise JsonSchemaValueException("" + (name_prefix or "data") + ".settings.hardening.egress.pids_limit must be smaller than or equal to 1000000")
+                                if "mem_limit" in data__settings__hardening__egress_keys:
+                                    data__settings__hardening__egress_keys.remove("mem_limit")
+                                    data__settings__hardening__egress__memlimit = data__settings__hardening__egress["mem_limit"]
+                                    if not isinstance(data__settings__hardening__egress__memlimit, (str)):
+                                        raise JsonSchemaValueException("" + (name_prefix or "data") + ".settings.hardening.egress.mem_limit must be string")
+                                    if isinstance(data__settings__hardening__egress__memlimit, str):
+                                        if not REGEX_PATTERNS['^[1-9][0-9]*[kmg]$'].search(data__settings__hardening__egress__memlimit):
+                                            raise JsonSchemaValueException("" + (name_prefix or "data") + ".settings.hardening.egress.mem_limit must match pattern ^[1-9][0-9]*[kmg]$")
+                                if "cpus" in data__settings__hardening__egress_keys:
+                                    data__settings__hardening__egress_keys.remove("cpus")
+                                    data__settings__hardening__egress__cpus = data__settings__hardening__egress["cpus"]
+                                    if not isinstance(data__settings__hardening__egress__cpus, (int, float, Decimal)) or isinstance(data__settings__hardening__egress__cpus, bool):
+                                        raise JsonSchemaValueException("" + (name_prefix or "data") + ".settings.hardening.egress.cpus must be number")
+                                    if isinstance(data__settings__hardening__egress__cpus, (int, float, Decimal)) and not isinstance(data__settings__hardening__egress__cpus, bool):
+                                        if data__settings__hardening__egress__cpus > 1024:
+                                            raise JsonSchemaValueException("" + (name_prefix or "data") + ".settings.hardening.egress.cpus must be smaller than or equal to 1024")
+                                        if data__settings__hardening__egress__cpus <= 0:
+                                            raise JsonSchemaValueException("" + (name_prefix or "data") + ".settings.hardening.egress.cpus must be bigger than 0")
+                                if data__settings__hardening__egress_keys:
+                                    raise JsonSchemaValueException("" + (name_prefix or "data") + ".settings.hardening.egress must not contain "+str(data__settings__hardening__egress_keys)+" properties")
+                        if "supervise" in data__settings__hardening_keys:
+                            data__settings__hardening_keys.remove("supervise")
+                            data__settings__hardening__supervise = data__settings__hardening["supervise"]
+                            if not isinstance(data__settings__hardening__supervise, (dict)):
+                                raise JsonSchemaValueException("" + (name_prefix or "data") + ".settings.hardening.supervise must be object")
+                            data__settings__hardening__supervise_is_dict = isinstance(data__settings__hardening__supervise, dict)
+                            if data__settings__hardening__supervise_is_dict:
+                                data__settings__hardening__supervise_keys = set(data__settings__hardening__supervise.keys())
+                                if "cap_add" in data__settings__hardening__supervise_keys:
+                                    data__settings__hardening__supervise_keys.remove("cap_add")
+                                    data__settings__hardening__supervise__capadd = data__settings__hardening__supervise["cap_add"]
+                                    if not isinstance(data__settings__hardening__supervise__capadd, (list, tuple)):
+                                        raise JsonSchemaValueException("" + (name_prefix or "data") + ".settings.hardening.supervise.cap_add must be array")
+                                    data__settings__hardening__supervise__capadd_is_list = isinstance(data__settings__hardening__supervise__capadd, (list, tuple))
+                                    if data__settings__hardening__supervise__capadd_is_list:
+                                        def fn(var): return frozenset(dict((k, fn(v)) for k, v in var.items()).items()) if hasattr(var, "items") else tuple(fn(v) for v in var) if isinstance(var, (dict, list)) else (bool, var) if isinstance(var, bool) else var
+                                        data__settings__hardening__supervise__capadd_len = len(data__settings__hardening__supervise__capadd)
+                                        if data__settings__hardening__supervise__capadd_len > len(set(fn(data__settings__hardening__supervise__capadd_x) for data__settings__hardening__supervise__capadd_x in data__settings__hardening__supervise__capadd)):
+                                            raise JsonSchemaValueException("" + (name_prefix or "data") + ".settings.hardening.supervise.cap_add must contain unique items")
+                                        for data__settings__hardening__supervise__capadd_x, data__settings__hardening__supervise__capadd_item in enumerate(data__settings__hardening__supervise__capadd):
+                                            if not isinstance(data__settings__hardening__supervise__capadd_item, (str)):
+                                                raise JsonSchemaValueException("" + (name_prefix or "data") + f".settings.hardening.supervise.cap_add[{data__settings__hardening__supervise__capadd_x}]" + " must be string")
+                                            if isinstance(data__settings__hardening__supervise__capadd_item, str):
+                                                if not REGEX_PATTERNS['^[A-Z_]+$'].search(data__settings__hardening__supervise__capadd_item):
+                                                    raise JsonSchemaValueException("" + (name_prefix or "data") + f".settings.hardening.supervise.cap_add[{data__settings__hardening__supervise__capadd_x}]" + " must match pattern ^[A-Z_]+$")
+                                if "writable" in data__settings__hardening__supervise_keys:
+                                    data__settings__hardening__supervise_keys.remove("writable")
+                                    data__settings__hardening__supervise__writable = data__settings__hardening__supervise["writable"]
+                                    if not isinstance(data__settings__hardening__supervise__writable, (list, tuple)):
+                                        raise JsonSchemaValueException("" + (name_prefix or "data") + ".settings.hardening.supervise.writable must be array")
+                                    data__settings__hardening__supervise__writable_is_list = isinstance(data__settings__hardening__supervise__writable, (list, tuple))
+                                    if data__settings__hardening__supervise__writable_is_list:
+                                        def fn(var): return frozenset(dict((k, fn(v)) for k, v in var.items()).items()) if hasattr(var, "items") else tuple(fn(v) for v in var) if isinstance(var, (dict, list)) else (bool, var) if isinstance(var, bool) else var
+                                        data__settings__hardening__supervise__writable_len = len(data__settings__hardening__supervise__writable)
+                                        if data__settings__hardening__supervise__writable_len > len(set(fn(data__settings__hardening__supervise__writable_x) for data__settings__hardening__supervise__writable_x in data__settings__hardening__supervise__writable)):
+                                            raise JsonSchemaValueException("" + (name_prefix or "data") + ".settings.hardening.supervise.writable must contain unique items")
+                                        for data__settings__hardening__supervise__writable_x, data__settings__hardening__supervise__writable_item in enumerate(data__settings__hardening__supervise__writable):
+                                            if not isinstance(data__settings__hardening__supervise__writable_item, (str)):
+                                                raise JsonSchemaValueException("" + (name_prefix or "data") + f".settings.hardening.supervise.writable[{data__settings__hardening__supervise__writable_x}]" + " must be string")
+                                            if isinstance(data__settings__hardening__supervise__writable_item, str):
+                                                data__settings__hardening__supervise__writable_item_len = len(data__settings__hardening__supervise__writable_item)
+                                                if data__settings__hardening__supervise__writable_item_len > 4096:
+                                                    raise JsonSchemaValueException("" + (name_prefix or "data") + f".settings.hardening.supervise.writable[{data__settings__hardening__supervise__writable_x}]" + " must be shorter than or equal to 4096 characters")
+                                                if not REGEX_PATTERNS['^(/(?!\\.\\.?(/|$))[^/\\x00-\\x1f\\x7f:]+)+$'].search(data__settings__hardening__supervise__writable_item):
+                                                    raise JsonSchemaValueException("" + (name_prefix or "data") + f".settings.hardening.supervise.writable[{data__settings__hardening__supervise__writable_x}]" + " must match pattern ^(/(?!\\.\\.?(/|$))[^/\\x00-\\x1f\\x7f:]+)+$")
+                                if "pids_limit" in data__settings__hardening__supervise_keys:
+                                    data__settings__hardening__supervise_keys.remove("pids_limit")
+                                    data__settings__hardening__supervise__pidslimit = data__settings__hardening__supervise["pids_limit"]
+                                    if not isinstance(data__settings__hardening__supervise__pidslimit, (int)) and not (isinstance(data__settings__hardening__supervise__pidslimit, float) and data__settings__hardening__supervise__pidslimit.is_integer()) or isinstance(data__settings__hardening__supervise__pidslimit, bool):
+                                        raise JsonSchemaValueException("" + (name_prefix or "data") + ".settings.hardening.supervise.pids_limit must be integer")
+                                    if isinstance(data__settings__hardening__supervise__pidslimit, (int, float, Decimal)) and not isinstance(data__settings__hardening__supervise__pidslimit, bool):
+                                        if data__settings__hardening__supervise__pidslimit < 16:
+                                            raise JsonSchemaValueException("" + (name_prefix or "data") + ".settings.hardening.supervise.pids_limit must be bigger than or equal to 16")
+                                        if data__settings__hardening__supervise__pidslimit > 1000000:
+                                            raise JsonSchemaValueException("" + (name_prefix or "data") + ".settings.hardening.supervise.pids_limit must be smaller than or equal to 1000000")
+                                if "mem_limit" in data__settings__hardening__supervise_keys:
+                                    data__settings__hardening__supervise_keys.remove("mem_limit")
+                                    data__settings__hardening__supervise__memlimit = data__settings__hardening__supervise["mem_limit"]
+                                    if not isinstance(data__settings__hardening__supervise__memlimit, (str)):
+                                        raise JsonSchemaValueException("" + (name_prefix or "data") + ".settings.hardening.supervise.mem_limit must be string")
+                                    if isinstance(data__settings__hardening__supervise__memlimit, str):
+                                        if not REGEX_PATTERNS['^[1-9][0-9]*[kmg]$'].search(data__settings__hardening__supervise__memlimit):
+                                            raise JsonSchemaValueException("" + (name_prefix or "data") + ".settings.hardening.supervise.mem_limit must match pattern ^[1-9][0-9]*[kmg]$")
+                                if "cpus" in data__settings__hardening__supervise_keys:
+                                    data__settings__hardening__supervise_keys.remove("cpus")
+                                    data__settings__hardening__supervise__cpus = data__settings__hardening__supervise["cpus"]
+                                    if not isinstance(data__settings__hardening__supervise__cpus, (int, float, Decimal)) or isinstance(data__settings__hardening__supervise__cpus, bool):
+                                        raise JsonSchemaValueException("" + (name_prefix or "data") + ".settings.hardening.supervise.cpus must be number")
+                                    if isinstance(data__settings__hardening__supervise__cpus, (int, float, Decimal)) and not isinstance(data__settings__hardening__supervise__cpus, bool):
+                                        if data__settings__hardening__supervise__cpus > 1024:
+                                            raise JsonSchemaValueException("" + (name_prefix or "data") + ".settings.hardening.supervise.cpus must be smaller than or equal to 1024")
+                                        if data__settings__hardening__supervise__cpus <= 0:
+                                            raise JsonSchemaValueException("" + (name_prefix or "data") + ".settings.hardening.supervise.cpus must be bigger than 0")
+                                if data__settings__hardening__supervise_keys:
+                                    raise JsonSchemaValueException("" + (name_prefix or "data") + ".settings.hardening.supervise must not contain "+str(data__settings__hardening__supervise_keys)+" properties")
+                        if "agent" in data__settings__hardening_keys:
+                            data__settings__hardening_keys.remove("agent")
+                            data__settings__hardening__agent = data__settings__hardening["agent"]
+                            if not isinstance(data__settings__hardening__agent, (dict)):
+                                raise JsonSchemaValueException("" + (name_prefix or "data") + ".settings.hardening.agent must be object")
+                            data__settings__hardening__agent_is_dict = isinstance(data__settings__hardening__agent, dict)
+                            if data__settings__hardening__agent_is_dict:
+                                data__settings__hardening__agent_keys = set(data__settings__hardening__agent.keys())
+                                if "writable" in data__settings__hardening__agent_keys:
+                                    data__settings__hardening__agent_keys.remove("writable")
+                                    data__settings__hardening__agent__writable = data__settings__hardening__agent["writable"]
+                                    if not isinstance(data__settings__hardening__agent__writable, (list, tuple)):
+                                        raise JsonSchemaValueException("" + (name_prefix or "data") + ".settings.hardening.agent.writable must be array")
+                                    data__settings__hardening__agent__writable_is_list = isinstance(data__settings__hardening__agent__writable, (list, tuple))
+                                    if data__settings__hardening__agent__writable_is_list:
+                                        def fn(var): return frozenset(dict((k, fn(v)) for k, v in var.items()).items()) if hasattr(var, "items") else tuple(fn(v) for v in var) if isinstance(var, (dict, list)) else (bool, var) if isinstance(var, bool) else var
+                                        data__settings__hardening__agent__writable_len = len(data__settings__hardening__agent__writable)
+                                        if data__settings__hardening__agent__writable_len > len(set(fn(data__settings__hardening__agent__writable_x) for data__settings__hardening__agent__writable_x in data__settings__hardening__agent__writable)):
+                                            raise JsonSchemaValueException("" + (name_prefix or "data") + ".settings.hardening.agent.writable must contain unique items")
+                                        for data__settings__hardening__agent__writable_x, data__settings__hardening__agent__writable_item in enumerate(data__settings__hardening__agent__writable):
+                                            if not isinstance(data__settings__hardening__agent__writable_item, (str)):
+                                                raise JsonSchemaValueException("" + (name_prefix or "data") + f".settings.hardening.agent.writable[{data__settings__hardening__agent__writable_x}]" + " must be string")
+                                            if isinstance(data__settings__hardening__agent__writable_item, str):
+                                                data__settings__hardening__agent__writable_item_len = len(data__settings__hardening__agent__writable_item)
+                                                if data__settings__hardening__agent__writable_item_len > 4096:
+                                                    raise JsonSchemaValueException("" + (name_prefix or "data") + f".settings.hardening.agent.writable[{data__settings__hardening__agent__writable_x}]" + " must be shorter than or equal to 4096 characters")
+                                                if not REGEX_PATTERNS['^(/(?!\\.\\.?(/|$))[^/\\x00-\\x1f\\x7f:]+)+$'].search(data__settings__hardening__agent__writable_item):
+                                                    raise JsonSchemaValueException("" + (name_prefix or "data") + f".settings.hardening.agent.writable[{data__settings__hardening__agent__writable_x}]" + " must match pattern ^(/(?!\\.\\.?(/|$))[^/\\x00-\\x1f\\x7f:]+)+$")
+                                if "pids_limit" in data__settings__hardening__agent_keys:
+                                    data__settings__hardening__agent_keys.remove("pids_limit")
+                                    data__settings__hardening__agent__pidslimit = data__settings__hardening__agent["pids_limit"]
+                                    if not isinstance(data__settings__hardening__agent__pidslimit, (int)) and not (isinstance(data__settings__hardening__agent__pidslimit, float) and data__settings__hardening__agent__pidslimit.is_integer()) or isinstance(data__settings__hardening__agent__pidslimit, bool):
+                                        raise JsonSchemaValueException("" + (name_prefix or "data") + ".settings.hardening.agent.pids_limit must be integer")
+                                    if isinstance(data__settings__hardening__agent__pidslimit, (int, float, Decimal)) and not isinstance(data__settings__hardening__agent__pidslimit, bool):
+                                        if data__settings__hardening__agent__pidslimit < 16:
+                                            raise JsonSchemaValueException("" + (name_prefix or "data") + ".settings.hardening.agent.pids_limit must be bigger than or equal to 16")
+                                        if data__settings__hardening__agent__pidslimit > 1000000:
+                                            raise JsonSchemaValueException("" + (name_prefix or "data") + ".settings.hardening.agent.pids_limit must be smaller than or equal to 1000000")
+                                if "mem_limit" in data__settings__hardening__agent_keys:
+                                    data__settings__hardening__agent_keys.remove("mem_limit")
+                                    data__settings__hardening__agent__memlimit = data__settings__hardening__agent["mem_limit"]
+                                    if not isinstance(data__settings__hardening__agent__memlimit, (str)):
+                                        raise JsonSchemaValueException("" + (name_prefix or "data") + ".settings.hardening.agent.mem_limit must be string")
+                                    if isinstance(data__settings__hardening__agent__memlimit, str):
+                                        if not REGEX_PATTERNS['^[1-9][0-9]*[kmg]$'].search(data__settings__hardening__agent__memlimit):
+                                            raise JsonSchemaValueException("" + (name_prefix or "data") + ".settings.hardening.agent.mem_limit must match pattern ^[1-9][0-9]*[kmg]$")
+                                if "cpus" in data__settings__hardening__agent_keys:
+                                    data__settings__hardening__agent_keys.remove("cpus")
+                                    data__settings__hardening__agent__cpus = data__settings__hardening__agent["cpus"]
+                                    if not isinstance(data__settings__hardening__agent__cpus, (int, float, Decimal)) or isinstance(data__settings__hardening__agent__cpus, bool):
+                                        raise JsonSchemaValueException("" + (name_prefix or "data") + ".settings.hardening.agent.cpus must be number")
+                                    if isinstance(data__settings__hardening__agent__cpus, (int, float, Decimal)) and not isinstance(data__settings__hardening__agent__cpus, bool):
+                                        if data__settings__hardening__agent__cpus > 1024:
+                                            raise JsonSchemaValueException("" + (name_prefix or "data") + ".settings.hardening.agent.cpus must be smaller than or equal to 1024")
+                                        if data__settings__hardening__agent__cpus <= 0:
+                                            raise JsonSchemaValueException("" + (name_prefix or "data") + ".settings.hardening.agent.cpus must be bigger than 0")
+                                if data__settings__hardening__agent_keys:
+                                    raise JsonSchemaValueException("" + (name_prefix or "data") + ".settings.hardening.agent must not contain "+str(data__settings__hardening__agent_keys)+" properties")
+                        if data__settings__hardening_keys:
+                            raise JsonSchemaValueException("" + (name_prefix or "data") + ".settings.hardening must not contain "+str(data__settings__hardening_keys)+" properties")
                 if data__settings_keys:
                     raise JsonSchemaValueException("" + (name_prefix or "data") + ".settings must not contain "+str(data__settings_keys)+" properties")
         if data_keys:
