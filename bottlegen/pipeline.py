@@ -82,6 +82,8 @@ class Renderer:
         context = resolve.resolve_plan(data, base_dir, source, names)
         context["services"] = manifest.enabled_services(self.conditions, context)
         context["facts"]["no_proxy"] = resolve.no_proxy(context["settings"], context["services"])
+        checks = context["settings"]["healthchecks"]
+        context["facts"]["healthchecked"] = [name for name in context["services"] if checks.get(name)]
         return context
 
     @staticmethod

@@ -1,5 +1,5 @@
 """Stage 2: a parsed plan against the plan schema, then the plan's rules that a JSON schema
-cannot say (upstream names unique, one address per extra host), every problem reported as
+cannot say (upstream names unique, one address per extra host, healthcheck forms), every problem reported as
 `<source>::$.json.path: message`.
 """
 
@@ -24,6 +24,7 @@ def validate_plan(data: Any, source: str) -> None:
     upstreams = (data.get("git_gate") or {}).get("upstreams") or []
     _unique_upstream_names(upstreams, source)
     _one_address_per_host(upstreams, source)
+    _healthcheck_forms(((data.get("settings") or {}).get("healthchecks")) or {}, source)
 
 
 def _unique_upstream_names(upstreams: list[dict[str, Any]], source: str) -> None:
@@ -55,3 +56,15 @@ def _one_address_per_host(upstreams: list[dict[str, Any]], source: str) -> None:
             seen.setdefault(host, (ip, index))
     if problems:
         raise PlanError("invalid plan: conflicting extra_hosts:", problems)
+
+
+def _healthcheck_forms(healthchecks: dict[str, Any], source: str) -> None:
+    """A healthcheck's test is [CMD, program, ...] or [CMD-SHELL, command], as compose wants."""
+    problems = [
+        f"{source}::{json_path(('settings', 'healthchecks', service, 'test', 0))}: {shorten(check['test'][0])} "
+        "is not CMD or CMD-SHELL: write [CMD, program, args...] or [CMD-SHELL, command]"
+        for service, check in healthchecks.items()
+        if check and check["test"][0] not in ("CMD", "CMD-SHELL")
+    ]
+    if problems:
+        raise PlanError("invalid plan: healthchecks compose would refuse:", problems)

@@ -793,6 +793,28 @@ def test_a_strict_bottle_runs_without_capabilities_privileges_or_a_writable_root
     assert bottle.cli("down", "--state-dir", str(bottle.state)).returncode == 0
 
 
+@pytest.mark.parametrize("healthy", [True, False])
+def test_up_waits_for_healthchecks_and_names_an_unhealthy_service(make_bottle, healthy):
+    bottle = make_bottle()
+    plan = json.loads(bottle.plan.read_text())
+    test = ["CMD", "true"] if healthy else ["CMD-SHELL", "exit 1"]
+    plan["settings"]["healthchecks"] = {
+        "supervise": {"test": test, "interval": "1s", "timeout": "2s", "retries": 1, "start_period": "0s"}
+    }
+    bottle.plan.write_text(json.dumps(plan))
+    proc = bottle.cli("up", str(bottle.plan), "--state-dir", str(bottle.state), "--wait-timeout", "60")
+    if healthy:
+        assert proc.returncode == 0, proc.stderr
+        health = docker("inspect", "--format", "{{.State.Health.Status}}", bottle.name("supervise")).stdout.strip()
+        assert health == "healthy"
+        doc = parse_yaml((bottle.state / "docker-compose.yml").read_text())
+        assert doc["services"]["agent"]["depends_on"]["supervise"] == {"condition": "service_healthy"}
+    else:
+        assert proc.returncode == 9, proc.stderr
+        assert "service supervise is running, unhealthy" in proc.stderr
+        assert remaining(bottle) == ([], [])
+
+
 def test_no_docker_cli_is_a_clear_error(make_bottle, tmp_path):
     bottle = make_bottle()
     empty = tmp_path / "empty-bin"

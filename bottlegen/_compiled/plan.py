@@ -3,7 +3,7 @@
 #     python tools/compile_schemas.py
 # flake8: noqa
 # fmt: off
-SCHEMA_SHA256 = "5fc6c4cd8f4f23fd34a5539c0b0a745e5bcdb3ae8783ec61c60c44cad1679955"
+SCHEMA_SHA256 = "b4e2b93d28c09fce80e1c69a8fb7c3b8045ae541558d29ee3450d1104ece9027"
 VERSION = "2.22.3"
 import re
 from . import Decimal, JsonSchemaValueException, JsonSchemaValuesException
@@ -25,7 +25,8 @@ REGEX_PATTERNS = {
     '^(/(?!\\.\\.?(/|$))[^/\\x00-\\x1f\\x7f]+)+$': re.compile('^(/(?!\\.\\.?(/|\\Z))[^/\\x00-\\x1f\\x7f]+)+\\Z'),
     '^[A-Z_]+$': re.compile('^[A-Z_]+\\Z'),
     '^(/(?!\\.\\.?(/|$))[^/\\x00-\\x1f\\x7f:]+)+$': re.compile('^(/(?!\\.\\.?(/|\\Z))[^/\\x00-\\x1f\\x7f:]+)+\\Z'),
-    '^[1-9][0-9]*[kmg]$': re.compile('^[1-9][0-9]*[kmg]\\Z')
+    '^[1-9][0-9]*[kmg]$': re.compile('^[1-9][0-9]*[kmg]\\Z'),
+    '^[0-9]+(ms|s|m|h)$': re.compile('^[0-9]+(ms|s|m|h)\\Z')
 }
 
 NoneType = type(None)
@@ -1305,6 +1306,324 @@ def validate_https___bottlegen_invalid_schema_plan_schema_json(data, custom_form
                                     raise JsonSchemaValueException("" + (name_prefix or "data") + ".settings.hardening.agent must not contain "+str(data__settings__hardening__agent_keys)+" properties")
                         if data__settings__hardening_keys:
                             raise JsonSchemaValueException("" + (name_prefix or "data") + ".settings.hardening must not contain "+str(data__settings__hardening_keys)+" properties")
+                if "healthchecks" in data__settings_keys:
+                    data__settings_keys.remove("healthchecks")
+                    data__settings__healthchecks = data__settings["healthchecks"]
+                    if not isinstance(data__settings__healthchecks, (dict)):
+                        raise JsonSchemaValueException("" + (name_prefix or "data") + ".settings.healthchecks must be object")
+                    data__settings__healthchecks_is_dict = isinstance(data__settings__healthchecks, dict)
+                    if data__settings__healthchecks_is_dict:
+                        data__settings__healthchecks_keys = set(data__settings__healthchecks.keys())
+                        if "pipelock" in data__settings__healthchecks_keys:
+                            data__settings__healthchecks_keys.remove("pipelock")
+                            data__settings__healthchecks__pipelock = data__settings__healthchecks["pipelock"]
+                            data__settings__healthchecks__pipelock_one_of_count4 = 0
+                            if data__settings__healthchecks__pipelock_one_of_count4 < 2:
+                                try:
+                                    if not isinstance(data__settings__healthchecks__pipelock, (NoneType)):
+                                        raise JsonSchemaValueException("" + (name_prefix or "data") + ".settings.healthchecks.pipelock must be null")
+                                    data__settings__healthchecks__pipelock_one_of_count4 += 1
+                                except (JsonSchemaValueException, JsonSchemaValuesException): pass
+                            if data__settings__healthchecks__pipelock_one_of_count4 < 2:
+                                try:
+                                    if not isinstance(data__settings__healthchecks__pipelock, (dict)):
+                                        raise JsonSchemaValueException("" + (name_prefix or "data") + ".settings.healthchecks.pipelock must be object")
+                                    data__settings__healthchecks__pipelock_is_dict = isinstance(data__settings__healthchecks__pipelock, dict)
+                                    if data__settings__healthchecks__pipelock_is_dict:
+                                        data__settings__healthchecks__pipelock__missing_keys = set(['test']) - data__settings__healthchecks__pipelock.keys()
+                                        if data__settings__healthchecks__pipelock__missing_keys:
+                                            raise JsonSchemaValueException("" + (name_prefix or "data") + ".settings.healthchecks.pipelock must contain ")
+                                        data__settings__healthchecks__pipelock_keys = set(data__settings__healthchecks__pipelock.keys())
+                                        if "test" in data__settings__healthchecks__pipelock_keys:
+                                            data__settings__healthchecks__pipelock_keys.remove("test")
+                                            data__settings__healthchecks__pipelock__test = data__settings__healthchecks__pipelock["test"]
+                                            if not isinstance(data__settings__healthchecks__pipelock__test, (list, tuple)):
+                                                raise JsonSchemaValueException("" + (name_prefix or "data") + ".settings.healthchecks.pipelock.test must be array")
+                                            data__settings__healthchecks__pipelock__test_is_list = isinstance(data__settings__healthchecks__pipelock__test, (list, tuple))
+                                            if data__settings__healthchecks__pipelock__test_is_list:
+                                                data__settings__healthchecks__pipelock__test_len = len(data__settings__healthchecks__pipelock__test)
+                                                if data__settings__healthchecks__pipelock__test_len < 2:
+                                                    raise JsonSchemaValueException("" + (name_prefix or "data") + ".settings.healthchecks.pipelock.test must contain at least 2 items")
+                                                for data__settings__healthchecks__pipelock__test_x, data__settings__healthchecks__pipelock__test_item in enumerate(data__settings__healthchecks__pipelock__test):
+                                                    if not isinstance(data__settings__healthchecks__pipelock__test_item, (str)):
+                                                        raise JsonSchemaValueException("" + (name_prefix or "data") + f".settings.healthchecks.pipelock.test[{data__settings__healthchecks__pipelock__test_x}]" + " must be string")
+                                                    if isinstance(data__settings__healthchecks__pipelock__test_item, str):
+                                                        data__settings__healthchecks__pipelock__test_item_len = len(data__settings__healthchecks__pipelock__test_item)
+                                                        if data__settings__healthchecks__pipelock__test_item_len > 4096:
+                                                            raise JsonSchemaValueException("" + (name_prefix or "data") + f".settings.healthchecks.pipelock.test[{data__settings__healthchecks__pipelock__test_x}]" + " must be shorter than or equal to 4096 characters")
+                                        if "interval" in data__settings__healthchecks__pipelock_keys:
+                                            data__settings__healthchecks__pipelock_keys.remove("interval")
+                                            data__settings__healthchecks__pipelock__interval = data__settings__healthchecks__pipelock["interval"]
+                                            if not isinstance(data__settings__healthchecks__pipelock__interval, (str)):
+                                                raise JsonSchemaValueException("" + (name_prefix or "data") + ".settings.healthchecks.pipelock.interval must be string")
+                                            if isinstance(data__settings__healthchecks__pipelock__interval, str):
+                                                if not REGEX_PATTERNS['^[0-9]+(ms|s|m|h)$'].search(data__settings__healthchecks__pipelock__interval):
+                                                    raise JsonSchemaValueException("" + (name_prefix or "data") + ".settings.healthchecks.pipelock.interval must match pattern ^[0-9]+(ms|s|m|h)$")
+                                        if "timeout" in data__settings__healthchecks__pipelock_keys:
+                                            data__settings__healthchecks__pipelock_keys.remove("timeout")
+                                            data__settings__healthchecks__pipelock__timeout = data__settings__healthchecks__pipelock["timeout"]
+                                            if not isinstance(data__settings__healthchecks__pipelock__timeout, (str)):
+                                                raise JsonSchemaValueException("" + (name_prefix or "data") + ".settings.healthchecks.pipelock.timeout must be string")
+                                            if isinstance(data__settings__healthchecks__pipelock__timeout, str):
+                                                if not REGEX_PATTERNS['^[0-9]+(ms|s|m|h)$'].search(data__settings__healthchecks__pipelock__timeout):
+                                                    raise JsonSchemaValueException("" + (name_prefix or "data") + ".settings.healthchecks.pipelock.timeout must match pattern ^[0-9]+(ms|s|m|h)$")
+                                        if "retries" in data__settings__healthchecks__pipelock_keys:
+                                            data__settings__healthchecks__pipelock_keys.remove("retries")
+                                            data__settings__healthchecks__pipelock__retries = data__settings__healthchecks__pipelock["retries"]
+                                            if not isinstance(data__settings__healthchecks__pipelock__retries, (int)) and not (isinstance(data__settings__healthchecks__pipelock__retries, float) and data__settings__healthchecks__pipelock__retries.is_integer()) or isinstance(data__settings__healthchecks__pipelock__retries, bool):
+                                                raise JsonSchemaValueException("" + (name_prefix or "data") + ".settings.healthchecks.pipelock.retries must be integer")
+                                            if isinstance(data__settings__healthchecks__pipelock__retries, (int, float, Decimal)) and not isinstance(data__settings__healthchecks__pipelock__retries, bool):
+                                                if data__settings__healthchecks__pipelock__retries < 1:
+                                                    raise JsonSchemaValueException("" + (name_prefix or "data") + ".settings.healthchecks.pipelock.retries must be bigger than or equal to 1")
+                                                if data__settings__healthchecks__pipelock__retries > 100:
+                                                    raise JsonSchemaValueException("" + (name_prefix or "data") + ".settings.healthchecks.pipelock.retries must be smaller than or equal to 100")
+                                        if "start_period" in data__settings__healthchecks__pipelock_keys:
+                                            data__settings__healthchecks__pipelock_keys.remove("start_period")
+                                            data__settings__healthchecks__pipelock__startperiod = data__settings__healthchecks__pipelock["start_period"]
+                                            if not isinstance(data__settings__healthchecks__pipelock__startperiod, (str)):
+                                                raise JsonSchemaValueException("" + (name_prefix or "data") + ".settings.healthchecks.pipelock.start_period must be string")
+                                            if isinstance(data__settings__healthchecks__pipelock__startperiod, str):
+                                                if not REGEX_PATTERNS['^[0-9]+(ms|s|m|h)$'].search(data__settings__healthchecks__pipelock__startperiod):
+                                                    raise JsonSchemaValueException("" + (name_prefix or "data") + ".settings.healthchecks.pipelock.start_period must match pattern ^[0-9]+(ms|s|m|h)$")
+                                        if data__settings__healthchecks__pipelock_keys:
+                                            raise JsonSchemaValueException("" + (name_prefix or "data") + ".settings.healthchecks.pipelock must not contain "+str(data__settings__healthchecks__pipelock_keys)+" properties")
+                                    data__settings__healthchecks__pipelock_one_of_count4 += 1
+                                except (JsonSchemaValueException, JsonSchemaValuesException): pass
+                            if data__settings__healthchecks__pipelock_one_of_count4 != 1:
+                                raise JsonSchemaValueException("" + (name_prefix or "data") + ".settings.healthchecks.pipelock must be valid exactly by one definition")
+                        if "git-gate" in data__settings__healthchecks_keys:
+                            data__settings__healthchecks_keys.remove("git-gate")
+                            data__settings__healthchecks__gitgate = data__settings__healthchecks["git-gate"]
+                            data__settings__healthchecks__gitgate_one_of_count5 = 0
+                            if data__settings__healthchecks__gitgate_one_of_count5 < 2:
+                                try:
+                                    if not isinstance(data__settings__healthchecks__gitgate, (NoneType)):
+                                        raise JsonSchemaValueException("" + (name_prefix or "data") + ".settings.healthchecks.git-gate must be null")
+                                    data__settings__healthchecks__gitgate_one_of_count5 += 1
+                                except (JsonSchemaValueException, JsonSchemaValuesException): pass
+                            if data__settings__healthchecks__gitgate_one_of_count5 < 2:
+                                try:
+                                    if not isinstance(data__settings__healthchecks__gitgate, (dict)):
+                                        raise JsonSchemaValueException("" + (name_prefix or "data") + ".settings.healthchecks.git-gate must be object")
+                                    data__settings__healthchecks__gitgate_is_dict = isinstance(data__settings__healthchecks__gitgate, dict)
+                                    if data__settings__healthchecks__gitgate_is_dict:
+                                        data__settings__healthchecks__gitgate__missing_keys = set(['test']) - data__settings__healthchecks__gitgate.keys()
+                                        if data__settings__healthchecks__gitgate__missing_keys:
+                                            raise JsonSchemaValueException("" + (name_prefix or "data") + ".settings.healthchecks.git-gate must contain ")
+                                        data__settings__healthchecks__gitgate_keys = set(data__settings__healthchecks__gitgate.keys())
+                                        if "test" in data__settings__healthchecks__gitgate_keys:
+                                            data__settings__healthchecks__gitgate_keys.remove("test")
+                                            data__settings__healthchecks__gitgate__test = data__settings__healthchecks__gitgate["test"]
+                                            if not isinstance(data__settings__healthchecks__gitgate__test, (list, tuple)):
+                                                raise JsonSchemaValueException("" + (name_prefix or "data") + ".settings.healthchecks.git-gate.test must be array")
+                                            data__settings__healthchecks__gitgate__test_is_list = isinstance(data__settings__healthchecks__gitgate__test, (list, tuple))
+                                            if data__settings__healthchecks__gitgate__test_is_list:
+                                                data__settings__healthchecks__gitgate__test_len = len(data__settings__healthchecks__gitgate__test)
+                                                if data__settings__healthchecks__gitgate__test_len < 2:
+                                                    raise JsonSchemaValueException("" + (name_prefix or "data") + ".settings.healthchecks.git-gate.test must contain at least 2 items")
+                                                for data__settings__healthchecks__gitgate__test_x, data__settings__healthchecks__gitgate__test_item in enumerate(data__settings__healthchecks__gitgate__test):
+                                                    if not isinstance(data__settings__healthchecks__gitgate__test_item, (str)):
+                                                        raise JsonSchemaValueException("" + (name_prefix or "data") + f".settings.healthchecks.git-gate.test[{data__settings__healthchecks__gitgate__test_x}]" + " must be string")
+                                                    if isinstance(data__settings__healthchecks__gitgate__test_item, str):
+                                                        data__settings__healthchecks__gitgate__test_item_len = len(data__settings__healthchecks__gitgate__test_item)
+                                                        if data__settings__healthchecks__gitgate__test_item_len > 4096:
+                                                            raise JsonSchemaValueException("" + (name_prefix or "data") + f".settings.healthchecks.git-gate.test[{data__settings__healthchecks__gitgate__test_x}]" + " must be shorter than or equal to 4096 characters")
+                                        if "interval" in data__settings__healthchecks__gitgate_keys:
+                                            data__settings__healthchecks__gitgate_keys.remove("interval")
+                                            data__settings__healthchecks__gitgate__interval = data__settings__healthchecks__gitgate["interval"]
+                                            if not isinstance(data__settings__healthchecks__gitgate__interval, (str)):
+                                                raise JsonSchemaValueException("" + (name_prefix or "data") + ".settings.healthchecks.git-gate.interval must be string")
+                                            if isinstance(data__settings__healthchecks__gitgate__interval, str):
+                                                if not REGEX_PATTERNS['^[0-9]+(ms|s|m|h)$'].search(data__settings__healthchecks__gitgate__interval):
+                                                    raise JsonSchemaValueException("" + (name_prefix or "data") + ".settings.healthchecks.git-gate.interval must match pattern ^[0-9]+(ms|s|m|h)$")
+                                        if "timeout" in data__settings__healthchecks__gitgate_keys:
+                                            data__settings__healthchecks__gitgate_keys.remove("timeout")
+                                            data__settings__healthchecks__gitgate__timeout = data__settings__healthchecks__gitgate["timeout"]
+                                            if not isinstance(data__settings__healthchecks__gitgate__timeout, (str)):
+                                                raise JsonSchemaValueException("" + (name_prefix or "data") + ".settings.healthchecks.git-gate.timeout must be string")
+                                            if isinstance(data__settings__healthchecks__gitgate__timeout, str):
+                                                if not REGEX_PATTERNS['^[0-9]+(ms|s|m|h)$'].search(data__settings__healthchecks__gitgate__timeout):
+                                                    raise JsonSchemaValueException("" + (name_prefix or "data") + ".settings.healthchecks.git-gate.timeout must match pattern ^[0-9]+(ms|s|m|h)$")
+                                        if "retries" in data__settings__healthchecks__gitgate_keys:
+                                            data__settings__healthchecks__gitgate_keys.remove("retries")
+                                            data__settings__healthchecks__gitgate__retries = data__settings__healthchecks__gitgate["retries"]
+                                            if not isinstance(data__settings__healthchecks__gitgate__retries, (int)) and not (isinstance(data__settings__healthchecks__gitgate__retries, float) and data__settings__healthchecks__gitgate__retries.is_integer()) or isinstance(data__settings__healthchecks__gitgate__retries, bool):
+                                                raise JsonSchemaValueException("" + (name_prefix or "data") + ".settings.healthchecks.git-gate.retries must be integer")
+                                            if isinstance(data__settings__healthchecks__gitgate__retries, (int, float, Decimal)) and not isinstance(data__settings__healthchecks__gitgate__retries, bool):
+                                                if data__settings__healthchecks__gitgate__retries < 1:
+                                                    raise JsonSchemaValueException("" + (name_prefix or "data") + ".settings.healthchecks.git-gate.retries must be bigger than or equal to 1")
+                                                if data__settings__healthchecks__gitgate__retries > 100:
+                                                    raise JsonSchemaValueException("" + (name_prefix or "data") + ".settings.healthchecks.git-gate.retries must be smaller than or equal to 100")
+                                        if "start_period" in data__settings__healthchecks__gitgate_keys:
+                                            data__settings__healthchecks__gitgate_keys.remove("start_period")
+                                            data__settings__healthchecks__gitgate__startperiod = data__settings__healthchecks__gitgate["start_period"]
+                                            if not isinstance(data__settings__healthchecks__gitgate__startperiod, (str)):
+                                                raise JsonSchemaValueException("" + (name_prefix or "data") + ".settings.healthchecks.git-gate.start_period must be string")
+                                            if isinstance(data__settings__healthchecks__gitgate__startperiod, str):
+                                                if not REGEX_PATTERNS['^[0-9]+(ms|s|m|h)$'].search(data__settings__healthchecks__gitgate__startperiod):
+                                                    raise JsonSchemaValueException("" + (name_prefix or "data") + ".settings.healthchecks.git-gate.start_period must match pattern ^[0-9]+(ms|s|m|h)$")
+                                        if data__settings__healthchecks__gitgate_keys:
+                                            raise JsonSchemaValueException("" + (name_prefix or "data") + ".settings.healthchecks.git-gate must not contain "+str(data__settings__healthchecks__gitgate_keys)+" properties")
+                                    data__settings__healthchecks__gitgate_one_of_count5 += 1
+                                except (JsonSchemaValueException, JsonSchemaValuesException): pass
+                            if data__settings__healthchecks__gitgate_one_of_count5 != 1:
+                                raise JsonSchemaValueException("" + (name_prefix or "data") + ".settings.healthchecks.git-gate must be valid exactly by one definition")
+                        if "egress" in data__settings__healthchecks_keys:
+                            data__settings__healthchecks_keys.remove("egress")
+                            data__settings__healthchecks__egress = data__settings__healthchecks["egress"]
+                            data__settings__healthchecks__egress_one_of_count6 = 0
+                            if data__settings__healthchecks__egress_one_of_count6 < 2:
+                                try:
+                                    if not isinstance(data__settings__healthchecks__egress, (NoneType)):
+                                        raise JsonSchemaValueException("" + (name_prefix or "data") + ".settings.healthchecks.egress must be null")
+                                    data__settings__healthchecks__egress_one_of_count6 += 1
+                                except (JsonSchemaValueException, JsonSchemaValuesException): pass
+                            if data__settings__healthchecks__egress_one_of_count6 < 2:
+                                try:
+                                    if not isinstance(data__settings__healthchecks__egress, (dict)):
+                                        raise JsonSchemaValueException("" + (name_prefix or "data") + ".settings.healthchecks.egress must be object")
+                                    data__settings__healthchecks__egress_is_dict = isinstance(data__settings__healthchecks__egress, dict)
+                                    if data__settings__healthchecks__egress_is_dict:
+                                        data__settings__healthchecks__egress__missing_keys = set(['test']) - data__settings__healthchecks__egress.keys()
+                                        if data__settings__healthchecks__egress__missing_keys:
+                                            raise JsonSchemaValueException("" + (name_prefix or "data") + ".settings.healthchecks.egress must contain ")
+                                        data__settings__healthchecks__egress_keys = set(data__settings__healthchecks__egress.keys())
+                                        if "test" in data__settings__healthchecks__egress_keys:
+                                            data__settings__healthchecks__egress_keys.remove("test")
+                                            data__settings__healthchecks__egress__test = data__settings__healthchecks__egress["test"]
+                                            if not isinstance(data__settings__healthchecks__egress__test, (list, tuple)):
+                                                raise JsonSchemaValueException("" + (name_prefix or "data") + ".settings.healthchecks.egress.test must be array")
+                                            data__settings__healthchecks__egress__test_is_list = isinstance(data__settings__healthchecks__egress__test, (list, tuple))
+                                            if data__settings__healthchecks__egress__test_is_list:
+                                                data__settings__healthchecks__egress__test_len = len(data__settings__healthchecks__egress__test)
+                                                if data__settings__healthchecks__egress__test_len < 2:
+                                                    raise JsonSchemaValueException("" + (name_prefix or "data") + ".settings.healthchecks.egress.test must contain at least 2 items")
+                                                for data__settings__healthchecks__egress__test_x, data__settings__healthchecks__egress__test_item in enumerate(data__settings__healthchecks__egress__test):
+                                                    if not isinstance(data__settings__healthchecks__egress__test_item, (str)):
+                                                        raise JsonSchemaValueException("" + (name_prefix or "data") + f".settings.healthchecks.egress.test[{data__settings__healthchecks__egress__test_x}]" + " must be string")
+                                                    if isinstance(data__settings__healthchecks__egress__test_item, str):
+                                                        data__settings__healthchecks__egress__test_item_len = len(data__settings__healthchecks__egress__test_item)
+                                                        if data__settings__healthchecks__egress__test_item_len > 4096:
+                                                            raise JsonSchemaValueException("" + (name_prefix or "data") + f".settings.healthchecks.egress.test[{data__settings__healthchecks__egress__test_x}]" + " must be shorter than or equal to 4096 characters")
+                                        if "interval" in data__settings__healthchecks__egress_keys:
+                                            data__settings__healthchecks__egress_keys.remove("interval")
+                                            data__settings__healthchecks__egress__interval = data__settings__healthchecks__egress["interval"]
+                                            if not isinstance(data__settings__healthchecks__egress__interval, (str)):
+                                                raise JsonSchemaValueException("" + (name_prefix or "data") + ".settings.healthchecks.egress.interval must be string")
+                                            if isinstance(data__settings__healthchecks__egress__interval, str):
+                                                if not REGEX_PATTERNS['^[0-9]+(ms|s|m|h)$'].search(data__settings__healthchecks__egress__interval):
+                                                    raise JsonSchemaValueException("" + (name_prefix or "data") + ".settings.healthchecks.egress.interval must match pattern ^[0-9]+(ms|s|m|h)$")
+                                        if "timeout" in data__settings__healthchecks__egress_keys:
+                                            data__settings__healthchecks__egress_keys.remove("timeout")
+                                            data__settings__healthchecks__egress__timeout = data__settings__healthchecks__egress["timeout"]
+                                            if not isinstance(data__settings__healthchecks__egress__timeout, (str)):
+                                                raise JsonSchemaValueException("" + (name_prefix or "data") + ".settings.healthchecks.egress.timeout must be string")
+                                            if isinstance(data__settings__healthchecks__egress__timeout, str):
+                                                if not REGEX_PATTERNS['^[0-9]+(ms|s|m|h)$'].search(data__settings__healthchecks__egress__timeout):
+                                                    raise JsonSchemaValueException("" + (name_prefix or "data") + ".settings.healthchecks.egress.timeout must match pattern ^[0-9]+(ms|s|m|h)$")
+                                        if "retries" in data__settings__healthchecks__egress_keys:
+                                            data__settings__healthchecks__egress_keys.remove("retries")
+                                            data__settings__healthchecks__egress__retries = data__settings__healthchecks__egress["retries"]
+                                            if not isinstance(data__settings__healthchecks__egress__retries, (int)) and not (isinstance(data__settings__healthchecks__egress__retries, float) and data__settings__healthchecks__egress__retries.is_integer()) or isinstance(data__settings__healthchecks__egress__retries, bool):
+                                                raise JsonSchemaValueException("" + (name_prefix or "data") + ".settings.healthchecks.egress.retries must be integer")
+                                            if isinstance(data__settings__healthchecks__egress__retries, (int, float, Decimal)) and not isinstance(data__settings__healthchecks__egress__retries, bool):
+                                                if data__settings__healthchecks__egress__retries < 1:
+                                                    raise JsonSchemaValueException("" + (name_prefix or "data") + ".settings.healthchecks.egress.retries must be bigger than or equal to 1")
+                                                if data__settings__healthchecks__egress__retries > 100:
+                                                    raise JsonSchemaValueException("" + (name_prefix or "data") + ".settings.healthchecks.egress.retries must be smaller than or equal to 100")
+                                        if "start_period" in data__settings__healthchecks__egress_keys:
+                                            data__settings__healthchecks__egress_keys.remove("start_period")
+                                            data__settings__healthchecks__egress__startperiod = data__settings__healthchecks__egress["start_period"]
+                                            if not isinstance(data__settings__healthchecks__egress__startperiod, (str)):
+                                                raise JsonSchemaValueException("" + (name_prefix or "data") + ".settings.healthchecks.egress.start_period must be string")
+                                            if isinstance(data__settings__healthchecks__egress__startperiod, str):
+                                                if not REGEX_PATTERNS['^[0-9]+(ms|s|m|h)$'].search(data__settings__healthchecks__egress__startperiod):
+                                                    raise JsonSchemaValueException("" + (name_prefix or "data") + ".settings.healthchecks.egress.start_period must match pattern ^[0-9]+(ms|s|m|h)$")
+                                        if data__settings__healthchecks__egress_keys:
+                                            raise JsonSchemaValueException("" + (name_prefix or "data") + ".settings.healthchecks.egress must not contain "+str(data__settings__healthchecks__egress_keys)+" properties")
+                                    data__settings__healthchecks__egress_one_of_count6 += 1
+                                except (JsonSchemaValueException, JsonSchemaValuesException): pass
+                            if data__settings__healthchecks__egress_one_of_count6 != 1:
+                                raise JsonSchemaValueException("" + (name_prefix or "data") + ".settings.healthchecks.egress must be valid exactly by one definition")
+                        if "supervise" in data__settings__healthchecks_keys:
+                            data__settings__healthchecks_keys.remove("supervise")
+                            data__settings__healthchecks__supervise = data__settings__healthchecks["supervise"]
+                            data__settings__healthchecks__supervise_one_of_count7 = 0
+                            if data__settings__healthchecks__supervise_one_of_count7 < 2:
+                                try:
+                                    if not isinstance(data__settings__healthchecks__supervise, (NoneType)):
+                                        raise JsonSchemaValueException("" + (name_prefix or "data") + ".settings.healthchecks.supervise must be null")
+                                    data__settings__healthchecks__supervise_one_of_count7 += 1
+                                except (JsonSchemaValueException, JsonSchemaValuesException): pass
+                            if data__settings__healthchecks__supervise_one_of_count7 < 2:
+                                try:
+                                    if not isinstance(data__settings__healthchecks__supervise, (dict)):
+                                        raise JsonSchemaValueException("" + (name_prefix or "data") + ".settings.healthchecks.supervise must be object")
+                                    data__settings__healthchecks__supervise_is_dict = isinstance(data__settings__healthchecks__supervise, dict)
+                                    if data__settings__healthchecks__supervise_is_dict:
+                                        data__settings__healthchecks__supervise__missing_keys = set(['test']) - data__settings__healthchecks__supervise.keys()
+                                        if data__settings__healthchecks__supervise__missing_keys:
+                                            raise JsonSchemaValueException("" + (name_prefix or "data") + ".settings.healthchecks.supervise must contain ")
+                                        data__settings__healthchecks__supervise_keys = set(data__settings__healthchecks__supervise.keys())
+                                        if "test" in data__settings__healthchecks__supervise_keys:
+                                            data__settings__healthchecks__supervise_keys.remove("test")
+                                            data__settings__healthchecks__supervise__test = data__settings__healthchecks__supervise["test"]
+                                            if not isinstance(data__settings__healthchecks__supervise__test, (list, tuple)):
+                                                raise JsonSchemaValueException("" + (name_prefix or "data") + ".settings.healthchecks.supervise.test must be array")
+                                            data__settings__healthchecks__supervise__test_is_list = isinstance(data__settings__healthchecks__supervise__test, (list, tuple))
+                                            if data__settings__healthchecks__supervise__test_is_list:
+                                                data__settings__healthchecks__supervise__test_len = len(data__settings__healthchecks__supervise__test)
+                                                if data__settings__healthchecks__supervise__test_len < 2:
+                                                    raise JsonSchemaValueException("" + (name_prefix or "data") + ".settings.healthchecks.supervise.test must contain at least 2 items")
+                                                for data__settings__healthchecks__supervise__test_x, data__settings__healthchecks__supervise__test_item in enumerate(data__settings__healthchecks__supervise__test):
+                                                    if not isinstance(data__settings__healthchecks__supervise__test_item, (str)):
+                                                        raise JsonSchemaValueException("" + (name_prefix or "data") + f".settings.healthchecks.supervise.test[{data__settings__healthchecks__supervise__test_x}]" + " must be string")
+                                                    if isinstance(data__settings__healthchecks__supervise__test_item, str):
+                                                        data__settings__healthchecks__supervise__test_item_len = len(data__settings__healthchecks__supervise__test_item)
+                                                        if data__settings__healthchecks__supervise__test_item_len > 4096:
+                                                            raise JsonSchemaValueException("" + (name_prefix or "data") + f".settings.healthchecks.supervise.test[{data__settings__healthchecks__supervise__test_x}]" + " must be shorter than or equal to 4096 characters")
+                                        if "interval" in data__settings__healthchecks__supervise_keys:
+                                            data__settings__healthchecks__supervise_keys.remove("interval")
+                                            data__settings__healthchecks__supervise__interval = data__settings__healthchecks__supervise["interval"]
+                                            if not isinstance(data__settings__healthchecks__supervise__interval, (str)):
+                                                raise JsonSchemaValueException("" + (name_prefix or "data") + ".settings.healthchecks.supervise.interval must be string")
+                                            if isinstance(data__settings__healthchecks__supervise__interval, str):
+                                                if not REGEX_PATTERNS['^[0-9]+(ms|s|m|h)$'].search(data__settings__healthchecks__supervise__interval):
+                                                    raise JsonSchemaValueException("" + (name_prefix or "data") + ".settings.healthchecks.supervise.interval must match pattern ^[0-9]+(ms|s|m|h)$")
+                                        if "timeout" in data__settings__healthchecks__supervise_keys:
+                                            data__settings__healthchecks__supervise_keys.remove("timeout")
+                                            data__settings__healthchecks__supervise__timeout = data__settings__healthchecks__supervise["timeout"]
+                                            if not isinstance(data__settings__healthchecks__supervise__timeout, (str)):
+                                                raise JsonSchemaValueException("" + (name_prefix or "data") + ".settings.healthchecks.supervise.timeout must be string")
+                                            if isinstance(data__settings__healthchecks__supervise__timeout, str):
+                                                if not REGEX_PATTERNS['^[0-9]+(ms|s|m|h)$'].search(data__settings__healthchecks__supervise__timeout):
+                                                    raise JsonSchemaValueException("" + (name_prefix or "data") + ".settings.healthchecks.supervise.timeout must match pattern ^[0-9]+(ms|s|m|h)$")
+                                        if "retries" in data__settings__healthchecks__supervise_keys:
+                                            data__settings__healthchecks__supervise_keys.remove("retries")
+                                            data__settings__healthchecks__supervise__retries = data__settings__healthchecks__supervise["retries"]
+                                            if not isinstance(data__settings__healthchecks__supervise__retries, (int)) and not (isinstance(data__settings__healthchecks__supervise__retries, float) and data__settings__healthchecks__supervise__retries.is_integer()) or isinstance(data__settings__healthchecks__supervise__retries, bool):
+                                                raise JsonSchemaValueException("" + (name_prefix or "data") + ".settings.healthchecks.supervise.retries must be integer")
+                                            if isinstance(data__settings__healthchecks__supervise__retries, (int, float, Decimal)) and not isinstance(data__settings__healthchecks__supervise__retries, bool):
+                                                if data__settings__healthchecks__supervise__retries < 1:
+                                                    raise JsonSchemaValueException("" + (name_prefix or "data") + ".settings.healthchecks.supervise.retries must be bigger than or equal to 1")
+                                                if data__settings__healthchecks__supervise__retries > 100:
+                                                    raise JsonSchemaValueException("" + (name_prefix or "data") + ".settings.healthchecks.supervise.retries must be smaller than or equal to 100")
+                                        if "start_period" in data__settings__healthchecks__supervise_keys:
+                                            data__settings__healthchecks__supervise_keys.remove("start_period")
+                                            data__settings__healthchecks__supervise__startperiod = data__settings__healthchecks__supervise["start_period"]
+                                            if not isinstance(data__settings__healthchecks__supervise__startperiod, (str)):
+                                                raise JsonSchemaValueException("" + (name_prefix or "data") + ".settings.healthchecks.supervise.start_period must be string")
+                                            if isinstance(data__settings__healthchecks__supervise__startperiod, str):
+                                                if not REGEX_PATTERNS['^[0-9]+(ms|s|m|h)$'].search(data__settings__healthchecks__supervise__startperiod):
+                                                    raise JsonSchemaValueException("" + (name_prefix or "data") + ".settings.healthchecks.supervise.start_period must match pattern ^[0-9]+(ms|s|m|h)$")
+                                        if data__settings__healthchecks__supervise_keys:
+                                            raise JsonSchemaValueException("" + (name_prefix or "data") + ".settings.healthchecks.supervise must not contain "+str(data__settings__healthchecks__supervise_keys)+" properties")
+                                    data__settings__healthchecks__supervise_one_of_count7 += 1
+                                except (JsonSchemaValueException, JsonSchemaValuesException): pass
+                            if data__settings__healthchecks__supervise_one_of_count7 != 1:
+                                raise JsonSchemaValueException("" + (name_prefix or "data") + ".settings.healthchecks.supervise must be valid exactly by one definition")
+                        if data__settings__healthchecks_keys:
+                            raise JsonSchemaValueException("" + (name_prefix or "data") + ".settings.healthchecks must not contain "+str(data__settings__healthchecks_keys)+" properties")
                 if data__settings_keys:
                     raise JsonSchemaValueException("" + (name_prefix or "data") + ".settings must not contain "+str(data__settings_keys)+" properties")
         if data_keys:
