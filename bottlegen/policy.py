@@ -62,6 +62,7 @@ class Facts(NamedTuple):
     gateways: frozenset[str]
     roles: dict[str, str]  # network key -> role
     hardening: dict[str, Any] | None  # with `hardening: strict`, settings.hardening; else None
+    seal_host: bool  # the plan's seal_host
 
     def where(self, *path: Any) -> str:
         return self.merged.where(path)
@@ -335,6 +336,13 @@ def hardening(f: Facts) -> Iterator[str | Problem]:
         yield f"{f.where('services', f.agent)}: hardening is strict, but the agent runs without an init (`init: true`)"
 
 
+def sealed_host(f: Facts) -> Iterator[str | Problem]:
+    """With the plan's `seal_host: true`, the document says so, for `up` to seal the host."""
+    marker = f.merged.document.get(ROLE_KEY)
+    if f.seal_host and not (isinstance(marker, dict) and marker.get("seal_host") is True):
+        yield f"{f.where(ROLE_KEY)}: the plan asks for seal_host, but the document lacks `{ROLE_KEY}: {{seal_host: true}}`"
+
+
 RULES: dict[str, RuleFunction] = {
     "document-name": document_name,
     "no-includes": no_includes,
@@ -349,6 +357,7 @@ RULES: dict[str, RuleFunction] = {
     "env-override": env_override,
     "dns-names": dns_names,
     "hardening": hardening,
+    "sealed-host": sealed_host,
 }
 RELAXABLE = (
     "agent-networks",
@@ -401,7 +410,13 @@ def enforce(
     }
     strict = context["plan"].get("hardening") == "strict"
     facts = Facts(
-        merged, services, agent, gateway_services, roles, context["settings"]["hardening"] if strict else None
+        merged,
+        services,
+        agent,
+        gateway_services,
+        roles,
+        context["settings"]["hardening"] if strict else None,
+        context["plan"].get("seal_host") is True,
     )
     problems = [
         Problem(p) if isinstance(p, str) else p

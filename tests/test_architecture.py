@@ -42,6 +42,7 @@ LAYERS = [
     "engine.docker",
     "engine.state",
     "engine.networks",
+    "engine.firewall",
     "engine.lifecycle",
     # the command and the public API
     "cli",

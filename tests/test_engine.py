@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import secrets
+import shlex
 import shutil
 import signal
 import socket
@@ -813,6 +814,103 @@ def test_up_waits_for_healthchecks_and_names_an_unhealthy_service(make_bottle, h
         assert proc.returncode == 9, proc.stderr
         assert "service supervise is running, unhealthy" in proc.stderr
         assert remaining(bottle) == ([], [])
+
+
+def host_addresses(bottle: Bottle) -> list[str]:
+    """The host's addresses on bridges: each bottle network's gateway, and docker0's."""
+    gateways = [
+        json.loads(docker("network", "inspect", n).stdout)[0]["IPAM"]["Config"][0]["Gateway"] for n in bottle.networks
+    ]
+    bridge = json.loads(docker("network", "inspect", "bridge").stdout)[0]["IPAM"]["Config"][0]["Gateway"]
+    return [*gateways, bridge]
+
+
+def reachable_from_the_agent(bottle: Bottle, addresses: list[str]) -> dict[str, bool]:
+    """Which of the host's addresses a listener of the test (on all of them) answers the agent on."""
+    server = socket.create_server(("0.0.0.0", 0))
+    port = server.getsockname()[1]
+    server.settimeout(0.5)
+    stop = threading.Event()
+
+    def serve() -> None:
+        while not stop.is_set():
+            try:
+                conn, _ = server.accept()
+                conn.sendall(b"host listener\n")
+                conn.close()
+            except OSError:
+                continue
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    try:
+        return {
+            address: bottle.exec("agent", f"nc -w 2 {address} {port} </dev/null").stdout == "host listener\n"
+            for address in addresses
+        }
+    finally:
+        stop.set()
+        thread.join()
+        server.close()
+
+
+def seal_rules(project: str) -> list[str]:
+    return [line for line in docker_free_iptables() if f"bottlegen:{project}" in line]
+
+
+def docker_free_iptables() -> list[str]:
+    return subprocess.run(["iptables", "-S", "INPUT"], capture_output=True, text=True, check=True).stdout.splitlines()
+
+
+@pytest.fixture
+def sealed_cleanup():
+    """Every seal rule a test's bottles leave, removed, also when the test fails."""
+    projects: list[str] = []
+    yield projects
+    for project in projects:
+        for line in seal_rules(project):
+            subprocess.run(["iptables", "-D", *shlex.split(line)[1:]], check=False)
+
+
+def test_a_sealed_host_is_unreachable_from_the_agent_and_down_removes_the_seal(make_bottle, sealed_cleanup):
+    bottle = make_bottle()
+    sealed_cleanup.append(bottle.project)
+    plan = json.loads(bottle.plan.read_text())
+    plan["seal_host"] = True
+    bottle.plan.write_text(json.dumps(plan))
+    proc = bottle.cli("up", str(bottle.plan), "--state-dir", str(bottle.state))
+    assert proc.returncode == 0, proc.stderr
+    [rule] = seal_rules(bottle.project)
+    internal = json.loads(docker("network", "inspect", bottle.networks[0]).stdout)[0]["Id"][:12]
+    assert f"-i br-{internal} " in rule and rule.endswith("-j DROP")
+    seen = reachable_from_the_agent(bottle, host_addresses(bottle))
+    assert not any(seen.values()), seen  # no address of the host answers
+    assert bottle.exec("agent", "nc -w 2 egress 8080 </dev/null").returncode == 0  # the sidecars still do
+    again = bottle.cli("up", str(bottle.plan), "--state-dir", str(bottle.state))  # idempotent
+    assert again.returncode == 0 and len(seal_rules(bottle.project)) == 1, again.stderr
+    assert bottle.cli("down", "--state-dir", str(bottle.state)).returncode == 0
+    assert seal_rules(bottle.project) == [] and remaining(bottle) == ([], [])
+
+
+def test_a_failed_sealed_up_leaves_no_seal(make_bottle, sealed_cleanup):
+    bottle = make_bottle()
+    sealed_cleanup.append(bottle.project)
+    plan = json.loads(bottle.plan.read_text())
+    plan["seal_host"] = True
+    plan["settings"]["paths"] = {"pipelock_ca_key": "/bin"}  # docker refuses to start this pipelock
+    bottle.plan.write_text(json.dumps(plan))
+    proc = bottle.cli("up", str(bottle.plan), "--state-dir", str(bottle.state))
+    assert proc.returncode == 9, proc.stderr
+    assert seal_rules(bottle.project) == [] and remaining(bottle) == ([], [])
+
+
+def test_unsealed_the_host_answers_the_agent(make_bottle):
+    """Measured: the reason seal_host exists (README's security notes)."""
+    bottle = make_bottle()
+    assert bottle.cli("up", str(bottle.plan), "--state-dir", str(bottle.state)).returncode == 0
+    seen = reachable_from_the_agent(bottle, host_addresses(bottle))
+    assert all(seen.values()), seen
+    assert seal_rules(bottle.project) == []
 
 
 def test_no_docker_cli_is_a_clear_error(make_bottle, tmp_path):

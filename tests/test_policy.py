@@ -413,3 +413,26 @@ def test_the_agent_gets_no_capability_even_from_the_plan(tmp_path):
     plan = full_plan(hardening="strict", settings={"hardening": {"agent": {"cap_add": ["NET_RAW"]}}})
     with pytest.raises(PlanError, match=r"plan\.yml::\$\.settings\.hardening\.agent: unknown key \"cap_add\""):
         render(tmp_path, plan)
+
+
+def test_a_document_that_drops_the_seal_is_refused(tmp_path):
+    edits = {"document_yaml_j2": ("x-bottlegen:\n  seal_host: true\n", "")}
+    with pytest.raises(DocumentError, match=r"the plan asks for seal_host, but the document lacks"):
+        render(tmp_path, full_plan(seal_host=True), **edits)
+    doc = parse_yaml(render(tmp_path / "packaged", full_plan(seal_host=True)).text)
+    assert doc["x-bottlegen"] == {"seal_host": True}
+    assert "x-bottlegen" not in parse_yaml(render(tmp_path / "plain", full_plan()).text)
+
+
+def test_sealing_needs_root_and_iptables(monkeypatch, tmp_path):
+    from bottlegen import EngineError
+    from bottlegen.engine import firewall
+
+    monkeypatch.setattr(firewall.os, "geteuid", lambda: 1000)
+    with pytest.raises(EngineError, match=r"seal_host: true needs root .*nothing was started") as caught:
+        firewall.require()
+    assert caught.value.exit_code == 8
+    monkeypatch.setattr(firewall.os, "geteuid", lambda: 0)
+    monkeypatch.setenv("PATH", str(tmp_path))
+    with pytest.raises(EngineError, match=r"needs iptables on PATH"):
+        firewall.require()

@@ -3,7 +3,7 @@
 #     python tools/compile_schemas.py
 # flake8: noqa
 # fmt: off
-SCHEMA_SHA256 = "b4e2b93d28c09fce80e1c69a8fb7c3b8045ae541558d29ee3450d1104ece9027"
+SCHEMA_SHA256 = "6f3cd6bd587670de4be3aec18bae294838fb7119c9db390ac48f385f27a3383a"
 VERSION = "2.22.3"
 import re
 from . import Decimal, JsonSchemaValueException, JsonSchemaValuesException
@@ -92,6 +92,11 @@ def validate_https___bottlegen_invalid_schema_plan_schema_json(data, custom_form
             data__hardening = data["hardening"]
             if not (isinstance(data__hardening, str) and data__hardening == 'none' or isinstance(data__hardening, str) and data__hardening == 'strict'):
                 raise JsonSchemaValueException("" + (name_prefix or "data") + ".hardening must be one of ['none', 'strict']")
+        if "seal_host" in data_keys:
+            data_keys.remove("seal_host")
+            data__sealhost = data["seal_host"]
+            if not isinstance(data__sealhost, (bool)):
+                raise JsonSchemaValueException("" + (name_prefix or "data") + ".seal_host must be boolean")
         if "env_file" in data_keys:
             data_keys.remove("env_file")
             data__envfile = data["env_file"]

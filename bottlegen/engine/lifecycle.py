@@ -17,6 +17,7 @@ from pathlib import Path
 from ..errors import ComposeError, ConflictError, Stopped, UserError
 from ..pipeline import Rendered
 from ..write import write_atomic
+from . import firewall
 from .docker import FOLLOW, Engine, long, run
 from .networks import create_networks, remove_networks
 from .state import COMPOSE_FILE, COMPOSE_LOG, Bottle, bottle_of, locked, read_bottle
@@ -73,6 +74,8 @@ def up(engine: Engine, rendered: Rendered, state_dir: Path, options: UpOptions =
     what this call did is taken back (see _take_back).
     """
     bottle = bottle_of(rendered.document, state_dir / COMPOSE_FILE)
+    if bottle.sealed:
+        firewall.require()  # root and iptables, before anything starts
     with locked(state_dir):
         there = read_bottle(state_dir)
         if there is not None and there.project != bottle.project and containers(engine, there):
@@ -94,8 +97,12 @@ def _up(engine: Engine, rendered: Rendered, bottle: Bottle, options: UpOptions) 
     previous = bottle.compose_file.read_bytes() if running_before and bottle.compose_file.is_file() else None
     created = create_networks(engine, bottle)  # every network is checked before any is made
     try:
+        if bottle.sealed:
+            firewall.seal(firewall.bridges_of(engine, bottle), bottle.project)
         write_atomic(bottle.compose_file, rendered.text)
     except BaseException:
+        if not running_before:
+            firewall.unseal(bottle.project)
         remove_networks(engine, bottle, only=created)
         raise
     try:
@@ -128,8 +135,14 @@ def _take_back(
     if running_before:
         return [_restore(engine, bottle, previous)]
     run(engine.compose_argv(bottle.project, bottle.compose_file, "down", "--remove-orphans"), timeout=long())
-    problems, notes = remove_networks(engine, bottle, only=created)
-    return [*problems, *notes, f"removed what this up created; the compose file is kept: {bottle.compose_file}"]
+    problems = firewall.unseal(bottle.project)
+    network_problems, notes = remove_networks(engine, bottle, only=created)
+    return [
+        *problems,
+        *network_problems,
+        *notes,
+        f"removed what this up created; the compose file is kept: {bottle.compose_file}",
+    ]
 
 
 def _restore(engine: Engine, bottle: Bottle, previous: bytes | None) -> str:
@@ -243,6 +256,7 @@ def _down(engine: Engine, bottle: Bottle, stop_timeout: int | None) -> Outcome:
     flags = ["--remove-orphans", *(["--timeout", str(stop_timeout)] if stop_timeout is not None else [])]
     proc = run(engine.compose_argv(bottle.project, bottle.compose_file, "down", *flags), timeout=long())
     problems = [] if proc.returncode == 0 else [f"docker compose down: {proc.stderr.strip()}"]
+    problems += firewall.unseal(bottle.project)  # whatever the compose file says now
     removal_problems, notes = remove_networks(engine, bottle)
     problems += removal_problems
     outcome.notes += notes

@@ -31,6 +31,8 @@ class Network:
     driver: str
     internal: bool
     labels: dict[str, str] = field(default_factory=dict)
+    bridge: str = ""  # the host-side interface of a bridge network
+    ipv6: bool = False
 
     def ours(self, project: str) -> bool:
         """Made by bottlegen for this project."""
@@ -49,7 +51,15 @@ def find(engine: Engine, name: str) -> list[Network]:
     if inspect.returncode != 0:
         raise ComposeError.from_process(f"docker network inspect {name}", inspect)
     return [
-        Network(n["Id"], n["Name"], n.get("Driver", ""), bool(n.get("Internal")), dict(n.get("Labels") or {}))
+        Network(
+            n["Id"],
+            n["Name"],
+            n.get("Driver", ""),
+            bool(n.get("Internal")),
+            dict(n.get("Labels") or {}),
+            (n.get("Options") or {}).get("com.docker.network.bridge.name") or f"br-{n['Id'][:12]}",
+            bool(n.get("EnableIPv6")),
+        )
         for n in json.loads(inspect.stdout or "[]")
         if n.get("Name") == name
     ]

@@ -31,6 +31,7 @@ class Bottle:
     # The variables compose takes from our environment (bare names in `environment`): the
     # forwarded ones and the tokens. Their values are secrets: never in a file we write.
     variables: tuple[str, ...] = ()
+    sealed: bool = False  # the plan's seal_host: drop what the internal network sends to the host
 
 
 def bottle_of(document: dict[str, Any], compose_file: Path) -> Bottle:
@@ -46,6 +47,7 @@ def bottle_of(document: dict[str, Any], compose_file: Path) -> Bottle:
         networks=networks,
         internal=internal,
         variables=bare_variables(document),
+        sealed=isinstance(document.get(ROLE_KEY), dict) and document[ROLE_KEY].get("seal_host") is True,
     )
 
 
