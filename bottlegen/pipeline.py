@@ -81,9 +81,7 @@ class Renderer:
         names = [entry.name for entry in self.manifest.services]
         context = resolve.resolve_plan(data, base_dir, source, names)
         context["services"] = manifest.enabled_services(self.conditions, context)
-        context["facts"]["no_proxy"] = resolve.no_proxy(context["settings"], context["services"])
-        checks = context["settings"]["healthchecks"]
-        context["facts"]["healthchecked"] = [name for name in context["services"] if checks.get(name)]
+        context["facts"].update(resolve.service_facts(context["settings"], context["services"]))
         return context
 
     @staticmethod
