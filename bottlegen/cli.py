@@ -62,6 +62,8 @@ def cmd_render(args: argparse.Namespace) -> int:
         return ExitCode.OK
     if args.output:
         raise UsageError("-o and --out-dir do not go together")
+    if "-" in args.plans:
+        raise UsageError("- (a plan on standard input) is one plan: render it without --out-dir")
     return _render_batch(renderer, [Path(p) for p in args.plans], Path(args.out_dir), args.strict)
 
 
@@ -374,6 +376,12 @@ def _seconds(text: str) -> int:
     return value
 
 
+PLAN_HELP = (
+    "plan file (YAML or JSON); - reads it from standard input, and its relative host paths then "
+    "resolve against the current folder"
+)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(
         prog="bottlegen",
@@ -408,19 +416,19 @@ def build_parser() -> argparse.ArgumentParser:
         "render a plan into a compose file (stdout, -o FILE, or --out-dir DIR for many)",
         [templates, strict],
     )
-    p.add_argument("plans", nargs="+", metavar="PLAN", help="plan file (YAML or JSON)")
+    p.add_argument("plans", nargs="+", metavar="PLAN", help=PLAN_HELP)
     p.add_argument(
         "-o", "--output", metavar="FILE", help="write here atomically (mode 0644, parents created) instead of stdout"
     )
     p.add_argument("--out-dir", metavar="DIR", help="render every PLAN into DIR/<slug>.yml in one process")
 
     p = add("context", cmd_context, "print the resolved template context of a plan, as YAML", [templates])
-    p.add_argument("plan", metavar="PLAN")
+    p.add_argument("plan", metavar="PLAN", help=PLAN_HELP)
 
     p = add(
         "check", cmd_check, "exit 0 if FILE is exactly what render produces from PLAN, else 1 with a diff", [templates]
     )
-    p.add_argument("plan", metavar="PLAN")
+    p.add_argument("plan", metavar="PLAN", help=PLAN_HELP)
     p.add_argument("file", metavar="FILE")
 
     add("schema", cmd_schema, "print the plan's JSON schema")
@@ -442,7 +450,7 @@ def build_parser() -> argparse.ArgumentParser:
         "render PLAN into STATE_DIR/docker-compose.yml, create the networks, and start the bottle",
         [templates, strict],
     )
-    p.add_argument("plan", metavar="PLAN")
+    p.add_argument("plan", metavar="PLAN", help=PLAN_HELP)
     p.add_argument(
         "--state-dir",
         metavar="DIR",

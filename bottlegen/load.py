@@ -17,7 +17,7 @@ import os
 import re
 import stat
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 from ruamel.yaml.error import MarkedYAMLError, YAMLError
 
@@ -128,11 +128,28 @@ def _file_kind(mode: int) -> str:
     return "not a regular file"
 
 
+STDIN = "<stdin>"  # how a plan read from standard input (PLAN `-`) is named in messages
+
+
 def read_plan(path: Path) -> Any:
     """Read and parse a plan file; the result still has to be validated."""
-    data = read_text_file(path, "plan file")
+    return _decoded(read_text_file(path, "plan file"), str(path))
+
+
+def read_plan_stream(stream: BinaryIO) -> Any:
+    """Read and parse a plan from a stream (standard input), as YAML (JSON is YAML too)."""
+    try:
+        data = stream.read(MAX_PLAN_BYTES + 1)
+    except OSError as e:
+        raise PlanError(f"{STDIN}: cannot read the plan: {e.strerror or e}") from None
+    if len(data) > MAX_PLAN_BYTES:
+        raise PlanError(f"{STDIN}: more than {MAX_PLAN_BYTES // (1024 * 1024)} MiB; a plan is a few kilobytes")
+    return _decoded(data, STDIN)
+
+
+def _decoded(data: bytes, source: str) -> Any:
     try:
         text = data.decode("utf-8-sig")
     except UnicodeDecodeError as e:
-        raise PlanError(f"{path}: not UTF-8 text ({e.reason} at byte {e.start})") from None
-    return parse_plan_text(text, str(path))
+        raise PlanError(f"{source}: not UTF-8 text ({e.reason} at byte {e.start})") from None
+    return parse_plan_text(text, source)

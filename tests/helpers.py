@@ -127,7 +127,7 @@ def run_cli(
         os.environ.update(env or {})
         if cwd is not None:
             os.chdir(cwd)
-        sys.stdin = io.StringIO(input or "")
+        sys.stdin = io.TextIOWrapper(io.BytesIO((input or "").encode("utf-8")), encoding="utf-8")
         with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
             code = cli.main(list(args))
     finally:
