@@ -12,9 +12,9 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn
 
-from . import resources, yamltext
+from . import load, resources, yamltext
 from .errors import MEANINGS, ExitCode, LintError, OutputError, PlanError, Stopped, TemplateError, UsageError, UserError
-from .pipeline import Renderer, override_dirs_from_env
+from .pipeline import Rendered, Renderer, override_dirs_from_env
 from .templating import iter_origins
 from .write import write_atomic
 
@@ -46,6 +46,14 @@ def render_warnings(warnings: Sequence[str], strict: bool) -> None:
         raise LintError(f"{len(warnings)} warning(s) and --strict: nothing was written")
 
 
+def _render(renderer: Renderer, plan: str) -> Rendered:
+    """Render PLAN; `-` is a plan on standard input, whose relative host paths resolve
+    against the current folder (there is no plan file to resolve them against)."""
+    if plan == "-":
+        return renderer.render_data(load.read_plan_stream(sys.stdin.buffer), load.STDIN, Path.cwd(), load.STDIN)
+    return renderer.render(Path(plan))
+
+
 def cmd_render(args: argparse.Namespace) -> int:
     renderer = _renderer(args)
     if args.out_dir is None:
@@ -53,7 +61,7 @@ def cmd_render(args: argparse.Namespace) -> int:
             raise UsageError("render takes one PLAN (or several with --out-dir DIR)")
         if args.output:
             _not_the_plan(Path(args.output), _file_ids([Path(args.plans[0])]))
-        rendered = renderer.render(Path(args.plans[0]))
+        rendered = _render(renderer, args.plans[0])
         render_warnings(rendered.warnings, args.strict)
         if args.output:
             write_atomic(Path(args.output), rendered.text)
@@ -133,18 +141,20 @@ def _not_the_plan(output: Path, plans: dict[tuple[int, int], Path]) -> None:
 
 
 def cmd_context(args: argparse.Namespace) -> int:
-    context = _renderer(args).context(Path(args.plan))
+    renderer = _renderer(args)
+    if args.plan == "-":
+        context = renderer.context_for(load.read_plan_stream(sys.stdin.buffer), load.STDIN, Path.cwd())
+    else:
+        context = renderer.context(Path(args.plan))
     sys.stdout.write(yamltext.dump_plain(context))
     return ExitCode.OK
 
 
 def cmd_check(args: argparse.Namespace) -> int:
-    from .load import read_text_file
-
-    rendered = _renderer(args).render(Path(args.plan))
+    rendered = _render(_renderer(args), args.plan)
     path = Path(args.file)
     try:
-        current = read_text_file(path, "compose file", OutputError)
+        current = load.read_text_file(path, "compose file", OutputError)
     except OutputError:
         if path.exists() or path.is_symlink():
             raise
@@ -242,7 +252,7 @@ def cmd_up(args: argparse.Namespace) -> int:
     from .engine import lifecycle, state
 
     engine = _engine(warn_cve=True)  # before anything is written
-    rendered = _renderer(args).render(Path(args.plan))
+    rendered = _render(_renderer(args), args.plan)
     variables = state.bare_variables(rendered.document)
     unset = [
         f"{name} is not set in this environment: compose would start the bottle without it (an empty value)"

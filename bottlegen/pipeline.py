@@ -9,7 +9,6 @@ them; the cost is a clock read per stage).
 from __future__ import annotations
 
 import os
-import sys
 import time
 from collections import defaultdict
 from collections.abc import Iterator, Sequence
@@ -96,19 +95,12 @@ class Renderer:
         return {**context, "service": service}
 
     def context(self, plan_path: Path) -> dict[str, Any]:
-        if str(plan_path) == "-":  # standard input: relative host paths resolve against the current folder
-            return self.context_for(load.read_plan_stream(sys.stdin.buffer), load.STDIN, Path.cwd())
         return self.context_for(load.read_plan(plan_path), str(plan_path), plan_path.resolve().parent)
 
     # -- rendering --------------------------------------------------------------------
 
     def render(self, plan_path: Path) -> Rendered:
-        """Render a plan file; `-` reads the plan from standard input, and its relative host
-        paths then resolve against the current folder."""
         with self._stage(self.STAGES[0]):
-            if str(plan_path) == "-":
-                data = load.read_plan_stream(sys.stdin.buffer)
-                return self.render_data(data, load.STDIN, Path.cwd(), load.STDIN)
             data = load.read_plan(plan_path)
         return self.render_data(data, str(plan_path), plan_path.resolve().parent, plan_path.name)
 

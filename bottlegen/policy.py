@@ -304,10 +304,6 @@ RuleFunction = Callable[[Facts], Iterator[str | Problem]]
 
 # Every rule, in the order problems are listed. The relaxable ones are those the manifest's
 # `relax:` may turn off; the others always hold.
-def _strings(value: Any) -> list[str]:
-    return [v for v in value if isinstance(v, str)] if isinstance(value, list) else []
-
-
 def hardening(f: Facts) -> Iterator[str | Problem]:
     """With `hardening: strict`, every service is what the plan asked for: the templates must
     write it, and none can leave it out."""
@@ -315,16 +311,16 @@ def hardening(f: Facts) -> Iterator[str | Problem]:
         return
     for name, service in f.services.items():
         here = f.where("services", name)
-        given = set(_strings((f.hardening.get(name) or {}).get("cap_add")))
-        if "ALL" not in _strings(service.get("cap_drop")):
+        given = set(names((f.hardening.get(name) or {}).get("cap_add")))
+        if "ALL" not in names(service.get("cap_drop")):
             yield f"{here}: hardening is strict, but {name} keeps its capabilities (it needs `cap_drop: [ALL]`)"
-        extra = sorted(set(_strings(service.get("cap_add"))) - given)
+        extra = sorted(set(names(service.get("cap_add"))) - given)
         if extra:
             yield (
                 f"{here}: hardening is strict, but {name} adds {', '.join(extra)}, which the plan does not give it "
                 f"(settings.hardening.{name}.cap_add)"
             )
-        if not {"no-new-privileges:true", "no-new-privileges"} & set(_strings(service.get("security_opt"))):
+        if not {"no-new-privileges:true", "no-new-privileges"} & set(names(service.get("security_opt"))):
             yield f"{here}: hardening is strict, but {name} lacks `security_opt: [no-new-privileges:true]`"
         if service.get("read_only") is not True:
             yield f"{here}: hardening is strict, but {name}'s root file system is writable (it needs `read_only: true`)"

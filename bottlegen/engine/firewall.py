@@ -45,9 +45,8 @@ def _spec(bridge: str, project: str) -> list[str]:
     return ["INPUT", "-i", bridge, "-m", "comment", "--comment", comment(project), "-j", "DROP"]
 
 
-def seal(bridges: Sequence[tuple[str, bool]], project: str) -> list[str]:
-    """Drop what these bridges (name, has IPv6) send to the host; the rules added, as text."""
-    added = []
+def seal(bridges: Sequence[tuple[str, bool]], project: str) -> None:
+    """Drop what these bridges (name, has IPv6) send to the host (each rule once)."""
     for bridge, ipv6 in bridges:
         for tool in ("iptables", "ip6tables") if ipv6 else ("iptables",):
             spec = _spec(bridge, project)
@@ -57,8 +56,6 @@ def seal(bridges: Sequence[tuple[str, bool]], project: str) -> list[str]:
             if proc.returncode != 0:
                 unseal(project)
                 raise EngineError(f"{tool} -I {' '.join(spec)} failed: {proc.stderr.strip()}; nothing is sealed")
-            added.append(f"{tool} {' '.join(spec)}")
-    return added
 
 
 def rules(project: str) -> list[tuple[str, list[str]]]:
@@ -87,6 +84,5 @@ def unseal(project: str) -> list[str]:
 
 def bridges_of(engine: Engine, bottle: Bottle) -> list[tuple[str, bool]]:
     """The host-side bridge of each internal-role network: (interface name, has IPv6)."""
-    return [
-        (n.bridge, n.ipv6) for name in sorted(bottle.internal) for n in find(engine, name) if n.ours(bottle.project)
-    ]
+    found = find(engine, sorted(bottle.internal))
+    return [(n.bridge, n.ipv6) for networks in found.values() for n in networks if n.ours(bottle.project)]

@@ -83,17 +83,17 @@ def up(engine: Engine, rendered: Rendered, state_dir: Path, options: UpOptions =
                 f"{state_dir} holds bottle {there.project}, which is running: `bottlegen down --state-dir "
                 f"{state_dir}` first, or give {bottle.project} a state directory of its own"
             )
-        elsewhere = sorted(f for f in compose_files(engine, bottle) if Path(f) != bottle.compose_file)
+        existing = _project_containers(engine, bottle.project)  # running or stopped
+        elsewhere = sorted({f for files in existing.values() for f in files if Path(f) != bottle.compose_file})
         if elsewhere:
             raise ConflictError(
                 f"bottle {bottle.project} is running from {', '.join(elsewhere)}, not from {bottle.compose_file}: "
                 "two plans resolve to one compose project. Use that state directory, or give this plan another slug"
             )
-        return _up(engine, rendered, bottle, options)
+        return _up(engine, rendered, bottle, options, running_before=bool(existing))
 
 
-def _up(engine: Engine, rendered: Rendered, bottle: Bottle, options: UpOptions) -> Outcome:
-    running_before = bool(containers(engine, bottle))
+def _up(engine: Engine, rendered: Rendered, bottle: Bottle, options: UpOptions, running_before: bool) -> Outcome:
     previous = bottle.compose_file.read_bytes() if running_before and bottle.compose_file.is_file() else None
     created = create_networks(engine, bottle)  # every network is checked before any is made
     try:
@@ -275,27 +275,33 @@ def _down(engine: Engine, bottle: Bottle, stop_timeout: int | None) -> Outcome:
     return outcome
 
 
-def compose_files(engine: Engine, bottle: Bottle) -> set[str]:
-    """The compose files the bottle's containers were started from (compose labels them)."""
-    label = "com.docker.compose.project.config_files"
+_CONFIG_FILES = "com.docker.compose.project.config_files"  # compose labels each container so
+
+
+def _project_containers(engine: Engine, project: str) -> dict[str, list[str]]:
+    """The project's containers, running or not: each ID, and the compose files it was
+    started from."""
     proc = run(
         [
             engine.docker,
             "ps",
             "-a",
             "--filter",
-            f"label=com.docker.compose.project={bottle.project}",
+            f"label=com.docker.compose.project={project}",
             "--format",
-            f'{{{{.Label "{label}"}}}}',
+            f'{{{{.ID}}}} {{{{.Label "{_CONFIG_FILES}"}}}}',
         ]
     )
-    return {path for line in proc.stdout.splitlines() for path in line.split(",") if path.strip()}
+    found = {}
+    for line in proc.stdout.splitlines():
+        container, _, files = line.partition(" ")
+        found[container] = [f for f in files.split(",") if f.strip()]
+    return found
 
 
 def containers(engine: Engine, bottle: Bottle) -> list[str]:
     """The IDs of the bottle's containers, running or not."""
-    proc = run([engine.docker, "ps", "-aq", "--filter", f"label=com.docker.compose.project={bottle.project}"])
-    return str(proc.stdout).split()
+    return list(_project_containers(engine, bottle.project))
 
 
 LOG_MODE = 0o600  # the log may hold what a container printed: only its owner reads it

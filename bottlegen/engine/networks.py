@@ -15,6 +15,7 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 from ..errors import ComposeError, ConflictError
 from .docker import Engine, run
@@ -39,17 +40,27 @@ class Network:
         return self.labels.get(LABEL_CREATED_BY) == "bottlegen" and self.labels.get(LABEL_PROJECT) == project
 
 
-def find(engine: Engine, name: str) -> list[Network]:
-    """Every network whose name is exactly name (usually none or one)."""
+def find(engine: Engine, names: Sequence[str]) -> dict[str, list[Network]]:
+    """For each name, every network whose name is exactly it (usually none or one): one
+    `network ls` and one `network inspect` for all of them."""
     listing = run([engine.docker, "network", "ls", "--no-trunc", "--format", "{{.ID}} {{.Name}}"])
     if listing.returncode != 0:
         raise ComposeError.from_process("docker network ls", listing)
-    ids = [line.split(" ", 1)[0] for line in listing.stdout.splitlines() if line.split(" ", 1)[1:] == [name]]
+    wanted = set(names)
+    ids = [line.split(" ", 1)[0] for line in listing.stdout.splitlines() if line.partition(" ")[2] in wanted]
+    found: dict[str, list[Network]] = {name: [] for name in names}
     if not ids:
-        return []
+        return found
     inspect = run([engine.docker, "network", "inspect", *ids])
     if inspect.returncode != 0:
-        raise ComposeError.from_process(f"docker network inspect {name}", inspect)
+        raise ComposeError.from_process(f"docker network inspect {' '.join(sorted(wanted))}", inspect)
+    for network in _networks(json.loads(inspect.stdout or "[]")):
+        if network.name in found:
+            found[network.name].append(network)
+    return found
+
+
+def _networks(inspected: list[dict[str, Any]]) -> list[Network]:
     return [
         Network(
             n["Id"],
@@ -60,8 +71,7 @@ def find(engine: Engine, name: str) -> list[Network]:
             (n.get("Options") or {}).get("com.docker.network.bridge.name") or f"br-{n['Id'][:12]}",
             bool(n.get("EnableIPv6")),
         )
-        for n in json.loads(inspect.stdout or "[]")
-        if n.get("Name") == name
+        for n in inspected
     ]
 
 
@@ -89,8 +99,7 @@ def create_networks(engine: Engine, bottle: Bottle) -> list[str]:
     A ConflictError before anything is created when an existing one is not fit for its role.
     """
     missing, problems = [], []
-    for name in bottle.networks.values():
-        found = find(engine, name)
+    for name, found in find(engine, list(bottle.networks.values())).items():
         if not found:
             missing.append(name)
         elif (problem := _problem(bottle, name, found)) is not None:
@@ -127,8 +136,9 @@ def remove_networks(engine: Engine, bottle: Bottle, only: Sequence[str] | None =
     alone, and why).
     """
     problems, notes = [], []
-    for name in bottle.networks.values() if only is None else only:
-        for network in find(engine, name):
+    names = list(bottle.networks.values()) if only is None else list(only)
+    for name, found in (find(engine, names) if names else {}).items():
+        for network in found:
             if not network.ours(bottle.project):
                 notes.append(
                     f"leaving network {name} ({network.id[:12]}): bottlegen did not make it for {bottle.project}"
