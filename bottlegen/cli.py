@@ -265,7 +265,43 @@ def cmd_up(args: argparse.Namespace) -> int:
     outcome = lifecycle.up(engine, rendered, state_dir, options)
     _print_outcome(outcome)
     print(f"bottle {outcome.bottle.project} is up; state in {state_dir}")
-    return ExitCode.OK
+    if not args.verify:
+        return ExitCode.OK
+    return _verify(engine, outcome.bottle, args, take_down=True)
+
+
+def cmd_verify(args: argparse.Namespace) -> int:
+    from .engine import state
+
+    bottle = state.require_bottle(_state_dir(args))
+    return _verify(_engine(), bottle, args, take_down=False)
+
+
+def _verify(engine: Engine, bottle: Any, args: argparse.Namespace, take_down: bool) -> int:
+    """Run verify's probes and print one line each; exit 11 when one failed. After `up
+    --verify`, a bottle that fails is taken down again: an agent is never left running in a
+    bottle that does not keep its promises."""
+    from .engine import lifecycle, verify
+
+    options = verify.VerifyOptions(args.probe_image, args.probe_dns or (), args.probe_address or ())
+    report = verify.verify(engine, bottle, options)
+    if getattr(args, "format", "text") == "json":
+        print(
+            json.dumps(
+                {"project": bottle.project, "ok": not verify.failed(report), "probes": [p.as_json() for p in report]},
+                indent=2,
+            )
+        )
+    else:
+        width = max(len(p.name) for p in report)
+        for p in report:
+            print(f"{p.status:<4}  {p.name:<{width}}  {p.detail}")
+    if not verify.failed(report):
+        return ExitCode.OK
+    if take_down:
+        _say(f"bottlegen: {bottle.project} failed verification: taking it down (its compose file stays)")
+        _print_outcome(lifecycle.down(engine, bottle))
+    return ExitCode.VERIFY
 
 
 def cmd_logs(args: argparse.Namespace) -> int:
@@ -367,6 +403,28 @@ def bottle_option() -> argparse.ArgumentParser:
         "($XDG_STATE_HOME/bottlegen/NAME or ~/.local/state/bottlegen/NAME)",
     )
     return parser
+
+
+def probe_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--probe-image",
+        metavar="IMAGE",
+        help="the image verify's probe containers run (default: $BOTTLEGEN_PROBE_IMAGE, else bottlegen-probe:VERSION, "
+        "built from a static busybox when the engine lacks it)",
+    )
+    parser.add_argument(
+        "--probe-dns",
+        action="append",
+        metavar="NAME",
+        help="an external DNS name that must not resolve from the agent (repeatable; none by default: "
+        "a name is only looked up when you name one)",
+    )
+    parser.add_argument(
+        "--probe-address",
+        action="append",
+        metavar="ADDRESS",
+        help="another address of the host (say its LAN address) that must not answer a sealed agent (repeatable)",
+    )
 
 
 def _state_dir(args: argparse.Namespace) -> Path:
@@ -478,6 +536,20 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--pull", choices=["always", "missing", "never"], help="when to pull images (compose up --pull POLICY)"
     )
+    p.add_argument(
+        "--verify",
+        action="store_true",
+        help="run `bottlegen verify` once the bottle is up; if a probe fails, take the bottle down again (exit 11)",
+    )
+    probe_options(p)
+    p = add(
+        "verify",
+        cmd_verify,
+        "prove, on the running bottle, what its compose file promises: one line per probe (exit 11 if one fails)",
+        [which],
+    )
+    p.add_argument("--format", choices=["text", "json"], default="text", help="one line per probe (default), or JSON")
+    probe_options(p)
     p = add("logs", cmd_logs, "print the bottle's merged logs", [which])
     p.add_argument("services", nargs="*", metavar="SERVICE", help="only these services (default: all)")
     p.add_argument("-f", "--follow", action="store_true", help="follow the logs")

@@ -31,6 +31,7 @@ class ExitCode(IntEnum):
     ENGINE = 8
     COMPOSE = 9
     CONFLICT = 10
+    VERIFY = 11
     INTERNAL = 70  # sysexits' EX_SOFTWARE
     HANGUP = 129  # 128 + the signal's number, as a shell reports a command a signal ended
     INTERRUPTED = 130
@@ -51,6 +52,8 @@ MEANINGS = {
     ExitCode.COMPOSE: "compose: a docker or docker compose command failed",
     ExitCode.CONFLICT: "conflict: the engine or the state directory holds what this bottle cannot take "
     "(a network bottlegen did not make for it, another running bottle, another command at work); nothing changed",
+    ExitCode.VERIFY: "verify: a probe found the running bottle breaking a promise of its compose file "
+    "(its FAIL lines say which and what was seen)",
     ExitCode.INTERNAL: "a bug in bottlegen (please report it; BOTTLEGEN_DEBUG=1 shows the traceback)",
     ExitCode.HANGUP: "stopped by SIGHUP; a file being written is left as it was",
     ExitCode.INTERRUPTED: "stopped by SIGINT (Ctrl-C); a file being written is left as it was",

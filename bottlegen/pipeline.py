@@ -28,12 +28,14 @@ TEMPLATES_ENV = "BOTTLEGEN_TEMPLATES"
 
 
 class Rendered(NamedTuple):
-    """A render's result: the file's text, the document and context it came from, warnings."""
+    """A render's result: the file's text, the document and context it came from, warnings,
+    and which service is the agent (the manifest's `role: agent`)."""
 
     text: str
     document: dict[str, Any]
     context: dict[str, Any]
     warnings: list[str]
+    agent: str
 
 
 def template_roots(override_dirs: Sequence[str | os.PathLike[str]] = ()) -> list[Root]:
@@ -142,7 +144,7 @@ class Renderer:
             policy.enforce(merged, agent, gateways, relax, context, source)
         with self._stage(write_yaml):
             text = emit.emit(merged.document, sources, plan_name, self._relaxed)
-        return Rendered(text=text, document=merged.document, context=context, warnings=warnings)
+        return Rendered(text, merged.document, context, warnings, self.manifest.agent)
 
     def _located(self, error: ValueNotWhole, template: str, context: dict[str, Any]) -> TemplateError:
         """The error, naming the template line that wrote the value (found by rendering again)."""

@@ -40,10 +40,12 @@ LAYERS = [
     # the engine side
     "engine",
     "engine.docker",
+    "engine.probe",
     "engine.state",
     "engine.networks",
     "engine.firewall",
     "engine.lifecycle",
+    "engine.verify",
     # the command and the public API
     "cli",
     "",  # bottlegen/__init__.py

@@ -913,6 +913,138 @@ def test_unsealed_the_host_answers_the_agent(make_bottle):
     assert seal_rules(bottle.project) == []
 
 
+# --- verify: each promise proven on the running bottle, and each probe shown to fail ------------
+
+
+@pytest.fixture(scope="module")
+def probe_image_removed():
+    """bottlegen builds its probe image when the engine lacks it; the module removes it again."""
+    from bottlegen.engine.probe import default_image
+
+    had = docker("image", "inspect", default_image(), check=False).returncode == 0
+    yield
+    if not had:
+        docker("rmi", "-f", default_image(), check=False)
+
+
+def verify(bottle: Bottle, *extra: str) -> tuple[int, dict[str, dict[str, str]]]:
+    """verify's exit code and its probes by name."""
+    proc = bottle.cli("verify", "--state-dir", str(bottle.state), "--format", "json", *extra)
+    assert proc.returncode in (0, 11), proc.stderr
+    report = json.loads(proc.stdout)
+    assert report["ok"] == (proc.returncode == 0)
+    assert SECRET not in proc.stdout + proc.stderr
+    return proc.returncode, {p["probe"]: p for p in report["probes"]}
+
+
+def statuses(probes: dict[str, dict[str, str]]) -> dict[str, str]:
+    return {name: p["status"] for name, p in probes.items()}
+
+
+def no_probe_containers_left(bottle: Bottle) -> bool:
+    return docker("ps", "-aq", "--filter", f"label=org.bottlegen.probe={bottle.project}").stdout.split() == []
+
+
+def test_verify_proves_a_strict_sealed_bottle_and_fails_each_property_broken_by_hand(
+    make_bottle, sealed_cleanup, probe_image_removed
+):
+    bottle = make_bottle()
+    sealed_cleanup.append(bottle.project)
+    plan = json.loads(bottle.plan.read_text())
+    plan.update(hardening="strict", seal_host=True)
+    bottle.plan.write_text(json.dumps(plan))
+    up = bottle.cli("up", str(bottle.plan), "--state-dir", str(bottle.state), "--verify")
+    assert up.returncode == 0, up.stdout + up.stderr
+    code, probes = verify(bottle)
+    assert code == 0, probes
+    egress_net = bottle.networks[1]
+    expected = {
+        "running", "agent-networks", "agent-ports", "agent-privileges", "docker-socket", "secrets", "forwarded",
+        "routes", "host", "seal", "engine-dns", f"outside:{egress_net}",
+        *(f"sidecar:{s}" for s in SERVICES if s != "agent"),
+        *(f"hardening:{s}" for s in SERVICES),
+        *(f"egress-side:{s}" for s in ("pipelock", "git-gate", "egress")),
+    }  # fmt: skip
+    assert set(probes) == expected
+    want_warn = (
+        {"engine-dns"} if vulnerable_to_dns_leak(docker("version", "-f", "{{.Server.Version}}").stdout) else set()
+    )
+    if "default via" in probes["routes"]["detail"]:  # Docker < 25 routes an internal network to its bridge
+        want_warn.add("routes")
+    assert {n for n, s in statuses(probes).items() if s != "pass"} == want_warn, probes
+    assert (
+        "CapEff 0x0" in probes["hardening:agent"]["detail"] and "read-only root" in probes["hardening:agent"]["detail"]
+    )
+
+    # The seal: a rule removed by hand is a FAIL of the rule check and of the host probe.
+    [rule] = seal_rules(bottle.project)
+    subprocess.run(["iptables", "-D", *shlex.split(rule)[1:]], check=True)
+    try:
+        code, probes = verify(bottle)
+        assert code == 11 and probes["seal"]["status"] == "fail" and probes["host"]["status"] == "fail", probes
+    finally:
+        subprocess.run(["iptables", "-I", *shlex.split(rule)[1:]], check=True)
+
+    # The networks: an agent connected to the egress network by hand.
+    docker("network", "connect", egress_net, bottle.name("agent"))
+    try:
+        code, probes = verify(bottle)
+        assert code == 11, probes
+        assert probes["agent-networks"]["status"] == "fail" and egress_net in probes["agent-networks"]["detail"]
+        assert probes["routes"]["status"] == "fail", probes["routes"]
+        assert probes[f"outside:{egress_net}"]["status"] == "fail", probes[f"outside:{egress_net}"]
+    finally:
+        docker("network", "disconnect", egress_net, bottle.name("agent"))
+
+    # The limits: a container changed under the compose file.
+    docker("update", "--pids-limit", "4096", bottle.name("agent"))
+    code, probes = verify(bottle)
+    assert code == 11 and "pids_limit: PidsLimit is 4096, not 1024" in probes["hardening:agent"]["detail"], probes
+    docker("update", "--pids-limit", "1024", bottle.name("agent"))
+
+    code, probes = verify(bottle)  # all mended: it passes again
+    assert code == 0, probes
+    assert no_probe_containers_left(bottle)
+    assert bottle.cli("down", "--state-dir", str(bottle.state)).returncode == 0
+    assert seal_rules(bottle.project) == [] and remaining(bottle) == ([], [])
+
+
+def test_verify_fails_an_agent_that_publishes_a_port_holds_a_token_or_mounts_the_docker_socket(
+    make_bottle, probe_image_removed, tmp_path
+):
+    bottle = make_bottle()
+    assert bottle.cli("up", str(bottle.plan), "--state-dir", str(bottle.state)).returncode == 0
+    code, probes = verify(bottle)
+    assert code == 0, probes
+    assert probes["host"]["status"] == "warn" and "seal_host: true" in probes["host"]["detail"]  # not sealed
+    assert "seal" not in probes and not any(name.startswith("hardening:") for name in probes)  # not asked for
+    # Broken by hand, under bottlegen: the agent restarted from an edited compose file.
+    compose_file = bottle.state / "docker-compose.yml"
+    doc = parse_yaml(compose_file.read_text())
+    agent = doc["services"]["agent"]
+    agent["ports"] = ["127.0.0.1::80"]
+    agent["environment"].append("EGRESS_TEST_TOKEN")
+    agent["volumes"].append({"type": "bind", "source": "/var/run/docker.sock", "target": "/var/run/docker.sock"})
+    compose_file.write_text(json.dumps(doc))
+    argv = ["docker", "compose", "-p", bottle.project, "-f", str(compose_file), "up", "-d", "--no-deps", "agent"]
+    restarted = subprocess.run(argv, capture_output=True, text=True, env={**os.environ, **bottle.env}, check=False)
+    assert restarted.returncode == 0, restarted.stderr
+    code, probes = verify(bottle, "--probe-dns", "egress")  # a name that resolves, standing in for a leak
+    assert code == 11
+    failing = {n for n, s in statuses(probes).items() if s == "fail"}
+    assert failing == {"agent-ports", "secrets", "docker-socket", "dns:egress"}, probes
+    assert "EGRESS_TEST_TOKEN" in probes["secrets"]["detail"]
+    assert no_probe_containers_left(bottle)
+
+
+def test_up_verify_takes_a_bottle_that_fails_down_again(make_bottle, probe_image_removed):
+    bottle = make_bottle()
+    proc = bottle.cli("up", str(bottle.plan), "--state-dir", str(bottle.state), "--verify", "--probe-dns", "supervise")
+    assert proc.returncode == 11, proc.stderr
+    assert "FAIL  dns:supervise" in proc.stdout and "taking it down" in proc.stderr
+    assert remaining(bottle) == ([], []) and (bottle.state / "docker-compose.yml").is_file()
+
+
 def test_no_docker_cli_is_a_clear_error(make_bottle, tmp_path):
     bottle = make_bottle()
     empty = tmp_path / "empty-bin"

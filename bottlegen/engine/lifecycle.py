@@ -20,7 +20,7 @@ from ..write import write_atomic
 from . import firewall
 from .docker import FOLLOW, Engine, long, run
 from .networks import create_networks, remove_networks
-from .state import COMPOSE_FILE, COMPOSE_LOG, Bottle, bottle_of, locked, read_bottle
+from .state import COMPOSE_FILE, COMPOSE_LOG, PROMISES_FILE, Bottle, bottle_of, locked, promises_of, read_bottle
 
 
 @dataclass(frozen=True)
@@ -111,7 +111,9 @@ def _up(engine: Engine, rendered: Rendered, bottle: Bottle, options: UpOptions, 
         with contextlib.suppress(UserError):
             _take_back(engine, bottle, created, previous, running_before)
         raise
-    if proc.returncode == 0:
+    if proc.returncode == 0:  # what verify checks: written once the bottle runs this compose file
+        promises = promises_of(rendered.context, rendered.agent)
+        write_atomic(bottle.compose_file.parent / PROMISES_FILE, promises.to_json() + "\n")
         return Outcome(bottle)
     # compose's progress and its own error went to our stderr as they happened (a slow start
     # is never silent); the error says again which services are not running, and why.

@@ -34,6 +34,8 @@ class Network:
     labels: dict[str, str] = field(default_factory=dict)
     bridge: str = ""  # the host-side interface of a bridge network
     ipv6: bool = False
+    subnets: tuple[str, ...] = ()  # from its IPAM configuration
+    gateways: tuple[str, ...] = ()  # the host's addresses on it
 
     def ours(self, project: str) -> bool:
         """Made by bottlegen for this project."""
@@ -70,9 +72,29 @@ def _networks(inspected: list[dict[str, Any]]) -> list[Network]:
             dict(n.get("Labels") or {}),
             (n.get("Options") or {}).get("com.docker.network.bridge.name") or f"br-{n['Id'][:12]}",
             bool(n.get("EnableIPv6")),
+            tuple(c["Subnet"] for c in _ipam(n) if c.get("Subnet")),
+            tuple(c["Gateway"].split("/")[0] for c in _ipam(n) if c.get("Gateway")),
         )
         for n in inspected
     ]
+
+
+def _ipam(network: dict[str, Any]) -> list[dict[str, str]]:
+    return list((network.get("IPAM") or {}).get("Config") or [])
+
+
+def bridges(engine: Engine) -> list[Network]:
+    """Every bridge network on the engine, whoever made it."""
+    listing = run([engine.docker, "network", "ls", "-q", "--no-trunc", "--filter", "driver=bridge"])
+    if listing.returncode != 0:
+        raise ComposeError.from_process("docker network ls", listing)
+    ids = listing.stdout.split()
+    if not ids:
+        return []
+    inspect = run([engine.docker, "network", "inspect", *ids])
+    if inspect.returncode != 0:
+        raise ComposeError.from_process("docker network inspect", inspect)
+    return _networks(json.loads(inspect.stdout or "[]"))
 
 
 def _problem(bottle: Bottle, name: str, found: list[Network]) -> str | None:

@@ -1,12 +1,15 @@
-"""A bottle's state directory: its compose file (`docker-compose.yml`, mode 0644) and, after
-`down`, the merged log (`compose.log`). What the engine side needs to know of a bottle is
-read back from that compose file, by the networks' roles, never by their keys.
+"""A bottle's state directory: its compose file (`docker-compose.yml`, mode 0644), what
+`verify` checks beyond it (`bottle.json`: which service is the agent, the ports it dials
+its sidecars on, the names of the variables it must and must not hold; never a value) and,
+after `down`, the merged log (`compose.log`). What the engine side needs to know of a
+bottle is read back from those files, by the networks' roles, never by their keys.
 """
 
 from __future__ import annotations
 
 import contextlib
 import fcntl
+import json
 import os
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -19,6 +22,7 @@ from ..yamltext import load_yaml
 
 COMPOSE_FILE = "docker-compose.yml"
 COMPOSE_LOG = "compose.log"
+PROMISES_FILE = "bottle.json"
 LOCK_FILE = ".bottlegen.lock"
 
 
@@ -49,6 +53,54 @@ def bottle_of(document: dict[str, Any], compose_file: Path) -> Bottle:
         variables=bare_variables(document),
         sealed=isinstance(document.get(ROLE_KEY), dict) and document[ROLE_KEY].get("seal_host") is True,
     )
+
+
+@dataclass(frozen=True)
+class Promises:
+    """What `verify` proves beyond the compose file, from the plan it was rendered from."""
+
+    agent: str  # the agent's service key (the manifest's `role: agent`)
+    ports: dict[str, int]  # service -> the port the agent dials it on (settings.ports)
+    tokens: tuple[str, ...] = ()  # egress's token variables: never in the agent's environment
+    forwarded: tuple[str, ...] = ()  # the plan's forwarded_env: in the agent's environment
+
+    def to_json(self) -> str:
+        return json.dumps(
+            {"agent": self.agent, "ports": self.ports, "tokens": self.tokens, "forwarded": self.forwarded},
+            indent=2,
+            sort_keys=True,
+        )
+
+
+def promises_of(context: dict[str, Any], agent: str) -> Promises:
+    """The promises of a rendered plan, from its template context."""
+    plan, settings = context["plan"], context["settings"]
+    enabled = set(context["services"])
+    return Promises(
+        agent=agent,
+        ports={name: int(port) for name, port in sorted(settings["ports"].items()) if name in enabled},
+        tokens=tuple(sorted(plan["egress"]["token_env_names"])),
+        forwarded=tuple(sorted(plan.get("forwarded_env") or ())),
+    )
+
+
+def read_promises(state_dir: Path) -> Promises:
+    """The promises `up` wrote into state_dir (OutputError, exit 7, when there are none)."""
+    path = state_dir / PROMISES_FILE
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+        return Promises(
+            agent=str(data["agent"]),
+            ports={str(k): int(v) for k, v in data["ports"].items()},
+            tokens=tuple(str(t) for t in data["tokens"]),
+            forwarded=tuple(str(f) for f in data["forwarded"]),
+        )
+    except FileNotFoundError:
+        raise OutputError(
+            f"{path}: missing; it is written by `bottlegen up` (an older one did not): run up again"
+        ) from None
+    except (OSError, ValueError, KeyError, TypeError, AttributeError) as e:
+        raise OutputError(f"{path}: cannot read what the bottle promises: {e}; run `bottlegen up` again") from None
 
 
 def bare_variables(document: dict[str, Any]) -> tuple[str, ...]:

@@ -1,0 +1,178 @@
+"""verify's readings, on what the kernel and docker print: the routing table, /proc/1/status
+and mountinfo, docker inspect's fields, and the promises `up` writes. The probes themselves
+run against a real engine in test_engine.py; these pin what each reading concludes."""
+
+from __future__ import annotations
+
+import struct
+import sys
+from pathlib import Path
+
+import pytest
+from helpers import REPO
+
+from bottlegen import Renderer
+from bottlegen.engine import verify
+from bottlegen.engine.networks import Network
+from bottlegen.engine.probe import _is_static
+from bottlegen.engine.state import Promises, promises_of, read_promises
+
+INTERNAL = Network("i1", "b-internal", "bridge", True, subnets=("172.27.0.0/16",), gateways=("172.27.0.1",))
+EGRESS = Network("e1", "b-egress", "bridge", False, subnets=("172.28.0.0/16",), gateways=("172.28.0.1",))
+NETWORKS = {n.name: n for n in (INTERNAL, EGRESS)}
+HEADER = "Iface\tDestination\tGateway \tFlags\tRefCnt\tUse\tMetric\tMask\t\tMTU\tWindow\tIRTT"
+SUBNET = "eth0\t00001BAC\t00000000\t0001\t0\t0\t0\t0000FFFF\t0\t0\t0"  # 172.27.0.0/16
+DEFAULT = "eth0\t00000000\t01001BAC\t0003\t0\t0\t0\t00000000\t0\t0\t0"  # via 172.27.0.1
+EGRESS_SUBNET = "eth1\t00001CAC\t00000000\t0001\t0\t0\t0\t0000FFFF\t0\t0\t0"  # 172.28.0.0/16
+
+
+def routes(*lines: str, version: str = "27.3.1", ipv6: tuple[str, ...] = ()) -> verify.Probe:
+    return verify._routes({"route": [HEADER, *lines], "route6": list(ipv6)}, ["b-internal"], NETWORKS, version)
+
+
+def test_only_the_internal_subnet_passes():
+    assert routes(SUBNET).status == verify.PASS
+
+
+def test_a_default_route_fails_on_an_engine_that_gives_none():
+    probe = routes(SUBNET, DEFAULT)
+    assert probe.status == verify.FAIL and "default via 172.27.0.1 dev eth0" in probe.detail
+
+
+def test_before_docker_25_the_bridges_own_default_route_is_a_warning_and_any_other_fails():
+    assert routes(SUBNET, DEFAULT, version="20.10.24+dfsg1").status == verify.WARN
+    elsewhere = DEFAULT.replace("01001BAC", "01001CAC")  # via the egress network's gateway
+    assert routes(SUBNET, EGRESS_SUBNET, elsewhere, version="20.10.24").status == verify.FAIL
+
+
+def test_a_route_beyond_the_internal_subnets_fails():
+    probe = routes(SUBNET, EGRESS_SUBNET)
+    assert probe.status == verify.FAIL and "172.28.0.0/16 dev eth1" in probe.detail
+
+
+def test_ipv6_routes_count_too_but_loopback_and_link_local_do_not():
+    link_local = "fe800000000000000000000000000000 40 00000000000000000000000000000000 00 "
+    link_local += "00000000000000000000000000000000 00000100 00000001 00000000 00000001 eth0"
+    lo = "00000000000000000000000000000000 00 00000000000000000000000000000000 00 "
+    lo += "00000000000000000000000000000000 ffffffff 00000001 00000000 00200200 lo"
+    assert routes(SUBNET, ipv6=(link_local, lo)).status == verify.PASS
+    beyond = link_local.replace("fe80", "2001").replace(" 40 ", " 40 ")
+    assert routes(SUBNET, ipv6=(beyond,)).status == verify.FAIL
+
+
+def proc(cap_eff: str = "0000000000000000", no_new_privs: str = "1", root: str = "ro,relatime") -> dict:
+    return {
+        "status": [f"CapEff:\t{cap_eff}", f"NoNewPrivs:\t{no_new_privs}"],
+        "mountinfo": [f"73 49 0:39 / / {root} master:2 - overlay overlay rw"],
+    }
+
+
+STRICT = {
+    "cap_drop": ["ALL"],
+    "cap_add": ["NET_BIND_SERVICE"],
+    "security_opt": ["no-new-privileges:true"],
+    "read_only": True,
+    "pids_limit": 256,
+    "mem_limit": "512m",
+    "cpus": 0.5,
+    "init": True,
+}
+IN_FORCE = {"ReadonlyRootfs": True, "PidsLimit": 256, "Memory": 512 * 1024**2, "NanoCpus": 500_000_000, "Init": True}
+
+
+def hardening(host: dict, seen: dict) -> verify.Probe:
+    return verify._hardening("pipelock", STRICT, {"HostConfig": host}, seen)
+
+
+def test_hardening_in_force_passes_and_cap_add_is_allowed():
+    assert hardening(IN_FORCE, proc(cap_eff="0000000000000400")).status == verify.PASS  # NET_BIND_SERVICE is bit 10
+
+
+@pytest.mark.parametrize(
+    ("host", "seen", "says"),
+    [
+        (IN_FORCE, proc(cap_eff="00000000a80425fb"), "capabilities beyond cap_add: CHOWN"),
+        (IN_FORCE, proc(no_new_privs="0"), "NoNewPrivs 0"),
+        (IN_FORCE, proc(root="rw,relatime"), "writable"),
+        ({**IN_FORCE, "ReadonlyRootfs": False}, proc(), "writable"),
+        ({**IN_FORCE, "PidsLimit": 4096}, proc(), "pids_limit: PidsLimit is 4096, not 256"),
+        ({**IN_FORCE, "Memory": 0}, proc(), "mem_limit"),
+        ({**IN_FORCE, "NanoCpus": 0}, proc(), "cpus"),
+        ({**IN_FORCE, "Init": False}, proc(), "init"),
+        (IN_FORCE, {}, "capabilities beyond cap_add"),  # nothing read: nothing proven
+    ],
+)
+def test_each_hardening_property_not_in_force_fails(host, seen, says):
+    probe = hardening(host, seen)
+    assert probe.status == verify.FAIL and says in probe.detail
+
+
+@pytest.mark.parametrize(("value", "size"), [(512, 512), ("512m", 512 * 1024**2), ("1gb", 1024**3), ("1.5k", 1536)])
+def test_compose_byte_sizes(value, size):
+    assert verify._bytes(value) == size
+
+
+def agent(**host) -> dict:
+    return {
+        "HostConfig": {"NetworkMode": "b-internal", **host},
+        "Config": {"Env": ["PATH=/bin", "FORWARDED=value-never-shown"]},
+        "Mounts": [],
+    }
+
+
+def test_what_docker_inspect_shows_of_the_agent():
+    assert verify._agent_ports(agent()).status == verify.PASS
+    published = verify._agent_ports(agent(PortBindings={"80/tcp": [{"HostIp": "127.0.0.1", "HostPort": "32768"}]}))
+    assert published.status == verify.FAIL and "127.0.0.1:32768->80/tcp" in published.detail
+    assert verify._agent_privileges(agent(Privileged=True)).status == verify.FAIL
+    assert verify._agent_privileges(agent(PidMode="host")).status == verify.FAIL
+    mounted = {**agent(), "Mounts": [{"Source": "/run/docker.sock", "Destination": "/tmp/d.sock"}]}
+    assert verify._docker_socket(mounted).status == verify.FAIL
+    assert verify._docker_socket(agent()).status == verify.PASS
+
+
+def test_the_environment_is_judged_by_names_and_no_value_is_shown():
+    promises = Promises("agent", {}, tokens=("FORWARDED",), forwarded=("MISSING",))
+    secrets, forwarded = verify._environment(agent(), promises)
+    assert secrets.status == verify.FAIL and forwarded.status == verify.WARN
+    assert "value-never-shown" not in secrets.detail + forwarded.detail
+
+
+def test_the_agent_on_a_network_without_the_internal_role_fails():
+    bottle = verify.Bottle("p", Path("x"), {"internal": "b-internal", "egress": "b-egress"}, frozenset({"b-internal"}))
+    assert verify._agent_networks(bottle, agent(), ["b-internal"], NETWORKS).status == verify.PASS
+    both = verify._agent_networks(bottle, agent(), ["b-egress", "b-internal"], NETWORKS)
+    assert both.status == verify.FAIL and "b-egress" in both.detail
+    leaky = {**NETWORKS, "b-internal": Network("i1", "b-internal", "bridge", False)}
+    assert verify._agent_networks(bottle, agent(), ["b-internal"], leaky).status == verify.FAIL
+
+
+def test_up_writes_what_verify_needs_and_reads_it_back(tmp_path):
+    rendered = Renderer().render(REPO / "examples" / "all-sidecars.yml")
+    promises = promises_of(rendered.context, rendered.agent)
+    assert promises == Promises(
+        "agent",
+        {"egress": 8080, "pipelock": 8888, "supervise": 8077},
+        tokens=("ANTHROPIC_API_KEY",),
+        forwarded=("CLAUDE_CODE_OAUTH_TOKEN", "GIT_AUTHOR_NAME"),
+    )
+    (tmp_path / "bottle.json").write_text(promises.to_json())
+    assert read_promises(tmp_path) == promises
+
+
+def elf(program_types: list[int]) -> bytes:
+    """A 64-bit little-endian ELF header and program header table of these segment types."""
+    header = bytearray(64)
+    header[:6] = b"\x7fELF\x02\x01"
+    struct.pack_into("<Q", header, 32, 64)  # e_phoff
+    struct.pack_into("<HH", header, 54, 56, len(program_types))  # e_phentsize, e_phnum
+    return bytes(header) + b"".join(struct.pack("<I", t) + bytes(52) for t in program_types)
+
+
+def test_a_static_executable_is_told_from_one_that_needs_a_loader(tmp_path):
+    PT_LOAD, PT_INTERP = 1, 3
+    (tmp_path / "static").write_bytes(elf([PT_LOAD, PT_LOAD]))
+    (tmp_path / "dynamic").write_bytes(elf([PT_LOAD, PT_INTERP, PT_LOAD]))
+    assert _is_static(tmp_path / "static") and not _is_static(tmp_path / "dynamic")
+    assert not _is_static(Path(sys.executable).resolve())  # the interpreter links libc
+    assert not _is_static(REPO / "README.md") and not _is_static(tmp_path / "missing")
