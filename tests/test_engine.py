@@ -993,6 +993,7 @@ def test_verify_proves_a_strict_sealed_bottle_and_fails_each_property_broken_by_
         assert probes["agent-networks"]["status"] == "fail" and egress_net in probes["agent-networks"]["detail"]
         assert probes["routes"]["status"] == "fail", probes["routes"]
         assert probes[f"outside:{egress_net}"]["status"] == "fail", probes[f"outside:{egress_net}"]
+        assert all(probes[f"egress-side:{s}"]["status"] == "fail" for s in ("pipelock", "git-gate", "egress")), probes
     finally:
         docker("network", "disconnect", egress_net, bottle.name("agent"))
 
@@ -1018,6 +1019,11 @@ def test_verify_fails_an_agent_that_publishes_a_port_holds_a_token_or_mounts_the
     assert code == 0, probes
     assert probes["host"]["status"] == "warn" and "seal_host: true" in probes["host"]["detail"]  # not sealed
     assert "seal" not in probes and not any(name.startswith("hardening:") for name in probes)  # not asked for
+    # A sidecar the agent can no longer dial.
+    docker("network", "disconnect", bottle.networks[0], bottle.name("supervise"))
+    code, probes = verify(bottle)
+    assert code == 11 and {n for n, s in statuses(probes).items() if s == "fail"} == {"sidecar:supervise"}, probes
+    docker("network", "connect", "--alias", "supervise", bottle.networks[0], bottle.name("supervise"))
     # Broken by hand, under bottlegen: the agent restarted from an edited compose file.
     compose_file = bottle.state / "docker-compose.yml"
     doc = parse_yaml(compose_file.read_text())
