@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import gc
 import json
 import os
@@ -21,6 +22,8 @@ from .write import write_atomic
 if TYPE_CHECKING:
     from .engine.docker import Engine
     from .engine.lifecycle import Outcome
+    from .engine.state import Bottle
+    from .engine.verify import VerifyOptions
 
 EXIT_CODES_HELP = "exit codes:\n" + "\n".join(f"  {code.value}  {meaning}" for code, meaning in MEANINGS.items())
 
@@ -260,48 +263,56 @@ def cmd_up(args: argparse.Namespace) -> int:
         if name not in os.environ
     ]
     render_warnings([*rendered.warnings, *unset], args.strict)
+    checks = _verify_options(engine, args) if args.verify else None  # the probe image too, before anything starts
     options = lifecycle.UpOptions(wait=args.wait_timeout, build=args.build, pull=args.pull)
     state_dir = Path(args.state_dir) if args.state_dir else state.default_state_dir(rendered.document["name"])
     outcome = lifecycle.up(engine, rendered, state_dir, options)
     _print_outcome(outcome)
     print(f"bottle {outcome.bottle.project} is up; state in {state_dir}")
-    if not args.verify:
+    if checks is None:
         return ExitCode.OK
-    return _verify(engine, outcome.bottle, args, take_down=True)
+    try:
+        code = _verify(engine, outcome.bottle, checks, "text")
+    except BaseException:
+        _say(f"bottlegen: {outcome.bottle.project} could not be verified: taking it down (its compose file stays)")
+        _print_outcome(lifecycle.down(engine, outcome.bottle))
+        raise
+    if code != ExitCode.OK:
+        _say(f"bottlegen: {outcome.bottle.project} failed verification: taking it down (its compose file stays)")
+        _print_outcome(lifecycle.down(engine, outcome.bottle))
+    return code
 
 
 def cmd_verify(args: argparse.Namespace) -> int:
     from .engine import state
 
     bottle = state.require_bottle(_state_dir(args))
-    return _verify(_engine(), bottle, args, take_down=False)
+    engine = _engine()
+    return _verify(engine, bottle, _verify_options(engine, args), args.format)
 
 
-def _verify(engine: Engine, bottle: Any, args: argparse.Namespace, take_down: bool) -> int:
-    """Run verify's probes and print one line each; exit 11 when one failed. After `up
-    --verify`, a bottle that fails is taken down again: an agent is never left running in a
-    bottle that does not keep its promises."""
-    from .engine import lifecycle, verify
+def _verify_options(engine: Engine, args: argparse.Namespace) -> VerifyOptions:
+    """verify's options from the command line, checked, with the probe image found (or built)."""
+    from .engine import probe, verify
 
     options = verify.VerifyOptions(args.probe_image, args.probe_dns or (), args.probe_address or ())
+    verify.check_options(options)
+    return dataclasses.replace(options, image=probe.image(engine, options.image))
+
+
+def _verify(engine: Engine, bottle: Bottle, options: VerifyOptions, form: str) -> int:
+    """Run verify's probes and print one line each (or one JSON object); exit 11 when one failed."""
+    from .engine import verify
+
     report = verify.verify(engine, bottle, options)
-    if getattr(args, "format", "text") == "json":
-        print(
-            json.dumps(
-                {"project": bottle.project, "ok": not verify.failed(report), "probes": [p.as_json() for p in report]},
-                indent=2,
-            )
-        )
+    if form == "json":
+        probes = [p.as_json() for p in report]
+        print(json.dumps({"project": bottle.project, "ok": not verify.failed(report), "probes": probes}, indent=2))
     else:
         width = max(len(p.name) for p in report)
         for p in report:
             print(f"{p.status:<4}  {p.name:<{width}}  {p.detail}")
-    if not verify.failed(report):
-        return ExitCode.OK
-    if take_down:
-        _say(f"bottlegen: {bottle.project} failed verification: taking it down (its compose file stays)")
-        _print_outcome(lifecycle.down(engine, bottle))
-    return ExitCode.VERIFY
+    return ExitCode.VERIFY if verify.failed(report) else ExitCode.OK
 
 
 def cmd_logs(args: argparse.Namespace) -> int:

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from helpers import REPO
 
-from bottlegen import Renderer
+from bottlegen import Renderer, UsageError
 from bottlegen.engine import verify
 from bottlegen.engine.networks import Network
 from bottlegen.engine.probe import _is_static
@@ -80,8 +80,8 @@ STRICT = {
 IN_FORCE = {"ReadonlyRootfs": True, "PidsLimit": 256, "Memory": 512 * 1024**2, "NanoCpus": 500_000_000, "Init": True}
 
 
-def hardening(host: dict, seen: dict) -> verify.Probe:
-    return verify._hardening("pipelock", STRICT, {"HostConfig": host}, seen)
+def hardening(host: dict, seen: dict, running: bool = True) -> verify.Probe:
+    return verify._hardening("pipelock", STRICT, {"HostConfig": host, "State": {"Running": running}}, seen)
 
 
 def test_hardening_in_force_passes_and_cap_add_is_allowed():
@@ -99,12 +99,33 @@ def test_hardening_in_force_passes_and_cap_add_is_allowed():
         ({**IN_FORCE, "Memory": 0}, proc(), "mem_limit"),
         ({**IN_FORCE, "NanoCpus": 0}, proc(), "cpus"),
         ({**IN_FORCE, "Init": False}, proc(), "init"),
-        (IN_FORCE, {}, "capabilities beyond cap_add"),  # nothing read: nothing proven
+        (IN_FORCE, {}, "could not read its /proc/1/status: the probe read nothing"),  # nothing proven
+        (IN_FORCE, {"error": ["the probe in x's namespaces failed"]}, "the probe in x's namespaces failed"),
     ],
 )
 def test_each_hardening_property_not_in_force_fails(host, seen, says):
     probe = hardening(host, seen)
     assert probe.status == verify.FAIL and says in probe.detail
+
+
+def test_a_service_that_is_not_running_is_not_proven_hardened():
+    probe = hardening(IN_FORCE, {}, running=False)
+    assert probe.status == verify.FAIL and "it is not running" in probe.detail
+
+
+@pytest.mark.parametrize(
+    "options",
+    [
+        verify.VerifyOptions(dns=["-e/bin/sh"]),
+        verify.VerifyOptions(dns=["a name"]),
+        verify.VerifyOptions(addresses=["10.0.0.1;reboot"]),
+        verify.VerifyOptions(addresses=["-w9"]),
+    ],
+)
+def test_probe_targets_from_the_command_line_must_be_names_or_addresses(options):
+    with pytest.raises(UsageError):
+        verify.check_options(options)
+    verify.check_options(verify.VerifyOptions(dns=["example.org"], addresses=["192.168.1.10", "fd00::1"]))
 
 
 @pytest.mark.parametrize(("value", "size"), [(512, 512), ("512m", 512 * 1024**2), ("1gb", 1024**3), ("1.5k", 1536)])

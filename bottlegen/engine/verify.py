@@ -17,6 +17,8 @@ from __future__ import annotations
 import contextlib
 import ipaddress
 import json
+import os
+import re
 import socket
 import struct
 from collections.abc import Iterator, Sequence
@@ -25,7 +27,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..composefile import names
-from ..errors import ComposeError, UserError
+from ..errors import ComposeError, OutputError, UsageError
 from ..yamltext import load_yaml
 from . import firewall, probe
 from .docker import Engine, run, vulnerability_warning
@@ -59,18 +61,34 @@ class VerifyOptions:
     addresses: Sequence[str] = ()  # more host addresses that must not answer the agent when sealed
 
 
+NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]*")  # what the probe passes to nc, ping and nslookup
+
+
+def check_options(options: VerifyOptions) -> None:
+    """A UsageError for a --probe-dns that is not a DNS name or a --probe-address that is not an address."""
+    for name in options.dns:
+        if not NAME.fullmatch(name):
+            raise UsageError(f"--probe-dns {name!r}: give a DNS name (letters, digits, '-', '_' and '.')")
+    for address in options.addresses:
+        try:
+            ipaddress.ip_address(address)
+        except ValueError:
+            raise UsageError(f"--probe-address {address!r}: give an IPv4 or IPv6 address") from None
+
+
 def failed(report: Sequence[Probe]) -> bool:
     return any(p.status == FAIL for p in report)
 
 
 def verify(engine: Engine, bottle: Bottle, options: VerifyOptions = VerifyOptions()) -> list[Probe]:
     """Every probe's result, in a fixed order. Raises only when verify cannot run at all."""
+    check_options(options)
     state_dir = bottle.compose_file.parent
     promises = read_promises(state_dir)
     try:
         document = load_yaml(bottle.compose_file.read_text(encoding="utf-8"))
     except Exception as e:
-        raise UserError(f"{bottle.compose_file}: cannot read the bottle's compose file: {e}") from None
+        raise OutputError(f"{bottle.compose_file}: cannot read the bottle's compose file: {e}") from None
     services = document.get("services") or {}
     inspected = _inspect(engine, bottle)
     report = [_running(services, inspected)]
@@ -100,6 +118,7 @@ def verify(engine: Engine, bottle: Bottle, options: VerifyOptions = VerifyOption
                 s: pool.submit(_proc_of, engine, image, bottle, inspected[s]["Id"])
                 for s in sorted(services)
                 if s in inspected and s != promises.agent and _asks_hardening(services[s])
+                if inspected[s]["State"].get("Running")
             }
             seen, agent_proc = seen_future.result()
             service_procs = {s: f.result() for s, f in procs.items()}
@@ -112,7 +131,7 @@ def verify(engine: Engine, bottle: Bottle, options: VerifyOptions = VerifyOption
     report += [_no_resolve(name, idx, seen) for name, idx in dns.items()]
     for service in sorted(services):
         if service in inspected and _asks_hardening(services[service]):
-            proc = agent_proc if service == promises.agent else service_procs[service]
+            proc = agent_proc if service == promises.agent else service_procs.get(service, {})
             report.append(_hardening(service, services[service], inspected[service], proc))
     warning = vulnerability_warning(engine)
     report.append(
@@ -320,7 +339,11 @@ def _probe_agent(
 
 
 def _proc_of(engine: Engine, image: str, bottle: Bottle, container: str) -> dict[str, list[str]]:
-    return _sections(probe.run_in(engine, image, bottle.project, container, _PROC_SCRIPT, [], network=False))
+    """What /proc says of the container's PID 1; {"error": [why]} when the probe could not run."""
+    try:
+        return _sections(probe.run_in(engine, image, bottle.project, container, _PROC_SCRIPT, [], network=False))
+    except ComposeError as e:
+        return {"error": [str(e).replace("\n", " ")]}
 
 
 def _dialled(service: dict[str, Any], key: str, internal_keys: set[str]) -> str:
@@ -347,6 +370,8 @@ def _sidecar_targets(
         if not internal_keys & set(names(service.get("networks"))):
             continue  # not on the agent's side: never dialled by it
         host = _dialled(service, key, internal_keys)
+        if not NAME.fullmatch(host):
+            host = key  # what compose's DNS answers for every service too
         port = promises.ports.get(key)
         index = targets.add("tcp", host, port) if port else targets.add("dns", host)
         found.append((key, (host, port, index)))
@@ -520,8 +545,6 @@ def _version(version: str) -> tuple[int, int]:
 
 
 def _seal(engine: Engine, bottle: Bottle) -> Probe:
-    import os
-
     if os.geteuid() != 0:
         return Probe("seal", WARN, "cannot read the host's firewall without root; the host probe above still ran")
     placed = firewall.rules(bottle.project)
@@ -557,8 +580,13 @@ def _asks_hardening(service: Any) -> bool:
 
 def _hardening(service: str, declared: dict[str, Any], container: dict[str, Any], proc: dict[str, list[str]]) -> Probe:
     host = container["HostConfig"]
-    status = dict(line.split(":", 1) for line in proc.get("status", []) if ":" in line)
-    status = {k: v.strip() for k, v in status.items()}
+    status = {k: v.strip() for k, _, v in (line.partition(":") for line in proc.get("status", [])) if v}
+    if "CapEff" not in status:
+        if not container["State"].get("Running"):
+            why = "it is not running"
+        else:
+            why = " ".join(proc.get("error", [])) or "the probe read nothing"
+        return Probe(f"hardening:{service}", FAIL, f"could not read its /proc/1/status: {why}")
     wrong: list[str] = []
     held: list[str] = []
     if "ALL" in [str(c).upper() for c in declared.get("cap_drop") or []]:
