@@ -22,6 +22,7 @@ from typing import Any
 from . import resources
 from .composefile import mounts, names, unescape
 from .errors import DocumentError
+from .lints import Lint, lint
 from .merge import Merged
 from .paths import json_path
 from .schemas import describe, violations
@@ -154,15 +155,18 @@ RULES: tuple[Callable[[Merged], Iterator[str]], ...] = (
 )
 
 
-def lint(merged: Merged) -> list[str]:
+def lints(merged: Merged) -> list[Lint]:
     """Warnings: real risks that do not make the document invalid."""
-    warnings: list[str] = []
+    warnings: list[Lint] = []
     services: dict[str, Any] = merged.document.get("services") or {}
     pipelock = services.get("pipelock")
     if isinstance(pipelock, dict) and isinstance(pipelock.get("image"), str) and not DIGEST.search(pipelock["image"]):
         warnings.append(
-            f"{merged.where(('services', 'pipelock', 'image'))}: pipelock's image {pipelock['image']!r} is not pinned by digest; "
-            "set settings.images.pipelock to name@sha256:<digest> so the firewall cannot change under the bottle"
+            lint(
+                "BG101",
+                f"{merged.where(('services', 'pipelock', 'image'))}: pipelock's image {pipelock['image']!r} is not pinned by digest; "
+                "set settings.images.pipelock to name@sha256:<digest> so the firewall cannot change under the bottle",
+            )
         )
     for name, service in services.items():
         if not isinstance(service, dict):
@@ -170,13 +174,19 @@ def lint(merged: Merged) -> list[str]:
         for index, kind, source, _ in mounts(service):
             if kind == "bind" and isinstance(source, str) and not os.path.exists(unescape(source)):
                 warnings.append(
-                    f"{merged.where(('services', name, 'volumes', index))}: bind source {source!r} does not exist now; "
-                    "unless it exists when the bottle starts, Docker mounts an empty directory created in its place"
+                    lint(
+                        "BG102",
+                        f"{merged.where(('services', name, 'volumes', index))}: bind source {source!r} does not exist "
+                        "now; unless it exists when the bottle starts, Docker mounts an empty directory created in its place",
+                    )
                 )
         if service.get("runtime") == "runsc" and not service.get("extra_hosts") and not service.get("dns"):
             dials = ", ".join(names(service.get("depends_on"))) or "its sidecars"
             warnings.append(
-                f"{merged.where(('services', name, 'runtime'))}: {name} runs under gVisor (runsc) and finds {dials} only by name; "
-                "gVisor cannot use Docker's embedded DNS at 127.0.0.11, so give it extra_hosts or a dns setting"
+                lint(
+                    "BG103",
+                    f"{merged.where(('services', name, 'runtime'))}: {name} runs under gVisor (runsc) and finds {dials} "
+                    "only by name; gVisor cannot use Docker's embedded DNS at 127.0.0.11, so give it extra_hosts or a dns setting",
+                )
             )
     return warnings

@@ -9,12 +9,14 @@ import json
 import os
 import signal
 import sys
+from collections import Counter
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn
 
-from . import load, resources, yamltext
+from . import lints, load, resources, yamltext
 from .errors import MEANINGS, ExitCode, LintError, OutputError, PlanError, Stopped, TemplateError, UsageError, UserError
+from .lints import Lint
 from .pipeline import Rendered, Renderer, override_dirs_from_env
 from .templating import iter_origins
 from .write import write_atomic
@@ -41,12 +43,39 @@ def _renderer(args: argparse.Namespace) -> Renderer:
     return Renderer(_override_dirs(args))
 
 
-def render_warnings(warnings: Sequence[str], strict: bool) -> None:
-    """Print a render's warnings; with --strict, fail (before anything is written)."""
-    for warning in warnings:
-        print(f"bottlegen: warning: {warning}", file=sys.stderr)
-    if strict and warnings:
-        raise LintError(f"{len(warnings)} warning(s) and --strict: nothing was written")
+class Warnings:
+    """How a command reports warnings: --ignore (and $BOTTLEGEN_IGNORE) drop a kind; -q hides
+    the rest (but --strict, which fails on any, always shows them); a batch counts each kind
+    and prints one line per kind at the end (-v: each warning as it comes)."""
+
+    def __init__(self, args: argparse.Namespace):
+        self.ignore = lints.ignored(getattr(args, "ignore", None))
+        self.strict = bool(getattr(args, "strict", False))
+        self.quiet, self.verbose = args.quiet, args.verbose
+        self.counts: Counter[str] = Counter()
+        self.first: dict[str, str] = {}
+
+    def report(self, found: Sequence[Lint], where: str = "", batch: bool = False) -> None:
+        """Print (or count) these warnings; with --strict, fail (before anything is written)."""
+        shown = lints.kept(found, self.ignore)
+        if self.strict or not (self.quiet or (batch and not self.verbose)):
+            for warning in shown:
+                _warn(f"{where}{warning}")
+        elif batch:
+            for warning in shown:
+                self.counts[warning.kind.code] += 1
+                self.first.setdefault(warning.kind.code, f"{where}{warning.message}")
+        if self.strict and shown:
+            raise LintError(f"{len(shown)} warning(s) and --strict: nothing was written")
+
+    def summary(self) -> None:
+        """A batch's warnings, one line per kind."""
+        for code in sorted(self.counts):
+            kind = lints.BY_CODE[code]
+            _warn(
+                f"{code} {kind.name}: {self.counts[code]} time(s), the first: {self.first[code]} "
+                f"(-v shows each; --ignore {code} silences them)"
+            )
 
 
 def _render(renderer: Renderer, plan: str) -> Rendered:
@@ -65,7 +94,7 @@ def cmd_render(args: argparse.Namespace) -> int:
         if args.output:
             _not_the_plan(Path(args.output), _file_ids([Path(args.plans[0])]))
         rendered = _render(renderer, args.plans[0])
-        render_warnings(rendered.warnings, args.strict)
+        Warnings(args).report(rendered.warnings)
         if args.output:
             write_atomic(Path(args.output), rendered.text)
         else:
@@ -75,10 +104,10 @@ def cmd_render(args: argparse.Namespace) -> int:
         raise UsageError("-o and --out-dir do not go together")
     if "-" in args.plans:
         raise UsageError("- (a plan on standard input) is one plan: render it without --out-dir")
-    return _render_batch(renderer, [Path(p) for p in args.plans], Path(args.out_dir), args.strict)
+    return _render_batch(renderer, [Path(p) for p in args.plans], Path(args.out_dir), Warnings(args))
 
 
-def _render_batch(renderer: Renderer, plans: list[Path], out_dir: Path, strict: bool) -> int:
+def _render_batch(renderer: Renderer, plans: list[Path], out_dir: Path, warnings: Warnings) -> int:
     """Each plan into out_dir/<slug>.yml; a bad plan is reported and the rest still render.
 
     Two plans of one batch that make one compose project (say prefix `a-b` with slug `c` and
@@ -91,7 +120,7 @@ def _render_batch(renderer: Renderer, plans: list[Path], out_dir: Path, strict: 
     for plan in plans:
         try:
             rendered = renderer.render(plan)
-            render_warnings([f"{plan}: {w}" for w in rendered.warnings], strict)
+            warnings.report(rendered.warnings, where=f"{plan}: ", batch=True)
             slug = rendered.context["plan"]["slug"]
             if slug in written:
                 raise OutputError(
@@ -114,6 +143,7 @@ def _render_batch(renderer: Renderer, plans: list[Path], out_dir: Path, strict: 
         except (OSError, RecursionError, MemoryError, ValueError, TypeError) as e:  # a bug: report it, render the rest
             _internal_error(e, prefix=f"{plan}: ")
             worst = max(worst, ExitCode.INTERNAL)
+    warnings.summary()
     print(f"rendered {len(written)} of {len(plans)} plan(s)", file=sys.stderr)
     return worst
 
@@ -258,11 +288,14 @@ def cmd_up(args: argparse.Namespace) -> int:
     rendered = _render(_renderer(args), args.plan)
     variables = state.bare_variables(rendered.document)
     unset = [
-        f"{name} is not set in this environment: compose would start the bottle without it (an empty value)"
+        lints.lint(
+            "BG104",
+            f"{name} is not set in this environment: compose would start the bottle without it (an empty value)",
+        )
         for name in variables
         if name not in os.environ
     ]
-    render_warnings([*rendered.warnings, *unset], args.strict)
+    Warnings(args).report([*rendered.warnings, *unset])
     checks = _verify_options(engine, args) if args.verify else None  # the probe image too, before anything starts
     options = lifecycle.UpOptions(wait=args.wait_timeout, build=args.build, pull=args.pull)
     state_dir = Path(args.state_dir) if args.state_dir else state.default_state_dir(rendered.document["name"])
@@ -386,6 +419,25 @@ def templates_option() -> argparse.ArgumentParser:
 def strict_option() -> argparse.ArgumentParser:
     parent = argparse.ArgumentParser(add_help=False)
     parent.add_argument("--strict", action="store_true", help="treat warnings as errors (exit 6): nothing is written")
+    parent.add_argument(
+        "--ignore",
+        action="append",
+        metavar="CODE",
+        help=f"silence a kind of warning, by code or name (repeatable, or comma separated; also ${lints.IGNORE_ENV}): "
+        + ", ".join(f"{k.code} {k.name}" for k in lints.KINDS),
+    )
+    return parent
+
+
+def output_options() -> argparse.ArgumentParser:
+    parent = argparse.ArgumentParser(add_help=False)
+    parent.add_argument("-q", "--quiet", action="store_true", help="print no warnings (--strict still fails on them)")
+    parent.add_argument(
+        "-v",
+        "--verbose",
+        action="store_true",
+        help="show each docker and compose command bottlegen runs (they never hold a secret), and each warning of a batch",
+    )
     return parent
 
 
@@ -469,7 +521,7 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--version", action=_Version, nargs=0, help="show bottlegen's version and exit")
-    templates, strict, which = templates_option(), strict_option(), bottle_option()
+    templates, strict, which, output = templates_option(), strict_option(), bottle_option(), output_options()
     sub: Any = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     def add(
@@ -482,7 +534,7 @@ def build_parser() -> argparse.ArgumentParser:
             name,
             help=help,
             description=help,
-            parents=list(parents),
+            parents=[*parents, output],
             epilog=EXIT_CODES_HELP,
             formatter_class=argparse.RawDescriptionHelpFormatter,
         )
@@ -514,9 +566,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = add("templates", None, "list the templates, or copy packaged ones out for editing")
     tsub = p.add_subparsers(dest="templates_command", required=True, metavar="SUBCOMMAND")
-    t = tsub.add_parser("list", parents=[templates], help="every template and where it resolves from")
+    t = tsub.add_parser("list", parents=[templates, output], help="every template and where it resolves from")
     t.set_defaults(func=cmd_templates_list)
-    t = tsub.add_parser("eject", help="copy packaged templates into DIR for editing")
+    t = tsub.add_parser("eject", parents=[output], help="copy packaged templates into DIR for editing")
     t.add_argument("names", nargs="*", metavar="NAME")
     t.add_argument("--to", required=True, metavar="DIR")
     t.add_argument("--all", action="store_true", help="eject every packaged template")
@@ -598,6 +650,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         except SystemExit as e:  # --help, --version, or a usage error argparse reported
             _flush_stdout()
             return int(e.code or 0) if isinstance(e.code, int) else ExitCode.USAGE
+        if args.verbose:
+            from .engine import docker
+
+            docker.trace_commands(True)
         try:
             code = int(args.func(args))
         except UsageError as e:

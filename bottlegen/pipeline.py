@@ -20,6 +20,7 @@ from jinja2 import TemplateNotFound
 
 from . import check, emit, load, manifest, policy, resolve, templating, validate
 from .errors import TemplateError
+from .lints import Lint
 from .merge import Fragment, ValueNotWhole, merge
 from .resources import templates_dir
 from .templating import PACKAGED, Root
@@ -34,7 +35,7 @@ class Rendered(NamedTuple):
     text: str
     document: dict[str, Any]
     context: dict[str, Any]
-    warnings: list[str]
+    warnings: list[Lint]
     agent: str
 
 
@@ -138,7 +139,7 @@ class Renderer:
         with self._stage(checks):
             check.check_schema(merged)
             check.check_rules(merged)
-            warnings = check.lint(merged)
+            warnings = check.lints(merged)
         with self._stage(sandbox):
             agent, gateways, relax = self.manifest.agent, self.manifest.gateways, self.manifest.relax
             policy.enforce(merged, agent, gateways, relax, context, source)

@@ -17,6 +17,7 @@ PACKAGE = REPO / "bottlegen"
 LAYERS = [
     # leaves: what every side shares
     "errors",
+    "lints",
     "paths",
     "roles",
     "resources",

@@ -630,7 +630,7 @@ def test_up_warns_of_a_forwarded_variable_that_is_not_set_and_strict_refuses(mak
     try:
         proc = bottle.cli("up", "--strict", str(bottle.plan), "--state-dir", str(bottle.state))
         assert proc.returncode == 6, proc.stderr
-        assert "EGRESS_TEST_TOKEN is not set in this environment" in proc.stderr
+        assert "warning: BG104 unset-variable: EGRESS_TEST_TOKEN is not set in this environment" in proc.stderr
         assert "BOTTLE_TEST_TOKEN" not in proc.stderr  # it is set
         assert remaining(bottle) == ([], []) and not (bottle.state / "docker-compose.yml").exists()
     finally:
@@ -760,11 +760,18 @@ def test_a_signal_ends_logs_follow_and_its_compose(running):
 
 def test_up_and_down_pass_their_options_to_compose(make_bottle):
     bottle = make_bottle()
-    up = bottle.cli("up", str(bottle.plan), "--state-dir", str(bottle.state), "--pull", "never", "--wait-timeout", "45")
+    up = bottle.cli(
+        "up", "-v", str(bottle.plan), "--state-dir", str(bottle.state), "--pull", "never", "--wait-timeout", "45"
+    )
     assert up.returncode == 0, up.stderr
     down = bottle.cli("down", "--state-dir", str(bottle.state), "-t", "3")
     assert down.returncode == 0, down.stderr
     ran = bottle.log.read_text().splitlines()  # every docker command line, through the wrapper
+    shown = [line.removeprefix("bottlegen: + ") for line in up.stderr.splitlines() if line.startswith("bottlegen: + ")]
+    through_docker = [" ".join(shlex.split(line)[1:]) for line in shown if line.startswith(str(bottle.log.parent))]
+    assert through_docker and all(line in ran for line in through_docker), (through_docker, ran)
+    assert any(" network create " in line for line in shown) and any(" up -d " in line for line in shown)
+    assert SECRET not in up.stderr and "bottlegen: + " not in down.stderr  # never a value; down had no -v
     [compose_up] = [line for line in ran if line.startswith("compose ") and " up " in f"{line} "]
     assert "--remove-orphans --wait --wait-timeout 45 --pull never" in compose_up
     [compose_down] = [line for line in ran if line.startswith("compose ") and " down " in f"{line} "]

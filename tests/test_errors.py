@@ -159,7 +159,7 @@ SCENARIOS = [
         ["render", "--strict", "plan.yml", "-o", "out.yml"],
         {"plan.yml": plan_text(minimal_plan())},
         [
-            r"warning: \$\.services\.pipelock\.image in template pipelock\.yaml\.j2 \(packaged\): pipelock's image 'claude-bottle/pipelock:latest' is not pinned by digest",
+            r"warning: BG101 unpinned-image: \$\.services\.pipelock\.image in template pipelock\.yaml\.j2 \(packaged\): pipelock's image 'claude-bottle/pipelock:latest' is not pinned by digest",
             r"\d+ warning\(s\) and --strict: nothing was written",
         ],
     ),
@@ -229,6 +229,15 @@ def test_readme_exit_codes_are_errors_py_s():
 
     rows = ["| exit | meaning |", "| --- | --- |"] + [f"| {int(code)} | {text} |" for code, text in MEANINGS.items()]
     check_generated(REPO / "README.md", "exit-codes", "\n".join(rows), "tests/test_errors.py")
+
+
+def test_readme_warning_kinds_are_lints_py_s():
+    """The warnings' codes, names and meanings are written once, in lints.py; the README shows them."""
+    from bottlegen.lints import KINDS
+
+    rows = ["| code | name | warns when |", "| --- | --- | --- |"]
+    rows += [f"| {k.code} | `{k.name}` | {k.summary} |" for k in KINDS]
+    check_generated(REPO / "README.md", "warnings", "\n".join(rows), "tests/test_errors.py")
 
 
 def test_yaml_errors_in_json_plans_have_line_and_column(tmp_path):

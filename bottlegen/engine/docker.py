@@ -12,6 +12,7 @@ from __future__ import annotations
 import importlib.util
 import os
 import re
+import shlex
 import shutil
 import subprocess
 import sys
@@ -53,6 +54,14 @@ def _seconds(name: str, default: float) -> float:
     return seconds
 
 
+_trace = False  # -v: each command is shown on stderr before it runs
+
+
+def trace_commands(on: bool) -> None:
+    global _trace
+    _trace = on
+
+
 def run(
     argv: Sequence[str],
     *,
@@ -67,6 +76,8 @@ def run(
     runs out of time is killed and is an EngineError (exit 8): the daemon did not answer.
     """
     seconds = quick() if timeout == "quick" else timeout
+    if _trace:  # an argv never holds a secret: compose reads values from the environment
+        print(f"bottlegen: + {shlex.join(argv)}", file=sys.stderr, flush=True)
     try:
         if output == "progress":
             stderr = _stderr_fd()
