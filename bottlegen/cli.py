@@ -15,7 +15,18 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn
 
 from . import lints, load, resources, yamltext
-from .errors import MEANINGS, ExitCode, LintError, OutputError, PlanError, Stopped, TemplateError, UsageError, UserError
+from .errors import (
+    MEANINGS,
+    ExitCode,
+    LintError,
+    OutputError,
+    PlanError,
+    Stopped,
+    TemplateError,
+    UsageError,
+    UserError,
+    as_json,
+)
 from .lints import Lint
 from .pipeline import Rendered, Renderer, override_dirs_from_env
 from .templating import iter_origins
@@ -60,7 +71,7 @@ class Warnings:
         shown = lints.kept(found, self.ignore)
         if self.strict or not (self.quiet or (batch and not self.verbose)):
             for warning in shown:
-                _warn(f"{where}{warning}")
+                _warn_of(warning, where)
         elif batch:
             for warning in shown:
                 self.counts[warning.kind.code] += 1
@@ -138,10 +149,10 @@ def _render_batch(renderer: Renderer, plans: list[Path], out_dir: Path, warnings
             projects[project] = plan
             print(f"{plan} -> {out_dir / (slug + '.yml')}")
         except UserError as e:
-            _report(e, prefix=f"{plan}: ")
+            _report(e, plan=str(plan))
             worst = max(worst, e.exit_code)
         except (OSError, RecursionError, MemoryError, ValueError, TypeError) as e:  # a bug: report it, render the rest
-            _internal_error(e, prefix=f"{plan}: ")
+            _internal_error(e, plan=str(plan))
             worst = max(worst, ExitCode.INTERNAL)
     warnings.summary()
     print(f"rendered {len(written)} of {len(plans)} plan(s)", file=sys.stderr)
@@ -179,7 +190,10 @@ def cmd_context(args: argparse.Namespace) -> int:
         context = renderer.context_for(load.read_plan_stream(sys.stdin.buffer), load.STDIN, Path.cwd())
     else:
         context = renderer.context(Path(args.plan))
-    sys.stdout.write(yamltext.dump_plain(context))
+    if args.format == "json":
+        sys.stdout.write(json.dumps(context, indent=2, ensure_ascii=False) + "\n")
+    else:
+        sys.stdout.write(yamltext.dump_plain(context))
     return ExitCode.OK
 
 
@@ -227,6 +241,9 @@ def cmd_schema(args: argparse.Namespace) -> int:
 def cmd_templates_list(args: argparse.Namespace) -> int:
     renderer = _renderer(args)
     rows = list(iter_origins(renderer.env))
+    if args.format == "json":
+        print(json.dumps([{"name": n, "origin": o, "path": str(p)} for n, o, p in rows], indent=2))
+        return ExitCode.OK
     name_width = max(len(name) for name, _, _ in rows)
     origin_width = max(len(origin) for _, origin, _ in rows)
     for name, origin, path in rows:
@@ -268,6 +285,16 @@ def _engine(warn_cve: bool = False) -> Engine:
     if warning:
         _warn(warning)
     return engine
+
+
+def _warn_of(warning: Lint, where: str = "") -> None:
+    if _json_errors:
+        fields = {"warning": warning.kind.code, "name": warning.kind.name}
+        _say(
+            json.dumps({**fields, **({"plan": where.removesuffix(": ")} if where else {}), "message": warning.message})
+        )
+    else:
+        _warn(f"{where}{warning}")
 
 
 def _warn(message: str) -> None:
@@ -438,11 +465,24 @@ def output_options() -> argparse.ArgumentParser:
         action="store_true",
         help="show each docker and compose command bottlegen runs (they never hold a secret), and each warning of a batch",
     )
+    parent.add_argument(
+        "--error-format",
+        choices=["text", "json"],
+        default="text",
+        help="errors as text (default), or one JSON object per error on stderr: class, kind, exit_code, message, "
+        "and each problem's location (file, path, line, column, template); --format json implies it",
+    )
     return parent
 
 
 class _Parser(argparse.ArgumentParser):
     """argparse, except that a failed write of --help to stdout is an error, not ignored."""
+
+    def error(self, message: str) -> NoReturn:
+        if _json_errors:  # argparse's own message, as the JSON object every other error is
+            _report(UsageError(f"{self.prog}: {message}"))
+            self.exit(ExitCode.USAGE)
+        super().error(message)
 
     def _print_message(self, message: str, file: Any = None) -> None:
         if not message:
@@ -553,8 +593,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--out-dir", metavar="DIR", help="render every PLAN into DIR/<slug>.yml in one process")
 
-    p = add("context", cmd_context, "print the resolved template context of a plan, as YAML", [templates])
+    p = add("context", cmd_context, "print the resolved template context of a plan, as YAML or JSON", [templates])
     p.add_argument("plan", metavar="PLAN", help=PLAN_HELP)
+    p.add_argument("--format", choices=["yaml", "json"], default="yaml", help="YAML (default), or JSON")
 
     p = add(
         "check", cmd_check, "exit 0 if FILE is exactly what render produces from PLAN, else 1 with a diff", [templates]
@@ -567,6 +608,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = add("templates", None, "list the templates, or copy packaged ones out for editing")
     tsub = p.add_subparsers(dest="templates_command", required=True, metavar="SUBCOMMAND")
     t = tsub.add_parser("list", parents=[templates, output], help="every template and where it resolves from")
+    t.add_argument(
+        "--format", choices=["table", "json"], default="table", help="a table (default), or a JSON list of objects"
+    )
     t.set_defaults(func=cmd_templates_list)
     t = tsub.add_parser("eject", parents=[output], help="copy packaged templates into DIR for editing")
     t.add_argument("names", nargs="*", metavar="NAME")
@@ -636,12 +680,31 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _report(error: UserError, prefix: str = "") -> None:
-    _say(f"bottlegen: error: {prefix}{error}")
+_json_errors = False  # --error-format json, or --format json: errors as JSON objects on stderr
+
+
+def _report(error: UserError, plan: str | None = None) -> None:
+    if _json_errors:
+        _say(json.dumps(as_json(error, **({"plan": plan} if plan else {}))))
+    else:
+        _say(f"bottlegen: error: {plan + ': ' if plan else ''}{error}")
+
+
+def _wants_json_errors(argv: Sequence[str]) -> bool:
+    """Read before parsing, so that a usage error is JSON too."""
+    words = list(argv)
+    for i, word in enumerate(words):
+        if word in ("--error-format=json", "--format=json"):
+            return True
+        if word in ("--error-format", "--format") and words[i + 1 : i + 2] == ["json"]:
+            return True
+    return False
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run one command; every outcome is an exit code of errors.ExitCode, never a traceback."""
+    global _json_errors
+    _json_errors = _wants_json_errors(sys.argv[1:] if argv is None else argv)
     previous = {signum: signal.signal(signum, _stop) for signum in (signal.SIGTERM, signal.SIGHUP)}
     try:
         parser = build_parser()
@@ -690,11 +753,17 @@ def main(argv: Sequence[str] | None = None) -> int:
             signal.signal(signum, handler)
 
 
-def _internal_error(error: BaseException, prefix: str = "") -> None:
-    _say(
-        f"bottlegen: internal error: {prefix}{type(error).__name__}: {error}. This is a bug in bottlegen; please report it "
+def _internal_error(error: BaseException, plan: str | None = None) -> None:
+    message = (
+        f"{type(error).__name__}: {error}. This is a bug in bottlegen; please report it "
         "with the command that caused it (BOTTLEGEN_DEBUG=1 shows the traceback)"
     )
+    if _json_errors:
+        where = {"plan": plan} if plan else {}
+        fields = {"class": type(error).__name__, "kind": "internal", "exit_code": int(ExitCode.INTERNAL), **where}
+        _say(json.dumps({**fields, "message": message, "problems": [{"message": message}]}))
+    else:
+        _say(f"bottlegen: internal error: {plan + ': ' if plan else ''}{message}")
 
 
 def _stop(signum: int, frame: object) -> None:

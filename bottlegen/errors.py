@@ -9,6 +9,7 @@ ValueError, an I/O error an OSError); a failed docker command, a ComposeError, c
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from enum import IntEnum
 from typing import TYPE_CHECKING, Any
@@ -157,3 +158,40 @@ class ComposeError(UserError):
     def from_process(cls, what: str, proc: subprocess.CompletedProcess[Any]) -> ComposeError:
         stderr = proc.stderr if isinstance(proc.stderr, str) else (proc.stderr or b"").decode(errors="replace")
         return cls(f"{what} failed (exit {proc.returncode})", proc.returncode, proc.args, stderr)
+
+
+# Where an error is, as its messages say it: `file::$.key.path: ...` (a plan), `file:line[:col]:
+# ...` (YAML, a template), `$.document.path in template NAME (origin): ...` (the document).
+_PATH = r"\$(?:\[(?:\"(?:[^\"\\]|\\.)*\"|[^\]]*)\]|[^\s\[:])*"  # $.a.b[0]["odd: key"]
+_LOCATIONS = (
+    rf"(?P<file>\S.*?)::(?P<path>{_PATH}): (?P<message>.*)",
+    rf"(?P<path>{_PATH}) in template (?P<template>\S+(?: \([^)]*\))?): (?P<message>.*)",
+    r"template (?P<template>\S+(?: \([^)]*\))?): (?P<message>.*)",
+    r"(?P<file>[^\s:][^:]*?):(?P<line>\d+)(?::(?P<column>\d+))?: (?P<message>.*)",
+)
+
+
+def located(text: str) -> dict[str, Any]:
+    """A message's location fields (file, path, line, column, template) and the rest of it."""
+    for pattern in _LOCATIONS:
+        match = re.fullmatch(pattern, text, re.DOTALL)
+        if match:
+            fields: dict[str, Any] = {k: v for k, v in match.groupdict().items() if v is not None}
+            for number in ("line", "column"):
+                if number in fields:
+                    fields[number] = int(fields[number])
+            return fields
+    return {"message": text}
+
+
+def as_json(error: UserError, **context: str) -> dict[str, Any]:
+    """One error as a JSON object: its class, exit code, message, and each problem located."""
+    problems = error.details or [error.message]
+    return {
+        "class": type(error).__name__,
+        "kind": error.exit_code.name.lower(),
+        "exit_code": int(error.exit_code),
+        **context,
+        "message": error.message,
+        "problems": [located(problem.strip()) for problem in problems],
+    }

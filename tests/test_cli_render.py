@@ -102,3 +102,75 @@ def test_a_bad_plan_on_standard_input_is_named_so(tmp_path):
     assert big.returncode == 3 and "more than 4 MiB" in big.stderr
     batch = run_cli("render", "--out-dir", "out", "-", "x.yml", cwd=tmp_path)
     assert batch.returncode == 2 and "is one plan" in batch.stderr
+
+
+# --- JSON for scripts -----------------------------------------------------------------------
+
+
+def test_context_as_json_is_the_same_context(tmp_path):
+    path = write_plan(tmp_path, full_plan())
+    as_yaml = parse_yaml(run_cli("context", str(path)).stdout)
+    proc = run_cli("context", str(path), "--format", "json")
+    assert proc.returncode == 0 and json.loads(proc.stdout) == as_yaml
+
+
+def test_templates_list_as_json(tmp_path):
+    (tmp_path / "agent.yaml.j2").write_text("services: {}\n")
+    proc = run_cli("templates", "list", "--templates", str(tmp_path), "--format", "json")
+    rows = {row["name"]: row for row in json.loads(proc.stdout)}
+    assert rows["agent.yaml.j2"] == {
+        "name": "agent.yaml.j2",
+        "origin": f"override {tmp_path}",
+        "path": str(tmp_path / "agent.yaml.j2"),
+    }
+    assert rows["pipelock.yaml.j2"]["origin"] == "packaged"
+
+
+def json_lines(stderr: str) -> list[dict]:
+    lines = stderr.splitlines()
+    assert lines, "nothing on stderr"
+    return [json.loads(line) for line in lines]  # every line is one JSON object
+
+
+def test_errors_as_json_carry_class_code_and_each_problems_location(tmp_path):
+    path = write_plan(tmp_path, minimal_plan(colour="red", proxy={"yaml_path": 3}))
+    proc = run_cli("render", str(path), "--error-format", "json")
+    [error] = json_lines(proc.stderr)
+    assert proc.returncode == 3 and error["class"] == "PlanError" and error["exit_code"] == 3
+    assert error["kind"] == "invalid_plan" and error["message"].startswith("invalid plan")
+    problems = {(p["path"], p["message"].split(" ")[0]) for p in error["problems"]}
+    assert ("$", "unknown") in problems and all(p["file"] == str(path) for p in error["problems"])
+    assert any(p["path"].startswith("$.proxy") for p in error["problems"])
+
+
+def test_a_template_error_as_json_has_its_file_and_line(tmp_path):
+    (tmp_path / "t").mkdir()
+    (tmp_path / "t" / "agent.yaml.j2").write_text("services:\n  agent:\n    image: {{ plan.nope.deeper }}\n")
+    path = write_plan(tmp_path, minimal_plan())
+    proc = run_cli("context", str(path), "--templates", str(tmp_path / "t"), "--format", "json")
+    assert proc.returncode == 0  # context renders no template
+    proc = run_cli("render", str(path), "--templates", str(tmp_path / "t"), "--error-format=json")
+    [error] = [e for e in json_lines(proc.stderr) if "class" in e]
+    assert proc.returncode == 4 and error["class"] == "TemplateError"
+    [problem] = error["problems"]
+    assert problem["line"] == 3 and problem["file"].endswith("agent.yaml.j2"), problem
+
+
+def test_usage_errors_and_warnings_are_json_too(tmp_path):
+    proc = run_cli("render", "--format", "json", "--error-format", "json")  # no such option for render
+    [error] = json_lines(proc.stderr)
+    assert proc.returncode == 2 and error["class"] == "UsageError" and "--format" in error["message"]
+    path = write_plan(tmp_path, minimal_plan())
+    proc = run_cli("render", str(path), "--error-format", "json")
+    warnings = json_lines(proc.stderr)
+    assert proc.returncode == 0 and {w["warning"] for w in warnings} == {"BG101", "BG102"}
+    assert all(set(w) == {"warning", "name", "message"} for w in warnings)
+
+
+def test_a_batch_reports_each_plans_error_as_its_own_object(tmp_path):
+    good = write_plan(tmp_path, minimal_plan(slug="good"), "good.yml")
+    bad = write_plan(tmp_path, minimal_plan(slug="BAD SLUG"), "bad.yml")
+    proc = run_cli("render", "-q", "--error-format", "json", "--out-dir", str(tmp_path / "out"), str(bad), str(good))
+    objects = [json.loads(line) for line in proc.stderr.splitlines() if line.startswith("{")]
+    assert proc.returncode == 3 and [o["plan"] for o in objects] == [str(bad)]
+    assert (tmp_path / "out" / "good.yml").exists()
