@@ -38,7 +38,30 @@ if TYPE_CHECKING:
     from .engine.state import Bottle
     from .engine.verify import VerifyOptions
 
-EXIT_CODES_HELP = "exit codes:\n" + "\n".join(f"  {code.value}  {meaning}" for code, meaning in MEANINGS.items())
+E = ExitCode
+_RENDERS = (E.INVALID_PLAN, E.TEMPLATE, E.INVALID_DOCUMENT)
+_ENGINE = (E.IO, E.ENGINE, E.COMPOSE)
+# The exit codes each command can end with (besides 0, and what every command can end
+# with: a bug, a signal); its --help lists these only.
+COMMAND_EXIT_CODES: dict[str, tuple[ExitCode, ...]] = {
+    "render": (E.USAGE, *_RENDERS, E.LINT, E.IO, E.ENGINE),
+    "check": (E.DRIFT, E.USAGE, *_RENDERS, E.IO, E.ENGINE),
+    "context": (E.USAGE, E.INVALID_PLAN, E.TEMPLATE, E.IO),
+    "schema": (E.USAGE, E.IO),
+    "templates": (E.USAGE, E.TEMPLATE, E.IO),
+    "up": (E.USAGE, *_RENDERS, E.LINT, *_ENGINE, E.CONFLICT, E.VERIFY),
+    "logs": (E.USAGE, *_ENGINE),
+    "ps": (E.USAGE, *_ENGINE),
+    "down": (E.USAGE, *_ENGINE, E.CONFLICT),
+    "verify": (E.USAGE, *_ENGINE, E.VERIFY),
+    "completion": (E.USAGE, E.IO),
+}
+_ALWAYS = (E.INTERNAL, E.HANGUP, E.INTERRUPTED, E.TERMINATED)
+
+
+def exit_codes_help(codes: Sequence[ExitCode] = tuple(MEANINGS)) -> str:
+    shown = sorted({E.OK, *codes, *_ALWAYS})
+    return "exit codes:\n" + "\n".join(f"  {code.value}  {MEANINGS[code]}" for code in shown)
 
 
 def _override_dirs(args: argparse.Namespace) -> list[str]:
@@ -557,12 +580,17 @@ def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(
         prog="bottlegen",
         description="Render a bottle's plan into its docker-compose.yml, and run it.",
-        epilog=EXIT_CODES_HELP,
+        epilog=exit_codes_help(),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--version", action=_Version, nargs=0, help="show bottlegen's version and exit")
     templates, strict, which, output = templates_option(), strict_option(), bottle_option(), output_options()
-    sub: Any = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    sub: Any = parser.add_subparsers(
+        dest="command",
+        required=True,
+        metavar="COMMAND",
+        help="what to do; `bottlegen COMMAND --help` shows its options",
+    )
 
     def add(
         name: str,
@@ -575,7 +603,7 @@ def build_parser() -> argparse.ArgumentParser:
             help=help,
             description=help,
             parents=[*parents, output],
-            epilog=EXIT_CODES_HELP,
+            epilog=exit_codes_help(COMMAND_EXIT_CODES[name]),
             formatter_class=argparse.RawDescriptionHelpFormatter,
         )
         p.set_defaults(func=func)
@@ -601,20 +629,26 @@ def build_parser() -> argparse.ArgumentParser:
         "check", cmd_check, "exit 0 if FILE is exactly what render produces from PLAN, else 1 with a diff", [templates]
     )
     p.add_argument("plan", metavar="PLAN", help=PLAN_HELP)
-    p.add_argument("file", metavar="FILE")
+    p.add_argument("file", metavar="FILE", help="the compose file to compare, a golden (missing: all of it is drift)")
 
     add("schema", cmd_schema, "print the plan's JSON schema")
 
     p = add("templates", None, "list the templates, or copy packaged ones out for editing")
-    tsub = p.add_subparsers(dest="templates_command", required=True, metavar="SUBCOMMAND")
-    t = tsub.add_parser("list", parents=[templates, output], help="every template and where it resolves from")
+    tsub = p.add_subparsers(dest="templates_command", required=True, metavar="SUBCOMMAND", help="list or eject")
+    nested = {
+        "epilog": exit_codes_help(COMMAND_EXIT_CODES["templates"]),
+        "formatter_class": argparse.RawDescriptionHelpFormatter,
+    }
+    what = "every template and where it resolves from"
+    t = tsub.add_parser("list", parents=[templates, output], help=what, description=what, **nested)
     t.add_argument(
         "--format", choices=["table", "json"], default="table", help="a table (default), or a JSON list of objects"
     )
     t.set_defaults(func=cmd_templates_list)
-    t = tsub.add_parser("eject", parents=[output], help="copy packaged templates into DIR for editing")
-    t.add_argument("names", nargs="*", metavar="NAME")
-    t.add_argument("--to", required=True, metavar="DIR")
+    what = "copy packaged templates into DIR for editing"
+    t = tsub.add_parser("eject", parents=[output], help=what, description=what, **nested)
+    t.add_argument("names", nargs="*", metavar="NAME", help="a packaged template, as `templates list` names it")
+    t.add_argument("--to", required=True, metavar="DIR", help="the folder to copy them into (created if missing)")
     t.add_argument("--all", action="store_true", help="eject every packaged template")
     t.add_argument("--force", action="store_true", help="overwrite files that exist")
     t.set_defaults(func=cmd_templates_eject)

@@ -71,13 +71,6 @@ def test_json_and_yaml_plans_render_alike(tmp_path):
     assert a.replace("minimal.json", "X") == b.replace("p.yml", "X")
 
 
-def test_help_documents_exit_codes():
-    proc = run_cli("render", "--help")
-    assert proc.returncode == 0
-    for code in range(10):
-        assert f"\n  {code}  " in proc.stdout
-
-
 def test_a_plan_on_standard_input(tmp_path):
     plan = minimal_plan()
     plan["proxy"] = {**plan["proxy"], "yaml_path": "conf/pipelock.yaml"}  # relative: to the current folder
@@ -174,3 +167,50 @@ def test_a_batch_reports_each_plans_error_as_its_own_object(tmp_path):
     objects = [json.loads(line) for line in proc.stderr.splitlines() if line.startswith("{")]
     assert proc.returncode == 3 and [o["plan"] for o in objects] == [str(bad)]
     assert (tmp_path / "out" / "good.yml").exists()
+
+
+# --- help -----------------------------------------------------------------------------------
+
+
+def all_parsers():
+    """Every (command words, parser) of the CLI, the nested `templates list` too."""
+    import argparse
+
+    from bottlegen.cli import build_parser
+
+    found, todo = [], [((), build_parser())]
+    while todo:
+        words, parser = todo.pop()
+        found.append((words, parser))
+        for action in parser._actions:
+            if isinstance(action, argparse._SubParsersAction):
+                todo += [((*words, name), sub) for name, sub in action.choices.items()]
+    return found
+
+
+def test_every_option_and_argument_has_help():
+    missing = [
+        (" ".join(words), action.dest)
+        for words, parser in all_parsers()
+        for action in parser._actions
+        if not action.help and action.dest != "help"
+    ]
+    assert missing == []
+
+
+def test_each_commands_help_lists_only_its_own_exit_codes():
+    from bottlegen.cli import COMMAND_EXIT_CODES
+    from bottlegen.errors import ExitCode
+
+    for words, _ in all_parsers():
+        if not words or (words == ("templates",)):
+            continue
+        proc = run_cli(*words, "--help")
+        assert proc.returncode == 0, words
+        listed = {int(line.split()[0]) for line in proc.stdout.split("exit codes:\n")[1].splitlines() if line.strip()}
+        own = {int(c) for c in COMMAND_EXIT_CODES[words[0]]}
+        assert own <= listed and listed - own == {0, 70, 129, 130, 143}, (words, listed)
+    top = run_cli("--help").stdout
+    assert all(f"\n  {int(code)}  " in top for code in ExitCode)
+    assert "\n  1  " not in run_cli("render", "--help").stdout  # drift is check's alone
+    assert "\n  11  " in run_cli("verify", "--help").stdout and "\n  11  " not in run_cli("ps", "--help").stdout
