@@ -635,7 +635,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = add("templates", None, "list the templates, or copy packaged ones out for editing")
     tsub = p.add_subparsers(dest="templates_command", required=True, metavar="SUBCOMMAND", help="list or eject")
-    nested = {
+    nested: dict[str, Any] = {
         "epilog": exit_codes_help(COMMAND_EXIT_CODES["templates"]),
         "formatter_class": argparse.RawDescriptionHelpFormatter,
     }
