@@ -274,6 +274,15 @@ def cmd_templates_list(args: argparse.Namespace) -> int:
     return ExitCode.OK
 
 
+def cmd_completion(args: argparse.Namespace) -> int:
+    from . import completion
+
+    packaged = resources.templates_dir()
+    names = sorted(p.relative_to(packaged).as_posix() for p in packaged.rglob("*.j2"))
+    sys.stdout.write(completion.script(build_parser(), args.shell, [*names, "manifest.yaml"]))
+    return ExitCode.OK
+
+
 def cmd_templates_eject(args: argparse.Namespace) -> int:
     packaged = resources.templates_dir()
     available = sorted(
@@ -711,6 +720,13 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="SECONDS",
         help="how long each container has to stop before it is killed (compose down --timeout)",
     )
+    p = add(
+        "completion",
+        cmd_completion,
+        "print shell completion for bash, zsh or fish: `source <(bottlegen completion bash)`, "
+        "or `bottlegen completion fish | source`",
+    )
+    p.add_argument("shell", metavar="SHELL", choices=["bash", "zsh", "fish"], help="bash, zsh or fish")
     return parser
 
 

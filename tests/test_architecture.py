@@ -48,6 +48,7 @@ LAYERS = [
     "engine.lifecycle",
     "engine.verify",
     # the command and the public API
+    "completion",
     "cli",
     "",  # bottlegen/__init__.py
 ]
