@@ -4,7 +4,8 @@
 2. What the schema cannot say but Docker Compose rejects at load time, or silently gets
    wrong: depends_on naming a service that is not rendered, a service on an undeclared
    network, duplicate or malformed container names, dependency cycles, two volumes with
-   one target in a service (compose keeps the last), relative bind sources.
+   one target in a service (compose keeps the last), relative bind sources, durations that
+   are not Go durations and negative counts.
 3. Lints, which warn (and fail with --strict): pipelock's image not pinned by digest, a
    bind source that does not exist now, runsc with sidecars found only by name.
 
@@ -144,6 +145,54 @@ def no_dependency_cycles(merged: Merged) -> Iterator[str]:
             graph[closing].discard(cycle[0])  # and look for the next one
 
 
+# Go's time.ParseDuration, which compose reads durations with: "0", or numbers with units.
+GO_DURATION = re.compile(r"[-+]?(?:0|(?:(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:ns|us|µs|μs|ms|s|m|h))+)")
+_DURATIONS = (
+    ("healthcheck", "interval"),
+    ("healthcheck", "timeout"),
+    ("healthcheck", "start_period"),
+    ("healthcheck", "start_interval"),
+    ("stop_grace_period",),
+    ("deploy", "restart_policy", "delay"),
+    ("deploy", "restart_policy", "window"),
+    ("deploy", "update_config", "delay"),
+    ("deploy", "update_config", "monitor"),
+    ("deploy", "rollback_config", "delay"),
+    ("deploy", "rollback_config", "monitor"),
+)
+_UNSIGNED = (
+    ("healthcheck", "retries"),
+    ("deploy", "restart_policy", "max_attempts"),
+    ("deploy", "update_config", "parallelism"),
+    ("deploy", "rollback_config", "parallelism"),
+)
+
+
+def _at(service: dict[str, Any], keys: tuple[str, ...]) -> Any:
+    value: Any = service
+    for key in keys:
+        value = value.get(key) if isinstance(value, dict) else None
+    return value
+
+
+def durations_and_unsigned(merged: Merged) -> Iterator[str]:
+    """Durations are Go durations (30s, 1m30s) and counts are not negative: the schema says
+    only "a string" and "a number", and compose refuses the file at load time."""
+    for name, service in _services(merged):
+        for keys in _DURATIONS:
+            value = _at(service, keys)
+            if isinstance(value, str) and not GO_DURATION.fullmatch(value):
+                yield (
+                    f"{merged.where(('services', name, *keys))}: {value!r} is not a duration compose reads: give a "
+                    "number and a unit (ns, us, ms, s, m, h), for example 30s or 1m30s"
+                )
+        for keys in _UNSIGNED:
+            value = _at(service, keys)
+            negative = isinstance(value, (int, float)) and not isinstance(value, bool) and value < 0
+            if negative or (isinstance(value, str) and not re.fullmatch(r"\+?[0-9]+", value)):
+                yield f"{merged.where(('services', name, *keys))}: {value!r} is not a count compose reads: give 0 or more"
+
+
 # Every rule compose enforces at load time that the schema cannot say, in the order problems are listed.
 RULES: tuple[Callable[[Merged], Iterator[str]], ...] = (
     depends_on_rendered,
@@ -151,6 +200,7 @@ RULES: tuple[Callable[[Merged], Iterator[str]], ...] = (
     container_names,
     volume_targets_unique,
     bind_sources_absolute,
+    durations_and_unsigned,
     no_dependency_cycles,
 )
 

@@ -212,3 +212,40 @@ def test_a_batch_counts_each_kind_of_warning_once_and_verbose_lists_each(tmp_pat
     assert f"{3 * 3} time(s)" in missing  # pipelock.yaml, the CA cert and its key, of each plan
     verbose = run_cli("render", "-v", "--out-dir", str(tmp_path / "out"), *map(str, plans))
     assert len([line for line in verbose.stderr.splitlines() if "warning:" in line]) == 3 * (1 + 3)
+
+
+DURATION_TEMPLATE = PIPELOCK + "    stop_grace_period: 5x\n"
+RETRIES_TEMPLATE = PIPELOCK + "    healthcheck:\n      test: [CMD, 'true']\n      retries: -2\n"
+
+
+@pytest.mark.parametrize(
+    ("template", "message", "compose_says"),
+    [
+        (DURATION_TEMPLATE, r"stop_grace_period .*: '5x' is not a duration compose reads", 'unknown unit "x"'),
+        (RETRIES_TEMPLATE, r"healthcheck\.retries .*: -2 is not a count compose reads", "overflows uint"),
+    ],
+)
+def test_durations_and_counts_that_compose_refuses(tmp_path, monkeypatch, template, message, compose_says):
+    renderer = Renderer([override(tmp_path, **{"pipelock.yaml.j2": template})])
+    with pytest.raises(DocumentError, match=message):
+        renderer.render_data(minimal_plan(), "plan.yml", tmp_path, "plan.yml")
+    verdict = compose_verdict(renderer, minimal_plan(), tmp_path, monkeypatch)
+    assert verdict.returncode != 0 and compose_says in verdict.stderr, verdict.stderr
+
+
+def test_what_is_a_duration_is_what_compose_says(tmp_path):
+    """Differential: tricky and random strings, each a service's stop_grace_period in one file."""
+    import random
+    import re
+
+    chosen = ["5x", "90", "1m30s", "0", "-5s", "+0", "00", "1.s", ".5s", "1µs", "1μs", "1e3s", "1S", "5m5", ""]
+    chosen += [" 5s", "5s ", "1h-2m", "1_000s", "\u0663s", "0.0s", "1h2m3s4ms5us6ns", ".s", "-.5h"]
+    rng = random.Random(1)
+    chosen += ["".join(rng.choice("0123456789.smhun+-") for _ in range(rng.randint(1, 6))) for _ in range(300)]
+    values = sorted(set(chosen))
+    document = {"services": {f"s{i}": {"image": "x", "stop_grace_period": v} for i, v in enumerate(values)}}
+    (tmp_path / "d.yml").write_text(json.dumps(document))
+    verdict = compose_config_run(tmp_path / "d.yml")
+    refused = {int(n) for n in re.findall(r"'services\[s(\d+)\]\.stop_grace_period'", verdict.stderr)}
+    ours = {i for i, v in enumerate(values) if not check.GO_DURATION.fullmatch(v)}
+    assert ours == refused, [(values[i], i in ours) for i in ours ^ refused]
