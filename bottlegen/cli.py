@@ -7,6 +7,7 @@ import dataclasses
 import gc
 import json
 import os
+import shlex
 import signal
 import sys
 from collections import Counter
@@ -388,9 +389,15 @@ def cmd_up(args: argparse.Namespace) -> int:
         if name not in os.environ
     ]
     Warnings(args).report([*rendered.warnings, *unset])
-    checks = _verify_options(engine, args) if args.verify else None  # the probe image too, before anything starts
     options = lifecycle.UpOptions(wait=args.wait_timeout, build=args.build, pull=args.pull)
     state_dir = Path(args.state_dir) if args.state_dir else state.default_state_dir(rendered.document["name"])
+    if args.dry_run:
+        for line in lifecycle.dry_run(engine, rendered, state_dir, options):
+            print(line)
+        if args.verify:
+            print(f"would run: bottlegen verify --state-dir {shlex.quote(str(state_dir))}")
+        return ExitCode.OK
+    checks = _verify_options(engine, args) if args.verify else None  # the probe image too, before anything starts
     outcome = lifecycle.up(engine, rendered, state_dir, options)
     _print_outcome(outcome)
     print(f"bottle {outcome.bottle.project} is up; state in {state_dir}")
@@ -729,6 +736,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--verify",
         action="store_true",
         help="run `bottlegen verify` once the bottle is up; if a probe fails, take the bottle down again (exit 11)",
+    )
+    p.add_argument(
+        "--dry-run",
+        action="store_true",
+        help="print the files it would write, the networks it would create or use and the commands it would run; "
+        "change nothing",
     )
     probe_options(p)
     p = add(

@@ -345,6 +345,31 @@ def test_logs_prints_every_service(running):
     assert running.cli("logs", "--state-dir", str(running.state), "--since", "1h").returncode == 0
 
 
+def test_up_dry_run_says_what_it_would_do_and_changes_nothing(make_bottle, running, sealed_cleanup):
+    bottle = make_bottle()
+    plan = json.loads(bottle.plan.read_text())
+    plan["seal_host"] = True
+    bottle.plan.write_text(json.dumps(plan))
+    proc = bottle.cli("up", "--dry-run", str(bottle.plan), "--state-dir", str(bottle.state))
+    assert proc.returncode == 0, proc.stderr
+    internal, egress = bottle.networks
+    lines = proc.stdout.splitlines()
+    assert lines[0].startswith(f"would write {bottle.state / 'docker-compose.yml'} (")
+    assert any(line.endswith(f"--internal {internal}") and " network create " in line for line in lines), lines
+    assert any(line.endswith(egress) and "--internal" not in line for line in lines if " network create " in line)
+    assert any(line.startswith("would run: iptables -I INPUT -i 'br-<the new network") for line in lines), lines
+    assert " up -d --remove-orphans --wait " in lines[-1]
+    assert not bottle.state.exists() and remaining(bottle) == ([], []) and seal_rules(bottle.project) == []
+    ran = bottle.log.read_text()
+    assert " create " not in ran and " up " not in ran  # it only looked
+    # A running bottle: its networks are used, and it would be updated in place.
+    again = running.cli("up", "--dry-run", str(running.plan), "--state-dir", str(running.state))
+    assert again.returncode == 0, again.stderr
+    assert "the bottle runs now: it would be updated in place" in again.stdout
+    assert all(f"would use network {n} (" in again.stdout for n in running.networks)
+    assert " network create " not in again.stdout
+
+
 def test_the_default_state_directory_is_the_projects(make_bottle, tmp_path):
     bottle = make_bottle()
     env = {"XDG_STATE_HOME": str(tmp_path / "state-home")}

@@ -41,7 +41,8 @@ def require() -> None:
         )
 
 
-def _spec(bridge: str, project: str) -> list[str]:
+def rule_spec(bridge: str, project: str) -> list[str]:
+    """The seal's rule for one bridge, as iptables takes it after -I / -C / -D."""
     return ["INPUT", "-i", bridge, "-m", "comment", "--comment", comment(project), "-j", "DROP"]
 
 
@@ -49,7 +50,7 @@ def seal(bridges: Sequence[tuple[str, bool]], project: str) -> None:
     """Drop what these bridges (name, has IPv6) send to the host (each rule once)."""
     for bridge, ipv6 in bridges:
         for tool in ("iptables", "ip6tables") if ipv6 else ("iptables",):
-            spec = _spec(bridge, project)
+            spec = rule_spec(bridge, project)
             if run([tool, "-C", *spec]).returncode == 0:
                 continue  # already there
             proc = run([tool, "-I", *spec])

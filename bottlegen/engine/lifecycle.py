@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import shlex
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,7 +20,7 @@ from ..pipeline import Rendered
 from ..write import write_atomic
 from . import firewall
 from .docker import FOLLOW, Engine, long, run
-from .networks import create_networks, remove_networks
+from .networks import create_argv, create_networks, remove_networks, survey
 from .state import COMPOSE_FILE, COMPOSE_LOG, PROMISES_FILE, Bottle, bottle_of, locked, promises_of, read_bottle
 
 
@@ -77,20 +78,54 @@ def up(engine: Engine, rendered: Rendered, state_dir: Path, options: UpOptions =
     if bottle.sealed:
         firewall.require()  # root and iptables, before anything starts
     with locked(state_dir):
-        there = read_bottle(state_dir)
-        if there is not None and there.project != bottle.project and containers(engine, there):
-            raise ConflictError(
-                f"{state_dir} holds bottle {there.project}, which is running: `bottlegen down --state-dir "
-                f"{state_dir}` first, or give {bottle.project} a state directory of its own"
-            )
-        existing = _project_containers(engine, bottle.project)  # running or stopped
-        elsewhere = sorted({f for files in existing.values() for f in files if Path(f) != bottle.compose_file})
-        if elsewhere:
-            raise ConflictError(
-                f"bottle {bottle.project} is running from {', '.join(elsewhere)}, not from {bottle.compose_file}: "
-                "two plans resolve to one compose project. Use that state directory, or give this plan another slug"
-            )
-        return _up(engine, rendered, bottle, options, running_before=bool(existing))
+        running_before = _may_start(engine, bottle)
+        return _up(engine, rendered, bottle, options, running_before)
+
+
+def _may_start(engine: Engine, bottle: Bottle) -> bool:
+    """Whether the bottle runs now (it is then updated, never taken down); a ConflictError
+    when its state directory holds another running bottle, or it runs from another folder."""
+    state_dir = bottle.compose_file.parent
+    there = read_bottle(state_dir)
+    if there is not None and there.project != bottle.project and containers(engine, there):
+        raise ConflictError(
+            f"{state_dir} holds bottle {there.project}, which is running: `bottlegen down --state-dir "
+            f"{state_dir}` first, or give {bottle.project} a state directory of its own"
+        )
+    existing = _project_containers(engine, bottle.project)  # running or stopped
+    elsewhere = sorted({f for files in existing.values() for f in files if Path(f) != bottle.compose_file})
+    if elsewhere:
+        raise ConflictError(
+            f"bottle {bottle.project} is running from {', '.join(elsewhere)}, not from {bottle.compose_file}: "
+            "two plans resolve to one compose project. Use that state directory, or give this plan another slug"
+        )
+    return bool(existing)
+
+
+def dry_run(engine: Engine, rendered: Rendered, state_dir: Path, options: UpOptions = UpOptions()) -> list[str]:
+    """What `up` would do, as lines to print; it changes nothing (no folder, file, network or
+    rule). Raises what up would refuse with, before anything."""
+    bottle = bottle_of(rendered.document, state_dir / COMPOSE_FILE)
+    if bottle.sealed:
+        firewall.require()
+    running = _may_start(engine, bottle)
+    missing, fit = survey(engine, bottle)
+    lines = [
+        f"would write {bottle.compose_file} ({len(rendered.text.encode())} bytes) and "
+        f"{state_dir / PROMISES_FILE}" + ("; the bottle runs now: it would be updated in place" if running else "")
+    ]
+    lines += [
+        f"would use network {name} ({network.id[:12]}): bottlegen made it for {bottle.project}"
+        for name, network in sorted(fit.items())
+    ]
+    lines += [f"would run: {shlex.join(create_argv(engine, bottle, name))}" for name in missing]
+    if bottle.sealed:
+        for name in sorted(bottle.internal):
+            bridge = fit[name].bridge if name in fit else "br-<the new network's ID>"
+            for tool in ("iptables", "ip6tables") if name in fit and fit[name].ipv6 else ("iptables",):
+                lines.append(f"would run: {shlex.join([tool, '-I', *firewall.rule_spec(bridge, bottle.project)])}")
+    lines.append(f"would run: {shlex.join(_compose_up(engine, bottle, options))}")
+    return lines
 
 
 def _up(engine: Engine, rendered: Rendered, bottle: Bottle, options: UpOptions, running_before: bool) -> Outcome:

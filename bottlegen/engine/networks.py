@@ -115,35 +115,49 @@ def _problem(bottle: Bottle, name: str, found: list[Network]) -> str | None:
     return None
 
 
-def create_networks(engine: Engine, bottle: Bottle) -> list[str]:
-    """Check every network of the bottle, then create the missing ones; the names created.
-
-    A ConflictError before anything is created when an existing one is not fit for its role.
-    """
-    missing, problems = [], []
+def survey(engine: Engine, bottle: Bottle) -> tuple[list[str], dict[str, Network]]:
+    """The bottle's networks that are missing, and those that exist and are fit for their
+    role; a ConflictError naming every one that exists and is not."""
+    missing, fit, problems = [], {}, []
     for name, found in find(engine, list(bottle.networks.values())).items():
         if not found:
             missing.append(name)
         elif (problem := _problem(bottle, name, found)) is not None:
             problems.append(problem)
+        else:
+            fit[name] = found[0]
     if problems:
         raise ConflictError(f"bottle {bottle.project} cannot use its networks; nothing was started:", problems)
+    return missing, fit
+
+
+def create_argv(engine: Engine, bottle: Bottle, name: str) -> list[str]:
+    """The command that creates the bottle's network name, with its role's flags and our labels."""
+    argv = [
+        engine.docker,
+        "network",
+        "create",
+        "--driver",
+        "bridge",
+        "--label",
+        f"{LABEL_CREATED_BY}=bottlegen",
+        "--label",
+        f"{LABEL_PROJECT}={bottle.project}",
+    ]
+    if name in bottle.internal:  # by the network's role, never by its key
+        argv.append("--internal")
+    return [*argv, name]
+
+
+def create_networks(engine: Engine, bottle: Bottle) -> list[str]:
+    """Check every network of the bottle, then create the missing ones; the names created.
+
+    A ConflictError before anything is created when an existing one is not fit for its role.
+    """
+    missing, _ = survey(engine, bottle)
     created: list[str] = []
     for name in missing:
-        argv = [
-            engine.docker,
-            "network",
-            "create",
-            "--driver",
-            "bridge",
-            "--label",
-            f"{LABEL_CREATED_BY}=bottlegen",
-            "--label",
-            f"{LABEL_PROJECT}={bottle.project}",
-        ]
-        if name in bottle.internal:  # by the network's role, never by its key
-            argv.append("--internal")
-        proc = run([*argv, name])
+        proc = run(create_argv(engine, bottle, name))
         if proc.returncode != 0:
             remove_networks(engine, bottle, only=created)
             raise ComposeError.from_process(f"docker network create {name}", proc)
