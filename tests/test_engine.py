@@ -31,21 +31,7 @@ from bottlegen.engine.docker import vulnerable_to_dns_leak
 pytestmark = pytest.mark.engine
 
 SERVICES = ["pipelock", "git-gate", "egress", "supervise", "agent"]
-TAG = "bottlegen-test/{}:standin"
-STANDIN = """#!/bin/sh
-# A stand-in for a bottle's service: says it started, then serves HTTP on the sidecars'
-# ports until stopped; given `sleep ...` (the agent's command), it runs that instead.
-# As PID 1 it must handle TERM itself, or every stop waits out docker's timeout.
-trap 'kill $(jobs -p) 2>/dev/null; exit 0' TERM INT
-echo "standin $(hostname): starting ($*)"
-case "$1" in
-  sleep) "$@" & ;;
-  *) mkdir -p /tmp/www && echo "standin $(hostname)" > /tmp/www/index.html
-     for port in 80 8888 8080 8077; do httpd -f -p "$port" -h /tmp/www & done
-     echo "standin $(hostname): listening" ;;
-esac
-wait
-"""
+TAG = "bottlegen-test/{}:latest"  # tools/standin-images bottlegen-test builds them
 
 
 def docker(*args: str, check: bool = True, **kw) -> subprocess.CompletedProcess:
@@ -56,18 +42,10 @@ def docker(*args: str, check: bool = True, **kw) -> subprocess.CompletedProcess:
 
 
 @pytest.fixture(scope="session")
-def standin_images(tmp_path_factory) -> Iterator[None]:
-    """One busybox image, tagged once per service."""
-    context = tmp_path_factory.mktemp("standin")
-    shutil.copy("/bin/busybox", context / "busybox")
-    (context / "standin").write_text(STANDIN)
-    (context / "standin").chmod(0o755)
-    (context / "Dockerfile").write_text(
-        'FROM scratch\nCOPY busybox /bin/busybox\nRUN ["/bin/busybox", "--install", "-s", "/bin"]\n'
-        'COPY standin /standin\nENTRYPOINT ["/standin"]\n'
-    )
-    tags = [arg for s in SERVICES for arg in ("-t", TAG.format(s))]
-    docker("build", "-q", *tags, str(context))
+def standin_images() -> Iterator[None]:
+    """The README's stand-in images (tools/standin-images), under a prefix of the tests' own."""
+    proc = subprocess.run([str(REPO / "tools" / "standin-images"), "bottlegen-test"], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
     yield
     docker("rmi", *(TAG.format(s) for s in SERVICES), check=False)
 
@@ -387,9 +365,7 @@ def test_the_default_state_directory_is_the_projects(make_bottle, tmp_path):
 
 
 def remaining(bottle: Bottle) -> tuple[list[str], list[str]]:
-    containers = docker("ps", "-aq", "--filter", f"label=com.docker.compose.project={bottle.project}").stdout.split()
-    networks = [n for n in docker("network", "ls", "--format", "{{.Name}}").stdout.split() if n in bottle.networks]
-    return containers, networks
+    return remaining_of(bottle.project, bottle.networks)
 
 
 def test_down_leaves_nothing_and_keeps_the_merged_log(make_bottle):
@@ -1150,3 +1126,57 @@ def test_without_any_compose_the_error_says_how_to_get_one(tmp_path, monkeypatch
     ) as err:
         docker.preflight()
     assert err.value.exit_code == 8
+
+
+# --- the README's walkthrough, exactly as written ---------------------------------------------
+
+
+def walkthrough() -> list[tuple[str, list[str]]]:
+    """The README's walkthrough: each command, and the output lines it shows."""
+    text = (REPO / "README.md").read_text()
+    start = text.index("<!-- walkthrough:start (run by tests/test_engine.py) -->")
+    block = text[start : text.index("<!-- walkthrough:end -->")].split("```console\n", 1)[1].split("```", 1)[0]
+    steps: list[tuple[str, list[str]]] = []
+    for line in block.splitlines():
+        if line.startswith("$ "):
+            steps.append((line[2:], []))
+        else:
+            steps[-1][1].append(line)
+    return steps
+
+
+def squeezed(line: str) -> str:
+    return " ".join(line.split())
+
+
+def test_the_readme_walkthrough_runs_as_written(probe_image_removed):
+    state = Path("/tmp/bottlegen-walkthrough")
+    project, networks = "claude-bottle-walkthrough", ["walkthrough-internal", "walkthrough-egress"]
+    cleanup(project, networks)
+    shutil.rmtree(state, ignore_errors=True)
+    steps = walkthrough()
+    assert [command.split()[0] for command, _ in steps][:3] == ["tools/standin-images", "export", "bottlegen"]
+    script = "set -euo pipefail\n" + "".join(f"echo '::step {i}'\n{command}\n" for i, (command, _) in enumerate(steps))
+    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}"}
+    try:
+        proc = subprocess.run(["bash", "-c", script], cwd=REPO, env=env, capture_output=True, text=True, timeout=600)
+        assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+        outputs = proc.stdout.split("::step ")[1:]
+        assert len(outputs) == len(steps)
+        for (command, shown), output in zip(steps, outputs, strict=True):
+            got = {squeezed(line) for line in output.splitlines()[1:]}
+            for line in shown:
+                if line != "...":
+                    assert squeezed(line) in got, (command, line, output)
+        assert "stand-in-token" not in proc.stdout + proc.stderr
+        assert remaining_of(project, networks) == ([], [])
+    finally:
+        cleanup(project, networks)
+        docker("rmi", *(f"bottlegen-standin/{s}:latest" for s in SERVICES), check=False)
+        shutil.rmtree(state, ignore_errors=True)
+
+
+def remaining_of(project: str, networks: list[str]) -> tuple[list[str], list[str]]:
+    containers = docker("ps", "-aq", "--filter", f"label=com.docker.compose.project={project}").stdout.split()
+    names = [n for n in docker("network", "ls", "--format", "{{.Name}}").stdout.split() if n in networks]
+    return containers, names

@@ -26,6 +26,7 @@ EXPECTED_SERVICES = {
     "settings.yml": {"pipelock", "egress", "agent"},
     "supervise.yml": {"pipelock", "supervise", "agent"},
     "upstreams.yml": {"pipelock", "git-gate", "agent"},
+    "walkthrough.yml": {"pipelock", "git-gate", "egress", "supervise", "agent"},
 }
 
 
