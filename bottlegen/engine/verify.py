@@ -35,7 +35,8 @@ from .networks import Network, bridges
 from .state import Bottle, Promises, read_promises
 
 PASS, FAIL, WARN = "pass", "FAIL", "warn"
-PROBE_SECONDS = 2  # how long a connection attempt waits before the address counts as unreachable
+PROBE_SECONDS = 1  # how long a connection attempt waits before the address counts as unreachable (the
+# kernel answers a SYN or a ping at once on a local bridge, however busy the service is)
 HOST_PORT = 1  # tcpmux: nothing listens there; a refusal proves the host answers as well as a reply
 OUTSIDER_PORT = 80
 DEFAULT_ROUTE_FIXED = (25, 0)  # from Docker 25.0 an internal network gives its containers no default route
