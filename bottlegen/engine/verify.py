@@ -108,7 +108,7 @@ def verify(engine: Engine, bottle: Bottle, options: VerifyOptions = VerifyOption
     ]
     with _outsiders(engine, image, bottle, networks) as outsiders:
         targets = _Targets()
-        sidecars = _sidecar_targets(targets, promises, services, joined, bottle)
+        sidecars = _sidecar_targets(targets, promises, services, bottle)
         egress_side = _egress_targets(targets, promises, inspected, outsiders, bottle)
         host = sorted({g for n in networks.values() for g in n.gateways} | set(options.addresses), key=_address_key)
         host_targets = {a: (targets.add("tcp", a, HOST_PORT), targets.add("ping", a)) for a in host}
@@ -360,7 +360,7 @@ def _dialled(service: dict[str, Any], key: str, internal_keys: set[str]) -> str:
 
 
 def _sidecar_targets(
-    targets: _Targets, promises: Promises, services: dict[str, Any], joined: list[str], bottle: Bottle
+    targets: _Targets, promises: Promises, services: dict[str, Any], bottle: Bottle
 ) -> list[tuple[str, tuple[str, int | None, int]]]:
     internal_keys = {key for key, name in bottle.networks.items() if name in bottle.internal}
     found = []
@@ -406,8 +406,10 @@ def _outsiders(engine: Engine, image: str, bottle: Bottle, networks: dict[str, N
             proc = run([engine.docker, "inspect", "--format", "{{json .NetworkSettings.Networks}}", container])
             attached = json.loads(proc.stdout or "{}") if proc.returncode == 0 else {}
             address = (attached.get(name) or {}).get("IPAddress")
-            if address:
-                addresses[name] = address
+            if not address:
+                what = f"docker inspect gave no address for the probe container on {name}"
+                raise ComposeError(what, proc.returncode, proc.args, proc.stderr)
+            addresses[name] = address
         yield addresses
     finally:
         probe.remove(engine, started)
