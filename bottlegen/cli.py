@@ -32,7 +32,7 @@ from .errors import (
 from .lints import Lint
 from .pipeline import Rendered, Renderer, override_dirs_from_env
 from .templating import iter_origins
-from .write import write_atomic
+from .write import write_atomic, write_if_changed
 
 if TYPE_CHECKING:
     from .engine.docker import Engine
@@ -134,7 +134,7 @@ def cmd_render(args: argparse.Namespace) -> int:
         if args.verify:
             _compose_verify(rendered)
         if args.output:
-            write_atomic(Path(args.output), rendered.text)
+            write_if_changed(Path(args.output), rendered.text)
         else:
             sys.stdout.write(rendered.text)
         return ExitCode.OK
@@ -173,10 +173,10 @@ def _render_batch(renderer: Renderer, plans: list[Path], out_dir: Path, warnings
                     "give one of them another slug or settings.project_prefix. Nothing written for it"
                 )
             _not_the_plan(out_dir / f"{slug}.yml", plan_ids)
-            write_atomic(out_dir / f"{slug}.yml", rendered.text)
+            changed = write_if_changed(out_dir / f"{slug}.yml", rendered.text)
             written[slug] = plan
             projects[project] = plan
-            print(f"{plan} -> {out_dir / (slug + '.yml')}")
+            print(f"{plan} -> {out_dir / (slug + '.yml')}{'' if changed else ' (unchanged)'}")
         except UserError as e:
             _report(e, plan=str(plan))
             worst = max(worst, e.exit_code)

@@ -79,6 +79,23 @@ def write_atomic(path: Path, text: str, mode: int = FILE_MODE) -> None:
     remove_stale_temporaries(path)
 
 
+def write_if_changed(path: Path, text: str, mode: int = FILE_MODE) -> bool:
+    """write_atomic, unless path already holds exactly these bytes with this mode: then
+    nothing is written and its mtime stays (so make, rsync and reviewers see no change).
+    Whether it wrote."""
+    data = text.encode("utf-8")
+    try:
+        info = os.stat(path)
+        if stat.S_ISREG(info.st_mode) and stat.S_IMODE(info.st_mode) == mode and info.st_size == len(data):
+            with open(path, "rb") as f:
+                if f.read(len(data) + 1) == data:
+                    return False
+    except OSError:
+        pass  # missing or unreadable: write_atomic says what is wrong, if anything
+    write_atomic(path, text, mode)
+    return True
+
+
 def remove_stale_temporaries(path: Path) -> None:
     """Remove our temporary files beside path whose writer is no longer running."""
     prefix = _tmp_prefix(path)

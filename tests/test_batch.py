@@ -45,3 +45,25 @@ def test_output_options_do_not_mix(tmp_path):
     plan = str(write_plan(tmp_path, minimal_plan()))
     assert run_cli("render", plan, plan).returncode == 2
     assert run_cli("render", plan, "-o", str(tmp_path / "x"), "--out-dir", str(tmp_path)).returncode == 2
+
+
+def test_a_file_whose_bytes_are_unchanged_is_not_rewritten(tmp_path):
+    import os
+
+    plans = [write_plan(tmp_path, minimal_plan(slug=f"s{i}"), f"p{i}.yml") for i in range(2)]
+    out = tmp_path / "out"
+    assert run_cli("render", "-q", "--out-dir", str(out), *map(str, plans)).returncode == 0
+    old = 1_000_000_000
+    for name in ("s0.yml", "s1.yml"):
+        os.utime(out / name, (old, old))
+    write_plan(tmp_path, minimal_plan(slug="s1", runtime_image="other:1"), "p1.yml")  # s1 changes, s0 does not
+    proc = run_cli("render", "-q", "--out-dir", str(out), *map(str, plans))
+    assert proc.returncode == 0 and f"{plans[0]} -> {out / 's0.yml'} (unchanged)" in proc.stdout
+    assert (out / "s0.yml").stat().st_mtime == old and (out / "s1.yml").stat().st_mtime != old
+    assert "other:1" in (out / "s1.yml").read_text()
+    (out / "s0.yml").chmod(0o600)  # same bytes, another mode: written again, 0644
+    assert run_cli("render", "-q", str(plans[0]), "-o", str(out / "s0.yml")).returncode == 0
+    assert (out / "s0.yml").stat().st_mode & 0o777 == 0o644
+    os.utime(out / "s0.yml", (old, old))
+    assert run_cli("render", "-q", str(plans[0]), "-o", str(out / "s0.yml")).returncode == 0
+    assert (out / "s0.yml").stat().st_mtime == old  # -o too
