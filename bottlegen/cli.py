@@ -253,10 +253,38 @@ def _compose_verify(rendered: Rendered) -> None:
 
 
 def cmd_check(args: argparse.Namespace) -> int:
-    rendered = _render(_renderer(args), args.plan)
+    renderer = _renderer(args)
+    if args.out_dir is None:
+        if len(args.plans) != 2:
+            raise UsageError("check takes PLAN FILE (or --out-dir DIR PLAN... for a fleet)")
+        plan, file = args.plans
+        return _check_one(renderer, args, plan, Path(file), diff=True)
+    if "-" in args.plans:
+        raise UsageError("- (a plan on standard input) is one plan: check it as `check - FILE`")
+    worst: int = ExitCode.OK
+    drifted = 0
+    for plan in args.plans:
+        try:
+            code = _check_one(renderer, args, plan, None, diff=args.verbose, out_dir=Path(args.out_dir))
+            drifted += code == ExitCode.DRIFT
+            worst = max(worst, code)
+        except UserError as e:
+            _report(e, plan=plan)
+            worst = max(worst, e.exit_code)
+    _say(f"bottlegen: checked {len(args.plans)} plan(s): {drifted} drifted")
+    return worst
+
+
+def _check_one(
+    renderer: Renderer, args: argparse.Namespace, plan: str, path: Path | None, diff: bool, out_dir: Path | None = None
+) -> int:
+    """Compare one plan's render with its file (out_dir/<slug>.yml in a fleet): OK, or DRIFT
+    with one line that gives the command that fixes it (and the diff, when asked)."""
+    rendered = _render(renderer, plan)
     if args.verify:
         _compose_verify(rendered)
-    path = Path(args.file)
+    if path is None:
+        path = (out_dir or Path()) / f"{rendered.context['plan']['slug']}.yml"
     try:
         current = load.read_text_file(path, "compose file", OutputError)
     except OutputError:
@@ -266,27 +294,42 @@ def cmd_check(args: argparse.Namespace) -> int:
     wanted = rendered.text.encode("utf-8")
     if current == wanted:
         return ExitCode.OK
-    import difflib
-
     try:
         text, utf8 = current.decode("utf-8"), True
     except UnicodeDecodeError:
         text, utf8 = current.decode("utf-8", errors="replace"), False
-    sys.stdout.writelines(
-        difflib.unified_diff(
-            text.splitlines(keepends=True),
-            rendered.text.splitlines(keepends=True),
-            fromfile=f"{path} (on disk)",
-            tofile=f"{path} (bottlegen render {args.plan})",
+    if diff:
+        import difflib
+
+        sys.stdout.writelines(
+            difflib.unified_diff(
+                text.splitlines(keepends=True),
+                rendered.text.splitlines(keepends=True),
+                fromfile=f"{path} (on disk)",
+                tofile=f"{path} (bottlegen render {plan})",
+            )
         )
-    )
-    why = ""
+    why = " (it does not exist)" if not current and not path.exists() else ""
     if b"\r\n" in current and current.replace(b"\r\n", b"\n") == wanted:
         why = " (only its line endings: it has CRLF, bottlegen writes LF)"
     elif not utf8:
         why = " (it is not UTF-8 text)"
-    _say(f"bottlegen: {path} has drifted from its plan{why}; run `bottlegen render {args.plan} -o {path}`")
+    fix = _fix_command(args, plan, path) if out_dir is None else _fix_fleet_command(args, plan, out_dir)
+    _say(f"bottlegen: {path} has drifted from {plan}{why}; run `{fix}`")
     return ExitCode.DRIFT
+
+
+def _fix_fleet_command(args: argparse.Namespace, plan: str, out_dir: Path) -> str:
+    words = ["bottlegen", "render", *(w for d in args.templates or () for w in ("--templates", d))]
+    words += ["--verify"] if args.verify else []
+    return shlex.join([*words, "--out-dir", str(out_dir), plan])
+
+
+def _fix_command(args: argparse.Namespace, plan: str, path: Path) -> str:
+    """The exact command that rewrites path from plan, with the same templates, shell-quoted."""
+    words = ["bottlegen", "render", *(w for d in args.templates or () for w in ("--templates", d))]
+    words += ["--verify"] if args.verify else []
+    return shlex.join([*words, plan, "-o", str(path)])
 
 
 def cmd_schema(args: argparse.Namespace) -> int:
@@ -680,10 +723,20 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--format", choices=["yaml", "json"], default="yaml", help="YAML (default), or JSON")
 
     p = add(
-        "check", cmd_check, "exit 0 if FILE is exactly what render produces from PLAN, else 1 with a diff", [templates]
+        "check",
+        cmd_check,
+        "exit 0 if FILE is exactly what render produces from PLAN, else 1 with a diff; with --out-dir, "
+        "check a fleet: each PLAN against DIR/<slug>.yml, one line per drifted plan",
+        [templates],
     )
-    p.add_argument("plan", metavar="PLAN", help=PLAN_HELP)
-    p.add_argument("file", metavar="FILE", help="the compose file to compare, a golden (missing: all of it is drift)")
+    p.add_argument(
+        "plans",
+        nargs="+",
+        metavar="PLAN [FILE]",
+        help=f"PLAN and FILE, the compose file to compare (missing: all of it is drift); or, with --out-dir, "
+        f"every PLAN. {PLAN_HELP}",
+    )
+    p.add_argument("--out-dir", metavar="DIR", help="check every PLAN against DIR/<slug>.yml in one process")
     p.add_argument("--verify", action="store_true", help=VERIFY_HELP)
 
     add("schema", cmd_schema, "print the plan's JSON schema")

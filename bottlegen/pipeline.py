@@ -43,8 +43,19 @@ class Rendered(NamedTuple):
 
 def template_roots(override_dirs: Sequence[str | os.PathLike[str]] = ()) -> list[Root]:
     """Override folders first, in the order given, then the packaged templates."""
-    roots = [Root(Path(d), f"override {os.fspath(d)}") for d in override_dirs]
+    roots = [Root(Path(d), f"override {canonical_folder(d)}") for d in override_dirs]
     return [*roots, Root(templates_dir(), PACKAGED)]
+
+
+def canonical_folder(folder: str | os.PathLike[str]) -> str:
+    """How the file's comments name an override folder, whatever the spelling: relative to the
+    current folder when inside it (`ops/t` for `./ops/t` and for its absolute path), else
+    absolute; so two clones render the same bytes when run from their roots."""
+    absolute = Path(os.path.abspath(folder))
+    try:
+        return absolute.relative_to(Path.cwd()).as_posix() or "."
+    except ValueError:
+        return absolute.as_posix()
 
 
 def override_dirs_from_env() -> list[str]:

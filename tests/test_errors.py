@@ -175,7 +175,7 @@ SCENARIOS = [
         1,
         ["check", "plan.yml", "out.yml"],
         {"plan.yml": plan_text(pinned(minimal_plan())), "out.yml": "name: stale\n"},
-        [r"out\.yml has drifted from its plan; run `bottlegen render plan\.yml -o out\.yml`"],
+        [r"out\.yml has drifted from plan\.yml; run `bottlegen render plan\.yml -o out\.yml`"],
     ),
 ]
 
