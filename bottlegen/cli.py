@@ -114,12 +114,14 @@ class Warnings:
             )
 
 
-def _render(renderer: Renderer, plan: str) -> Rendered:
+def _render(renderer: Renderer, plan: str, output_dir: Path | None = None) -> Rendered:
     """Render PLAN; `-` is a plan on standard input, whose relative host paths resolve
-    against the current folder (there is no plan file to resolve them against)."""
+    against the current folder (there is no plan file to resolve them against). With
+    output_dir, where the file will be, relative host paths are written relative to it."""
     if plan == "-":
-        return renderer.render_data(load.read_plan_stream(sys.stdin.buffer), load.STDIN, Path.cwd(), load.STDIN)
-    return renderer.render(Path(plan))
+        data = load.read_plan_stream(sys.stdin.buffer)
+        return renderer.render_data(data, load.STDIN, Path.cwd(), load.STDIN, output_dir)
+    return renderer.render(Path(plan), output_dir)
 
 
 def cmd_render(args: argparse.Namespace) -> int:
@@ -129,7 +131,7 @@ def cmd_render(args: argparse.Namespace) -> int:
             raise UsageError("render takes one PLAN (or several with --out-dir DIR)")
         if args.output:
             _not_the_plan(Path(args.output), _file_ids([Path(args.plans[0])]))
-        rendered = _render(renderer, args.plans[0])
+        rendered = _render(renderer, args.plans[0], Path(args.output).parent if args.output else None)
         Warnings(args).report(rendered.warnings)
         if args.verify:
             _compose_verify(rendered)
@@ -157,7 +159,7 @@ def _render_batch(renderer: Renderer, plans: list[Path], out_dir: Path, warnings
     projects: dict[str, Path] = {}
     for plan in plans:
         try:
-            rendered = renderer.render(plan)
+            rendered = renderer.render(plan, out_dir)
             warnings.report(rendered.warnings, where=f"{plan}: ", batch=True)
             if verify:
                 _compose_verify(rendered)
@@ -280,7 +282,7 @@ def _check_one(
 ) -> int:
     """Compare one plan's render with its file (out_dir/<slug>.yml in a fleet): OK, or DRIFT
     with one line that gives the command that fixes it (and the diff, when asked)."""
-    rendered = _render(renderer, plan)
+    rendered = _render(renderer, plan, path.parent if path is not None else out_dir)
     if args.verify:
         _compose_verify(rendered)
     if path is None:

@@ -18,7 +18,7 @@ from typing import Any, NamedTuple
 
 from jinja2 import TemplateNotFound
 
-from . import check, emit, load, manifest, policy, resolve, templating, validate
+from . import check, emit, load, manifest, policy, relocate, resolve, resources, templating, validate
 from .errors import TemplateError
 from .lints import Lint
 from .merge import Fragment, ValueNotWhole, merge
@@ -115,12 +115,16 @@ class Renderer:
 
     # -- rendering --------------------------------------------------------------------
 
-    def render(self, plan_path: Path) -> Rendered:
+    def render(self, plan_path: Path, output_dir: Path | None = None) -> Rendered:
+        """The plan's compose file; with output_dir (where the file is written), the plan's
+        relative host paths are written relative to it (relocate.py)."""
         with self._stage(self.STAGES[0]):
             data = load.read_plan(plan_path)
-        return self.render_data(data, str(plan_path), plan_path.resolve().parent, plan_path.name)
+        return self.render_data(data, str(plan_path), plan_path.resolve().parent, plan_path.name, output_dir)
 
-    def render_data(self, data: Any, source: str, base_dir: Path, plan_name: str) -> Rendered:
+    def render_data(
+        self, data: Any, source: str, base_dir: Path, plan_name: str, output_dir: Path | None = None
+    ) -> Rendered:
         load_plan, render_templates, parse_merge, checks, sandbox, write_yaml = self.STAGES
         with self._stage(load_plan):
             context = self.context_for(data, source, base_dir)
@@ -157,8 +161,13 @@ class Renderer:
             agent, gateways, relax = self.manifest.agent, self.manifest.gateways, self.manifest.relax
             policy.enforce(merged, agent, gateways, relax, context, source)
         with self._stage(write_yaml):
-            text = emit.emit(merged.document, sources, plan_name, self._relaxed)
-        return Rendered(text, merged.document, context, warnings, self.manifest.agent, sources)
+            document = merged.document
+            if output_dir is not None:
+                schema = resources.load_schema(resources.PLAN_SCHEMA)
+                paths = relocate.relative_to(resolve.relative_host_values(schema, data, base_dir), output_dir)
+                document = relocate.relocate(document, paths)
+            text = emit.emit(document, sources, plan_name, self._relaxed)
+        return Rendered(text, document, context, warnings, self.manifest.agent, sources)
 
     def _located(self, error: ValueNotWhole, template: str, context: dict[str, Any]) -> TemplateError:
         """The error, naming the template line that wrote the value (found by rendering again)."""

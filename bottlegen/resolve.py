@@ -67,6 +67,25 @@ def resolve_host_paths(schema: dict[str, Any], value: Any, base_dir: Path) -> An
     return value
 
 
+def relative_host_values(schema: dict[str, Any], value: Any, base_dir: Path) -> set[str]:
+    """The host paths a plan gives relative (not `~`, not absolute), as resolve writes them
+    absolute and a template writes them (`$` as `$$`): what relocate.py may write relative."""
+    schema = _branch_for(schema, value) or schema
+    if isinstance(value, str) and schema.get("x-host-path"):
+        if os.path.isabs(os.path.expanduser(value)):
+            return set()
+        return {host_path(value, base_dir).replace("$", "$$")}
+    found: set[str] = set()
+    if isinstance(value, dict):
+        props = schema.get("properties", {})
+        for k, v in value.items():
+            found |= relative_host_values(props.get(k, {}), v, base_dir)
+    elif isinstance(value, list) and isinstance(schema.get("items"), dict):
+        for item in value:
+            found |= relative_host_values(schema["items"], item, base_dir)
+    return found
+
+
 def container_name(pattern: str, prefix: str, service: str, slug: str) -> str:
     values = {"prefix": prefix, "service": service, "slug": slug}
     out = pattern

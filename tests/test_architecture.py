@@ -36,6 +36,7 @@ LAYERS = [
     "merge",
     "check",
     "policy",
+    "relocate",
     "emit",
     "pipeline",
     # the engine side

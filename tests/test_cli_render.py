@@ -82,7 +82,9 @@ def test_a_plan_on_standard_input(tmp_path):
     assert doc["services"]["pipelock"]["volumes"][0]["source"] == str(tmp_path / "conf" / "pipelock.yaml")
     written = write_plan(tmp_path, plan)  # the same plan as a file in that folder renders the same
     assert run_cli("render", str(written), cwd=tmp_path).stdout == proc.stdout.replace("<stdin>", "plan.yml")
-    (tmp_path / "out.yml").write_text(proc.stdout)
+    written_out = run_cli("render", "-q", "-", "-o", "out.yml", input=text, cwd=tmp_path)
+    assert written_out.returncode == 0, written_out.stderr
+    assert "source: ./conf/pipelock.yaml" in (tmp_path / "out.yml").read_text()  # relative to out.yml's folder
     assert run_cli("check", "-", "out.yml", input=text, cwd=tmp_path).returncode == 0
     context = run_cli("context", "-", input=text, cwd=tmp_path)
     assert context.returncode == 0 and "slug: demo" in context.stdout

@@ -6,7 +6,7 @@ from __future__ import annotations
 import shlex
 import shutil
 
-from helpers import minimal_plan, run_cli, write_plan
+from helpers import compose_config, minimal_plan, run_cli, write_plan
 
 from bottlegen.resources import templates_dir
 
@@ -67,17 +67,43 @@ def test_check_takes_plan_and_file_or_a_fleet(tmp_path):
 
 
 def test_goldens_are_reproduced_by_a_clone_at_another_path(tmp_path):
-    """The same plans, templates and command in two clones: the same bytes."""
+    """The same plans, templates and command in two clones: the same bytes. A plan's
+    relative host paths are written relative to the golden's folder, as compose reads them."""
     first = tmp_path / "clone-a" / "repo"
-    (first / "plans").mkdir(parents=True)
+    (first / "plans" / "files").mkdir(parents=True)
     (first / "ops").mkdir()
     shutil.copy(templates_dir() / "agent.yaml.j2", first / "ops" / "agent.yaml.j2")
-    write_plan(first / "plans", minimal_plan(slug="team"), "team.yml")
-    assert (
-        run_cli("render", "-q", "--templates", "ops", "--out-dir", "goldens", "plans/team.yml", cwd=first).returncode
-        == 0
-    )
+    for name in ("pipelock.yaml", "ca.pem", "agent.env"):
+        (first / "plans" / "files" / name).write_text("stand-in\n")
+    plan = minimal_plan(slug="team", env_file="files/agent.env", settings={"build_context": "files"})
+    plan["proxy"].update(yaml_path="files/pipelock.yaml", ca_cert_host_path="files/ca.pem")
+    write_plan(first / "plans", plan, "team.yml")
+    render = ("render", "-q", "--templates", "ops", "--out-dir", "goldens", "plans/team.yml")
+    assert run_cli(*render, cwd=first).returncode == 0
+    golden = (first / "goldens" / "team.yml").read_text()
+    assert "source: ../plans/files/pipelock.yaml" in golden and "source: ../plans/files/ca.pem" in golden
+    assert "env_file:\n      - ../plans/files/agent.env\n" in golden
+    assert "source: /srv/b/ca-key.pem" in golden  # given absolute: kept absolute
+    assert str(tmp_path) not in golden
     second = tmp_path / "elsewhere" / "deeper" / "repo"
     shutil.copytree(first, second)
     proc = run_cli("check", "--templates", "ops", "--out-dir", "goldens", "plans/team.yml", cwd=second)
     assert proc.returncode == 0, proc.stderr
+    one = run_cli("check", "--templates", "ops", "plans/team.yml", "goldens/team.yml", cwd=second)
+    assert one.returncode == 0, one.stderr
+    model = compose_config(second / "goldens" / "team.yml")  # compose reads them against the golden's folder
+    sources = [v["source"] for v in model["services"]["pipelock"]["volumes"]]
+    assert sources[:2] == [str(second / "plans" / "files" / n) for n in ("pipelock.yaml", "ca.pem")]
+
+
+def test_a_plan_outside_the_current_folder_keeps_absolute_paths(tmp_path):
+    """Relative paths only within the folder bottlegen runs from (a repository's root)."""
+    (tmp_path / "files").mkdir()
+    plan = minimal_plan()
+    plan["proxy"]["yaml_path"] = "files/pipelock.yaml"
+    path = write_plan(tmp_path, plan)
+    elsewhere = tmp_path / "run-from"
+    elsewhere.mkdir()
+    out = tmp_path / "out" / "x.yml"
+    assert run_cli("render", "-q", str(path), "-o", str(out), cwd=elsewhere).returncode == 0
+    assert f"source: {tmp_path / 'files' / 'pipelock.yaml'}" in out.read_text()

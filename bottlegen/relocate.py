@@ -1,0 +1,77 @@
+"""Stage 7b: the checked document, with the plan's relative host paths written relative to
+the folder the file is written to.
+
+A plan's relative host path (`files/ca.pem`) resolves against the plan's folder, and every
+check of the render sees it absolute. When the file has a known destination (`render -o`,
+`render --out-dir`, `check`), such a path is written relative to that destination's folder
+(`../plans/files/ca.pem`), which is how compose reads a relative path: against the folder
+of the compose file. So a golden does not depend on where the repository is cloned. Only
+the places compose resolves that way change (a bind volume's `source`, `env_file`,
+`build.context`), and only a value that is exactly a resolved plan value: a template's own
+absolute path, or one built from a plan value, stays as it is. `up` writes no relative path:
+its file lands in a state directory away from the plan.
+"""
+
+from __future__ import annotations
+
+import copy
+import os
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+
+def relative_to(paths: Iterable[str], folder: Path) -> dict[str, str]:
+    """For each absolute path (as the document writes it, `$` as `$$`) that lies, as folder
+    does, inside the current folder (the repository's root, where operators and CI run
+    bottlegen), its form relative to folder: `./x` or `../x`, never a bare name (a short
+    volume would read it as a named volume). Paths elsewhere stay absolute."""
+    try:
+        root = os.path.realpath(os.getcwd())
+    except OSError:
+        return {}
+    base = os.path.realpath(folder)
+    if not _inside(base, root):
+        return {}
+    out = {}
+    for absolute in paths:
+        if not _inside(os.path.realpath(absolute.replace("$$", "$")), root):
+            continue
+        relative = os.path.relpath(absolute.replace("$$", "$"), base)
+        if relative not in (".", "..") and not relative.startswith("../"):
+            relative = f"./{relative}"
+        out[absolute] = relative.replace("$", "$$")
+    return out
+
+
+def _inside(path: str, root: str) -> bool:
+    return path == root or path.startswith(root.rstrip("/") + "/")
+
+
+def relocate(document: dict[str, Any], paths: dict[str, str]) -> dict[str, Any]:
+    """A copy of document with each value of paths (absolute -> relative) replaced where
+    compose resolves a relative path against the compose file's folder."""
+    if not paths:
+        return document
+    document = copy.deepcopy(document)
+    for service in (document.get("services") or {}).values():
+        if not isinstance(service, dict):
+            continue
+        for volume in service.get("volumes") or []:
+            if isinstance(volume, dict) and volume.get("type") == "bind" and volume.get("source") in paths:
+                volume["source"] = paths[volume["source"]]
+        env_file = service.get("env_file")
+        if isinstance(env_file, str) and env_file in paths:
+            service["env_file"] = paths[env_file]
+        elif isinstance(env_file, list):
+            for index, entry in enumerate(env_file):
+                if isinstance(entry, str) and entry in paths:
+                    env_file[index] = paths[entry]
+                elif isinstance(entry, dict) and entry.get("path") in paths:
+                    entry["path"] = paths[entry["path"]]
+        build = service.get("build")
+        if isinstance(build, str) and build in paths:
+            service["build"] = paths[build]
+        elif isinstance(build, dict) and build.get("context") in paths:
+            build["context"] = paths[build["context"]]
+    return document
