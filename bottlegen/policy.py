@@ -18,14 +18,13 @@ import re
 from collections.abc import Callable, Iterator
 from typing import Any, NamedTuple
 
-from .composefile import mounts, names, unescape
+from .composefile import dns_problem, mounts, names, unescape
 from .errors import DocumentError, PlanError
 from .merge import Merged
 from .paths import json_path, shorten
 from .roles import EGRESS, INTERNAL, ROLE_KEY
 
 PROJECT_NAME = re.compile(r"[a-z0-9][a-z0-9_-]*")
-DNS_LABEL = re.compile(r"[A-Za-z0-9_]([A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?")
 _INTERPOLATION = re.compile(r"\$(?!\$)")
 
 # Host paths whose bind gives the agent the engine or the host: these, what is below the
@@ -283,10 +282,8 @@ def dns_names(f: Facts) -> Iterator[str | Problem]:
     owners: dict[str, str] = {}
     for name, service in f.services.items():
         for path, dns in _dns_names(name, service):
-            labels = dns.split(".")
-            if len(dns) > 253 or not all(DNS_LABEL.fullmatch(label) for label in labels):
-                longest = max(map(len, labels))
-                why = f"a DNS label of {longest} characters (at most 63)" if longest > 63 else "not a valid DNS name"
+            why = dns_problem(dns)
+            if why is not None:
                 yield Problem(
                     f"{f.where(*path)}: {shorten(dns)} is {why}: the other containers could not resolve it", dns
                 )

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from . import resources
+from .composefile import dns_problem
 from .errors import PlanError
 from .paths import shorten
 
@@ -67,6 +68,26 @@ def resolve_host_paths(schema: dict[str, Any], value: Any, base_dir: Path) -> An
     return value
 
 
+def rebase_host_paths(schema: dict[str, Any], value: Any, from_dir: Path, to_dir: Path) -> Any:
+    """value (a part of a plan written in from_dir) with each relative host path rewritten
+    to mean the same from to_dir; `~` and absolute paths are kept."""
+    if os.path.realpath(from_dir) == os.path.realpath(to_dir):
+        return value
+    schema = _branch_for(schema, value) or schema
+    if isinstance(value, str) and schema.get("x-host-path"):
+        if value.startswith("~") or os.path.isabs(value):
+            return value
+        return os.path.relpath(
+            os.path.normpath(os.path.join(os.path.abspath(from_dir), value)), os.path.abspath(to_dir)
+        )
+    if isinstance(value, dict):
+        props = schema.get("properties", {})
+        return {k: rebase_host_paths(props.get(k, {}), v, from_dir, to_dir) for k, v in value.items()}
+    if isinstance(value, list) and isinstance(schema.get("items"), dict):
+        return [rebase_host_paths(schema["items"], item, from_dir, to_dir) for item in value]
+    return value
+
+
 def relative_host_values(schema: dict[str, Any], value: Any, base_dir: Path) -> set[str]:
     """The host paths a plan gives relative (not `~`, not absolute), as resolve writes them
     absolute and a template writes them (`$` as `$$`): what relocate.py may write relative."""
@@ -107,20 +128,27 @@ DNS_LABEL_MAX = 63
 
 
 def _check_dns_names(names: dict[str, str], agent_named: bool, source: str) -> None:
-    """Container names are how sidecars are dialled: each label must fit DNS (63 characters)."""
+    """Container names are how sidecars are dialled: each must be a name DNS resolves."""
     problems = []
     for service, name in names.items():
-        longest = max(len(label) for label in name.split("."))
-        if longest <= DNS_LABEL_MAX:
+        why = dns_problem(name)
+        if why is None:
             continue
         where = "$.container_name" if service == "agent" and agent_named else "$.slug"
-        problems.append(
-            f"{source}::{where}: makes {service}'s container name {shorten(name)}, a DNS label of {longest} characters; "
-            f"at most {DNS_LABEL_MAX} resolve: shorten the slug, settings.project_prefix or settings.container_name_pattern"
-            + (" (or container_name)" if service == "agent" else "")
-        )
+        longest = max(len(label) for label in name.split("."))
+        if longest > DNS_LABEL_MAX:
+            problems.append(
+                f"{source}::{where}: makes {service}'s container name {shorten(name)}, a DNS label of {longest} "
+                f"characters; at most {DNS_LABEL_MAX} resolve: shorten the slug, settings.project_prefix or "
+                "settings.container_name_pattern" + (" (or container_name)" if service == "agent" else "")
+            )
+        else:
+            problems.append(
+                f"{source}::{where}: makes {service}'s container name {shorten(name)}, {why} (an empty label, "
+                "or a label that starts or ends with '-'): the other containers could not resolve it"
+            )
     if problems:
-        raise PlanError("invalid plan: container names too long to resolve:", problems)
+        raise PlanError("invalid plan: container names other containers could not resolve:", problems)
 
 
 SUPERVISE = "supervise"  # a service name this module relies on (the operators' guide lists them)

@@ -321,6 +321,7 @@ def test_an_agent_that_is_not_rendered_is_refused(tmp_path):
             r"plan\.yml::\$\.slug: makes pipelock's container name .*a DNS label of 83 characters",
         ),
         (minimal_plan(container_name="a" * 64), r"plan\.yml::\$\.container_name: .*64 characters"),
+        (minimal_plan(container_name="0."), r"plan\.yml::\$\.container_name: .*\"0\.\", not a valid DNS name"),
         (
             full_plan(supervise={"queue_dir": "/srv/q", "current_config_dir": "/var/run"}),
             r"plan\.yml::\$\.supervise\.current_config_dir: .*Docker engine or the host",
@@ -331,6 +332,12 @@ def test_a_plan_value_that_would_weaken_the_bottle_is_a_plan_error(tmp_path, pla
     with pytest.raises(PlanError, match=where) as err:
         Renderer().render_data(plan, "plan.yml", tmp_path, "plan.yml")
     assert err.value.exit_code == 3
+
+
+def test_a_container_name_dns_cannot_resolve_is_refused_with_the_plan_alone(tmp_path):
+    """Found by the hostile-values property: the context already refuses it, not only the policy."""
+    with pytest.raises(PlanError, match=r"plan\.yml::\$\.container_name: .*not a valid DNS name"):
+        Renderer().context_for(minimal_plan(container_name="0."), "plan.yml", tmp_path)
 
 
 def test_integral_numbers_are_written_as_integers(tmp_path):
