@@ -114,14 +114,38 @@ class Warnings:
             )
 
 
-def _render(renderer: Renderer, plan: str, output_dir: Path | None = None) -> Rendered:
-    """Render PLAN; `-` is a plan on standard input, whose relative host paths resolve
-    against the current folder (there is no plan file to resolve them against). With
-    output_dir, where the file will be, relative host paths are written relative to it."""
+@dataclasses.dataclass(frozen=True)
+class Layering:
+    """-f overlay files and --set assignments, laid over each PLAN in that order."""
+
+    overlays: tuple[Path, ...] = ()
+    sets: tuple[str, ...] = ()
+
+    @classmethod
+    def of(cls, args: argparse.Namespace) -> Layering:
+        return cls(tuple(Path(f) for f in args.values or ()), tuple(args.set or ()))
+
+    def flags(self) -> list[str]:
+        return [*(w for f in self.overlays for w in ("-f", str(f))), *(w for a in self.sets for w in ("--set", a))]
+
+
+def _plan_data(plan: str) -> tuple[Any, str, Path]:
+    """PLAN's data, its name in messages, and the folder its relative host paths resolve
+    against: `-` is a plan on standard input, whose relative host paths resolve against the
+    current folder (there is no plan file to resolve them against)."""
     if plan == "-":
-        data = load.read_plan_stream(sys.stdin.buffer)
-        return renderer.render_data(data, load.STDIN, Path.cwd(), load.STDIN, output_dir)
-    return renderer.render(Path(plan), output_dir)
+        return load.read_plan_stream(sys.stdin.buffer), load.STDIN, Path.cwd()
+    return load.read_plan(Path(plan)), plan, Path(plan).resolve().parent
+
+
+def _render(renderer: Renderer, plan: str, output_dir: Path | None = None, layering: Layering = Layering()) -> Rendered:
+    """Render PLAN (with the layers over it). With output_dir, where the file will be,
+    relative host paths are written relative to it."""
+    if plan != "-" and layering == Layering():
+        return renderer.render(Path(plan), output_dir)
+    data, source, base_dir = _plan_data(plan)
+    layered = renderer.layered(data, source, base_dir, layering.overlays, layering.sets)
+    return renderer.render_layers(layered, base_dir, output_dir)
 
 
 def cmd_render(args: argparse.Namespace) -> int:
@@ -131,7 +155,9 @@ def cmd_render(args: argparse.Namespace) -> int:
             raise UsageError("render takes one PLAN (or several with --out-dir DIR)")
         if args.output:
             _not_the_plan(Path(args.output), _file_ids([Path(args.plans[0])]))
-        rendered = _render(renderer, args.plans[0], Path(args.output).parent if args.output else None)
+        rendered = _render(
+            renderer, args.plans[0], Path(args.output).parent if args.output else None, Layering.of(args)
+        )
         Warnings(args).report(rendered.warnings)
         if args.verify:
             _compose_verify(rendered)
@@ -144,10 +170,13 @@ def cmd_render(args: argparse.Namespace) -> int:
         raise UsageError("-o and --out-dir do not go together")
     if "-" in args.plans:
         raise UsageError("- (a plan on standard input) is one plan: render it without --out-dir")
-    return _render_batch(renderer, [Path(p) for p in args.plans], Path(args.out_dir), Warnings(args), args.verify)
+    batch = [Path(p) for p in args.plans]
+    return _render_batch(renderer, batch, Path(args.out_dir), Warnings(args), args.verify, Layering.of(args))
 
 
-def _render_batch(renderer: Renderer, plans: list[Path], out_dir: Path, warnings: Warnings, verify: bool) -> int:
+def _render_batch(
+    renderer: Renderer, plans: list[Path], out_dir: Path, warnings: Warnings, verify: bool, layering: Layering
+) -> int:
     """Each plan into out_dir/<slug>.yml; a bad plan is reported and the rest still render.
 
     Two plans of one batch that make one compose project (say prefix `a-b` with slug `c` and
@@ -159,7 +188,7 @@ def _render_batch(renderer: Renderer, plans: list[Path], out_dir: Path, warnings
     projects: dict[str, Path] = {}
     for plan in plans:
         try:
-            rendered = renderer.render(plan, out_dir)
+            rendered = _render(renderer, str(plan), out_dir, layering)
             warnings.report(rendered.warnings, where=f"{plan}: ", batch=True)
             if verify:
                 _compose_verify(rendered)
@@ -217,10 +246,11 @@ def _not_the_plan(output: Path, plans: dict[tuple[int, int], Path]) -> None:
 
 def cmd_context(args: argparse.Namespace) -> int:
     renderer = _renderer(args)
-    if args.plan == "-":
-        context = renderer.context_for(load.read_plan_stream(sys.stdin.buffer), load.STDIN, Path.cwd())
-    else:
-        context = renderer.context(Path(args.plan))
+    data, source, base_dir = _plan_data(args.plan)
+    layering = Layering.of(args)
+    layered = renderer.layered(data, source, base_dir, layering.overlays, layering.sets)
+    with layered.blamed():
+        context = renderer.context_for(layered.data, layered.label, base_dir)
     if args.format == "json":
         sys.stdout.write(json.dumps(context, indent=2, ensure_ascii=False) + "\n")
     else:
@@ -282,7 +312,7 @@ def _check_one(
 ) -> int:
     """Compare one plan's render with its file (out_dir/<slug>.yml in a fleet): OK, or DRIFT
     with one line that gives the command that fixes it (and the diff, when asked)."""
-    rendered = _render(renderer, plan, path.parent if path is not None else out_dir)
+    rendered = _render(renderer, plan, path.parent if path is not None else out_dir, Layering.of(args))
     if args.verify:
         _compose_verify(rendered)
     if path is None:
@@ -322,16 +352,18 @@ def _check_one(
 
 
 def _fix_fleet_command(args: argparse.Namespace, plan: str, out_dir: Path) -> str:
+    return shlex.join([*_render_flags(args), "--out-dir", str(out_dir), plan])
+
+
+def _render_flags(args: argparse.Namespace) -> list[str]:
+    """`bottlegen render` with the templates, layers and --verify of this command."""
     words = ["bottlegen", "render", *(w for d in args.templates or () for w in ("--templates", d))]
-    words += ["--verify"] if args.verify else []
-    return shlex.join([*words, "--out-dir", str(out_dir), plan])
+    return [*words, *Layering.of(args).flags(), *(["--verify"] if args.verify else [])]
 
 
 def _fix_command(args: argparse.Namespace, plan: str, path: Path) -> str:
     """The exact command that rewrites path from plan, with the same templates, shell-quoted."""
-    words = ["bottlegen", "render", *(w for d in args.templates or () for w in ("--templates", d))]
-    words += ["--verify"] if args.verify else []
-    return shlex.join([*words, plan, "-o", str(path)])
+    return shlex.join([*_render_flags(args), plan, "-o", str(path)])
 
 
 def cmd_schema(args: argparse.Namespace) -> int:
@@ -423,7 +455,7 @@ def cmd_up(args: argparse.Namespace) -> int:
     from .engine import lifecycle, state
 
     engine = _engine(warn_cve=True)  # before anything is written
-    rendered = _render(_renderer(args), args.plan)
+    rendered = _render(_renderer(args), args.plan, layering=Layering.of(args))
     variables = state.bare_variables(rendered.document)
     unset = [
         lints.lint(
@@ -573,6 +605,26 @@ def strict_option() -> argparse.ArgumentParser:
     return parent
 
 
+def layers_options() -> argparse.ArgumentParser:
+    parent = argparse.ArgumentParser(add_help=False)
+    parent.add_argument(
+        "-f",
+        "--values",
+        action="append",
+        metavar="FILE",
+        help="a plan file laid over PLAN, as Helm's values files: maps merge key by key, lists and scalars replace "
+        "(repeatable, in order; its relative host paths resolve against its own folder)",
+    )
+    parent.add_argument(
+        "--set",
+        action="append",
+        metavar="KEY=VALUE",
+        help="a value laid over PLAN and the -f files (repeatable): KEY a dotted path such as "
+        "settings.ports.egress or git_gate.upstreams[0].name, VALUE read as YAML",
+    )
+    return parent
+
+
 def output_options() -> argparse.ArgumentParser:
     parent = argparse.ArgumentParser(add_help=False)
     parent.add_argument("-q", "--quiet", action="store_true", help="print no warnings (--strict still fails on them)")
@@ -683,6 +735,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action=_Version, nargs=0, help="show bottlegen's version and exit")
     templates, strict, which, output = templates_option(), strict_option(), bottle_option(), output_options()
+    layering = layers_options()
     sub: Any = parser.add_subparsers(
         dest="command",
         required=True,
@@ -711,7 +764,7 @@ def build_parser() -> argparse.ArgumentParser:
         "render",
         cmd_render,
         "render a plan into a compose file (stdout, -o FILE, or --out-dir DIR for many)",
-        [templates, strict],
+        [templates, strict, layering],
     )
     p.add_argument("plans", nargs="+", metavar="PLAN", help=PLAN_HELP)
     p.add_argument(
@@ -720,7 +773,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out-dir", metavar="DIR", help="render every PLAN into DIR/<slug>.yml in one process")
     p.add_argument("--verify", action="store_true", help=VERIFY_HELP)
 
-    p = add("context", cmd_context, "print the resolved template context of a plan, as YAML or JSON", [templates])
+    p = add(
+        "context", cmd_context, "print the resolved template context of a plan, as YAML or JSON", [templates, layering]
+    )
     p.add_argument("plan", metavar="PLAN", help=PLAN_HELP)
     p.add_argument("--format", choices=["yaml", "json"], default="yaml", help="YAML (default), or JSON")
 
@@ -729,7 +784,7 @@ def build_parser() -> argparse.ArgumentParser:
         cmd_check,
         "exit 0 if FILE is exactly what render produces from PLAN, else 1 with a diff; with --out-dir, "
         "check a fleet: each PLAN against DIR/<slug>.yml, one line per drifted plan",
-        [templates],
+        [templates, layering],
     )
     p.add_argument(
         "plans",
@@ -767,7 +822,7 @@ def build_parser() -> argparse.ArgumentParser:
         "up",
         cmd_up,
         "render PLAN into STATE_DIR/docker-compose.yml, create the networks, and start the bottle",
-        [templates, strict],
+        [templates, strict, layering],
     )
     p.add_argument("plan", metavar="PLAN", help=PLAN_HELP)
     p.add_argument(

@@ -18,7 +18,7 @@ from typing import Any, NamedTuple
 
 from jinja2 import TemplateNotFound
 
-from . import check, emit, load, manifest, policy, relocate, resolve, resources, templating, validate
+from . import check, emit, layers, load, manifest, policy, relocate, resolve, resources, templating, validate
 from .errors import TemplateError
 from .lints import Lint
 from .merge import Fragment, ValueNotWhole, merge
@@ -121,6 +121,20 @@ class Renderer:
         with self._stage(self.STAGES[0]):
             data = load.read_plan(plan_path)
         return self.render_data(data, str(plan_path), plan_path.resolve().parent, plan_path.name, output_dir)
+
+    @staticmethod
+    def layered(
+        data: Any, source: str, base_dir: Path, overlays: Sequence[Path] = (), sets: Sequence[str] = ()
+    ) -> layers.Layered:
+        """A plan (data, read from source in base_dir) with `-f` overlay files and `--set`
+        assignments over it (layers.py). Render or take its context inside `with
+        plan.blamed():`, so that each plan error names the layer at fault."""
+        files = [(str(p), load.read_plan(p), p.resolve().parent) for p in overlays]
+        return layers.layered(data, source, base_dir, files, sets)
+
+    def render_layers(self, plan: layers.Layered, base_dir: Path, output_dir: Path | None = None) -> Rendered:
+        with plan.blamed():
+            return self.render_data(plan.data, plan.label, base_dir, plan.name, output_dir)
 
     def render_data(
         self, data: Any, source: str, base_dir: Path, plan_name: str, output_dir: Path | None = None

@@ -31,6 +31,7 @@ LAYERS = [
     "load",
     "validate",
     "resolve",
+    "layers",
     "templating",
     "manifest",
     "merge",
