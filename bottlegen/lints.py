@@ -33,6 +33,7 @@ KINDS = (
         "BG103", "runsc-without-dns", "a service under gVisor finds its sidecars by name, which gVisor cannot resolve"
     ),
     Kind("BG104", "unset-variable", "up: a variable the bottle takes from the environment is not set there"),
+    Kind("BG105", "proxy-not-pipelock", "egress' upstream proxy URL does not point at pipelock's name and port"),
 )
 BY_CODE = {k.code: k for k in KINDS}
 BY_NAME = {k.name: k for k in KINDS}

@@ -13,10 +13,12 @@ import os
 import stat
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from . import resources
 from .composefile import dns_problem
 from .errors import PlanError
+from .lints import Lint, lint
 from .paths import shorten
 
 SETTING_PLACEHOLDERS = ("prefix", "service", "slug")
@@ -154,6 +156,45 @@ def _check_dns_names(names: dict[str, str], agent_named: bool, source: str) -> N
 SUPERVISE = "supervise"  # a service name this module relies on (the operators' guide lists them)
 
 
+def _default_names(data: dict[str, Any], project: str, names: dict[str, str], settings: dict[str, Any]) -> None:
+    """What a plan may leave out because it follows from the rest: the networks' names, from
+    the project, and egress' upstream proxy, pipelock by its container name and port."""
+    proxy = data["proxy"]
+    proxy.setdefault("internal_network", f"{project}-internal")
+    proxy.setdefault("egress_network", f"{project}-egress")
+    pipelock = names.get("pipelock")
+    if pipelock is not None and "pipelock" in settings["ports"]:
+        data["egress"].setdefault("pipelock_proxy_url", pipelock_url(pipelock, settings["ports"]["pipelock"]))
+
+
+def pipelock_url(container_name: str, port: int) -> str:
+    return f"http://{container_name}:{port}"
+
+
+def plan_lints(context: dict[str, Any], source: str) -> list[Lint]:
+    """Warnings about the plan itself: an egress upstream proxy that is not pipelock."""
+    url = context["plan"]["egress"].get("pipelock_proxy_url")
+    pipelock = context["container_names"].get("pipelock")
+    if not url or "egress" not in context["services"] or pipelock is None:
+        return []
+    expected = pipelock_url(pipelock, context["settings"]["ports"]["pipelock"])
+    try:  # a URL that urllib cannot take apart (a bad port, a broken [IPv6]) is not pipelock's
+        parsed = urlsplit(url)
+        port = parsed.port or (443 if parsed.scheme == "https" else 80)
+        host = (parsed.hostname or "").lower()
+    except ValueError:
+        host, port = "", None
+    if host == pipelock.lower() and port == context["settings"]["ports"]["pipelock"]:
+        return []
+    return [
+        lint(
+            "BG105",
+            f"{source}::$.egress.pipelock_proxy_url: {shorten(url)} is not pipelock ({expected}): egress would send its "
+            "traffic past the firewall that scans it for secrets; leave the key out to get pipelock",
+        )
+    ]
+
+
 def service_facts(settings: dict[str, Any], services: list[str]) -> dict[str, Any]:
     """The facts that depend on which services are enabled (known once the manifest's
     conditions are evaluated): `no_proxy`, what the agent reaches without its proxy
@@ -200,6 +241,8 @@ def resolve_plan(plan: dict[str, Any], base_dir: Path, source: str, service_name
     data["container_name"] = data.get("container_name") or named("agent")
     names = {service: named(service) for service in service_names} | {"agent": data["container_name"]}
     _check_dns_names(names, "container_name" in plan, source)
+    project = f"{settings['project_prefix']}-{data['slug']}"
+    _default_names(data, project, names, settings)
     # Only the token variables' names reach the templates: the map's values are never rendered.
     data["egress"]["token_env_names"] = sorted(data["egress"].pop("token_env_map"))
     return {

@@ -11,8 +11,8 @@ def test_every_plan_renders_to_its_slug_and_matches_a_single_render(tmp_path):
     out = tmp_path / "out"
     proc = run_cli("render", "--out-dir", str(out), *map(str, plans))
     assert proc.returncode == 0, proc.stderr
-    assert sorted(p.name for p in out.iterdir()) == ["demo.yml", "team-0.yml", "team-1.yml", "team-2.yml"]
-    for plan, name in [(plans[1], "team-1.yml"), (plans[3], "demo.yml")]:
+    assert sorted(p.name for p in out.iterdir()) == ["team-0.yml", "team-1.yml", "team-2.yml", "upstreams.yml"]
+    for plan, name in [(plans[1], "team-1.yml"), (plans[3], "upstreams.yml")]:
         assert (out / name).read_text() == run_cli("render", str(plan)).stdout
     assert "rendered 4 of 4 plan(s)" in proc.stderr
 
@@ -67,3 +67,10 @@ def test_a_file_whose_bytes_are_unchanged_is_not_rewritten(tmp_path):
     os.utime(out / "s0.yml", (old, old))
     assert run_cli("render", "-q", str(plans[0]), "-o", str(out / "s0.yml")).returncode == 0
     assert (out / "s0.yml").stat().st_mtime == old  # -o too
+
+
+def test_every_example_has_its_own_slug_so_the_examples_render_as_one_batch(tmp_path):
+    examples = sorted(p for p in EXAMPLES.iterdir() if p.suffix in (".yml", ".json"))
+    proc = run_cli("render", "-q", "--out-dir", str(tmp_path / "out"), *map(str, examples))
+    assert proc.returncode == 0, proc.stderr
+    assert len(list((tmp_path / "out").iterdir())) == len(examples)

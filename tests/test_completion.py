@@ -11,6 +11,7 @@ import pytest
 from helpers import run_cli
 
 from bottlegen.cli import build_parser
+from bottlegen.lints import KINDS
 
 
 def script(shell: str, tmp_path: Path) -> Path:
@@ -43,7 +44,7 @@ def test_bash_completes_commands_options_choices_and_files(tmp_path):
     assert complete_in_bash(completions, "ver") == ["verify"]
     assert complete_in_bash(completions, "up", "--pu") == ["--pull"]
     assert complete_in_bash(completions, "up", "--pull", "") == ["always", "missing", "never"]
-    assert complete_in_bash(completions, "render", "--ignore", "BG10") == ["BG101", "BG102", "BG103", "BG104"]
+    assert complete_in_bash(completions, "render", "--ignore", "BG10") == [k.code for k in KINDS]
     assert complete_in_bash(completions, "templates", "l") == ["list"]
     assert complete_in_bash(completions, "templates", "list", "--fo") == ["--format"]
     assert "agent.yaml.j2" in complete_in_bash(completions, "templates", "eject", "age")

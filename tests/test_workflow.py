@@ -7,7 +7,8 @@ import json
 import shlex
 import shutil
 
-from helpers import compose_config, minimal_plan, run_cli, write_plan
+import pytest
+from helpers import REPO, compose_config, full_plan, minimal_plan, run_cli, write_plan
 
 from bottlegen.resources import templates_dir
 
@@ -169,3 +170,64 @@ def test_a_layered_render_is_checked_and_its_drift_hint_has_the_layers(tmp_path)
     assert drift.returncode == 1 and f"-f {team} -o {out}" not in drift.stderr  # flags come before PLAN
     hint = drift.stderr.split("run `", 1)[1].split("`", 1)[0]
     assert hint == f"bottlegen render -f {team} {base} -o {out}", hint
+
+
+# --- what follows from the rest may be left out -------------------------------------------------
+
+
+def test_network_names_and_the_proxy_url_default_from_the_project(tmp_path):
+    spelled = full_plan()
+    spelled["proxy"].update(internal_network="claude-bottle-demo-internal", egress_network="claude-bottle-demo-egress")
+    spelled["egress"]["pipelock_proxy_url"] = "http://claude-bottle-demo-pipelock:8888"
+    left_out = full_plan()
+    del left_out["proxy"]["internal_network"], left_out["proxy"]["egress_network"]
+    del left_out["egress"]["pipelock_proxy_url"]
+    render = [
+        run_cli("render", "-q", str(write_plan(tmp_path, plan, f"{i}.yml"))).stdout
+        for i, plan in enumerate((spelled, left_out))
+    ]
+    assert render[0].replace("0.yml", "X") == render[1].replace("1.yml", "X")
+    moved = full_plan(settings={"ports": {"pipelock": 3128}, "project_prefix": "ops"})
+    del moved["egress"]["pipelock_proxy_url"]
+    text = run_cli("render", "-q", str(write_plan(tmp_path, moved, "moved.yml"))).stdout
+    assert "EGRESS_UPSTREAM_PROXY=http://ops-demo-pipelock:3128" in text
+
+
+@pytest.mark.parametrize(
+    ("url", "warns"),
+    [
+        ("http://claude-bottle-demo-pipelock:8888", False),
+        ("http://CLAUDE-BOTTLE-DEMO-PIPELOCK:8888/", False),
+        ("http://claude-bottle-demo-pipelock:8889", True),
+        ("http://claude-bottle-demo-pipelock", True),  # port 80
+        ("http://proxy.corp.example:8888", True),
+        ("http://[not-an-ipv6:8888", True),  # found by the hostile-values property: urllib refuses it
+        ("http://claude-bottle-demo-pipelock:99999", True),
+    ],
+)
+def test_a_proxy_url_that_is_not_pipelock_is_a_warning(tmp_path, url, warns):
+    plan = full_plan()
+    plan["egress"]["pipelock_proxy_url"] = url
+    proc = run_cli("render", str(write_plan(tmp_path, plan)), "--ignore", "BG101,BG102")
+    assert proc.returncode == 0
+    assert ("BG105 proxy-not-pipelock" in proc.stderr) == warns, proc.stderr
+    if warns:
+        assert (
+            "plan.yml::$.egress.pipelock_proxy_url" in proc.stderr
+            and "http://claude-bottle-demo-pipelock:8888" in proc.stderr
+        )
+
+
+def test_the_fleet_example_is_a_base_and_per_team_overlays(tmp_path):
+    fleet = REPO / "examples" / "fleet"
+    models = {}
+    for team in ("team-red", "team-blue"):
+        out = tmp_path / f"{team}.yml"
+        proc = run_cli("render", "-q", str(fleet / "base.yml"), "-f", str(fleet / f"{team}.yml"), "-o", str(out))
+        assert proc.returncode == 0, proc.stderr
+        models[team] = compose_config(out)
+    assert {m["name"] for m in models.values()} == {"claude-bottle-team-red", "claude-bottle-team-blue"}
+    assert "git-gate" in models["team-blue"]["services"] and "git-gate" not in models["team-red"]["services"]
+    assert models["team-blue"]["services"]["agent"]["mem_limit"] == str(8 * 1024**3)
+    networks = {n["name"] for n in models["team-red"]["networks"].values()}
+    assert networks == {"claude-bottle-team-red-internal", "claude-bottle-team-red-egress"}

@@ -3,7 +3,7 @@
 #     python tools/compile_schemas.py
 # flake8: noqa
 # fmt: off
-SCHEMA_SHA256 = "6f3cd6bd587670de4be3aec18bae294838fb7119c9db390ac48f385f27a3383a"
+SCHEMA_SHA256 = "2cc186062e5eacd5669d47d2e94fe38fdc82d14fefe9221aedec8bbb241699ee"
 VERSION = "2.22.3"
 import re
 from . import Decimal, JsonSchemaValueException, JsonSchemaValuesException
@@ -150,7 +150,7 @@ def validate_https___bottlegen_invalid_schema_plan_schema_json(data, custom_form
                 raise JsonSchemaValueException("" + (name_prefix or "data") + ".proxy must be object")
             data__proxy_is_dict = isinstance(data__proxy, dict)
             if data__proxy_is_dict:
-                data__proxy__missing_keys = set(['internal_network', 'egress_network', 'yaml_path', 'ca_cert_host_path', 'ca_key_host_path']) - data__proxy.keys()
+                data__proxy__missing_keys = set(['yaml_path', 'ca_cert_host_path', 'ca_key_host_path']) - data__proxy.keys()
                 if data__proxy__missing_keys:
                     raise JsonSchemaValueException("" + (name_prefix or "data") + ".proxy must contain ")
                 data__proxy_keys = set(data__proxy.keys())
@@ -494,7 +494,7 @@ def validate_https___bottlegen_invalid_schema_plan_schema_json(data, custom_form
             else:
                 data__egress_is_dict = isinstance(data__egress, dict)
                 if data__egress_is_dict:
-                    data__egress__missing_keys = set(['pipelock_proxy_url', 'routes_path', 'mitmproxy_ca_host_path', 'pipelock_ca_host_path']) - data__egress.keys()
+                    data__egress__missing_keys = set(['routes_path', 'mitmproxy_ca_host_path', 'pipelock_ca_host_path']) - data__egress.keys()
                     if data__egress__missing_keys:
                         raise JsonSchemaValueException("" + (name_prefix or "data") + ".egress must contain ")
         if "supervise" in data_keys:
