@@ -49,7 +49,7 @@ COMMAND_EXIT_CODES: dict[str, tuple[ExitCode, ...]] = {
     "render": (E.USAGE, *_RENDERS, E.LINT, E.IO, E.ENGINE),
     "check": (E.DRIFT, E.USAGE, *_RENDERS, E.IO, E.ENGINE),
     "context": (E.USAGE, E.INVALID_PLAN, E.TEMPLATE, E.IO),
-    "schema": (E.USAGE, E.IO),
+    "schema": (E.USAGE, E.TEMPLATE, E.IO),
     "templates": (E.USAGE, E.TEMPLATE, E.IO),
     "up": (E.USAGE, *_RENDERS, E.LINT, *_ENGINE, E.CONFLICT, E.VERIFY),
     "logs": (E.USAGE, *_ENGINE),
@@ -391,7 +391,8 @@ def _fix_command(args: argparse.Namespace, plan: str, path: Path) -> str:
 
 
 def cmd_schema(args: argparse.Namespace) -> int:
-    json.dump(resources.load_schema(resources.PLAN_SCHEMA), sys.stdout, indent=2, ensure_ascii=False)
+    schema = _renderer(args).plan_schema if _override_dirs(args) else resources.load_schema(resources.PLAN_SCHEMA)
+    json.dump(schema, sys.stdout, indent=2, ensure_ascii=False)
     sys.stdout.write("\n")
     return ExitCode.OK
 
@@ -828,7 +829,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--diff", action="store_true", help="with --out-dir: print the diff of each drifted plan too")
     p.add_argument("--verify", action="store_true", help=VERIFY_HELP)
 
-    add("schema", cmd_schema, "print the plan's JSON schema")
+    add(
+        "schema",
+        cmd_schema,
+        "print the plan's JSON schema (with --templates: with the settings its manifest's settings_schema adds)",
+        [templates],
+    )
 
     p = add("templates", None, "list the templates, or copy packaged ones out for editing")
     tsub = p.add_subparsers(dest="templates_command", required=True, metavar="SUBCOMMAND", help="list or eject")

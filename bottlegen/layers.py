@@ -108,11 +108,16 @@ def _at(data: Any, path: tuple[Any, ...], value: Any, assignment: str) -> Any:
 
 
 def layered(
-    base: Any, base_source: str, base_dir: Path, files: Sequence[tuple[str, Any, Path]], sets: Sequence[str]
+    base: Any,
+    base_source: str,
+    base_dir: Path,
+    files: Sequence[tuple[str, Any, Path]],
+    sets: Sequence[str],
+    schema: dict[str, Any] | None = None,
 ) -> Layered:
     """The plan (base, from base_source in base_dir), each (source, data, folder) of files
-    over it in order, then each --set."""
-    schema = resources.load_schema(resources.PLAN_SCHEMA)
+    over it in order, then each --set; schema: the plan schema in effect."""
+    schema = schema or resources.load_schema(resources.PLAN_SCHEMA)
     origins: dict[tuple[Any, ...], str] = {(): base_source}
     data = copy.deepcopy(base)
     for source, overlay, folder in files:

@@ -42,6 +42,7 @@ class Manifest(NamedTuple):
     services: list[ServiceEntry]
     path: Path  # the manifest file in effect (packaged or an operator's), for messages
     relax: dict[str, str]  # sandbox rules turned off, with the reason given
+    settings_schema: dict[str, Any]  # the operator's services' settings, merged into the plan schema
 
     @property
     def agent(self) -> str:
@@ -79,7 +80,13 @@ def read_manifest(env: jinja2.Environment) -> Manifest:
             f"{path}: exactly one service must have `role: agent` (the sandboxed agent the policy protects); "
             + (f"found {', '.join(agents)}" if agents else "none has it")
         )
-    return Manifest(document=data["document"], services=entries, path=path, relax=dict(data.get("relax") or {}))
+    return Manifest(
+        document=data["document"],
+        services=entries,
+        path=path,
+        relax=dict(data.get("relax") or {}),
+        settings_schema=dict(data.get("settings_schema") or {}),
+    )
 
 
 class Conditions(NamedTuple):

@@ -18,7 +18,7 @@ from typing import Any, NamedTuple
 
 from jinja2 import TemplateNotFound
 
-from . import check, emit, layers, load, manifest, policy, relocate, resolve, resources, templating, validate
+from . import check, emit, layers, load, manifest, policy, relocate, resolve, resources, schemas, templating, validate
 from .errors import TemplateError
 from .lints import Lint
 from .merge import Fragment, ValueNotWhole, merge
@@ -77,6 +77,14 @@ class Renderer:
         self.env = templating.make_environment(template_roots(override_dirs))
         self.manifest = manifest.read_manifest(self.env)
         self.conditions = manifest.compile_conditions(self.env, self.manifest)
+        # The plan schema in effect: bottlegen's, or with the manifest's settings_schema merged in
+        # (then checked by jsonschema, built once here; bottlegen's own has a compiled check).
+        fragment = self.manifest.settings_schema
+        where = str(self.manifest.path)
+        self.plan_schema = (
+            schemas.extended_plan_schema(fragment, where) if fragment else resources.load_schema(resources.PLAN_SCHEMA)
+        )
+        self._plan_check = schemas.checker(self.plan_schema) if fragment else None
         # Each relaxed rule, as the header of every rendered file names it.
         self._relaxed = [f"{rule}: {reason}" for rule, reason in sorted(self.manifest.relax.items())]
         self.stage_seconds: dict[str, float] = defaultdict(float)
@@ -93,9 +101,9 @@ class Renderer:
 
     def context_for(self, data: Any, source: str, base_dir: Path) -> dict[str, Any]:
         """The full template context of a parsed plan (validated here)."""
-        validate.validate_plan(data, source)
+        validate.validate_plan(data, source, self._plan_check)
         names = [entry.name for entry in self.manifest.services]
-        context = resolve.resolve_plan(data, base_dir, source, names)
+        context = resolve.resolve_plan(data, base_dir, source, names, self.plan_schema)
         context["services"] = manifest.enabled_services(self.conditions, context)
         context["facts"].update(resolve.service_facts(context["settings"], context["services"]))
         return context
@@ -122,15 +130,14 @@ class Renderer:
             data = load.read_plan(plan_path)
         return self.render_data(data, str(plan_path), plan_path.resolve().parent, plan_path.name, output_dir)
 
-    @staticmethod
     def layered(
-        data: Any, source: str, base_dir: Path, overlays: Sequence[Path] = (), sets: Sequence[str] = ()
+        self, data: Any, source: str, base_dir: Path, overlays: Sequence[Path] = (), sets: Sequence[str] = ()
     ) -> layers.Layered:
         """A plan (data, read from source in base_dir) with `-f` overlay files and `--set`
         assignments over it (layers.py). Render or take its context inside `with
         plan.blamed():`, so that each plan error names the layer at fault."""
         files = [(str(p), load.read_plan(p), p.resolve().parent) for p in overlays]
-        return layers.layered(data, source, base_dir, files, sets)
+        return layers.layered(data, source, base_dir, files, sets, self.plan_schema)
 
     def render_layers(self, plan: layers.Layered, base_dir: Path, output_dir: Path | None = None) -> Rendered:
         with plan.blamed():
@@ -177,8 +184,8 @@ class Renderer:
         with self._stage(write_yaml):
             document = merged.document
             if output_dir is not None:
-                schema = resources.load_schema(resources.PLAN_SCHEMA)
-                paths = relocate.relative_to(resolve.relative_host_values(schema, data, base_dir), output_dir)
+                values = resolve.relative_host_values(self.plan_schema, data, base_dir)
+                paths = relocate.relative_to(values, output_dir)
                 document = relocate.relocate(document, paths)
             text = emit.emit(document, sources, plan_name, self._relaxed)
         return Rendered(text, document, context, warnings, self.manifest.agent, sources)

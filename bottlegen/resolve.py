@@ -222,13 +222,15 @@ def _env_file_in_use(path: str | None) -> str | None:
     return path if stat.S_ISREG(info.st_mode) and info.st_size > 0 else None
 
 
-def resolve_plan(plan: dict[str, Any], base_dir: Path, source: str, service_names: list[str]) -> dict[str, Any]:
+def resolve_plan(
+    plan: dict[str, Any], base_dir: Path, source: str, service_names: list[str], schema: dict[str, Any] | None = None
+) -> dict[str, Any]:
     """The template context's data for a validated plan, without the enabled services.
 
     `service_names` are all the services the manifest declares, enabled or not: each gets a
     container name from the pattern.
     """
-    schema = resources.load_schema(resources.PLAN_SCHEMA)
+    schema = schema or resources.load_schema(resources.PLAN_SCHEMA)
     data = apply_defaults(schema, copy.deepcopy(plan))
     data = resolve_host_paths(schema, data, base_dir)
     data.pop("$schema", None)

@@ -129,6 +129,51 @@ def violations(relative: str, instance: Any) -> list[ValidationError]:
     return errors
 
 
+def extended_plan_schema(fragment: Mapping[str, Any], where: str) -> dict[str, Any]:
+    """The plan schema with a manifest's `settings_schema` merged into `settings`: new keys
+    added, new properties added under a key whose schema lists properties; a TemplateError
+    (naming where) for anything that would change what bottlegen defines."""
+    import copy
+
+    from .errors import TemplateError
+
+    schema = copy.deepcopy(resources.load_schema(resources.PLAN_SCHEMA))
+    settings = schema["properties"]["settings"]["properties"]
+    problems = []
+    for key, sub in fragment.items():
+        if key not in settings:
+            settings[key] = {"default": {}, **sub} if sub.get("type") == "object" else dict(sub)
+            continue
+        ours = settings[key]
+        extra = set(sub) - {"properties", "description"}
+        if "properties" not in ours or extra:
+            problems.append(
+                f"{where}::$.settings_schema.{key}: bottlegen defines settings.{key}; a fragment may only add properties to it"
+            )
+            continue
+        for name, prop in (sub.get("properties") or {}).items():
+            if name in ours["properties"]:
+                problems.append(
+                    f"{where}::$.settings_schema.{key}.properties.{name}: bottlegen defines settings.{key}.{name}"
+                )
+            else:
+                ours["properties"][name] = prop
+    if problems:
+        raise TemplateError(f"{where}: the manifest's settings_schema would change bottlegen's settings:", problems)
+    return schema
+
+
+def checker(schema: dict[str, Any]) -> Callable[[Any], list[ValidationError]]:
+    """For a schema built at run time (an extended plan schema): a function that lists every
+    violation of it, the headline first; jsonschema's validator is built once."""
+    from jsonschema import Draft202012Validator
+    from jsonschema.validators import extend
+
+    draft: type[Validator] = extend(Draft202012Validator, {"pattern": _ecma_pattern})  # type: ignore[no-untyped-call]
+    validator = draft(schema, format_checker=Draft202012Validator.FORMAT_CHECKER)
+    return lambda instance: collect(validator, instance)
+
+
 def describe(error: ValidationError) -> str:
     """A message for one violation that says what is wrong and, where it helps, what to do."""
     validator = error.validator

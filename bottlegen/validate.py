@@ -5,18 +5,23 @@ cannot say (upstream names unique, one address per extra host, healthcheck forms
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
 from . import resources
 from .errors import PlanError
 from .paths import json_path, shorten
 from .schemas import format_errors, violations
 
+if TYPE_CHECKING:
+    from jsonschema.exceptions import ValidationError
 
-def validate_plan(data: Any, source: str) -> None:
-    """Raise PlanError listing every schema violation of a parsed plan, or else every
-    problem with its rules across fields."""
-    errors = violations(resources.PLAN_SCHEMA, data)
+
+def validate_plan(data: Any, source: str, check: Callable[[Any], list[ValidationError]] | None = None) -> None:
+    """Raise PlanError listing every schema violation of a parsed plan (against the plan
+    schema, or what check finds: an extended schema's), or else every problem with its rules
+    across fields."""
+    errors = check(data) if check is not None else violations(resources.PLAN_SCHEMA, data)
     if errors:
         lines = format_errors(source, errors)
         count = f"{len(errors)} problem{'s' if len(errors) > 1 else ''}"

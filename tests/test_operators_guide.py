@@ -101,9 +101,18 @@ def test_check_with_a_missing_file_is_drift(tmp_path):
     assert proc.returncode == 1 and "+name: claude-bottle-demo" in proc.stdout
 
 
-def test_pre_commit_hook_runs_check():
+def test_each_pre_commit_hooks_entry_is_a_command_bottlegen_parses():
+    """tests/test_precommit.py runs them for real; this says at once which entry broke."""
+    import shlex
+
+    from bottlegen.cli import build_parser
+
     hooks = parse_yaml((REPO / ".pre-commit-hooks.yaml").read_text())
-    assert hooks[0]["id"] == "bottlegen-check" and hooks[0]["entry"] == "bottlegen check"
+    assert [h["id"] for h in hooks] == ["bottlegen-check", "bottlegen-fix"]
+    for hook in hooks:
+        words = shlex.split(hook["entry"])
+        assert words[0] == "bottlegen" and hook["language"] == "python", hook
+        build_parser().parse_args([*words[1:], "plans/a.yml"])
 
 
 def test_schema_prints_the_plan_schema():
@@ -125,39 +134,73 @@ def walkthrough_blocks(kind: str) -> list[str]:
 
 
 def test_the_guides_walk_through_adds_a_sidecar(tmp_path):
-    """Steps 1-4 of 'Adding a sidecar', exactly as the guide writes them."""
+    """Steps 1-5 of 'Adding a sidecar', exactly as the guide writes them."""
     shell = walkthrough_blocks("sh")
-    [manifest_entry] = walkthrough_blocks("yaml")
+    manifest_entry, settings_schema = walkthrough_blocks("yaml")
     [template] = walkthrough_blocks("jinja")
     assert len(shell) == 2
     write_plan(tmp_path, full_plan(), "plan.yml")
+    outputs = []
     for step in shell:
         for line in step.strip().splitlines():
             args = line.split("#")[0].split()
             assert args[0] == "bottlegen"
             proc = run_cli(*args[1:], cwd=tmp_path)
             assert proc.returncode == 0, proc.stderr
-            if "eject" in args:  # step 2 and 3: the operator's edits
+            outputs.append(proc.stdout)
+            if "eject" in args:  # steps 2, 3 and 4: the operator's edits
                 manifest = tmp_path / "ops/templates/manifest.yaml"
-                manifest.write_text(
-                    manifest.read_text().replace("  - name: agent\n", manifest_entry + "  - name: agent\n")
-                )
+                text = manifest.read_text().replace("  - name: agent\n", manifest_entry + "  - name: agent\n")
+                manifest.write_text(text + settings_schema)
                 (tmp_path / "ops/templates/metrics.yaml.j2").write_text(template)
+    _, plain, strict = outputs
     out = tmp_path / "out.yml"
-    out.write_text(proc.stdout)
-    doc = parse_yaml(proc.stdout)
+    out.write_text(plain)
+    doc = parse_yaml(plain)
     assert list(doc["services"]) == ["pipelock", "git-gate", "egress", "supervise", "metrics", "agent"]
     assert doc["services"]["agent"]["depends_on"] == ["pipelock", "git-gate", "egress", "supervise", "metrics"]
-    assert doc["services"]["metrics"]["container_name"] == "claude-bottle-demo-metrics"
-    assert doc["services"]["metrics"]["command"] == ["--scrape", "http://egress:8080"]
-    assert "# from template metrics.yaml.j2 (override ops/templates)\n  metrics:" in proc.stdout
+    metrics = doc["services"]["metrics"]
+    assert metrics["container_name"] == "claude-bottle-demo-metrics"
+    assert metrics["image"] == "registry.example/metrics:2.1"  # the fragment's default
+    assert metrics["command"] == ["--scrape", "http://egress:8080", "--listen", ":9102"]
+    assert "# from template metrics.yaml.j2 (override ops/templates)\n  metrics:" in plain
     assert set(compose_config(out)["services"]) == {"pipelock", "git-gate", "egress", "supervise", "metrics", "agent"}
+    hardened = parse_yaml(strict)["services"]["metrics"]
+    assert hardened["command"][-1] == ":9200" and hardened["cap_drop"] == ["ALL"] and hardened["pids_limit"] == 64
+    # Its settings are validated like bottlegen's own, at their key paths.
+    bad = run_cli(
+        "render", "plan.yml", "--templates", "ops/templates", "--set", "settings.metrics.port=high", cwd=tmp_path
+    )
+    assert bad.returncode == 3 and "--set settings.metrics.port::$.settings.metrics.port: " in bad.stderr, bad.stderr
+    typo = run_cli(
+        "render", "plan.yml", "--templates", "ops/templates", "--set", "settings.metrics.prot=1", cwd=tmp_path
+    )
+    assert typo.returncode == 3 and 'unknown key "prot"' in typo.stderr
+    schema = json.loads(run_cli("schema", "--templates", "ops/templates", cwd=tmp_path).stdout)
+    assert schema["properties"]["settings"]["properties"]["metrics"]["properties"]["port"]["default"] == 9102
     # Its condition holds only with egress.
     no_egress = write_plan(tmp_path, full_plan(egress={"routes": []}), "plan.yml")
     proc = run_cli("render", str(no_egress), "--templates", "ops/templates", cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr
     assert "metrics" not in parse_yaml(proc.stdout)["services"]
     assert parse_yaml(proc.stdout)["services"]["agent"]["depends_on"] == ["pipelock", "git-gate", "supervise"]
+
+
+def test_a_settings_schema_may_add_but_never_change_bottlegens_settings(tmp_path):
+    ovr = tmp_path / "ovr"
+    assert run_cli("templates", "eject", "manifest.yaml", "--to", str(ovr)).returncode == 0
+    manifest = ovr / "manifest.yaml"
+    base = manifest.read_text()
+    plan = write_plan(tmp_path, full_plan())
+    for fragment, says in [
+        ("settings_schema:\n  images:\n    properties:\n      pipelock: {type: integer}\n", "settings.images.pipelock"),
+        ("settings_schema:\n  ports:\n    type: string\n", "bottlegen defines settings.ports"),
+    ]:
+        manifest.write_text(base + fragment)
+        proc = run_cli("render", str(plan), "--templates", str(ovr))
+        assert proc.returncode == 4 and says in proc.stderr, proc.stderr
+    manifest.write_text(base + "settings_schema:\n  images: 3\n")
+    assert run_cli("render", str(plan), "--templates", str(ovr)).returncode == 4  # the manifest schema refuses it
 
 
 def test_a_new_sidecar_is_validated_like_the_rest(tmp_path):

@@ -3,7 +3,7 @@
 #     python tools/compile_schemas.py
 # flake8: noqa
 # fmt: off
-SCHEMA_SHA256 = "7a17d1e07fa417490d333daa1c1393caed0d6d49aa6bf7afafb57fd8653925e9"
+SCHEMA_SHA256 = "3fae810c3ab474c6587f531b4b2fac58e1e34d5b9f5f9a060595a90cbe1fd2ef"
 VERSION = "2.22.3"
 import re
 from . import Decimal, JsonSchemaValueException, JsonSchemaValuesException
@@ -150,6 +150,19 @@ def validate_https___bottlegen_invalid_schema_manifest_schema_json(data, custom_
                             raise JsonSchemaValueException("" + (name_prefix or "data") + ".relax.gateways must match pattern \\S")
                 if data__relax_keys:
                     raise JsonSchemaValueException("" + (name_prefix or "data") + ".relax must not contain "+str(data__relax_keys)+" properties")
+        if "settings_schema" in data_keys:
+            data_keys.remove("settings_schema")
+            data__settingsschema = data["settings_schema"]
+            if not isinstance(data__settingsschema, (dict)):
+                raise JsonSchemaValueException("" + (name_prefix or "data") + ".settings_schema must be object")
+            data__settingsschema_is_dict = isinstance(data__settingsschema, dict)
+            if data__settingsschema_is_dict:
+                data__settingsschema_keys = set(data__settingsschema.keys())
+                for data__settingsschema_key in data__settingsschema_keys:
+                    if data__settingsschema_key not in []:
+                        data__settingsschema_value = data__settingsschema.get(data__settingsschema_key)
+                        if not isinstance(data__settingsschema_value, (dict)):
+                            raise JsonSchemaValueException("" + (name_prefix or "data") + f".settings_schema.{data__settingsschema_key}" + " must be object")
         if data_keys:
             raise JsonSchemaValueException("" + (name_prefix or "data") + " must not contain "+str(data_keys)+" properties")
     return data
