@@ -162,6 +162,90 @@ def generated_plans(count: int, seed: int = 7) -> list[dict]:
     return plans
 
 
+def varied_plans(count: int, seed: int = 11) -> list[dict]:
+    """Plans as a real fleet varies them: every setting and every optional section, several
+    upstreams, routes and forwarded variables, hardening and healthchecks on some."""
+    rng = random.Random(seed)
+    word = lambda n=6: "".join(rng.choice("abcdefghijklmnopqrstuvwxyz") for _ in range(n))  # noqa: E731
+    sidecars = ["pipelock", "git-gate", "egress", "supervise"]
+    plans = []
+    for i in range(count):
+        slug = f"{word(4)}-{i:04d}"
+        root = f"/srv/{word(5)}/{slug}"
+        settings: dict = {
+            "project_prefix": rng.choice(["claude-bottle", "ops", f"team-{word(3)}"]),
+            "images": {s: f"registry.example/{word()}/{s}:{rng.randint(1, 40)}" for s in sidecars},
+            "ports": {
+                "pipelock": rng.randint(3000, 9999),
+                "egress": rng.randint(3000, 9999),
+                "supervise": rng.randint(3000, 9999),
+            },
+            "hostnames": {"egress": f"eg-{word(4)}", "supervise": f"sv-{word(4)}"},
+            "paths": {
+                "pipelock_config": f"/etc/{word()}/pipelock.yaml",
+                "agent_current_config_dir": f"/etc/{word()}/current",
+            },
+            "build_context": f"/opt/{word()}",
+            "dockerfiles": {s: f"Dockerfile.{word(4)}" for s in ("git-gate", "egress", "supervise")},
+        }
+        if rng.random() < 0.3:
+            settings["images"]["pipelock"] = f"registry.example/pipelock@sha256:{rng.getrandbits(256):064x}"
+        if rng.random() < 0.3:
+            settings["container_name_pattern"] = "{prefix}_{slug}_{service}"
+        plan: dict = {
+            "slug": slug,
+            "runtime_image": f"registry.example/{word()}/agent:{rng.randint(1, 9)}.{rng.randint(0, 20)}",
+            "forwarded_env": sorted({f"FWD_{word(5).upper()}" for _ in range(rng.randint(0, 8))}),
+            "use_runsc": rng.random() < 0.1,
+            "hardening": "strict" if rng.random() < 0.3 else "none",
+            "seal_host": rng.random() < 0.2,
+            "proxy": {
+                "yaml_path": f"{root}/pipelock.yaml",
+                "ca_cert_host_path": f"{root}/ca.pem",
+                "ca_key_host_path": f"{root}/ca-key.pem",
+            },
+            "settings": settings,
+        }
+        if rng.random() < 0.5:
+            plan["proxy"].update(internal_network=f"{slug}-in-{word(3)}", egress_network=f"{slug}-out-{word(3)}")
+        if rng.random() < 0.7:
+            plan["git_gate"] = {
+                "entrypoint_script": f"{root}/gg/entrypoint.sh",
+                "hook_script": f"{root}/gg/pre-receive",
+                "access_hook_script": f"{root}/gg/access",
+                "upstreams": [
+                    {
+                        "name": f"{word(5)}{n}",
+                        "identity_file": f"{root}/keys/{n}",
+                        "extra_hosts": {
+                            f"git{n}.{word(5)}.example": f"10.{n}.{rng.randint(0, 255)}.{rng.randint(1, 254)}"
+                        },
+                    }
+                    for n in range(rng.randint(1, 5))
+                ],
+            }
+        if rng.random() < 0.7:
+            hosts = [f"api.{word(5)}.example" for _ in range(rng.randint(1, 6))]
+            plan["egress"] = {
+                "routes": [{"host": h, "token_env": f"TOKEN_{n}"} for n, h in enumerate(hosts)],
+                "token_env_map": {f"TOKEN_{n}": h for n, h in enumerate(hosts[: rng.randint(1, len(hosts))])},
+                "routes_path": f"{root}/egress/routes.yaml",
+                "mitmproxy_ca_host_path": f"{root}/egress/mitm.pem",
+                "pipelock_ca_host_path": f"{root}/ca.pem",
+            }
+        if rng.random() < 0.6:
+            plan["supervise"] = {"queue_dir": f"{root}/queue", "current_config_dir": f"{root}/current"}
+        if rng.random() < 0.3:
+            settings["healthchecks"] = {
+                s: {"test": ["CMD", "/bin/true"], "interval": f"{rng.randint(2, 30)}s"}
+                for s in rng.sample(sidecars, rng.randint(1, 3))
+            }
+        if plan["hardening"] == "strict" and rng.random() < 0.5:
+            settings["hardening"] = {"agent": {"mem_limit": f"{rng.randint(2, 16)}g", "writable": ["/workspace"]}}
+        plans.append(plan)
+    return plans
+
+
 IN_PROCESS = r"""
 import json, resource, sys, time
 from pathlib import Path
@@ -177,12 +261,17 @@ for _ in range(runs):
     renderer.render(plan)
 full = (time.perf_counter() - t) / runs
 stages = {k: v / runs for k, v in renderer.stage_seconds.items()}
-plans = json.loads(Path(batch_file).read_text())
-t = time.perf_counter()
-for i, data in enumerate(plans):
-    renderer.render_data(data, f"plan-{i}.yml", Path("/srv/plans"), f"plan-{i}.yml")
-batch = time.perf_counter() - t
-print(json.dumps({"setup": setup, "full": full, "stages": stages, "batch": batch, "count": len(plans),
+batches = {}
+for name, path in (("generated", batch_file), ("varied", sys.argv[4])):
+    plans = json.loads(Path(path).read_text())
+    renderer.stage_seconds.clear()
+    t = time.perf_counter()
+    for i, data in enumerate(plans):
+        renderer.render_data(data, f"plan-{i}.yml", Path("/srv/plans"), f"plan-{i}.yml")
+    seconds = time.perf_counter() - t
+    batches[name] = {"seconds": seconds, "count": len(plans),
+                     "stages": {k: v / len(plans) for k, v in renderer.stage_seconds.items()}}
+print(json.dumps({"setup": setup, "full": full, "stages": stages, "batches": batches,
                   "maxrss_kib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss}))
 """
 
@@ -213,6 +302,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--runs", type=int, default=21, help="whole-process runs of each command (at least 10)")
     parser.add_argument("--batch", type=int, default=1000, help="generated plans in the batch")
+    parser.add_argument("--fleet", type=int, default=300, help="plans in the varied fleet (every setting varies)")
     args = parser.parse_args()
     runs = max(args.runs, 10)
     pinned = pin_to_one_core()
@@ -249,11 +339,26 @@ def main() -> None:
     # 2. in process, and 3. its memory
     batch_file = work / "batch.json"
     batch_file.write_text(json.dumps(generated_plans(args.batch)))
+    varied = varied_plans(args.fleet)
+    varied_file = work / "varied.json"
+    varied_file.write_text(json.dumps(varied))
     inproc = json.loads(
         subprocess.run(
-            [PY, "-c", IN_PROCESS, str(PLAN), "300", str(batch_file)], capture_output=True, text=True, check=True
+            [PY, "-c", IN_PROCESS, str(PLAN), "300", str(batch_file), str(varied_file)],
+            capture_output=True,
+            text=True,
+            check=True,
         ).stdout
     )
+    # The varied fleet as the CLI renders it: one process, every plan a file, every output written.
+    fleet = work / "fleet"
+    fleet.mkdir()
+    for n, plan in enumerate(varied):
+        (fleet / f"p{n:04d}.json").write_text(json.dumps(plan))
+    start = time.perf_counter()
+    cli = [BOTTLEGEN, "render", "-q", "--out-dir", str(work / "fleet-out"), *sorted(map(str, fleet.iterdir()))]
+    subprocess.run(cli, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=warm_cache)
+    fleet_cli = time.perf_counter() - start
     rss_ours = peak_rss_kib(ours_cmd, env=warm_cache)
     rss_theirs = peak_rss_kib(theirs_cmd)
 
@@ -267,7 +372,14 @@ def main() -> None:
     )
 
     ms = lambda s: f"{s * 1000:.1f} ms"  # noqa: E731
+    generated, fleet_stats = inproc["batches"]["generated"], inproc["batches"]["varied"]
+    inproc["batch"], inproc["count"] = generated["seconds"], generated["count"]
     per_plan = inproc["batch"] / inproc["count"]
+    fleet_rate = fleet_stats["count"] / fleet_stats["seconds"]
+    stage_rows = "\n".join(
+        f"| {name} | {v * 1000:.2f} ms | {generated['stages'].get(name, 0) * 1000:.2f} ms | {fleet_stats['stages'].get(name, 0) * 1000:.2f} ms |"
+        for name, v in inproc["stages"].items()
+    )
     print(
         f"""## bottlegen benchmark
 
@@ -286,15 +398,21 @@ Python {platform.python_version()}, compose {subprocess.run([compose, "version",
 
 ### 2. In process, per plan (templates and validators built once: {ms(inproc["setup"])})
 
-| stage | full plan (5 services) |
-| --- | --- |
+| stage | full plan (5 services) | generated batch, per plan | varied fleet, per plan |
+| --- | --- | --- | --- |
 """
-        + "\n".join(f"| {name} | {v * 1000:.2f} ms |" for name, v in inproc["stages"].items())
+        + stage_rows
         + f"""
-| **total** | **{inproc["full"] * 1000:.2f} ms** ({1 / inproc["full"]:.0f} plans/s) |
+| **total** | **{inproc["full"] * 1000:.2f} ms** ({1 / inproc["full"]:.0f} plans/s) | **{per_plan * 1000:.2f} ms** | **{1000 / fleet_rate:.2f} ms** |
 
 Batch of {inproc["count"]} generated plans (each sidecar present with p=0.5): {ms(inproc["batch"])} in all,
 {per_plan * 1000:.2f} ms per plan, **{inproc["count"] / inproc["batch"]:.0f} plans per second** on one core.
+
+Varied fleet of {fleet_stats["count"]} plans (every setting varies: images, ports, hostnames, paths, 1-5
+upstreams, 1-6 routes, 0-8 forwarded variables, strict hardening, healthchecks, sealed hosts):
+**{fleet_rate:.0f} plans per second** in process (target: 300); `bottlegen render --out-dir` of
+the same plans as files, start-up and writes included: {ms(fleet_cli)} in all,
+**{fleet_stats["count"] / fleet_cli:.0f} plans per second**.
 
 ### 3. Peak memory (max RSS)
 
