@@ -31,6 +31,14 @@ def pytest_configure(config: pytest.Config) -> None:
     os.environ["BOTTLEGEN_CACHE_DIR"] = _cache_dir
 
 
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Under pytest-xdist (tests/run runs two workers), the engine tests share one worker, in
+    order, as they share one engine; the rest of the suite runs beside them on the other."""
+    for item in items:
+        if item.get_closest_marker("engine"):
+            item.add_marker(pytest.mark.xdist_group("engine"))
+
+
 def pytest_unconfigure(config: pytest.Config) -> None:
     if _cache_dir:
         shutil.rmtree(_cache_dir, ignore_errors=True)
