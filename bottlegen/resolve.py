@@ -11,6 +11,7 @@ from __future__ import annotations
 import copy
 import os
 import stat
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -58,54 +59,51 @@ def host_path(value: str, base_dir: Path) -> str:
     return os.path.normpath(os.path.join(base_dir, expanded))
 
 
-def resolve_host_paths(schema: dict[str, Any], value: Any, base_dir: Path) -> Any:
+def map_host_paths(schema: dict[str, Any], value: Any, change: Callable[[str], str]) -> Any:
+    """value with change applied to each host path in it (the schema's `x-host-path` keys)."""
     schema = _branch_for(schema, value) or schema
     if isinstance(value, str) and schema.get("x-host-path"):
-        return host_path(value, base_dir)
+        return change(value)
     if isinstance(value, dict):
         props = schema.get("properties", {})
-        return {k: resolve_host_paths(props.get(k, {}), v, base_dir) for k, v in value.items()}
+        return {k: map_host_paths(props.get(k, {}), v, change) for k, v in value.items()}
     if isinstance(value, list) and isinstance(schema.get("items"), dict):
-        return [resolve_host_paths(schema["items"], item, base_dir) for item in value]
+        return [map_host_paths(schema["items"], item, change) for item in value]
     return value
+
+
+def _relative(path: str) -> bool:
+    return not os.path.isabs(os.path.expanduser(path))
+
+
+def resolve_host_paths(schema: dict[str, Any], value: Any, base_dir: Path) -> Any:
+    return map_host_paths(schema, value, lambda path: host_path(path, base_dir))
 
 
 def rebase_host_paths(schema: dict[str, Any], value: Any, from_dir: Path, to_dir: Path) -> Any:
     """value (a part of a plan written in from_dir) with each relative host path rewritten
     to mean the same from to_dir; `~` and absolute paths are kept."""
-    if os.path.realpath(from_dir) == os.path.realpath(to_dir):
+    source, target = os.path.realpath(from_dir), os.path.realpath(to_dir)
+    if source == target:
         return value
-    schema = _branch_for(schema, value) or schema
-    if isinstance(value, str) and schema.get("x-host-path"):
-        if value.startswith("~") or os.path.isabs(value):
-            return value
-        return os.path.relpath(
-            os.path.normpath(os.path.join(os.path.abspath(from_dir), value)), os.path.abspath(to_dir)
-        )
-    if isinstance(value, dict):
-        props = schema.get("properties", {})
-        return {k: rebase_host_paths(props.get(k, {}), v, from_dir, to_dir) for k, v in value.items()}
-    if isinstance(value, list) and isinstance(schema.get("items"), dict):
-        return [rebase_host_paths(schema["items"], item, from_dir, to_dir) for item in value]
-    return value
+
+    def rebase(path: str) -> str:
+        return os.path.relpath(os.path.normpath(os.path.join(source, path)), target) if _relative(path) else path
+
+    return map_host_paths(schema, value, rebase)
 
 
 def relative_host_values(schema: dict[str, Any], value: Any, base_dir: Path) -> set[str]:
     """The host paths a plan gives relative (not `~`, not absolute), as resolve writes them
     absolute and a template writes them (`$` as `$$`): what relocate.py may write relative."""
-    schema = _branch_for(schema, value) or schema
-    if isinstance(value, str) and schema.get("x-host-path"):
-        if os.path.isabs(os.path.expanduser(value)):
-            return set()
-        return {host_path(value, base_dir).replace("$", "$$")}
     found: set[str] = set()
-    if isinstance(value, dict):
-        props = schema.get("properties", {})
-        for k, v in value.items():
-            found |= relative_host_values(props.get(k, {}), v, base_dir)
-    elif isinstance(value, list) and isinstance(schema.get("items"), dict):
-        for item in value:
-            found |= relative_host_values(schema["items"], item, base_dir)
+
+    def note(path: str) -> str:
+        if _relative(path):
+            found.add(host_path(path, base_dir).replace("$", "$$"))
+        return path
+
+    map_host_paths(schema, value, note)
     return found
 
 
