@@ -7,7 +7,8 @@
    one target in a service (compose keeps the last), relative bind sources, durations that
    are not Go durations and negative counts.
 3. Lints, which warn (and fail with --strict): pipelock's image not pinned by digest, a
-   bind source that does not exist now, runsc with sidecars found only by name.
+   bind source that does not exist now, runsc with sidecars found only by name, and (from
+   the plan's context) an egress upstream proxy that is not pipelock.
 
 Every message names the document path and the template that produced it.
 """
@@ -19,13 +20,14 @@ import os
 import re
 from collections.abc import Callable, Iterator
 from typing import Any
+from urllib.parse import urlsplit
 
-from . import resources
+from . import resolve, resources
 from .composefile import mounts, names, unescape
 from .errors import DocumentError
 from .lints import Lint, lint
 from .merge import Merged
-from .paths import json_path
+from .paths import json_path, shorten
 from .schemas import describe, violations
 
 CONTAINER_NAME = re.compile(r"[a-zA-Z0-9][a-zA-Z0-9_.-]+")
@@ -203,6 +205,30 @@ RULES: tuple[Callable[[Merged], Iterator[str]], ...] = (
     durations_and_unsigned,
     no_dependency_cycles,
 )
+
+
+def plan_lints(context: dict[str, Any], source: str) -> list[Lint]:
+    """Warnings about the plan itself: an egress upstream proxy that is not pipelock."""
+    url = context["plan"]["egress"].get("pipelock_proxy_url")
+    pipelock = context["container_names"].get("pipelock")
+    if not url or "egress" not in context["services"] or pipelock is None:
+        return []
+    expected = resolve.pipelock_url(pipelock, context["settings"]["ports"]["pipelock"])
+    try:  # a URL that urllib cannot take apart (a bad port, a broken [IPv6]) is not pipelock's
+        parsed = urlsplit(url)
+        port = parsed.port or (443 if parsed.scheme == "https" else 80)
+        host = (parsed.hostname or "").lower()
+    except ValueError:
+        host, port = "", None
+    if host == pipelock.lower() and port == context["settings"]["ports"]["pipelock"]:
+        return []
+    return [
+        lint(
+            "BG105",
+            f"{source}::$.egress.pipelock_proxy_url: {shorten(url)} is not pipelock ({expected}): egress would send its "
+            "traffic past the firewall that scans it for secrets; leave the key out to get pipelock",
+        )
+    ]
 
 
 def lints(merged: Merged) -> list[Lint]:

@@ -177,7 +177,7 @@ class Renderer:
         with self._stage(checks):
             check.check_schema(merged)
             check.check_rules(merged)
-            warnings = resolve.plan_lints(context, source) + check.lints(merged)
+            warnings = check.plan_lints(context, source) + check.lints(merged)
         with self._stage(sandbox):
             agent, gateways, relax = self.manifest.agent, self.manifest.gateways, self.manifest.relax
             policy.enforce(merged, agent, gateways, relax, context, source)

@@ -14,12 +14,10 @@ import stat
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
 
 from . import resources
 from .composefile import dns_problem
 from .errors import PlanError
-from .lints import Lint, lint
 from .paths import shorten
 
 SETTING_PLACEHOLDERS = ("prefix", "service", "slug")
@@ -167,30 +165,6 @@ def _default_names(data: dict[str, Any], project: str, names: dict[str, str], se
 
 def pipelock_url(container_name: str, port: int) -> str:
     return f"http://{container_name}:{port}"
-
-
-def plan_lints(context: dict[str, Any], source: str) -> list[Lint]:
-    """Warnings about the plan itself: an egress upstream proxy that is not pipelock."""
-    url = context["plan"]["egress"].get("pipelock_proxy_url")
-    pipelock = context["container_names"].get("pipelock")
-    if not url or "egress" not in context["services"] or pipelock is None:
-        return []
-    expected = pipelock_url(pipelock, context["settings"]["ports"]["pipelock"])
-    try:  # a URL that urllib cannot take apart (a bad port, a broken [IPv6]) is not pipelock's
-        parsed = urlsplit(url)
-        port = parsed.port or (443 if parsed.scheme == "https" else 80)
-        host = (parsed.hostname or "").lower()
-    except ValueError:
-        host, port = "", None
-    if host == pipelock.lower() and port == context["settings"]["ports"]["pipelock"]:
-        return []
-    return [
-        lint(
-            "BG105",
-            f"{source}::$.egress.pipelock_proxy_url: {shorten(url)} is not pipelock ({expected}): egress would send its "
-            "traffic past the firewall that scans it for secrets; leave the key out to get pipelock",
-        )
-    ]
 
 
 def service_facts(settings: dict[str, Any], services: list[str]) -> dict[str, Any]:
