@@ -21,7 +21,7 @@ from typing import Any
 
 from . import resources
 from .errors import PlanError, UsageError
-from .paths import json_path
+from .paths import json_path, parts_of
 from .resolve import rebase_host_paths
 from .yamltext import ShapeError, check_shape, load_yaml
 
@@ -143,7 +143,7 @@ def attribute(error: PlanError, plan: Layered) -> PlanError:
             return line
         rest = line[len(prefix) :]
         path, sep, message = rest.partition(": ")
-        parts = _parts(path)
+        parts = parts_of(path)
         unknown = _UNKNOWN.match(message)  # reported at the mapping; given by the layer that wrote the key
         if unknown:
             try:
@@ -152,22 +152,10 @@ def attribute(error: PlanError, plan: Layered) -> PlanError:
                 pass
         return f"{plan.origin(parts)}::{path}{sep}{message}"
 
-    message = named(error.message) if error.message.startswith(prefix) else error.message
-    for index, detail in enumerate(error.details):
-        error.details[index] = named(detail)
-    error.message = message
-    error.args = (message,)
+    error.details = [named(detail) for detail in error.details]
+    error.message = named(error.message)
+    error.args = (error.message,)
     return error
 
 
 _UNKNOWN = re.compile(r'unknown key "((?:[^"\\]|\\.)*)"')
-_PART = re.compile(r"\.([A-Za-z0-9_-]+)|\[(\d+)\]|\[\"((?:[^\"\\]|\\.)*)\"\]")
-
-
-def _parts(path: str) -> tuple[Any, ...]:
-    """`$.a.b[0]["c d"]` as (a, b, 0, "c d")."""
-    parts: list[Any] = []
-    for match in _PART.finditer(path.removeprefix("$")):
-        name, index, quoted = match.groups()
-        parts.append(name if name is not None else int(index) if index is not None else quoted)
-    return tuple(parts)

@@ -5,6 +5,7 @@ A leaf module: every stage reports with these, so none of them imports another s
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable
 from typing import Any
 
@@ -22,6 +23,21 @@ def json_path(parts: Iterable[Any]) -> str:
         else:
             out += "[" + _key(str(part)) + "]"
     return out
+
+
+_PART = re.compile(r"\.([A-Za-z0-9_-]+)|\[(\d+)\]|\[\"((?:[^\"\\]|\\.)*)\"\]")
+
+
+def parts_of(path: str) -> tuple[Any, ...]:
+    """The parts of a path json_path wrote: `$.a.b[0]["c d"]` as (a, b, 0, "c d")."""
+    parts: list[Any] = []
+    for match in _PART.finditer(path.removeprefix("$")):
+        name, index, quoted = match.groups()
+        if quoted is not None:  # undo _key's escapes
+            parts.append(quoted.encode("ascii", "backslashreplace").decode("unicode_escape"))
+        else:
+            parts.append(name if name is not None else int(index))
+    return tuple(parts)
 
 
 def _quote(text: str) -> str:

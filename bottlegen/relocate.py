@@ -34,13 +34,14 @@ def relative_to(paths: Iterable[str], folder: Path) -> dict[str, str]:
     if not _inside(base, root):
         return {}
     out = {}
-    for absolute in paths:
-        if not _inside(os.path.realpath(absolute.replace("$$", "$")), root):
+    for written in paths:
+        absolute = written.replace("$$", "$")
+        if not _inside(os.path.realpath(absolute), root):
             continue
-        relative = os.path.relpath(absolute.replace("$$", "$"), base)
+        relative = os.path.relpath(absolute, base)
         if relative not in (".", "..") and not relative.startswith("../"):
             relative = f"./{relative}"
-        out[absolute] = relative.replace("$", "$$")
+        out[written] = relative.replace("$", "$$")
     return out
 
 

@@ -293,3 +293,12 @@ def test_a_trailing_newline_does_not_slip_past_an_anchored_pattern(tmp_path):
     proc = run_cli("render", "plan.json", cwd=tmp_path)
     assert proc.returncode == 3
     assert "$.slug" in proc.stderr and "$.forwarded_env[0]" in proc.stderr
+
+
+def test_a_key_path_reads_back_into_its_parts():
+    """layers.py reads the paths of messages back to find the layer that gave a value."""
+    from bottlegen.paths import json_path, parts_of
+
+    for parts in [(), ("a", "b", 0), ("settings", "git-gate", "x_y"), ("$schema",), ('q"uote',), ("back\\slash",)]:
+        assert parts_of(json_path(parts)) == parts
+    assert parts_of(json_path(("é\n", "a.b", 3))) == ("é\n", "a.b", 3)
