@@ -97,7 +97,7 @@ class Warnings:
         if self.strict or not (self.quiet or (batch and not self.verbose)):
             for warning in shown:
                 _warn_of(warning, where)
-        elif batch:
+        elif batch and not self.quiet:
             for warning in shown:
                 self.counts[warning.kind.code] += 1
                 self.first.setdefault(warning.kind.code, f"{where}{warning.message}")

@@ -210,6 +210,8 @@ def test_a_batch_counts_each_kind_of_warning_once_and_verbose_lists_each(tmp_pat
     assert "3 time(s), the first: " in unpinned and str(plans[0]) in unpinned and "--ignore BG101" in unpinned
     [missing] = [line for line in lines if "BG102" in line]
     assert f"{3 * 3} time(s)" in missing  # pipelock.yaml, the CA cert and its key, of each plan
+    quiet = run_cli("render", "-q", "--out-dir", str(tmp_path / "out"), *map(str, plans))
+    assert quiet.returncode == 0 and "warning" not in quiet.stderr, quiet.stderr  # -q: no summary either
     verbose = run_cli("render", "-v", "--out-dir", str(tmp_path / "out"), *map(str, plans))
     assert len([line for line in verbose.stderr.splitlines() if "warning:" in line]) == 3 * (1 + 3)
 
