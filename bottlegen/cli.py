@@ -108,6 +108,10 @@ class Warnings:
         """A batch's warnings, one line per kind."""
         for code in sorted(self.counts):
             kind = lints.BY_CODE[code]
+            if _json_errors:
+                fields = {"warning": code, "name": kind.name, "count": self.counts[code], "first": self.first[code]}
+                _say(json.dumps(fields))
+                continue
             _warn(
                 f"{code} {kind.name}: {self.counts[code]} time(s), the first: {self.first[code]} "
                 f"(-v shows each; --ignore {code} silences them)"

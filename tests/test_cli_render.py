@@ -168,6 +168,10 @@ def test_a_batch_reports_each_plans_error_as_its_own_object(tmp_path):
     proc = run_cli("render", "-q", "--error-format", "json", "--out-dir", str(tmp_path / "out"), str(bad), str(good))
     objects = [json.loads(line) for line in proc.stderr.splitlines() if line.startswith("{")]
     assert proc.returncode == 3 and [o["plan"] for o in objects] == [str(bad)]
+    loud = run_cli("render", "--error-format", "json", "--out-dir", str(tmp_path / "out2"), str(bad), str(good))
+    lines = [line for line in loud.stderr.splitlines() if not line.startswith("rendered ")]
+    summary = [json.loads(line) for line in lines if '"count"' in line]  # every line is JSON, the summary too
+    assert {s["warning"] for s in summary} == {"BG101", "BG102"} and all(s["count"] >= 1 for s in summary)
     assert (tmp_path / "out" / "good.yml").exists()
 
 
