@@ -57,7 +57,7 @@ def merge(base: Any, overlay: Any, origin: str, origins: dict[tuple[Any, ...], s
     if isinstance(base, dict) and isinstance(overlay, dict):
         merged = dict(base)
         for key, value in overlay.items():
-            merged[key] = merge(base.get(key), value, origin, origins, (*at, key)) if key in base else value
+            merged[key] = merge(base[key], value, origin, origins, (*at, key)) if key in base else copy.deepcopy(value)
             if key not in base or not (isinstance(base.get(key), dict) and isinstance(value, dict)):
                 _replace(origins, (*at, key), origin)
         return merged

@@ -88,6 +88,7 @@ class Renderer:
         # Each relaxed rule, as the header of every rendered file names it.
         self._relaxed = [f"{rule}: {reason}" for rule, reason in sorted(self.manifest.relax.items())]
         self.stage_seconds: dict[str, float] = defaultdict(float)
+        self._overlays: dict[Path, tuple[str, Any, Path]] = {}
 
     @contextmanager
     def _stage(self, name: str) -> Iterator[None]:
@@ -136,8 +137,14 @@ class Renderer:
         """A plan (data, read from source in base_dir) with `-f` overlay files and `--set`
         assignments over it (layers.py). Render or take its context inside `with
         plan.blamed():`, so that each plan error names the layer at fault."""
-        files = [(str(p), load.read_plan(p), p.resolve().parent) for p in overlays]
+        files = [self._overlay(p) for p in overlays]
         return layers.layered(data, source, base_dir, files, sets, self.plan_schema)
+
+    def _overlay(self, path: Path) -> tuple[str, Any, Path]:
+        """An overlay file, read once per process: a fleet lays the same files over each plan."""
+        if path not in self._overlays:
+            self._overlays[path] = (str(path), load.read_plan(path), path.resolve().parent)
+        return self._overlays[path]
 
     def render_layers(self, plan: layers.Layered, base_dir: Path, output_dir: Path | None = None) -> Rendered:
         with plan.blamed():
