@@ -23,7 +23,8 @@ from ruamel.yaml.error import MarkedYAMLError, YAMLError
 
 from .errors import OutputError, PlanError
 from .paths import json_path
-from .yamltext import MAX_DEPTH, ShapeError, check_text_shape, load_yaml, nesting_depth_over
+from .yamlsubset import load_data
+from .yamltext import MAX_DEPTH, ShapeError, check_text_shape, nesting_depth_over
 
 MAX_PLAN_BYTES = 4 * 1024 * 1024  # a plan is a few kilobytes
 
@@ -62,7 +63,7 @@ def _parse(text: str, source: str) -> Any:
     if deep is not None:
         raise PlanError(f"{source}:{deep}: invalid plan: nested more than {MAX_DEPTH} levels deep")
     try:
-        return load_yaml(text)
+        return load_data(text)
     except MarkedYAMLError as e:
         mark = e.problem_mark or e.context_mark
         where = f"{source}:{mark.line + 1}:{mark.column + 1}" if mark else source

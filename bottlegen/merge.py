@@ -9,10 +9,12 @@ say which template produced a bad value.
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from typing import Any, NamedTuple
 
 from ruamel.yaml.error import MarkedYAMLError, YAMLError
 
+from . import yamlsubset
 from .errors import MergeConflictError, TemplateError
 from .paths import json_path
 from .yamltext import (
@@ -32,11 +34,13 @@ class Fragment(NamedTuple):
     """One template's output: `source` names the template (and its origin) in messages.
 
     `spans` are where its `{{ }}` values are in the text: each must be one whole YAML node.
+    `known` is what the collections among them read back as, by offset (templating.read_back).
     """
 
     source: str
     text: str
     spans: tuple[tuple[int, int], ...] = ()
+    known: Mapping[int, tuple[int, Any]] | None = None
 
 
 class ValueNotWhole(TemplateError):
@@ -88,9 +92,15 @@ def _load_checking_spans(fragment: Fragment) -> tuple[Any, bool]:
     """Load a fragment, first checking that every value span is exactly one node.
 
     Also says whether the data needs check_shape: when the text shows a tag, an anchor,
-    NaN, infinity or a long integer, or the node tree a key that is not a string.
+    NaN, infinity or a long integer, or the node tree a key that is not a string. The fast
+    reader (yamlsubset) answers for most fragments; the full reader reads the rest, and says
+    what is wrong with any that is broken.
     """
     text = fragment.text
+    nodes: set[tuple[int, int]] = set()
+    read, data = yamlsubset.load(text, nodes, fragment.known)
+    if read and nodes.issuperset(fragment.spans):
+        return data, False
     if not fragment.spans:
         return load_yaml(text), True
     suspect = _UNPLAIN.search(text) is not None

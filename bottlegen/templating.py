@@ -30,7 +30,7 @@ from jinja2.sandbox import ImmutableSandboxedEnvironment
 
 from .cache import open_cache
 from .errors import TemplateError
-from .yamltext import double_quoted, scalar
+from .yamltext import MAX_DEPTH, double_quoted, plain_string, scalar
 
 MANIFEST = "manifest.yaml"
 MACROS = "_macros.yaml.j2"
@@ -63,11 +63,52 @@ def to_yaml_value(value: Any) -> str:
     return scalar(value)
 
 
+class _NotPlain(Exception):
+    pass
+
+
+def read_back(value: Any) -> Any:
+    """What YAML reads back from to_yaml_value(value), built without writing and parsing the
+    text: a fresh copy with `$` written `$$`. Only for exactly plain data (no subclasses, no
+    floats, no number beyond 64 bits, no lone surrogate, keys strings): anything else raises
+    ValueError, and the text is parsed instead."""
+    try:
+        return _read_back(value, 0)
+    except (_NotPlain, RecursionError):
+        raise ValueError("not exactly plain data") from None
+
+
+def _read_back(value: Any, depth: int) -> Any:
+    kind = type(value)
+    if kind is str:
+        if not plain_string(value):
+            raise _NotPlain
+        return value.replace("$", "$$") if "$" in value else value
+    if value is None or kind is bool:
+        return value
+    if kind is int:
+        if not -(2**63) <= value < 2**64:
+            raise _NotPlain
+        return value
+    if depth >= MAX_DEPTH:
+        raise _NotPlain
+    if kind is dict:
+        out = {}
+        for key, item in value.items():
+            if type(key) is not str or not plain_string(key):
+                raise _NotPlain
+            out[key] = _read_back(item, depth + 1)
+        return out
+    if kind is list or kind is tuple:
+        return [_read_back(item, depth + 1) for item in value]
+    raise _NotPlain
+
+
 def _finalize(value: Any) -> str:
     if isinstance(value, Raw):
         return value
     text = to_yaml_value(value)
-    _written.append(text)
+    _written[text] = value
     if _trace is not None:
         _trace.append((_value_origin() or "?", text))
     return MARK_OPEN + text + MARK_CLOSE
@@ -149,22 +190,26 @@ class RootedLoader(BaseLoader):
 
 MARK_OPEN, MARK_CLOSE = "\ue000", "\ue001"
 _trace: list[tuple[str, str]] | None = None  # (template file:line, value text), when diagnosing
-_written: list[str] = []  # the text of every value finalize wrote in the current render
+_written: dict[str, Any] = {}  # the text of every value finalize wrote in the current render, and the value
 
 
 Spans = tuple[tuple[int, int], ...]
+# The collections among a fragment's values, by offset: (end, the data YAML reads back).
+Known = dict[int, tuple[int, Any]]
 
 
-def _unmark(marked: str, name: str) -> tuple[str, Spans]:
-    """The text without its marks, and the (start, end) offsets of each value in it."""
+def _unmark(marked: str, name: str) -> tuple[str, Spans, Known]:
+    """The text without its marks, the (start, end) offsets of each value in it, and what
+    the collections among them read back as (read_back), so that merge need not parse them."""
+    known: Known = {}
     if MARK_OPEN not in marked:
         if MARK_CLOSE in marked:
             raise _stray_marks(name)
-        return marked, ()
+        return marked, (), known
     head, *marked_values = marked.split(MARK_OPEN)
     if MARK_CLOSE in head:
         raise _stray_marks(name)
-    pieces, spans, length, written = [head], [], len(head), set(_written)
+    pieces, spans, length, written = [head], [], len(head), _written
     for piece in marked_values:
         value, close, rest = piece.partition(MARK_CLOSE)
         if not close or MARK_CLOSE in rest:
@@ -177,9 +222,14 @@ def _unmark(marked: str, name: str) -> tuple[str, Spans]:
                 "Apply the filter to the value inside the expression instead: {{ value | upper }}"
             )
         spans.append((length, length + len(value)))
+        if value[0] in "[{":
+            try:
+                known[length] = (length + len(value), read_back(written[value]))
+            except ValueError:
+                pass
         length += len(value) + len(rest)
         pieces += (value, rest)
-    return "".join(pieces), tuple(spans)
+    return "".join(pieces), tuple(spans), known
 
 
 def _stray_marks(name: str) -> TemplateError:
@@ -281,10 +331,11 @@ def render_template(env: jinja2.Environment, name: str, context: dict[str, Any])
     return render_fragment(env, name, context)[0]
 
 
-def render_fragment(env: jinja2.Environment, name: str, context: dict[str, Any]) -> tuple[str, Spans]:
+def render_fragment(env: jinja2.Environment, name: str, context: dict[str, Any]) -> tuple[str, Spans, Known]:
     """Render one template; any failure becomes a TemplateError naming the file and line.
 
-    The text comes back with the spans of its values (see MARK_OPEN) for merge to check.
+    The text comes back with the spans of its values (see MARK_OPEN) for merge to check, and
+    what its collection values read back as.
     """
     _written.clear()
     try:

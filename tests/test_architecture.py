@@ -25,6 +25,7 @@ LAYERS = [
     "write",
     "_compiled",
     "yamltext",
+    "yamlsubset",
     "schemas",
     "cache",
     # the render stages, in the order data passes through them

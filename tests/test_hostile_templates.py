@@ -85,8 +85,7 @@ def render(template: str, value: str) -> Any:
         Path(tmp, "t.yaml.j2").write_text(template)
         env = make_environment([Root(Path(tmp), "override test")])
         env.bytecode_cache = None
-        text, spans = render_fragment(env, "t.yaml.j2", {"v": value})
-        return parse_fragment(Fragment("t.yaml.j2", text, spans))
+        return parse_fragment(Fragment("t.yaml.j2", *render_fragment(env, "t.yaml.j2", {"v": value})))
 
 
 @settings(suppress_health_check=[HealthCheck.too_slow])

@@ -25,9 +25,9 @@ def env_with(tmp_path: Path, **templates: str) -> jinja2.Environment:
 
 def render(tmp_path, text: str, **context) -> str:
     """Render one template and parse it as merge does, so its values are checked whole."""
-    out, spans = render_fragment(env_with(tmp_path, **{"t.yaml.j2": text}), "t.yaml.j2", context)
-    parse_fragment(Fragment("t.yaml.j2", out, spans))
-    return out
+    fragment = Fragment("t.yaml.j2", *render_fragment(env_with(tmp_path, **{"t.yaml.j2": text}), "t.yaml.j2", context))
+    parse_fragment(fragment)
+    return fragment.text
 
 
 @pytest.mark.parametrize(
