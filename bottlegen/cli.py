@@ -32,7 +32,7 @@ from .errors import (
 from .lints import Lint
 from .pipeline import Rendered, Renderer, override_dirs_from_env
 from .templating import iter_origins
-from .write import write_atomic, write_if_changed
+from .write import Batch, write_atomic, write_if_changed
 
 if TYPE_CHECKING:
     from .engine.docker import Engine
@@ -220,37 +220,60 @@ def _render_batch(
     plan_ids = _file_ids(plans)  # once: a batch of a thousand plans stats each output once
     written: dict[str, Path] = {}
     projects: dict[str, Path] = {}
-    for plan in plans:
-        try:
-            rendered = _render(renderer, str(plan), out_dir, layering)
-            warnings.report(rendered.warnings, where=f"{plan}: ", batch=True)
-            if verify:
-                _compose_verify(rendered)
-            slug = rendered.context["plan"]["slug"]
-            if slug in written:
-                raise OutputError(
-                    f"{plan}: slug {slug!r} was already rendered from {written[slug]}; nothing written for it"
-                )
-            project = str(rendered.document.get("name"))
-            if project in projects:
-                raise PlanError(
-                    f"{plan}: makes compose project {project!r}, as {projects[project]} does; "
-                    "give one of them another slug or settings.project_prefix. Nothing written for it"
-                )
-            _not_the_plan(out_dir / f"{slug}.yml", plan_ids)
-            changed = write_if_changed(out_dir / f"{slug}.yml", rendered.text)
-            written[slug] = plan
-            projects[project] = plan
-            print(f"{plan} -> {out_dir / (slug + '.yml')}{'' if changed else ' (unchanged)'}")
-        except UserError as e:
-            _report(e, plan=str(plan))
-            worst = max(worst, e.exit_code)
-        except (OSError, RecursionError, MemoryError, ValueError, TypeError) as e:  # a bug: report it, render the rest
-            _internal_error(e, plan=str(plan))
-            worst = max(worst, ExitCode.INTERNAL)
+    batch, said = Batch(), []
+    try:
+        for plan in plans:
+            try:
+                rendered = _render(renderer, str(plan), out_dir, layering)
+                warnings.report(rendered.warnings, where=f"{plan}: ", batch=True)
+                if verify:
+                    _compose_verify(rendered)
+                slug = rendered.context["plan"]["slug"]
+                if slug in written:
+                    raise OutputError(
+                        f"{plan}: slug {slug!r} was already rendered from {written[slug]}; nothing written for it"
+                    )
+                project = str(rendered.document.get("name"))
+                if project in projects:
+                    raise PlanError(
+                        f"{plan}: makes compose project {project!r}, as {projects[project]} does; "
+                        "give one of them another slug or settings.project_prefix. Nothing written for it"
+                    )
+                _not_the_plan(out_dir / f"{slug}.yml", plan_ids)
+                changed = write_if_changed(out_dir / f"{slug}.yml", rendered.text, batch=batch)
+                written[slug] = plan
+                projects[project] = plan
+                said.append(f"{plan} -> {out_dir / (slug + '.yml')}{'' if changed else ' (unchanged)'}")
+                if len(said) >= BATCH_FLUSH:
+                    _flush(batch, said)
+            except UserError as e:
+                _report(e, plan=str(plan))
+                worst = max(worst, e.exit_code)
+            except (
+                OSError,
+                RecursionError,
+                MemoryError,
+                ValueError,
+                TypeError,
+            ) as e:  # a bug: report it, render the rest
+                _internal_error(e, plan=str(plan))
+                worst = max(worst, ExitCode.INTERNAL)
+    finally:  # what is in place when a signal stops the batch is said too
+        _flush(batch, said)
     warnings.summary()
     print(f"rendered {len(written)} of {len(plans)} plan(s)", file=sys.stderr)
     return worst
+
+
+BATCH_FLUSH = 64  # files a batch writes between flushes of their folder
+
+
+def _flush(batch: Batch, said: list[str]) -> None:
+    """Make the batch's files durable, then say that they are written."""
+    batch.flush()
+    for line in said:
+        print(line)
+    said.clear()
 
 
 def _file_ids(paths: list[Path]) -> dict[tuple[int, int], Path]:

@@ -46,7 +46,9 @@ def check_destination(path: Path) -> None:
         )
 
 
-def write_atomic(path: Path, text: str, mode: int = FILE_MODE) -> None:
+def write_atomic(path: Path, text: str, mode: int = FILE_MODE, batch: Batch | None = None) -> None:
+    """Write path whole. Once this returns the file survives a crash; in a batch, once the
+    batch's flush() returns."""
     data = text.encode("utf-8")
     check_destination(path)
     try:
@@ -75,11 +77,30 @@ def write_atomic(path: Path, text: str, mode: int = FILE_MODE) -> None:
         if isinstance(e, OSError):
             raise OutputError(f"{path}: writing failed, the file is unchanged: {e.strerror or e}") from None
         raise
+    if batch is not None:
+        batch.written.setdefault(path.parent, set()).add(path.name)
+        return
     _fsync_dir(path.parent)
     remove_stale_temporaries(path)
 
 
-def write_if_changed(path: Path, text: str, mode: int = FILE_MODE) -> bool:
+class Batch:
+    """The writes of one batch (`render --out-dir`): each file is written whole and flushed
+    as write_atomic does, but each folder is flushed once per flush() rather than once per
+    file, and swept of stale temporaries once. A batch's files survive a crash once flush()
+    has returned: say that they are written only then."""
+
+    def __init__(self) -> None:
+        self.written: dict[Path, set[str]] = {}
+
+    def flush(self) -> None:
+        for directory, names in self.written.items():
+            _fsync_dir(directory)
+            _remove_stale(directory, {_tmp_prefix(directory / name) for name in names})
+        self.written.clear()
+
+
+def write_if_changed(path: Path, text: str, mode: int = FILE_MODE, batch: Batch | None = None) -> bool:
     """write_atomic, unless path already holds exactly these bytes with this mode: then
     nothing is written and its mtime stays (so make, rsync and reviewers see no change).
     Whether it wrote."""
@@ -92,22 +113,28 @@ def write_if_changed(path: Path, text: str, mode: int = FILE_MODE) -> bool:
                     return False
     except OSError:
         pass  # missing or unreadable: write_atomic says what is wrong, if anything
-    write_atomic(path, text, mode)
+    write_atomic(path, text, mode, batch)
     return True
 
 
 def remove_stale_temporaries(path: Path) -> None:
     """Remove our temporary files beside path whose writer is no longer running."""
-    prefix = _tmp_prefix(path)
+    _remove_stale(path.parent, {_tmp_prefix(path)})
+
+
+def _remove_stale(directory: Path, prefixes: set[str]) -> None:
+    """Remove the temporary files in directory, of the files these prefixes name, whose
+    writer is no longer running."""
     try:
-        names = [n for n in os.listdir(path.parent) if n.startswith(prefix) and n.endswith(".tmp")]
+        names = [n for n in os.listdir(directory) if n.endswith(".tmp") and n.startswith(".")]
     except OSError:
         return
     for name in names:
-        pid = name[len(prefix) :].split(".", 1)[0]
-        if not pid.isdigit() or _alive(int(pid)):
+        head = name[: -len(".tmp")].rpartition(".")[0]  # .NAME.PID.RANDOM.tmp: RANDOM has no dot
+        prefix, _, pid = head.rpartition(".")
+        if f"{prefix}." not in prefixes or not pid.isdigit() or _alive(int(pid)):
             continue
-        candidate = path.parent / name
+        candidate = directory / name
         try:
             info = os.lstat(candidate)
             if stat.S_ISREG(info.st_mode) and info.st_uid == os.getuid():
