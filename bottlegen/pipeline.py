@@ -89,6 +89,7 @@ class Renderer:
         self._relaxed = [f"{rule}: {reason}" for rule, reason in sorted(self.manifest.relax.items())]
         self.stage_seconds: dict[str, float] = defaultdict(float)
         self._overlays: dict[Path, tuple[str, Any, Path]] = {}
+        self._labels: dict[str, str] = {}  # template name -> how messages and comments name it
 
     @contextmanager
     def _stage(self, name: str) -> Iterator[None]:
@@ -157,10 +158,9 @@ class Renderer:
         with self._stage(load_plan):
             context = self.context_for(data, source, base_dir)
         with self._stage(render_templates):
-            loader = templating.loader_of(self.env)
             fragments = [
                 Fragment(
-                    self._label(loader, self.manifest.document),
+                    self._label(self.manifest.document),
                     *templating.render_fragment(self.env, self.manifest.document, context),
                 )
             ]
@@ -169,7 +169,7 @@ class Renderer:
             for entry in self.manifest.services:
                 if entry.name not in context["services"]:
                     continue
-                label = self._label(loader, entry.template)
+                label = self._label(entry.template)
                 service_context = self.service_context(context, entry.name)
                 fragments.append(
                     Fragment(label, *templating.render_fragment(self.env, entry.template, service_context))
@@ -205,10 +205,14 @@ class Renderer:
         )
         return TemplateError(error.describe(origin), error.shown)
 
-    @staticmethod
-    def _label(loader: templating.RootedLoader, name: str) -> str:
-        try:
-            root, _ = loader.locate(name)
-        except TemplateNotFound:  # rendering it reports that properly
-            return name
-        return f"{name} ({root.origin})"
+    def _label(self, name: str) -> str:
+        """A template's name and the root it comes from, looked up once per process: Jinja
+        too reads each template once (auto_reload is off)."""
+        label = self._labels.get(name)
+        if label is None:
+            try:
+                root, _ = templating.loader_of(self.env).locate(name)
+            except TemplateNotFound:  # rendering it reports that properly, every time
+                return name
+            label = self._labels[name] = f"{name} ({root.origin})"
+        return label

@@ -19,12 +19,42 @@ from . import resources
 from .composefile import dns_problem
 from .errors import PlanError
 from .paths import shorten
+from .yamltext import copy_plain
 
 SETTING_PLACEHOLDERS = ("prefix", "service", "slug")
 
 
+def _below(schema: dict[str, Any], test: Callable[[dict[str, Any]], bool], memo: dict[int, Any]) -> bool:
+    """Whether test holds for schema or any schema under it (properties, items, oneOf).
+
+    Remembered per schema object for the process: the walks below skip every part of a plan
+    whose schema says nothing for them. The memo keeps the schema, so its id is never reused.
+    """
+    found = memo.get(id(schema))
+    if found is None:
+        below = [*schema.get("properties", {}).values(), *schema.get("oneOf", [])]
+        if isinstance(schema.get("items"), dict):
+            below.append(schema["items"])
+        found = memo[id(schema)] = (schema, test(schema) or any(_below(s, test, memo) for s in below))
+    return bool(found[1])
+
+
+_WITH_DEFAULTS: dict[int, Any] = {}
+_WITH_HOST_PATHS: dict[int, Any] = {}
+
+
+def _has_defaults(schema: dict[str, Any]) -> bool:
+    return "default" in schema or schema.get("type") == "integer"
+
+
+def _has_host_path(schema: dict[str, Any]) -> bool:
+    return bool(schema.get("x-host-path"))
+
+
 def apply_defaults(schema: dict[str, Any], value: Any) -> Any:
     """Fill absent object properties from the schema's `default`s, recursively."""
+    if not _below(schema, _has_defaults, _WITH_DEFAULTS):
+        return value
     schema = _branch_for(schema, value) or schema
     if isinstance(value, dict):
         for key, sub in schema.get("properties", {}).items():
@@ -58,7 +88,10 @@ def host_path(value: str, base_dir: Path) -> str:
 
 
 def map_host_paths(schema: dict[str, Any], value: Any, change: Callable[[str], str]) -> Any:
-    """value with change applied to each host path in it (the schema's `x-host-path` keys)."""
+    """value with change applied to each host path in it (the schema's `x-host-path` keys).
+    The parts without one are the same objects as in value."""
+    if not _below(schema, _has_host_path, _WITH_HOST_PATHS):
+        return value
     schema = _branch_for(schema, value) or schema
     if isinstance(value, str) and schema.get("x-host-path"):
         return change(value)
@@ -203,7 +236,7 @@ def resolve_plan(
     container name from the pattern.
     """
     schema = schema or resources.load_schema(resources.PLAN_SCHEMA)
-    data = apply_defaults(schema, copy.deepcopy(plan))
+    data = apply_defaults(schema, copy_plain(plan))
     data = resolve_host_paths(schema, data, base_dir)
     data.pop("$schema", None)
     settings = data["settings"]

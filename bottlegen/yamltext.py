@@ -132,6 +132,22 @@ def load_yaml(text: str) -> Any:
         parser.dispose()
 
 
+def copy_plain(value: Any) -> Any:
+    """A copy of plain data (dicts, lists, scalars), as copy.deepcopy makes it, but faster:
+    nothing of it is shared."""
+    kind = type(value)
+    if kind is dict:
+        return {k: copy_plain(v) for k, v in value.items()}
+    if kind is list:
+        return [copy_plain(v) for v in value]
+    return value
+
+
+def plain_string(text: str) -> bool:
+    """Whether a string is plain data: it holds no lone surrogate."""
+    return text.isascii() or _SURROGATE.search(text) is None
+
+
 class ShapeError(ValueError):
     """Data that is not plain data; `path` is where (key path parts), `problem` what."""
 
@@ -304,6 +320,18 @@ class _Yaml11Resolver(PinnedResolver):
 
 
 _RESOLVERS = [_Yaml11Resolver(), PinnedResolver()]
+
+
+def typed_first_characters(resolver: PinnedResolver) -> frozenset[str]:
+    """The first characters of the plain scalars the resolver may take for other than a
+    string: a plain scalar starting with any other character is a string, unasked."""
+    table = resolver.versioned_resolver
+    if None in table or resolver.yaml_path_resolvers:  # rules for any character: ask always
+        return frozenset(chr(c) for c in range(0x110000))
+    return frozenset(table)  # "" too: an empty plain scalar is null
+
+
+_TYPED_FIRST = typed_first_characters(_RESOLVERS[0]) | typed_first_characters(_RESOLVERS[1])
 # A plain scalar: starts with a letter, digit, _ . / or a dash that is not an indicator, and
 # holds only characters that mean nothing to YAML there. Everything else is double-quoted.
 _PLAIN = re.compile(r"(?:[A-Za-z0-9_./]|-(?=[^ ]))[A-Za-z0-9 _./@%+=,:~-]*")
@@ -313,6 +341,8 @@ _ESCAPES = {"\\": "\\\\", '"': '\\"', "\n": "\\n", "\r": "\\r", "\t": "\\t", "\0
 
 def double_quoted(text: str) -> str:
     """A YAML double-quoted scalar holding exactly text; all but printable ASCII escaped."""
+    if text.isascii() and text.isprintable() and '"' not in text and "\\" not in text:
+        return f'"{text}"'  # nothing to escape: most values
     out = ['"']
     for ch in text:
         if ch in _ESCAPES:
@@ -336,7 +366,9 @@ def _string(text: str) -> str:
         and not text.startswith(("---", "..."))  # document markers at the start of a line
         and not text.endswith((" ", ":"))
         and ": " not in text
-        and all(r.resolve(ScalarNode, text, (True, False)) == _STR for r in _RESOLVERS)
+        and (
+            text[:1] not in _TYPED_FIRST or all(r.resolve(ScalarNode, text, (True, False)) == _STR for r in _RESOLVERS)
+        )
     ):
         return text
     return double_quoted(text)
