@@ -23,7 +23,8 @@ from . import resources
 from .errors import PlanError, UsageError
 from .paths import json_path, parts_of
 from .resolve import rebase_host_paths
-from .yamltext import ShapeError, check_shape, load_yaml
+from .yamlsubset import load_data
+from .yamltext import ShapeError, check_shape
 
 SET = "--set"
 
@@ -82,7 +83,7 @@ def parse_set(assignment: str) -> tuple[tuple[Any, ...], Any]:
         raise UsageError(f"{SET} {assignment!r}: write KEY.PATH=VALUE, for example {SET} settings.ports.egress=8081")
     path = tuple(int(p[1:-1]) if p.startswith("[") else p for p in parts)
     try:
-        value = load_yaml(text) if text.strip() else ""
+        value = load_data(text) if text.strip() else ""
         check_shape(value)
     except ShapeError as e:
         raise PlanError(f"{SET} {key}: {e.problem}") from None

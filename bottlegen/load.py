@@ -19,12 +19,10 @@ import stat
 from pathlib import Path
 from typing import Any, BinaryIO
 
-from ruamel.yaml.error import MarkedYAMLError, YAMLError
-
 from .errors import OutputError, PlanError
 from .paths import json_path
-from .yamlsubset import load_data
-from .yamltext import MAX_DEPTH, ShapeError, check_text_shape, nesting_depth_over
+from .yamlsubset import load_data, nesting_depth_over
+from .yamltext import MAX_DEPTH, ShapeError, YAMLSyntaxError, check_text_shape
 
 MAX_PLAN_BYTES = 4 * 1024 * 1024  # a plan is a few kilobytes
 
@@ -64,13 +62,11 @@ def _parse(text: str, source: str) -> Any:
         raise PlanError(f"{source}:{deep}: invalid plan: nested more than {MAX_DEPTH} levels deep")
     try:
         return load_data(text)
-    except MarkedYAMLError as e:
-        mark = e.problem_mark or e.context_mark
-        where = f"{source}:{mark.line + 1}:{mark.column + 1}" if mark else source
-        problem = " ".join(p for p in (e.context, e.problem) if p)
-        raise PlanError(f"{where}: invalid YAML: {problem}") from None
-    except YAMLError as e:
-        raise PlanError(f"{source}: invalid YAML: {e}") from None
+    except YAMLSyntaxError as e:
+        if not e.marked:
+            raise PlanError(f"{source}: invalid YAML: {e}") from None
+        where = f"{source}:{e.line}:{e.column}" if e.line is not None else source
+        raise PlanError(f"{where}: invalid YAML: {e.problem}") from None
     except (ValueError, OverflowError) as e:  # an integer past Python's digit limit
         raise PlanError(f"{source}{_long_number_at(text)}: invalid plan: {str(e).split('; use')[0]}") from None
 

@@ -16,14 +16,14 @@ from typing import Any, NamedTuple
 
 import jinja2
 from jinja2 import TemplateNotFound
-from ruamel.yaml.error import YAMLError
 
 from . import resources
 from .errors import TemplateError
 from .roles import AGENT, GATEWAY
 from .schemas import format_errors, violations
 from .templating import MANIFEST, TEMPLATE_FAILURES, loader_of
-from .yamltext import load_yaml
+from .yamlsubset import load_data
+from .yamltext import YAMLSyntaxError
 
 CONDITIONS = "/manifest.yaml: when"  # the generated template's name (no file is named so)
 _FIRST_LINE = 2  # the line of the first service's condition in it
@@ -60,8 +60,8 @@ def read_manifest(env: jinja2.Environment) -> Manifest:
     except TemplateNotFound as e:
         raise TemplateError(f"{MANIFEST} not found in the templates folders: {e.message or e}") from None
     try:
-        data = load_yaml(path.read_text(encoding="utf-8"))
-    except (YAMLError, OSError, UnicodeDecodeError) as e:
+        data = load_data(path.read_text(encoding="utf-8"))
+    except (YAMLSyntaxError, OSError, UnicodeDecodeError) as e:
         raise TemplateError(f"{path}: cannot read the manifest: {e}") from None
     errors = violations(resources.MANIFEST_SCHEMA, data)
     if errors:

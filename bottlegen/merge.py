@@ -12,20 +12,11 @@ import re
 from collections.abc import Mapping
 from typing import Any, NamedTuple
 
-from ruamel.yaml.error import MarkedYAMLError, YAMLError
-
 from . import yamlsubset
 from .errors import MergeConflictError, TemplateError
 from .paths import json_path
-from .yamltext import (
-    MAX_DEPTH,
-    ShapeError,
-    check_shape,
-    constructor_parser,
-    lines_around,
-    load_yaml,
-    nesting_depth_over,
-)
+from .yamlsubset import nesting_depth_over
+from .yamltext import MAX_DEPTH, STR, ShapeError, YAMLSyntaxError, check_shape, lines_around
 
 Path = tuple[Any, ...]
 
@@ -83,7 +74,6 @@ class Merged:
         return None
 
 
-_STR = "tag:yaml.org,2002:str"
 # What only a tag, an anchor, a NaN or infinity, or a very long integer is written with.
 _UNPLAIN = re.compile(r"[!&]|\.(?:nan|NaN|NAN|inf|Inf|INF)\b|\d{19}")
 
@@ -96,11 +86,21 @@ def _load_checking_spans(fragment: Fragment) -> tuple[Any, bool]:
     reader (yamlsubset) answers for most fragments; the full reader reads the rest, and says
     what is wrong with any that is broken.
     """
-    text = fragment.text
     nodes: set[tuple[int, int]] = set()
-    read, data = yamlsubset.load(text, nodes, fragment.known)
+    read, data = yamlsubset.load(fragment.text, nodes, fragment.known)
     if read and nodes.issuperset(fragment.spans):
         return data, False
+    from .yamlfull import reported
+
+    with reported():
+        return _load_in_full(fragment)
+
+
+def _load_in_full(fragment: Fragment) -> tuple[Any, bool]:
+    """_load_checking_spans by the full reader: its node marks say where each value is."""
+    from .yamlfull import constructor_parser, load_yaml
+
+    text = fragment.text
     if not fragment.spans:
         return load_yaml(text), True
     suspect = _UNPLAIN.search(text) is not None
@@ -126,7 +126,7 @@ def _load_checking_spans(fragment: Fragment) -> tuple[Any, bool]:
                 for child in value:
                     if isinstance(child, tuple):
                         key = child[0]
-                        if key.ctag.suffix != _STR:
+                        if key.ctag.suffix != STR:
                             suspect = True
                         stack += child
                     else:
@@ -165,17 +165,15 @@ def parse_fragment(fragment: Fragment) -> dict[str, Any]:
         )
     try:
         data, suspect = _load_checking_spans(fragment)
-    except MarkedYAMLError as e:
-        mark = e.problem_mark or e.context_mark
-        line = mark.line + 1 if mark else 0
-        problem = " ".join(p for p in (e.context, e.problem) if p)
+    except YAMLSyntaxError as e:
+        if not e.marked:
+            raise TemplateError(f"template {fragment.source}: the rendered text is not valid YAML: {e}") from None
+        line = e.line or 0
         raise TemplateError(
-            f"template {fragment.source}: what it rendered is not valid YAML at line {line} of the output: {problem}. "
+            f"template {fragment.source}: what it rendered is not valid YAML at line {line} of the output: {e.problem}. "
             "The output around it (a `| raw` value, or a block tag that broke the indentation?):",
             lines_around(fragment.text, line, before=2),
         ) from None
-    except YAMLError as e:
-        raise TemplateError(f"template {fragment.source}: the rendered text is not valid YAML: {e}") from None
     except (ValueError, OverflowError) as e:  # an integer past Python's digit limit
         raise TemplateError(
             f"template {fragment.source}: the rendered text holds a number too long to read: {str(e).split('; use')[0]}"

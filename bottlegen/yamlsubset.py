@@ -27,9 +27,7 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
-from ruamel.yaml.nodes import ScalarNode
-
-from .yamltext import MAX_DEPTH, constructor_parser, load_yaml, typed_first_characters
+from .yamltext import MAX_DEPTH, RESOLVERS, STR, resolve_plain
 
 Nodes = set[tuple[int, int]]
 Known = Mapping[int, tuple[int, Any]]
@@ -48,48 +46,39 @@ _ESCAPED = {'"': '"', "\\": "\\", "0": "\0", "n": "\n", "r": "\r", "t": "\t"}
 _TAIL = re.compile(r" *(?: #.*)?")  # what may follow a value on its line
 _SPACES = re.compile(r" *")
 
-_STR = "tag:yaml.org,2002:str"
-_TYPED = frozenset("tag:yaml.org,2002:" + t for t in ("bool", "int", "float", "null", "timestamp"))
-_INT_RANGE = (-(2**63), 2**64)
 _KEY_LIMIT = 1000  # an implicit key is at most 1024 characters in YAML
+_TYPED_FIRST = frozenset(RESOLVERS[(1, 2)])
+# The typed scalars whose value is plain to see. Any other form of a number (0x1F, 0o17, 1_000,
+# 1e3, .5, a leading zero, beyond 64 bits), and merge keys, go to the full reader, whose
+# constructor gives them their meaning.
+_DECIMAL = re.compile(r"[-+]?(?:0|[1-9][0-9]{0,17})")
+_POINT = re.compile(r"[-+]?(?:0|[1-9][0-9]{0,17})\.[0-9]{1,17}")
+_BOOLS = {"true": True, "True": True, "TRUE": True, "false": False, "False": False, "FALSE": False}
 
 
 class _Outside(Exception):
     """The text is outside the subset: the full reader takes it."""
 
 
-# The full reader's own resolver and constructor (one object), to type plain scalars.
-_loader = constructor_parser("")[0]
-_TYPED_FIRST = typed_first_characters(_loader)
-_typed_cache: dict[str, tuple[bool, Any]] = {}
-
-
 def _plain_value(text: str) -> Any:
-    """A plain scalar typed as the full reader types it (the same resolver and constructor)."""
+    """A plain scalar typed as the full reader types it: the same rules say what it is."""
     if text[:1] not in _TYPED_FIRST:
         return text
-    found = _typed_cache.get(text)
-    if found is None:
-        tag = _loader.resolve(ScalarNode, text, (True, False))
-        suffix = str(tag)
-        if suffix == _STR:
-            found = (True, text)
-        elif suffix in _TYPED:
-            value = _loader.yaml_constructors[suffix](_loader, ScalarNode(tag, text))
-            if isinstance(value, bool) or value is None or isinstance(value, str):
-                pass
-            elif isinstance(value, int):
-                if not _INT_RANGE[0] <= value < _INT_RANGE[1]:
-                    raise _Outside
-            elif not isinstance(value, float) or value - value != 0.0:  # NaN, infinity
-                raise _Outside
-            found = (False, value)
-        else:
-            raise _Outside
-        if len(_typed_cache) > 4096:
-            _typed_cache.clear()
-        _typed_cache[text] = found
-    return found[1]
+    tag = resolve_plain(text)
+    if tag == STR:
+        return text
+    kind = tag[len("tag:yaml.org,2002:") :]
+    if kind == "bool":
+        return _BOOLS[text]
+    if kind == "null":
+        return None
+    if kind == "timestamp":
+        return text  # the dialect keeps a timestamp as the text it was written as
+    if kind == "int" and _DECIMAL.fullmatch(text):
+        return int(text)
+    if kind == "float" and _POINT.fullmatch(text):
+        return float(text)
+    raise _Outside
 
 
 def _key_text(text: str) -> str:
@@ -412,9 +401,55 @@ def load(text: str, nodes: Nodes | None = None, known: Known | None = None) -> t
     return True, data
 
 
+# --- how deep a text nests -----------------------------------------------------------------
+
+
+_LEADING = re.compile(r"^([ \t]*)((?:[-?][ \t]+)*)", re.M)
+
+
+def _depth_may_exceed(text: str, limit: int) -> bool:
+    """A cheap upper bound on the nesting of YAML text, checked against limit.
+
+    Flow nesting is at most the number of `[` and `{`. A block level is indented deeper
+    than its parent, but for a sequence under a mapping key, so there are at most two per
+    column of indentation; on one line, compact `- ` and `? ` entries open one each, and a
+    `key:` one more.
+    """
+    flow = text.count("[") + text.count("{")
+    if flow > limit:
+        return True
+    if flow + text.count("-") + text.count("?") + text.count(":") <= limit:
+        return False  # each block level needs an indicator of its own
+    indent = compact = 0
+    for spaces, run in _LEADING.findall(text):
+        indent = max(indent, len(spaces))
+        compact = max(compact, len(run))
+    return flow + 2 * (indent + 1) + compact + 1 > limit
+
+
+def nesting_depth_over(text: str, limit: int = MAX_DEPTH) -> int | None:
+    """The line where YAML text nests deeper than limit, or None.
+
+    The C parser's event stream is iterative, so this is safe on any input; it is run only
+    when the cheap bound says the text might nest that deep.
+    """
+    if not _depth_may_exceed(text, limit):
+        return None
+    from .yamlfull import deepest_line  # the full reader's events, only when it may be that deep
+
+    return deepest_line(text, limit)
+
+
+# --- reading ------------------------------------------------------------------------------
+
+
 def load_data(text: str) -> Any:
     """Text in bottlegen's YAML dialect as data: the fast reader where it answers, else the
-    full one (yamltext.load_yaml), which raises what is wrong with the text. Bound the
-    text's nesting first (yamltext.nesting_depth_over), as for load_yaml."""
+    full one, which raises yamltext.YAMLSyntaxError for a broken text. Bound the text's
+    nesting first (yamltext.nesting_depth_over)."""
     read, data = load(text)
-    return data if read else load_yaml(text)
+    if read:
+        return data
+    from .yamlfull import read as read_in_full
+
+    return read_in_full(text)

@@ -21,21 +21,134 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Mapping
-from functools import cache, lru_cache
-from typing import Any, ClassVar
+from functools import lru_cache
+from typing import Any
 
-from ruamel.yaml import YAML
-from ruamel.yaml.constructor import SafeConstructor
-from ruamel.yaml.error import YAMLError
-from ruamel.yaml.events import CollectionEndEvent, CollectionStartEvent
-from ruamel.yaml.nodes import ScalarNode
-from ruamel.yaml.resolver import VersionedResolver
-from ruamel.yaml.tag import Tag
+# --- what a plain scalar means ------------------------------------------------------------
 
-try:
-    from ruamel.yaml.cyaml import CParser  # type: ignore[attr-defined]
-except ImportError:  # no C extension: ruamel.yaml's pure-Python parser
-    CParser = None
+STR = "tag:yaml.org,2002:str"
+
+EMPTY = "\x00"  # in _IMPLICIT's first characters: the rule applies to the empty scalar too
+# ruamel.yaml's implicit resolvers (ruamel/yaml/resolver.py, `implicit_resolvers`, 0.19),
+# copied so that reading and writing plain data need not import ruamel.yaml (~25 ms of a
+# launch); tests/test_yaml_dialect.py holds them to ruamel.yaml's own tables. For each:
+# the YAML versions, the tag, the pattern, the first characters it can start with, its flags.
+_IMPLICIT: list[tuple[tuple[tuple[int, int], ...], str, str, str, int]] = [
+    (((1, 2),), "bool", r"^(?:true|True|TRUE|false|False|FALSE)$", "tTfF", re.X),
+    (
+        ((1, 1),),
+        "bool",
+        r"""^(?:y|Y|yes|Yes|YES|n|N|no|No|NO
+        |true|True|TRUE|false|False|FALSE
+        |on|On|ON|off|Off|OFF)$""",
+        "yYnNtTfFoO",
+        re.X,
+    ),
+    (
+        ((1, 2),),
+        "float",
+        r"""^(?:
+         [-+]?(?:[0-9][0-9_]*)\.[0-9_]*(?:[eE][-+]?[0-9]+)?
+        |[-+]?(?:[0-9][0-9_]*)(?:[eE][-+]?[0-9]+)
+        |[-+]?\.[0-9_]+(?:[eE][-+][0-9]+)?
+        |[-+]?\.(?:inf|Inf|INF)
+        |\.(?:nan|NaN|NAN))$""",
+        "-+0123456789.",
+        re.X,
+    ),
+    (
+        ((1, 1),),
+        "float",
+        r"""^(?:
+         [-+]?(?:[0-9][0-9_]*)\.[0-9_]*(?:[eE][-+]?[0-9]+)?
+        |[-+]?(?:[0-9][0-9_]*)(?:[eE][-+]?[0-9]+)
+        |\.[0-9_]+(?:[eE][-+][0-9]+)?
+        |[-+]?[0-9][0-9_]*(?::[0-5]?[0-9])+\.[0-9_]*  # sexagesimal float
+        |[-+]?\.(?:inf|Inf|INF)
+        |\.(?:nan|NaN|NAN))$""",
+        "-+0123456789.",
+        re.X,
+    ),
+    (
+        ((1, 2),),
+        "int",
+        r"""^(?:[-+]?0b[0-1_]+
+        |[-+]?0o?[0-7_]+
+        |[-+]?[0-9_]+
+        |[-+]?0x[0-9a-fA-F_]+)$""",
+        "-+0123456789",
+        re.X,
+    ),
+    (
+        ((1, 1),),
+        "int",
+        r"""^(?:[-+]?0b[0-1_]+
+        |[-+]?0?[0-7_]+
+        |[-+]?(?:0|[1-9][0-9_]*)
+        |[-+]?0x[0-9a-fA-F_]+
+        |[-+]?[1-9][0-9_]*(?::[0-5]?[0-9])+)$""",
+        "-+0123456789",
+        re.X,
+    ),
+    (((1, 2), (1, 1)), "merge", r"^(?:<<)$", "<", 0),
+    (
+        ((1, 2), (1, 1)),
+        "null",
+        r"""^(?: ~
+        |null|Null|NULL
+        | )$""",
+        "~nN" + EMPTY,
+        re.X,
+    ),
+    (
+        ((1, 2), (1, 1)),
+        "timestamp",
+        r"""^(?:[0-9][0-9][0-9][0-9]-[0-9][0-9]-[0-9][0-9]
+        |[0-9][0-9][0-9][0-9] -[0-9][0-9]? -[0-9][0-9]?
+        (?:[Tt]|[ \t]+)[0-9][0-9]?
+        :[0-9][0-9] :[0-9][0-9] (?:\.[0-9]*)?
+        (?:[ \t]*(?:Z|[-+][0-9][0-9]?(?::[0-9][0-9])?))?)$""",
+        "0123456789",
+        re.X,
+    ),
+    (((1, 2), (1, 1)), "value", r"^(?:=)$", "=", 0),
+    (((1, 2), (1, 1)), "yaml", r"^(?:!|&|\*)$", "!&*", 0),
+]
+
+
+def _resolvers(version: tuple[int, int]) -> dict[str, list[tuple[str, re.Pattern[str]]]]:
+    """First character -> the (tag, pattern) rules to try, in ruamel.yaml's order ("" is
+    the empty scalar)."""
+    table: dict[str, list[tuple[str, re.Pattern[str]]]] = {}
+    for versions, tag, pattern, first, flags in _IMPLICIT:
+        if version in versions:
+            compiled = re.compile(pattern, flags)
+            for char in [*first.replace(EMPTY, ""), *([""] if EMPTY in first else [])]:
+                table.setdefault(char, []).append((f"tag:yaml.org,2002:{tag}", compiled))
+    return table
+
+
+RESOLVERS = {version: _resolvers(version) for version in ((1, 1), (1, 2))}
+_TYPED_FIRST = frozenset(RESOLVERS[(1, 1)]) | frozenset(RESOLVERS[(1, 2)])
+
+
+def resolve_plain(text: str, version: tuple[int, int] = (1, 2)) -> str:
+    """The tag a YAML reader of that version gives a plain scalar: STR unless it is a
+    number, a boolean, null, a timestamp... (ruamel.yaml's rules)."""
+    for tag, pattern in RESOLVERS[version].get(text[:1], ()):
+        if pattern.match(text):
+            return tag
+    return STR
+
+
+class YAMLSyntaxError(Exception):
+    """The full reader refused a text: its whole message; for a syntax error (`marked`), the
+    problem and where (1-based line and column) when it knows."""
+
+    def __init__(self, message: str, marked: bool, problem: str, line: int | None, column: int | None):
+        super().__init__(message)
+        self.marked, self.problem, self.line, self.column = marked, problem, line, column
+
 
 # --- reading -------------------------------------------------------------------------------
 
@@ -43,93 +156,6 @@ MAX_DEPTH = 64  # plans nest six levels deep, compose files eight
 MAX_NODES = 200_000  # values in the data once aliases are expanded
 _INT_RANGE = (-(2**63), 2**64)
 _SURROGATE = re.compile("[\ud800-\udfff]")
-
-
-class _PlainConstructor(SafeConstructor):
-    """The safe constructor, except that timestamps stay strings."""
-
-
-class PinnedResolver(VersionedResolver):
-    """Resolves for one YAML version: 1.2, compose's dialect, unless a subclass says.
-
-    A %YAML directive does not change it. ruamel.yaml otherwise looks the version up again
-    for every scalar: a third of a load.
-    """
-
-    version: tuple[int, int] = (1, 2)
-    _tags: ClassVar[dict[str, Tag]] = {}
-
-    @property
-    def processing_version(self) -> tuple[int, int]:
-        return self.version
-
-    def resolve(self, kind: Any, value: Any, implicit: Any) -> Any:
-        """VersionedResolver.resolve for a plain scalar, with one Tag per tag: a Tag caches
-        its text, which the constructor asks for several times per node."""
-        if kind is ScalarNode and implicit[0]:
-            table = self.versioned_resolver
-            for suffix, regexp in table.get(value[:1], []) + table.get(None, []):
-                if regexp.match(value):
-                    tag = self._tags.get(suffix)
-                    if tag is None:
-                        tag = self._tags[suffix] = Tag(suffix=suffix)
-                    return tag
-            if not self.yaml_path_resolvers:
-                return self.DEFAULT_SCALAR_TAG
-        return super().resolve(kind, value, implicit)
-
-
-_PlainConstructor.add_constructor("tag:yaml.org,2002:timestamp", SafeConstructor.construct_yaml_str)
-
-
-@cache
-def yaml_loader() -> YAML:
-    """The safe, plain-data YAML 1.2 loader (the C extension when it is installed).
-
-    One per process, its settings never changed after this: the plan, the manifest, every
-    fragment and a bottle's compose file are read through load_yaml, which builds the same
-    loader from a class made once. Text from outside goes through nesting_depth_over first.
-    """
-    yaml = YAML(typ="safe")
-    yaml.Constructor = _PlainConstructor
-    yaml.Resolver = PinnedResolver
-    yaml.allow_duplicate_keys = False
-    return yaml
-
-
-if CParser is not None:
-
-    class _Loader(CParser, _PlainConstructor, PinnedResolver):  # type: ignore[misc]
-        """What yaml_loader().load builds for each text (the C parser, the constructor and the
-        resolver in one object), as a class made once: ruamel.yaml makes the class again for
-        every load."""
-
-        def __init__(self, text: str) -> None:
-            CParser.__init__(self, text)
-            self._parser = self._composer = self
-            _PlainConstructor.__init__(self, loader=self)
-            self.allow_duplicate_keys = False
-            PinnedResolver.__init__(self, loadumper=self)
-
-
-def constructor_parser(text: str) -> tuple[Any, Any]:
-    """What YAML.get_constructor_parser gives for text: a constructor, whose composer gives
-    the node tree (get_single_node) and which builds data from it (construct_document), and
-    the parser to dispose() after use."""
-    if CParser is None:
-        pair: tuple[Any, Any] = yaml_loader().get_constructor_parser(text)
-        return pair
-    loader = _Loader(text)
-    return loader, loader
-
-
-def load_yaml(text: str) -> Any:
-    """Text in the plain-data YAML dialect, as data (see yaml_loader)."""
-    constructor, parser = constructor_parser(text)
-    try:
-        return constructor.get_single_data()
-    finally:
-        parser.dispose()
 
 
 def copy_plain(value: Any) -> Any:
@@ -155,52 +181,6 @@ class ShapeError(ValueError):
         super().__init__(problem)
         self.path = path
         self.problem = problem
-
-
-_LEADING = re.compile(r"^([ \t]*)((?:[-?][ \t]+)*)", re.M)
-
-
-def _depth_may_exceed(text: str, limit: int) -> bool:
-    """A cheap upper bound on the nesting of YAML text, checked against limit.
-
-    Flow nesting is at most the number of `[` and `{`. A block level is indented deeper
-    than its parent, but for a sequence under a mapping key, so there are at most two per
-    column of indentation; on one line, compact `- ` and `? ` entries open one each, and a
-    `key:` one more.
-    """
-    flow = text.count("[") + text.count("{")
-    if flow > limit:
-        return True
-    if flow + text.count("-") + text.count("?") + text.count(":") <= limit:
-        return False  # each block level needs an indicator of its own
-    indent = compact = 0
-    for spaces, run in _LEADING.findall(text):
-        indent = max(indent, len(spaces))
-        compact = max(compact, len(run))
-    return flow + 2 * (indent + 1) + compact + 1 > limit
-
-
-def nesting_depth_over(text: str, limit: int = MAX_DEPTH) -> int | None:
-    """The line where YAML text nests deeper than limit, or None.
-
-    The C parser's event stream is iterative, so this is safe on any input; it is run only
-    when the cheap bound says the text might nest that deep.
-    """
-    if not _depth_may_exceed(text, limit):
-        return None
-    depth = 0
-    try:
-        for event in yaml_loader().parse(text):
-            if isinstance(event, CollectionStartEvent):
-                depth += 1
-                if depth > limit:
-                    line: int = event.start_mark.line + 1
-                    return line
-            elif isinstance(event, CollectionEndEvent):
-                depth -= 1
-    except YAMLError:
-        return None  # the load reports the syntax error properly
-    return None
 
 
 def _plain(value: Any, depth: int, surrogates: bool) -> bool:
@@ -312,28 +292,6 @@ def _check_string(value: str, path: tuple[Any, ...]) -> None:
 
 # --- writing -------------------------------------------------------------------------------
 
-_STR = "tag:yaml.org,2002:str"
-
-
-class _Yaml11Resolver(PinnedResolver):
-    version = (1, 1)
-
-
-_RESOLVERS = [_Yaml11Resolver(), PinnedResolver()]
-
-
-def typed_first_characters(resolver: PinnedResolver) -> frozenset[str]:
-    """The first characters of the plain scalars the resolver may take for other than a
-    string: a plain scalar starting with any other character is a string, unasked."""
-    table = resolver.versioned_resolver
-    if None in table or resolver.yaml_path_resolvers:  # rules for any character: ask always
-        return frozenset(chr(c) for c in range(0x110000))
-    return frozenset(table)  # "" too: an empty plain scalar is null
-
-
-_TYPED_FIRST = typed_first_characters(_RESOLVERS[0]) | typed_first_characters(_RESOLVERS[1])
-# A plain scalar: starts with a letter, digit, _ . / or a dash that is not an indicator, and
-# holds only characters that mean nothing to YAML there. Everything else is double-quoted.
 _PLAIN = re.compile(r"(?:[A-Za-z0-9_./]|-(?=[^ ]))[A-Za-z0-9 _./@%+=,:~-]*")
 _IMPLICIT_KEY_LIMIT = 1000  # YAML allows 1024 characters, ':' included
 _ESCAPES = {"\\": "\\\\", '"': '\\"', "\n": "\\n", "\r": "\\r", "\t": "\\t", "\0": "\\0"}
@@ -366,9 +324,7 @@ def _string(text: str) -> str:
         and not text.startswith(("---", "..."))  # document markers at the start of a line
         and not text.endswith((" ", ":"))
         and ": " not in text
-        and (
-            text[:1] not in _TYPED_FIRST or all(r.resolve(ScalarNode, text, (True, False)) == _STR for r in _RESOLVERS)
-        )
+        and (text[:1] not in _TYPED_FIRST or all(resolve_plain(text, version) == STR for version in ((1, 1), (1, 2))))
     ):
         return text
     return double_quoted(text)

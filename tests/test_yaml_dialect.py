@@ -3,13 +3,16 @@ own `load` reads with the same settings, for every kind of scalar and collection
 
 from __future__ import annotations
 
+import re
+
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from ruamel.yaml import YAML
+from ruamel.yaml.nodes import ScalarNode
 from ruamel.yaml.resolver import VersionedResolver
 
-from bottlegen import yamltext
+from bottlegen import yamlfull, yamltext
 
 TEXTS = [
     "a: 1\nb: 0o17\nc: 017\nd: 0x1F\ne: 1.5e3\nf: .inf\ng: -.nan\n",
@@ -26,14 +29,14 @@ TEXTS = [
 ]
 
 
-class _StockResolver(yamltext.PinnedResolver):
+class _StockResolver(yamlfull.PinnedResolver):
     resolve = VersionedResolver.resolve  # ruamel.yaml's own, without bottlegen's shared tags
 
 
 def _ruamel(text: str):
     """ruamel.yaml's own load, as YAML(typ="safe") builds it, with bottlegen's settings."""
     yaml = YAML(typ="safe")
-    yaml.Constructor = yamltext.yaml_loader().Constructor
+    yaml.Constructor = yamlfull.yaml_loader().Constructor
     yaml.Resolver = _StockResolver
     yaml.allow_duplicate_keys = False
     return yaml.load(text)
@@ -41,7 +44,7 @@ def _ruamel(text: str):
 
 @pytest.mark.parametrize("text", TEXTS)
 def test_the_loader_reads_what_ruamel_reads(text):
-    assert yamltext.load_yaml(text) == _ruamel(text)
+    assert yamlfull.load_yaml(text) == _ruamel(text)
 
 
 scalars = st.one_of(
@@ -72,7 +75,7 @@ def test_the_loader_reads_any_document_as_ruamel_does(data, style):
         out = io.StringIO()
         YAML(typ="safe", pure=True).dump(data, out)
         text = out.getvalue()
-    assert _outcome(yamltext.load_yaml, text) == _outcome(_ruamel, text)
+    assert _outcome(yamlfull.load_yaml, text) == _outcome(_ruamel, text)
 
 
 def _outcome(read, text):
@@ -88,7 +91,37 @@ def test_a_bad_document_fails_as_ruamel_fails():
 
     for text in ("a: [1, 2\n", "a: 1\na: 2\n", "a: *missing\n"):
         with pytest.raises(MarkedYAMLError) as ours:
-            yamltext.load_yaml(text)
+            yamlfull.load_yaml(text)
         with pytest.raises(MarkedYAMLError) as theirs:
             _ruamel(text)
         assert str(ours.value) == str(theirs.value)
+
+
+@pytest.mark.parametrize("version", [(1, 1), (1, 2)])
+def test_the_copied_resolver_rules_are_ruamels(version):
+    """yamltext keeps a copy of ruamel.yaml's implicit resolvers, so that the render path need
+    not import ruamel.yaml: rule for rule, first character for first character, the same."""
+
+    class Stock(VersionedResolver):
+        processing_version = version
+
+    theirs = {
+        first: [(str(tag), rule.pattern, rule.flags & re.X) for tag, rule in rules]
+        for first, rules in Stock().versioned_resolver.items()
+    }
+    ours = {
+        first: [(tag, rule.pattern, rule.flags & re.X) for tag, rule in rules]
+        for first, rules in yamltext.RESOLVERS[version].items()
+    }
+    assert ours == theirs
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.one_of(st.text(max_size=8), st.from_regex(r"[-+.0-9a-zA-Z_:~<=]{1,10}", fullmatch=True)))
+def test_a_plain_scalar_resolves_as_ruamel_resolves_it(text):
+    for version in ((1, 1), (1, 2)):
+
+        class Stock(VersionedResolver):
+            processing_version = version
+
+        assert yamltext.resolve_plain(text, version) == str(Stock().resolve(ScalarNode, text, (True, False)))

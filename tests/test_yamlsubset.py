@@ -21,7 +21,8 @@ from ruamel.yaml.error import YAMLError
 
 from bottlegen import merge, yamlsubset
 from bottlegen.templating import read_back, to_yaml_value
-from bottlegen.yamltext import ShapeError, check_shape, constructor_parser, dump_plain, load_yaml
+from bottlegen.yamlfull import constructor_parser, load_yaml
+from bottlegen.yamltext import ShapeError, check_shape, dump_plain
 
 REPO = Path(__file__).resolve().parent.parent
 

@@ -18,7 +18,7 @@ from typing import Any
 
 from ..errors import ConflictError, OutputError
 from ..roles import INTERNAL, ROLE_KEY
-from ..yamltext import load_yaml
+from ..yamlfull import load_yaml
 
 COMPOSE_FILE = "docker-compose.yml"
 COMPOSE_LOG = "compose.log"

@@ -28,7 +28,7 @@ from typing import Any
 
 from ..composefile import names
 from ..errors import ComposeError, OutputError, UsageError
-from ..yamltext import load_yaml
+from ..yamlfull import load_yaml
 from . import firewall, probe
 from .docker import Engine, run, vulnerability_warning
 from .networks import Network, bridges
