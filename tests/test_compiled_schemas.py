@@ -120,13 +120,15 @@ def test_a_rejection_jsonschema_cannot_explain_still_rejects(monkeypatch):
 
 def test_the_launch_path_imports_neither_jsonschema_nor_subprocess():
     """Both are start-up cost a render does not need (ComposeError imports neither); nor
-    does it import the engine side or shell completion."""
+    does it import the engine side, shell completion, or ruamel.yaml (the full YAML reader:
+    the plan and every fragment are in the fast reader's subset)."""
     script = (
         "import sys\n"
         "from bottlegen.cli import main\n"
         "code = main(['render', sys.argv[1], '-o', sys.argv[2]])\n"
         "assert code == 0, code\n"
-        "unwanted = ('jsonschema', 'fastjsonschema', 'referencing', 'subprocess', 'bottlegen.engine', 'bottlegen.completion')\n"
+        "unwanted = ('jsonschema', 'fastjsonschema', 'referencing', 'subprocess', 'bottlegen.engine', 'bottlegen.completion',"
+        " 'ruamel', 'bottlegen.yamlfull')\n"
         "print(sorted(m for m in sys.modules if m.startswith(unwanted)))\n"
     )
     out = Path(os.environ.get("TMPDIR", "/tmp")) / f"bottlegen-launch-{os.getpid()}.yml"
