@@ -1,24 +1,29 @@
 """A fast reader for the subset of YAML that bottlegen's templates and plans are written in.
 
-The full reader (ruamel.yaml's C parser, then its Python composer, resolver and constructor)
-costs about 25 µs per line of a rendered fragment, most of it building node objects that are
-thrown away. This reader covers what bottlegen's writer and packaged templates produce, and
-what operators write by hand in a plan: block mappings and sequences (compact `- key:`
-entries too), one-line flow collections, plain scalars of ordinary characters, one-line
-single- and double-quoted scalars with the escapes the writer uses, whole-line and trailing
-comments, and a leading `---`.
+The full reader (yamlfull: ruamel.yaml's C parser, then its Python composer, resolver and
+constructor) costs about 20 us per line of a rendered fragment, most of it building node
+objects that are thrown away, and ~25 ms to import. This reader covers what bottlegen's
+writer and packaged templates produce, and what operators write by hand in a plan: block
+mappings and sequences (compact `- key:` entries too), one-line flow collections, plain
+scalars of ordinary characters, one-line single- and double-quoted scalars with the escapes
+the writer uses, whole-line and trailing comments, and a leading `---`.
 
-It is a fast path, never a second dialect. `load` answers None for any text outside that
-subset, or inside it but not plain data bottlegen accepts (a duplicate key, a key that is not
-a string, a number beyond 64 bits, NaN, a lone surrogate), and the caller reads the text with
-the full reader, which gives the data or the error it always gave. So for every text it
-answers, it answers with exactly the data the full reader builds (the differential tests in
-tests/test_yamlsubset.py hold it to that), and plain scalars are typed by the same resolver
-and constructor.
+It is a fast path, never a second dialect. `load` declines ((False, None)) any text outside
+that subset, or inside it but not plain data bottlegen accepts (a duplicate key, a key that
+is not a string, a number beyond 64 bits, NaN, a lone surrogate), or holding a number in a
+form it does not read at a glance (0x1F, 0o17, 1_000, 1e3); the caller then reads the text
+with the full reader, which gives the data or the error it always gave. For every text it
+does read, it gives exactly the data the full reader builds: plain scalars are typed by the
+same rules (yamltext.RESOLVERS, a copy of ruamel.yaml's), and the differential tests in
+tests/test_yamlsubset.py hold it to the full reader.
 
-With `nodes=True` it also gives the (start, end) offset of every scalar and flow collection
+Given a `nodes` set it also adds the (start, end) offset of every scalar and flow collection
 it read, where the full reader's node marks would put them: merge checks with them that each
-`{{ }}` value stands as one whole node.
+`{{ }}` value stands as one whole node. Given `known` collections (what templating's finalize
+wrote, by offset), it takes them as they are instead of reading their text.
+
+It also holds the bound on how deep text from outside may nest (nesting_depth_over), which
+every reader applies first.
 """
 
 from __future__ import annotations

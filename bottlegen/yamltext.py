@@ -1,17 +1,19 @@
 """The YAML dialect bottlegen reads and writes, in one leaf module every stage may use.
 
 Reading: YAML 1.2 (compose's dialect), safe, plain data only: dicts with string keys, lists,
-str, int, float, bool, None; a timestamp stays the string it was written as. Text from
-outside is bounded in nesting before the C parser sees it (`nesting_depth_over`: its
-composer recurses on the C stack), and what the loader builds is checked by `check_shape`
-(cycles from recursive aliases, alias bombs, sets, binary, non-string keys, NaN, numbers
-beyond 64 bits, lone surrogates).
+str, int, float, bool, None; a timestamp stays the string it was written as. What a plain
+scalar means is decided here (`resolve_plain`, ruamel.yaml's rules copied); the readers are
+yamlsubset (fast, for the subset bottlegen writes) and yamlfull (ruamel.yaml, for the rest).
+Text from outside is bounded in nesting before the C parser sees it
+(`yamlsubset.nesting_depth_over`: its composer recurses on the C stack), and what the full
+reader builds is checked by `check_shape` (cycles from recursive aliases, alias bombs, sets,
+binary, non-string keys, NaN, numbers beyond 64 bits, lone surrogates).
 
 Writing: mapping indent 2, sequences indented with the dash 2 further, no line folding,
 `null` written out, and strings that a YAML 1.1 or 1.2 reader would take for something else
 (yes, on, 0440, 1.10, 22:22, ~) double-quoted, as is anything beyond printable ASCII
 (escaped, so a reviewer sees every character). Whether a string may be plain is decided by
-ruamel.yaml's own resolvers for YAML 1.1 and 1.2. The writer is small because the data is
+ruamel.yaml's resolver rules for YAML 1.1 and 1.2. The writer is small because the data is
 plain; it replaced ruamel.yaml's round-trip dumper, which cost ~10 ms of a 17 ms render, and
 keeps its output byte for byte (the goldens prove it).
 """
