@@ -158,14 +158,23 @@ def _extra_hosts(upstreams: list[dict[str, Any]]) -> list[str]:
 DNS_LABEL_MAX = 63
 
 
-def _check_dns_names(names: dict[str, str], agent_named: bool, source: str) -> None:
-    """Container names are how sidecars are dialled: each must be a name DNS resolves."""
+def _check_dns_names(names: dict[str, str], agent_named: bool, source: str, settings: dict[str, Any]) -> None:
+    """Container names are how sidecars are dialled: each must be a name DNS resolves. A bad
+    one is blamed on what made it: container_name, the pattern, the prefix, or the slug."""
+    pattern, prefix = settings["container_name_pattern"], settings["project_prefix"]
     problems = []
     for service, name in names.items():
         why = dns_problem(name)
         if why is None:
             continue
-        where = "$.container_name" if service == "agent" and agent_named else "$.slug"
+        if service == "agent" and agent_named:
+            where = "$.container_name"
+        elif dns_problem(container_name(pattern, "x", "x", "x")) is not None:
+            where = "$.settings.container_name_pattern"
+        elif dns_problem(container_name(pattern, prefix, "x", "x")) is not None:
+            where = "$.settings.project_prefix"
+        else:
+            where = "$.slug"
         longest = max(len(label) for label in name.split("."))
         if longest > DNS_LABEL_MAX:
             problems.append(
@@ -247,7 +256,7 @@ def resolve_plan(
 
     data["container_name"] = data.get("container_name") or named("agent")
     names = {service: named(service) for service in service_names} | {"agent": data["container_name"]}
-    _check_dns_names(names, "container_name" in plan, source)
+    _check_dns_names(names, "container_name" in plan, source, settings)
     project = f"{settings['project_prefix']}-{data['slug']}"
     _default_names(data, project, names, settings)
     # Only the token variables' names reach the templates: the map's values are never rendered.

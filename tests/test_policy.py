@@ -320,6 +320,10 @@ def test_an_agent_that_is_not_rendered_is_refused(tmp_path):
             minimal_plan(slug="s" * 60),
             r"plan\.yml::\$\.slug: makes pipelock's container name .*a DNS label of 83 characters",
         ),
+        (
+            minimal_plan(settings={"container_name_pattern": "0..{slug}{service}"}),
+            r"plan\.yml::\$\.settings\.container_name_pattern: makes pipelock's container name \"0\.\.",
+        ),
         (minimal_plan(container_name="a" * 64), r"plan\.yml::\$\.container_name: .*64 characters"),
         (minimal_plan(container_name="0."), r"plan\.yml::\$\.container_name: .*\"0\.\", not a valid DNS name"),
         (
