@@ -3,17 +3,19 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
 import gc
+import io
 import json
 import os
 import shlex
 import signal
 import sys
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, NoReturn
+from typing import TYPE_CHECKING, Any, NamedTuple, NoReturn
 
 from . import lints, load, resources, yamltext
 from .errors import (
@@ -32,7 +34,7 @@ from .errors import (
 from .lints import Lint
 from .pipeline import Rendered, Renderer, override_dirs_from_env
 from .templating import iter_origins
-from .write import Batch, write_atomic, write_if_changed
+from .write import Batch, Staged, commit, discard, stage, write_atomic, write_if_changed
 
 if TYPE_CHECKING:
     from .engine.docker import Engine
@@ -205,60 +207,217 @@ def cmd_render(args: argparse.Namespace) -> int:
     if "-" in args.plans:
         raise UsageError("- (a plan on standard input) is one plan: render it without --out-dir")
     batch = [Path(p) for p in args.plans]
-    return _render_batch(renderer, batch, Path(args.out_dir), Warnings(args), args.verify, Layering.of(args))
+    jobs = batch_jobs(args.jobs, len(batch))
+    return _render_batch(renderer, batch, Path(args.out_dir), Warnings(args), args.verify, Layering.of(args), jobs)
+
+
+class _Outcome(NamedTuple):
+    """What rendering one plan of a batch gave, as a worker process hands it back: its
+    warnings, then its file (slug, project, and the write staged: the text in a flushed
+    temporary file, which only the batch puts in place), or the error as it is printed."""
+
+    plan: Path
+    warnings: tuple[Lint, ...] = ()
+    slug: str = ""
+    project: str = ""
+    staged: Staged | None = None
+    exit_code: ExitCode = ExitCode.OK
+    error: str = ""
+
+
+# What each plan of the batch running in this process is rendered with (set before workers
+# are forked, so that they inherit the Renderer with its templates loaded).
+_batch: tuple[Renderer, Path, Layering, bool, Warnings] | None = None
+
+
+def _render_outcome(plan: Path) -> _Outcome:
+    """Render one plan of the batch (in this process or a worker); an error is captured as
+    the text _report prints, so that the batch prints it in plan order."""
+    assert _batch is not None
+    renderer, out_dir, layering, verify, warnings = _batch
+    found: tuple[Lint, ...] = ()
+    stderr = io.StringIO()
+    try:
+        rendered = _render(renderer, str(plan), out_dir, layering)
+        found = tuple(rendered.warnings)
+        if verify and not (warnings.strict and lints.kept(found, warnings.ignore)):  # --strict fails first
+            _compose_verify(rendered)
+        slug = rendered.context["plan"]["slug"]
+        staged = stage(out_dir / f"{slug}.yml", rendered.text)
+        return _Outcome(plan, found, slug, str(rendered.document.get("name")), staged)
+    except UserError as e:
+        with contextlib.redirect_stderr(stderr):
+            _report(e, plan=str(plan))
+        return _Outcome(plan, found, exit_code=e.exit_code, error=stderr.getvalue())
+    except (OSError, RecursionError, MemoryError, ValueError, TypeError) as e:  # a bug: report it, render the rest
+        with contextlib.redirect_stderr(stderr):
+            _internal_error(e, plan=str(plan))
+        return _Outcome(plan, found, exit_code=ExitCode.INTERNAL, error=stderr.getvalue())
+
+
+PARALLEL_FROM = 64  # plans in a batch from which --jobs (unless given) renders on every core
+
+
+def batch_jobs(requested: int | None, plans: int) -> int:
+    """How many processes render a batch of this many plans: --jobs when given, else one
+    per core this process may run on, for a batch large enough to repay the forks. Workers
+    are forked (Linux), so they start with the templates loaded."""
+    if plans < 2 or sys.platform != "linux":
+        return 1
+    if requested is not None:
+        return max(1, min(requested, plans))
+    if plans < PARALLEL_FROM:
+        return 1
+    return max(1, min(len(os.sched_getaffinity(0)), plans))
+
+
+@contextlib.contextmanager
+def _outcomes(plans: list[Path], jobs: int) -> Iterator[Iterator[_Outcome]]:
+    """Each plan's outcome, in plan order. With jobs > 1 the first plan renders here (it
+    loads the templates), the rest in worker processes forked from this one (plan i in
+    worker i mod jobs), each handing its outcomes back through a pipe. A worker that dies
+    costs its plans an internal error each, never a hang; leaving, the workers are ended."""
+    if jobs <= 1 or len(plans) < 2:
+        yield map(_render_outcome, plans)
+        return
+    import pickle
+    import struct
+
+    first = _render_outcome(plans[0])
+    rest = plans[1:]
+    jobs = min(jobs, len(rest))
+    for stream in (sys.stdout, sys.stderr):
+        stream.flush()  # a worker must not write out what this process has buffered
+    workers: list[tuple[int, Any]] = []
+    try:
+        for k in range(jobs):
+            read_end, write_end = os.pipe()
+            pid = os.fork()
+            if pid == 0:  # the worker: render its share, hand each outcome back, leave
+                os.close(read_end)
+                _work(rest[k::jobs], write_end)
+            os.close(write_end)
+            workers.append((pid, os.fdopen(read_end, "rb")))
+
+        def results() -> Iterator[_Outcome]:
+            yield first
+            for i, plan in enumerate(rest):
+                pipe = workers[i % jobs][1]
+                head = pipe.read(4)
+                body = pipe.read(struct.unpack(">I", head)[0]) if len(head) == 4 else b""
+                try:
+                    yield pickle.loads(body)
+                except Exception:  # the worker died (killed, out of memory) before this plan
+                    stderr = io.StringIO()
+                    with contextlib.redirect_stderr(stderr):
+                        _internal_error(RuntimeError("the worker process rendering it ended early"), str(plan))
+                    yield _Outcome(plan, exit_code=ExitCode.INTERNAL, error=stderr.getvalue())
+
+        yield results()
+    finally:
+        for pid, pipe in workers:
+            pipe.close()
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+            os.waitpid(pid, 0)
+
+
+def _work(plans: list[Path], out: int) -> NoReturn:
+    """A batch worker (a forked child): it renders its plans, hands each outcome back, and
+    leaves by os._exit, so that nothing of the parent's stack (its writes, its cleanups) runs
+    here. Ctrl-C is left to the parent, which ends the workers."""
+    code = 1
+    try:
+        import pickle
+        import struct
+
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        for signum in (signal.SIGTERM, signal.SIGHUP):
+            signal.signal(signum, signal.SIG_DFL)
+        with os.fdopen(out, "wb") as pipe:
+            for plan in plans:
+                try:
+                    outcome = _render_outcome(plan)
+                except BaseException as e:  # a bug: the parent reports it for this plan
+                    stderr = io.StringIO()
+                    with contextlib.redirect_stderr(stderr):
+                        _internal_error(e, str(plan))
+                    outcome = _Outcome(plan, exit_code=ExitCode.INTERNAL, error=stderr.getvalue())
+                body = pickle.dumps(outcome, protocol=pickle.HIGHEST_PROTOCOL)
+                pipe.write(struct.pack(">I", len(body)) + body)
+                pipe.flush()
+        code = 0
+    finally:  # whatever happened (the parent gone, a signal), leave here
+        os._exit(code)
 
 
 def _render_batch(
-    renderer: Renderer, plans: list[Path], out_dir: Path, warnings: Warnings, verify: bool, layering: Layering
+    renderer: Renderer,
+    plans: list[Path],
+    out_dir: Path,
+    warnings: Warnings,
+    verify: bool,
+    layering: Layering,
+    jobs: int = 1,
 ) -> int:
     """Each plan into out_dir/<slug>.yml; a bad plan is reported and the rest still render.
+
+    With jobs > 1 the plans render in worker processes; everything is said and written
+    here, in plan order, so the output is the same whatever the jobs.
 
     Two plans of one batch that make one compose project (say prefix `a-b` with slug `c` and
     prefix `a` with slug `b-c`) are refused, naming both files: one would replace the other.
     """
+    global _batch
     worst = ExitCode.OK
     plan_ids = _file_ids(plans)  # once: a batch of a thousand plans stats each output once
     written: dict[str, Path] = {}
     projects: dict[str, Path] = {}
     batch, said = Batch(), []
+    _batch = (renderer, out_dir, layering, verify, warnings)
     try:
-        for plan in plans:
-            try:
-                rendered = _render(renderer, str(plan), out_dir, layering)
-                warnings.report(rendered.warnings, where=f"{plan}: ", batch=True)
-                if verify:
-                    _compose_verify(rendered)
-                slug = rendered.context["plan"]["slug"]
-                if slug in written:
-                    raise OutputError(
-                        f"{plan}: slug {slug!r} was already rendered from {written[slug]}; nothing written for it"
-                    )
-                project = str(rendered.document.get("name"))
-                if project in projects:
-                    raise PlanError(
-                        f"{plan}: makes compose project {project!r}, as {projects[project]} does; "
-                        "give one of them another slug or settings.project_prefix. Nothing written for it"
-                    )
-                _not_the_plan(out_dir / f"{slug}.yml", plan_ids)
-                changed = write_if_changed(out_dir / f"{slug}.yml", rendered.text, batch=batch)
-                written[slug] = plan
-                projects[project] = plan
-                said.append(f"{plan} -> {out_dir / (slug + '.yml')}{'' if changed else ' (unchanged)'}")
-                if len(said) >= BATCH_FLUSH:
-                    _flush(batch, said)
-            except UserError as e:
-                _report(e, plan=str(plan))
-                worst = max(worst, e.exit_code)
-            except (
-                OSError,
-                RecursionError,
-                MemoryError,
-                ValueError,
-                TypeError,
-            ) as e:  # a bug: report it, render the rest
-                _internal_error(e, plan=str(plan))
-                worst = max(worst, ExitCode.INTERNAL)
+        with _outcomes(plans, jobs) as outcomes:
+            for outcome in outcomes:
+                plan, committed = outcome.plan, False
+                try:
+                    warnings.report(outcome.warnings, where=f"{plan}: ", batch=True)
+                    if outcome.error:
+                        sys.stderr.write(outcome.error)
+                        sys.stderr.flush()
+                        worst = max(worst, outcome.exit_code)
+                        continue
+                    slug = outcome.slug
+                    if slug in written:
+                        raise OutputError(
+                            f"{plan}: slug {slug!r} was already rendered from {written[slug]}; nothing written for it"
+                        )
+                    project = outcome.project
+                    if project in projects:
+                        raise PlanError(
+                            f"{plan}: makes compose project {project!r}, as {projects[project]} does; "
+                            "give one of them another slug or settings.project_prefix. Nothing written for it"
+                        )
+                    _not_the_plan(out_dir / f"{slug}.yml", plan_ids)
+                    assert outcome.staged is not None
+                    changed, committed = commit(outcome.staged, batch), True
+                    written[slug] = plan
+                    projects[project] = plan
+                    said.append(f"{plan} -> {out_dir / (slug + '.yml')}{'' if changed else ' (unchanged)'}")
+                    if len(said) >= BATCH_FLUSH:
+                        _flush(batch, said)
+                except UserError as e:
+                    _report(e, plan=str(plan))
+                    worst = max(worst, e.exit_code)
+                except OSError as e:  # a bug: report it, write the rest
+                    _internal_error(e, plan=str(plan))
+                    worst = max(worst, ExitCode.INTERNAL)
+                finally:
+                    if outcome.staged is not None and not committed:
+                        discard(outcome.staged)  # refused, or a signal came first: nothing of it stays
     finally:  # what is in place when a signal stops the batch is said too
+        _batch = None
         _flush(batch, said)
     warnings.summary()
     print(f"rendered {len(written)} of {len(plans)} plan(s)", file=sys.stderr)
@@ -765,6 +924,17 @@ def _state_dir(args: argparse.Namespace) -> Path:
     return Path(args.state_dir) if args.state_dir else state.default_state_dir(args.project)
 
 
+def _positive_int(text: str) -> int:
+    """A whole number, 1 or more, for an option."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{text!r}: give 1 or more")
+    return value
+
+
 def _seconds(text: str) -> int:
     """A whole number of seconds, 0 or more, for an option."""
     try:
@@ -845,6 +1015,14 @@ def build_parser() -> argparse.ArgumentParser:
         "-o", "--output", metavar="FILE", help="write here atomically (mode 0644, parents created) instead of stdout"
     )
     p.add_argument("--out-dir", metavar="DIR", help="render every PLAN into DIR/<slug>.yml in one process")
+    p.add_argument(
+        "-j",
+        "--jobs",
+        type=_positive_int,
+        metavar="N",
+        help=f"with --out-dir: render in N processes (default: one per core for {PARALLEL_FROM} plans or more); "
+        "the output is the same",
+    )
     p.add_argument("--plans", dest="plans_dir", metavar="DIR", help=PLANS_DIR_HELP)
     p.add_argument("--verify", action="store_true", help=VERIFY_HELP)
 

@@ -114,3 +114,80 @@ def test_a_batch_flushes_each_folder_once_per_64_files_and_says_a_file_is_writte
     assert proc.stdout.splitlines() == [f"{p} -> {out / f'team-{i}.yml'}" for i, p in enumerate(plans)]
     assert not stale.exists() and alive.exists() and other.exists()
     assert sorted(p.name for p in out.iterdir() if p.suffix == ".tmp") == sorted([alive.name, other.name])
+
+
+def _fleet(tmp_path):
+    """Plans with a bad one and a repeated slug among them, as a real fleet may have."""
+    bad = full_plan(slug="bad")
+    bad["proxy"].pop("yaml_path")
+    plans = [write_plan(tmp_path, minimal_plan(slug=f"team-{i}"), f"p{i:02d}.yml") for i in range(9)]
+    plans.insert(3, write_plan(tmp_path, bad, "bad.yml"))
+    plans.insert(6, write_plan(tmp_path, minimal_plan(slug="team-1"), "again.yml"))
+    return plans
+
+
+def test_rendering_in_worker_processes_gives_what_one_process_gives(tmp_path):
+    plans = _fleet(tmp_path)
+    results = {}
+    for jobs in ("1", "2", "3"):
+        out = tmp_path / f"out-{jobs}"
+        proc = run_cli("render", "--jobs", jobs, "--out-dir", str(out), *map(str, plans))
+        files = {p.name: p.read_bytes() for p in out.iterdir()}
+        assert not [name for name in files if name.endswith(".tmp")]  # a refused plan's staged write is gone
+        results[jobs] = (
+            proc.returncode,
+            proc.stdout.replace(str(out), "OUT"),
+            proc.stderr.replace(str(out), "OUT"),
+            files,
+        )
+    assert results["1"][0] == 7 and "bad.yml: invalid plan" in results["1"][2] and "already rendered" in results["1"][2]
+    assert results["2"] == results["1"] and results["3"] == results["1"]
+
+
+def test_a_worker_that_dies_costs_its_plans_an_error_each_and_never_a_hang(tmp_path, monkeypatch):
+    from bottlegen import cli
+
+    plans = [write_plan(tmp_path, minimal_plan(slug=f"team-{i}"), f"p{i}.yml") for i in range(7)]
+    real = cli._render_outcome
+
+    def dies_on_p3(plan):
+        if plan.name == "p3.yml":
+            os._exit(9)  # as the kernel's OOM killer would end it
+        return real(plan)
+
+    monkeypatch.setattr(cli, "_render_outcome", dies_on_p3)
+    out = tmp_path / "out"
+    proc = run_cli("render", "--jobs", "2", "--out-dir", str(out), *map(str, plans))
+    assert proc.returncode == 70, proc.stderr  # ExitCode.INTERNAL
+    # p0 renders in this process; p1, p3, p5 in the first worker, which dies at p3.
+    lost = [f"{tmp_path / name}: " for name in ("p3.yml", "p5.yml")]
+    assert all(
+        f"internal error: {where}RuntimeError: the worker process rendering it ended early" in proc.stderr
+        for where in lost
+    )
+    assert sorted(p.name for p in out.iterdir()) == [
+        "team-0.yml",
+        "team-1.yml",
+        "team-2.yml",
+        "team-4.yml",
+        "team-6.yml",
+    ]
+    assert "rendered 5 of 7 plan(s)" in proc.stderr
+
+
+def test_how_many_processes_render_a_batch(monkeypatch):
+    from bottlegen import cli
+
+    monkeypatch.setattr(cli.os, "sched_getaffinity", lambda pid: {0, 1, 2, 3}, raising=False)
+    monkeypatch.setattr(cli.sys, "platform", "linux")
+    assert cli.batch_jobs(None, cli.PARALLEL_FROM - 1) == 1  # too few plans to repay the forks
+    assert cli.batch_jobs(None, cli.PARALLEL_FROM) == 4  # one per core
+    assert cli.batch_jobs(3, 10) == 3 and cli.batch_jobs(8, 5) == 5 and cli.batch_jobs(4, 1) == 1
+    monkeypatch.setattr(cli.sys, "platform", "darwin")
+    assert cli.batch_jobs(4, 100) == 1  # workers are forked, which only Linux does safely here
+
+
+def test_jobs_must_be_a_whole_number_of_one_or_more(tmp_path):
+    for bad in ("0", "two"):
+        proc = run_cli("render", "--jobs", bad, "--out-dir", str(tmp_path), str(EXAMPLES / "minimal.yml"))
+        assert proc.returncode == 2 and "--jobs" in proc.stderr
