@@ -34,7 +34,7 @@ from .errors import (
 from .lints import Lint
 from .pipeline import Rendered, Renderer, override_dirs_from_env
 from .templating import iter_origins
-from .write import Batch, Staged, commit, discard, stage, write_atomic, write_if_changed
+from .write import Batch, write_atomic, write_if_changed
 
 if TYPE_CHECKING:
     from .engine.docker import Engine
@@ -213,14 +213,15 @@ def cmd_render(args: argparse.Namespace) -> int:
 
 class _Outcome(NamedTuple):
     """What rendering one plan of a batch gave, as a worker process hands it back: its
-    warnings, then its file (slug, project, and the write staged: the text in a flushed
-    temporary file, which only the batch puts in place), or the error as it is printed."""
+    warnings, then its file (slug, project, text), or the error as it is printed. Only the
+    batch's own process writes: a worker's time goes to rendering, the parent's waits for
+    the disk overlap with it."""
 
     plan: Path
     warnings: tuple[Lint, ...] = ()
     slug: str = ""
     project: str = ""
-    staged: Staged | None = None
+    text: str = ""
     exit_code: ExitCode = ExitCode.OK
     error: str = ""
 
@@ -243,8 +244,7 @@ def _render_outcome(plan: Path) -> _Outcome:
         if verify and not (warnings.strict and lints.kept(found, warnings.ignore)):  # --strict fails first
             _compose_verify(rendered)
         slug = rendered.context["plan"]["slug"]
-        staged = stage(out_dir / f"{slug}.yml", rendered.text)
-        return _Outcome(plan, found, slug, str(rendered.document.get("name")), staged)
+        return _Outcome(plan, found, slug, str(rendered.document.get("name")), rendered.text)
     except UserError as e:
         with contextlib.redirect_stderr(stderr):
             _report(e, plan=str(plan))
@@ -380,7 +380,7 @@ def _render_batch(
     try:
         with _outcomes(plans, jobs) as outcomes:
             for outcome in outcomes:
-                plan, committed = outcome.plan, False
+                plan = outcome.plan
                 try:
                     warnings.report(outcome.warnings, where=f"{plan}: ", batch=True)
                     if outcome.error:
@@ -400,8 +400,7 @@ def _render_batch(
                             "give one of them another slug or settings.project_prefix. Nothing written for it"
                         )
                     _not_the_plan(out_dir / f"{slug}.yml", plan_ids)
-                    assert outcome.staged is not None
-                    changed, committed = commit(outcome.staged, batch), True
+                    changed = write_if_changed(out_dir / f"{slug}.yml", outcome.text, batch=batch)
                     written[slug] = plan
                     projects[project] = plan
                     said.append(f"{plan} -> {out_dir / (slug + '.yml')}{'' if changed else ' (unchanged)'}")
@@ -413,9 +412,6 @@ def _render_batch(
                 except OSError as e:  # a bug: report it, write the rest
                     _internal_error(e, plan=str(plan))
                     worst = max(worst, ExitCode.INTERNAL)
-                finally:
-                    if outcome.staged is not None and not committed:
-                        discard(outcome.staged)  # refused, or a signal came first: nothing of it stays
     finally:  # what is in place when a signal stops the batch is said too
         _batch = None
         _flush(batch, said)

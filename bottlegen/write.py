@@ -17,7 +17,6 @@ import os
 import stat
 import tempfile
 from pathlib import Path
-from typing import NamedTuple
 
 from .errors import OutputError
 
@@ -50,12 +49,8 @@ def check_destination(path: Path) -> None:
 def write_atomic(path: Path, text: str, mode: int = FILE_MODE, batch: Batch | None = None) -> None:
     """Write path whole. Once this returns the file survives a crash; in a batch, once the
     batch's flush() returns."""
+    data = text.encode("utf-8")
     check_destination(path)
-    commit(Staged(path, _temporary(path, text.encode("utf-8"), mode)), batch)
-
-
-def _temporary(path: Path, data: bytes, mode: int) -> Path:
-    """data in a new temporary file beside path, flushed to disk (removed again on failure)."""
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f"{_tmp_prefix(path)}{os.getpid()}.", suffix=".tmp")
@@ -73,66 +68,20 @@ def _temporary(path: Path, data: bytes, mode: int) -> Path:
             os.fsync(fd)
         finally:
             os.close(fd)
-    except BaseException as e:
-        _unlink(Path(tmp))
-        if isinstance(e, OSError):
-            raise OutputError(f"{path}: writing failed, the file is unchanged: {e.strerror or e}") from None
-        raise
-    return Path(tmp)
-
-
-class Staged(NamedTuple):
-    """A write made ready (stage) but not yet in place (commit): the destination, and the
-    flushed temporary file that will replace it, or None when the destination already holds
-    exactly these bytes."""
-
-    path: Path
-    tmp: Path | None
-
-
-def stage(path: Path, text: str, mode: int = FILE_MODE) -> Staged:
-    """The slow half of write_if_changed, which a batch's worker processes do: unless path
-    holds exactly these bytes already, the text goes to a flushed temporary file beside it."""
-    data = text.encode("utf-8")
-    if _holds(path, data, mode):
-        return Staged(path, None)
-    check_destination(path)
-    return Staged(path, _temporary(path, data, mode))
-
-
-def commit(staged: Staged, batch: Batch | None = None) -> bool:
-    """Put a staged write in place (whether it wrote): the rename, then the folder's flush
-    (in a batch, at the batch's flush())."""
-    path, tmp = staged
-    if tmp is None:
-        return False
-    try:
-        check_destination(path)
         os.replace(tmp, path)
     except BaseException as e:
-        _unlink(tmp)
+        try:
+            os.unlink(tmp)
+        except FileNotFoundError:
+            pass
         if isinstance(e, OSError):
             raise OutputError(f"{path}: writing failed, the file is unchanged: {e.strerror or e}") from None
         raise
     if batch is not None:
         batch.written.setdefault(path.parent, set()).add(path.name)
-        return True
+        return
     _fsync_dir(path.parent)
     remove_stale_temporaries(path)
-    return True
-
-
-def discard(staged: Staged) -> None:
-    """Give up a staged write: its temporary file goes, the destination is untouched."""
-    if staged.tmp is not None:
-        _unlink(staged.tmp)
-
-
-def _unlink(path: Path) -> None:
-    try:
-        os.unlink(path)
-    except FileNotFoundError:
-        pass
 
 
 class Batch:
@@ -155,22 +104,17 @@ def write_if_changed(path: Path, text: str, mode: int = FILE_MODE, batch: Batch 
     """write_atomic, unless path already holds exactly these bytes with this mode: then
     nothing is written and its mtime stays (so make, rsync and reviewers see no change).
     Whether it wrote."""
-    if _holds(path, text.encode("utf-8"), mode):
-        return False
-    write_atomic(path, text, mode, batch)
-    return True
-
-
-def _holds(path: Path, data: bytes, mode: int) -> bool:
-    """Whether path is a regular file holding exactly data, with this mode."""
+    data = text.encode("utf-8")
     try:
         info = os.stat(path)
         if stat.S_ISREG(info.st_mode) and stat.S_IMODE(info.st_mode) == mode and info.st_size == len(data):
             with open(path, "rb") as f:
-                return f.read(len(data) + 1) == data
+                if f.read(len(data) + 1) == data:
+                    return False
     except OSError:
-        pass  # missing or unreadable: writing says what is wrong, if anything
-    return False
+        pass  # missing or unreadable: write_atomic says what is wrong, if anything
+    write_atomic(path, text, mode, batch)
+    return True
 
 
 def remove_stale_temporaries(path: Path) -> None:

@@ -133,7 +133,7 @@ def test_rendering_in_worker_processes_gives_what_one_process_gives(tmp_path):
         out = tmp_path / f"out-{jobs}"
         proc = run_cli("render", "--jobs", jobs, "--out-dir", str(out), *map(str, plans))
         files = {p.name: p.read_bytes() for p in out.iterdir()}
-        assert not [name for name in files if name.endswith(".tmp")]  # a refused plan's staged write is gone
+        assert not [name for name in files if name.endswith(".tmp")]
         results[jobs] = (
             proc.returncode,
             proc.stdout.replace(str(out), "OUT"),
