@@ -56,8 +56,10 @@ COMMAND_EXIT_CODES: dict[str, tuple[ExitCode, ...]] = {
     "up": (E.USAGE, *_RENDERS, E.LINT, *_ENGINE, E.CONFLICT, E.VERIFY),
     "logs": (E.USAGE, *_ENGINE),
     "ps": (E.USAGE, *_ENGINE),
+    "ls": (E.USAGE, *_ENGINE),
     "down": (E.USAGE, *_ENGINE, E.CONFLICT),
     "verify": (E.USAGE, *_ENGINE, E.VERIFY),
+    "networks": (E.USAGE, *_RENDERS, *_ENGINE, E.CONFLICT),
     "completion": (E.USAGE, E.IO),
 }
 _ALWAYS = (E.INTERNAL, E.HANGUP, E.INTERRUPTED, E.TERMINATED)
@@ -644,6 +646,49 @@ def _engine(warn_cve: bool = False) -> Engine:
     return engine
 
 
+def _address_pool(args: argparse.Namespace) -> Any:
+    """--address-pool, else $BOTTLEGEN_ADDRESS_POOL, else the default pool."""
+    from .engine import networks
+
+    if args.address_pool:
+        return networks.AddressPool.parse(args.address_pool, "--address-pool")
+    if os.environ.get(networks.POOL_ENV):
+        return networks.AddressPool.parse(os.environ[networks.POOL_ENV], f"${networks.POOL_ENV}")
+    return networks.AddressPool.parse(networks.DEFAULT_POOL, "the default pool")
+
+
+def cmd_networks_create(args: argparse.Namespace) -> int:
+    from .engine import networks, state
+
+    pool = _address_pool(args)
+    engine = _engine()
+    plan = _take_layers(args, args.plans)
+    rendered = _render(_renderer(args), plan, layering=Layering.of(args))
+    bottle = state.bottle_of(rendered.document, Path(os.devnull))
+    created = set(networks.create_networks(engine, bottle, pool))
+    _, fit = networks.survey(engine, bottle)
+    names = [name for name in bottle.networks.values() if name in fit]
+    roles = {name: "internal" if name in bottle.internal else "egress" for name in names}
+    if args.format == "json":
+        rows = [
+            {
+                "name": name,
+                "role": roles[name],
+                "id": fit[name].id,
+                "subnets": list(fit[name].subnets),
+                "gateways": list(fit[name].gateways),
+                "created": name in created,
+            }
+            for name in names
+        ]
+        print(json.dumps(rows, indent=2))
+    else:
+        for name in names:
+            subnets = ",".join(fit[name].subnets) or "-"
+            print(f"{name}  {roles[name]}  {subnets}  {'created' if name in created else 'exists'}")
+    return ExitCode.OK
+
+
 def _warn_of(warning: Lint, where: str = "") -> None:
     if _json_errors:
         fields = {"warning": warning.kind.code, "name": warning.kind.name}
@@ -681,7 +726,8 @@ def cmd_up(args: argparse.Namespace) -> int:
         if name not in os.environ
     ]
     Warnings(args).report([*rendered.warnings, *unset])
-    options = lifecycle.UpOptions(wait=args.wait_timeout, build=args.build, pull=args.pull)
+    pool = _address_pool(args)  # a malformed pool is a usage error before the engine is asked anything
+    options = lifecycle.UpOptions(wait=args.wait_timeout, build=args.build, pull=args.pull, pool=pool)
     state_dir = Path(args.state_dir) if args.state_dir else state.default_state_dir(rendered.document["name"])
     if args.dry_run:
         for line in lifecycle.dry_run(engine, rendered, state_dir, options):
@@ -763,6 +809,21 @@ def cmd_ps(args: argparse.Namespace) -> int:
     print(f"{'SERVICE':<12} {'STATE':<10} {'HEALTH':<10} NAME")
     for row in services:
         print(f"{row.service:<12} {row.state:<10} {row.health or '-':<10} {row.name}")
+    return ExitCode.OK
+
+
+def cmd_ls(args: argparse.Namespace) -> int:
+    from .engine import listing
+
+    found = listing.bottles(_engine())
+    if args.format == "json":
+        print(json.dumps([b.as_json() for b in found], indent=2))
+        return ExitCode.OK
+    width = max([len("PROJECT"), *(len(b.project) for b in found)])
+    print(f"{'PROJECT':<{width}}  {'SERVICES':<8}  {'HEALTH':<9}  {'CREATED':<20}  STATE DIR")
+    for b in found:
+        services = f"{b.running}/{b.services}"
+        print(f"{b.project:<{width}}  {services:<8}  {b.health or '-':<9}  {b.created[:19]:<20}  {b.state_dir or '-'}")
     return ExitCode.OK
 
 
@@ -890,6 +951,15 @@ def bottle_option() -> argparse.ArgumentParser:
         "($XDG_STATE_HOME/bottlegen/NAME or ~/.local/state/bottlegen/NAME)",
     )
     return parser
+
+
+def address_pool_option(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--address-pool",
+        metavar="base=CIDR,size=N",
+        help="where the networks bottlegen creates take their subnets from, one /N each "
+        "(default: $BOTTLEGEN_ADDRESS_POOL, else base=10.233.0.0/16,size=28)",
+    )
 
 
 def probe_options(parser: argparse.ArgumentParser) -> None:
@@ -1109,7 +1179,30 @@ def build_parser() -> argparse.ArgumentParser:
         help="print the files it would write, the networks it would create or use and the commands it would run; "
         "change nothing",
     )
+    address_pool_option(p)
     probe_options(p)
+    p = add(
+        "networks",
+        None,
+        "create (or check) a bottle's networks before `up`, and print their names and subnets",
+    )
+    nsub = p.add_subparsers(dest="networks_command", required=True, metavar="SUBCOMMAND", help="create")
+    what = (
+        "create the plan's missing networks (each with a subnet of its own from the address pool), check the "
+        "ones that exist, and print each network's name, role and subnets: what pipelock's configuration needs"
+    )
+    n = nsub.add_parser(
+        "create",
+        parents=[templates, layering, output],
+        help=what,
+        description=what,
+        epilog=exit_codes_help(COMMAND_EXIT_CODES["networks"]),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    n.add_argument("plans", nargs="+", metavar="PLAN", help=LAYERED_PLAN_HELP)
+    n.add_argument("--format", choices=["text", "json"], default="text", help="one line per network, or JSON")
+    address_pool_option(n)
+    n.set_defaults(func=cmd_networks_create, command_parser=n)
     p = add(
         "verify",
         cmd_verify,
@@ -1123,6 +1216,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-f", "--follow", action="store_true", help="follow the logs")
     p.add_argument("--tail", metavar="N", help="only the last N lines of each service (compose logs --tail)")
     p.add_argument("--since", metavar="T", help="only lines since T: a timestamp or a duration such as 10m")
+    p = add(
+        "ls",
+        cmd_ls,
+        "list every bottle on the engine, found by bottlegen's labels: services running, health, state directory",
+    )
+    p.add_argument("--format", choices=["table", "json"], default="table", help="a table (default), or one JSON list")
     p = add("ps", cmd_ps, "show the bottle's services and their state", [which])
     p.add_argument("--format", choices=["table", "json"], default="table", help="a table (default), or one JSON list")
     p = add(

@@ -50,6 +50,7 @@ LAYERS = [
     "engine.networks",
     "engine.firewall",
     "engine.lifecycle",
+    "engine.listing",
     "engine.verify",
     # the command and the public API
     "completion",

@@ -7,6 +7,7 @@ removes the containers and networks it created, also when it fails.
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import os
 import secrets
@@ -333,8 +334,9 @@ def test_up_dry_run_says_what_it_would_do_and_changes_nothing(make_bottle, runni
     internal, egress = bottle.networks
     lines = proc.stdout.splitlines()
     assert lines[0].startswith(f"would write {bottle.state / 'docker-compose.yml'} (")
-    assert any(line.endswith(f"--internal {internal}") and " network create " in line for line in lines), lines
-    assert any(line.endswith(egress) and "--internal" not in line for line in lines if " network create " in line)
+    creates = [line for line in lines if " network create " in line]
+    assert any(line.endswith(internal) and " --internal --subnet 10.233." in line for line in creates), lines
+    assert any(line.endswith(egress) and "--internal" not in line and " --subnet 10.233." in line for line in creates)
     assert any(line.startswith("would run: iptables -I INPUT -i 'br-<the new network") for line in lines), lines
     assert " up -d --remove-orphans --wait " in lines[-1]
     assert not bottle.state.exists() and remaining(bottle) == ([], []) and seal_rules(bottle.project) == []
@@ -1168,3 +1170,114 @@ def remaining_of(project: str, networks: list[str]) -> tuple[list[str], list[str
     containers = docker("ps", "-aq", "--filter", f"label=com.docker.compose.project={project}").stdout.split()
     names = [n for n in docker("network", "ls", "--format", "{{.Name}}").stdout.split() if n in networks]
     return containers, names
+
+
+# --- addresses: many bottles on one engine ----------------------------------------------------
+
+
+def subnet_of(network: str) -> ipaddress.IPv4Network:
+    config = json.loads(docker("network", "inspect", network).stdout)[0]["IPAM"]["Config"]
+    return ipaddress.IPv4Network(config[0]["Subnet"])
+
+
+def test_each_network_gets_a_small_subnet_of_its_own_from_the_pool(running, make_bottle):
+    other = make_bottle()
+    assert other.cli("up", str(other.plan), "--state-dir", str(other.state)).returncode == 0
+    subnets = [subnet_of(n) for n in [*running.networks, *other.networks]]
+    assert all(s.prefixlen == 28 and s.subnet_of(ipaddress.IPv4Network("10.233.0.0/16")) for s in subnets), subnets
+    assert not any(a.overlaps(b) for i, a in enumerate(subnets) for b in subnets[i + 1 :]), subnets
+    recorded = json.loads((other.state / "bottle.json").read_text())["subnets"]
+    assert recorded == {n: [str(subnet_of(n))] for n in other.networks}
+    assert other.cli("down", "--state-dir", str(other.state)).returncode == 0
+
+
+def test_a_pool_with_no_room_is_refused_before_anything_starts(make_bottle):
+    bottle = make_bottle()
+    squatter = f"{bottle.slug}-squatter"  # someone else's network in the pool: never touched
+    docker("network", "create", "--subnet", "10.234.0.0/28", squatter)
+    try:
+        proc = bottle.cli(
+            "up", str(bottle.plan), "--state-dir", str(bottle.state), "--address-pool", "base=10.234.0.0/27,size=28"
+        )
+        assert proc.returncode == 10, proc.stderr
+        assert (
+            "no room on this engine for the bottle's networks: the address pool base=10.234.0.0/27,size=28 has 1 of its 2 subnets free and 2 are needed"
+            in proc.stderr
+        )
+        assert "--address-pool" in proc.stderr and "Traceback" not in proc.stderr
+        assert remaining(bottle) == ([], []) and not (bottle.state / "docker-compose.yml").exists()
+        assert subnet_of(squatter) == ipaddress.IPv4Network("10.234.0.0/28")
+        bad = bottle.cli("up", str(bottle.plan), "--address-pool", "10.234.0.0/27")
+        assert bad.returncode == 2 and "give base= and size=" in bad.stderr
+    finally:
+        docker("network", "rm", squatter, check=False)
+
+
+def test_networks_create_prints_the_subnets_before_up_and_up_uses_those_networks(make_bottle):
+    bottle = make_bottle()
+    pool = ["--address-pool", "base=10.235.0.0/24,size=28"]
+    first = bottle.cli("networks", "create", str(bottle.plan), "--format", "json", *pool)
+    assert first.returncode == 0, first.stderr
+    rows = json.loads(first.stdout)
+    internal, egress = bottle.networks
+    assert [(r["name"], r["role"], r["created"]) for r in rows] == [
+        (internal, "internal", True),
+        (egress, "egress", True),
+    ]
+    assert [r["subnets"] for r in rows] == [["10.235.0.0/28"], ["10.235.0.16/28"]]
+    again = bottle.cli("networks", "create", str(bottle.plan), *pool)  # checks them, creates nothing
+    assert again.returncode == 0, again.stderr
+    assert again.stdout.splitlines() == [
+        f"{internal}  internal  10.235.0.0/28  exists",
+        f"{egress}  egress  10.235.0.16/28  exists",
+    ]
+    before = bottle.log.read_text().count(" network create ")
+    assert bottle.cli("up", str(bottle.plan), "--state-dir", str(bottle.state)).returncode == 0
+    assert bottle.log.read_text().count(" network create ") == before  # up used them
+    assert json.loads((bottle.state / "bottle.json").read_text())["subnets"] == {
+        internal: ["10.235.0.0/28"],
+        egress: ["10.235.0.16/28"],
+    }
+    assert bottle.cli("down", "--state-dir", str(bottle.state)).returncode == 0
+    assert remaining(bottle) == ([], [])
+
+
+def test_two_bottles_started_at_once_from_one_small_pool_get_subnets_of_their_own(make_bottle):
+    bottles = [make_bottle(), make_bottle()]
+    children = [
+        subprocess.Popen(
+            [sys.executable, "-m", "bottlegen.cli", "up", str(b.plan), "--state-dir", str(b.state)],
+            env={**os.environ, **b.env, "BOTTLEGEN_ADDRESS_POOL": "base=10.236.0.0/26,size=28"},
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for b in bottles
+    ]
+    results = [(child.wait(timeout=300), child.communicate()[1]) for child in children]
+    assert [code for code, _ in results] == [0, 0], results
+    subnets = sorted(str(subnet_of(n)) for b in bottles for n in b.networks)
+    assert subnets == ["10.236.0.0/28", "10.236.0.16/28", "10.236.0.32/28", "10.236.0.48/28"]
+    for b in bottles:
+        assert b.cli("down", "--state-dir", str(b.state)).returncode == 0
+
+
+def test_ls_lists_every_bottle_by_its_labels(running, make_bottle):
+    ready = make_bottle()  # networks made ahead of up: a bottle with no service yet
+    assert ready.cli("networks", "create", str(ready.plan)).returncode == 0
+    stranger = f"{ready.slug}-stranger"  # a network bottlegen did not make is no bottle
+    docker("network", "create", stranger)
+    try:
+        proc = running.cli("ls", "--format", "json")
+        assert proc.returncode == 0, proc.stderr
+        found = {row["project"]: row for row in json.loads(proc.stdout)}
+        assert found[running.project]["running"] == 5 and found[running.project]["services"] == 5
+        assert found[running.project]["state_dir"] == str(running.state)
+        assert found[running.project]["networks"] == sorted(running.networks)
+        assert found[ready.project]["services"] == 0 and found[ready.project]["state_dir"] is None
+        assert not any(stranger in row["networks"] for row in found.values())
+        table = running.cli("ls").stdout.splitlines()
+        assert table[0].split() == ["PROJECT", "SERVICES", "HEALTH", "CREATED", "STATE", "DIR"]
+        assert any(line.split()[:2] == [running.project, "5/5"] and line.endswith(str(running.state)) for line in table)
+    finally:
+        docker("network", "rm", stranger, check=False)

@@ -20,7 +20,7 @@ from ..pipeline import Rendered
 from ..write import write_atomic
 from . import firewall
 from .docker import FOLLOW, Engine, long, run
-from .networks import create_argv, create_networks, remove_networks, survey
+from .networks import AddressPool, create_argv, create_networks, free_subnets, remove_networks, survey, taken_subnets
 from .state import COMPOSE_FILE, COMPOSE_LOG, PROMISES_FILE, Bottle, bottle_of, locked, promises_of, read_bottle
 
 
@@ -55,6 +55,7 @@ class UpOptions:
     wait: int = WAIT_SECONDS
     build: bool = False
     pull: str | None = None  # always, missing, never
+    pool: AddressPool | None = None  # where the networks it creates get their subnets (not compose's)
 
     def flags(self) -> list[str]:
         return [
@@ -118,7 +119,13 @@ def dry_run(engine: Engine, rendered: Rendered, state_dir: Path, options: UpOpti
         f"would use network {name} ({network.id[:12]}): bottlegen made it for {bottle.project}"
         for name, network in sorted(fit.items())
     ]
-    lines += [f"would run: {shlex.join(create_argv(engine, bottle, name))}" for name in missing]
+    subnets: list[str | None] = [None] * len(missing)
+    if options.pool and missing:  # the subnets up would take now (another up may take them first)
+        subnets = list(free_subnets(options.pool, taken_subnets(engine), len(missing)))
+    lines += [
+        f"would run: {shlex.join(create_argv(engine, bottle, name, subnet))}"
+        for name, subnet in zip(missing, subnets, strict=True)
+    ]
     if bottle.sealed:
         for name in sorted(bottle.internal):
             bridge = fit[name].bridge if name in fit else "br-<the new network's ID>"
@@ -130,7 +137,7 @@ def dry_run(engine: Engine, rendered: Rendered, state_dir: Path, options: UpOpti
 
 def _up(engine: Engine, rendered: Rendered, bottle: Bottle, options: UpOptions, running_before: bool) -> Outcome:
     previous = bottle.compose_file.read_bytes() if running_before and bottle.compose_file.is_file() else None
-    created = create_networks(engine, bottle)  # every network is checked before any is made
+    created = create_networks(engine, bottle, options.pool)  # every network is checked before any is made
     try:
         if bottle.sealed:
             firewall.seal(firewall.bridges_of(engine, bottle), bottle.project)
@@ -147,7 +154,8 @@ def _up(engine: Engine, rendered: Rendered, bottle: Bottle, options: UpOptions, 
             _take_back(engine, bottle, created, previous, running_before)
         raise
     if proc.returncode == 0:  # what verify checks: written once the bottle runs this compose file
-        promises = promises_of(rendered.context, rendered.agent)
+        _, fit = survey(engine, bottle)
+        promises = promises_of(rendered.context, rendered.agent, {name: list(n.subnets) for name, n in fit.items()})
         write_atomic(bottle.compose_file.parent / PROMISES_FILE, promises.to_json() + "\n")
         return Outcome(bottle)
     # compose's progress and its own error went to our stderr as they happened (a slow start

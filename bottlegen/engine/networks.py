@@ -8,16 +8,24 @@ two bottles never share an internal network and no network of someone else's is 
 Networks are found by exact name (two networks may share one, and a name may be a prefix of
 another network's ID) and then handled by ID. `down` removes only networks with this
 project's labels, and says so when one of them is left.
+
+Each network bottlegen creates gets a small subnet of its own from an address pool
+(`--address-pool`, `$BOTTLEGEN_ADDRESS_POOL`; DEFAULT_POOL below): a bottle needs a handful
+of addresses per network, and Docker's default pools hand out a /16 or /20 each, so an engine
+runs out after about 15 bottles. The subnet is the first one of the pool that overlaps no
+network on the engine; when the pool has none left, up says so before anything starts.
 """
 
 from __future__ import annotations
 
+import bisect
+import ipaddress
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..errors import ComposeError, ConflictError
+from ..errors import ComposeError, ConflictError, UsageError
 from .docker import Engine, run
 from .state import Bottle
 
@@ -131,7 +139,92 @@ def survey(engine: Engine, bottle: Bottle) -> tuple[list[str], dict[str, Network
     return missing, fit
 
 
-def create_argv(engine: Engine, bottle: Bottle, name: str) -> list[str]:
+POOL_ENV = "BOTTLEGEN_ADDRESS_POOL"
+DEFAULT_POOL = "base=10.233.0.0/16,size=28"  # 4096 subnets of 14 addresses: 2048 bottles
+MAX_SIZE = 28  # a /28 has 14 addresses: the gateway, five services and room for compose
+
+
+@dataclass(frozen=True)
+class AddressPool:
+    """Where bottlegen takes its networks' subnets from: subnets of `size` bits in `base`."""
+
+    base: ipaddress.IPv4Network
+    size: int
+
+    @classmethod
+    def parse(cls, text: str, where: str) -> AddressPool:
+        """`base=CIDR,size=N`, as dockerd's --default-address-pool writes a pool."""
+        fields = dict(part.partition("=")[::2] for part in text.split(",") if part)
+        example = f"write it as {DEFAULT_POOL}"
+        if set(fields) != {"base", "size"}:
+            raise UsageError(f"{where} {text!r}: give base= and size=, nothing else; {example}")
+        try:
+            base = ipaddress.IPv4Network(fields["base"])
+        except ValueError as e:
+            raise UsageError(f"{where} {text!r}: base is not an IPv4 network ({e}); {example}") from None
+        if not fields["size"].isdigit() or not base.prefixlen <= int(fields["size"]) <= MAX_SIZE:
+            raise UsageError(
+                f"{where} {text!r}: size must be a prefix length from the base's ({base.prefixlen}) to {MAX_SIZE}; "
+                f"{example}"
+            )
+        return cls(base, int(fields["size"]))
+
+    def __str__(self) -> str:
+        return f"base={self.base},size={self.size}"
+
+
+def taken_subnets(engine: Engine) -> list[tuple[int, int]]:
+    """The IPv4 address ranges (first, last) that networks on the engine hold, sorted."""
+    listing = run([engine.docker, "network", "ls", "-q", "--no-trunc"])
+    if listing.returncode != 0:
+        raise ComposeError.from_process("docker network ls", listing)
+    ids = listing.stdout.split()
+    if not ids:
+        return []
+    inspect = run([engine.docker, "network", "inspect", *ids])
+    if inspect.returncode != 0:  # a network removed meanwhile: ask again, by what is left
+        return taken_subnets(engine) if len(ids) > 1 else []
+    ranges = []
+    for network in _networks(json.loads(inspect.stdout or "[]")):
+        for subnet in network.subnets:
+            try:
+                parsed = ipaddress.ip_network(subnet, strict=False)
+            except ValueError:
+                continue
+            if parsed.version == 4:
+                ranges.append((int(parsed.network_address), int(parsed.broadcast_address)))
+    return sorted(ranges)
+
+
+def free_subnets(pool: AddressPool, taken: list[tuple[int, int]], count: int) -> list[str]:
+    """The first count subnets of the pool that overlap nothing taken; a ConflictError when
+    the pool has fewer free."""
+    found: list[str] = []
+    taken = sorted(taken)
+    firsts = [first for first, _ in taken]
+    reach: list[int] = []  # the furthest last address among taken ranges up to each index
+    for _, last in taken:
+        reach.append(max(last, reach[-1]) if reach else last)
+    for subnet in pool.base.subnets(new_prefix=pool.size):
+        first, last = int(subnet.network_address), int(subnet.broadcast_address)
+        i = bisect.bisect_right(firsts, last)  # the ranges that start at or before our last address
+        if i and reach[i - 1] >= first:
+            continue
+        found.append(str(subnet))
+        if len(found) == count:
+            return found
+    total = 2 ** (pool.size - pool.base.prefixlen)
+    raise ConflictError(
+        f"no room on this engine for the bottle's networks: the address pool {pool} has {len(found)} of its {total} "
+        f"subnets free and {count} are needed; nothing was started",
+        [
+            "take bottles down (bottlegen ls lists them), or remove networks that overlap the pool",
+            f"or give a larger pool: --address-pool (or ${POOL_ENV}) base=10.233.0.0/15,size={pool.size}",
+        ],
+    )
+
+
+def create_argv(engine: Engine, bottle: Bottle, name: str, subnet: str | None = None) -> list[str]:
     """The command that creates the bottle's network name, with its role's flags and our labels."""
     argv = [
         engine.docker,
@@ -146,21 +239,36 @@ def create_argv(engine: Engine, bottle: Bottle, name: str) -> list[str]:
     ]
     if name in bottle.internal:  # by the network's role, never by its key
         argv.append("--internal")
+    if subnet is not None:  # the gateway as Docker would pick it, but named, so inspect records it
+        gateway = next(ipaddress.IPv4Network(subnet).hosts())
+        argv += ["--subnet", subnet, "--gateway", str(gateway)]
     return [*argv, name]
 
 
-def create_networks(engine: Engine, bottle: Bottle) -> list[str]:
-    """Check every network of the bottle, then create the missing ones; the names created.
+ATTEMPTS = 8  # how often a subnet another `up` took meanwhile is given up for the next free one
 
-    A ConflictError before anything is created when an existing one is not fit for its role.
+
+def create_networks(engine: Engine, bottle: Bottle, pool: AddressPool | None = None) -> list[str]:
+    """Check every network of the bottle, then create the missing ones, each with a subnet
+    of its own from the pool; the names created.
+
+    A ConflictError before anything is created when an existing one is not fit for its role,
+    or when the pool has no room for the missing ones.
     """
     missing, _ = survey(engine, bottle)
     created: list[str] = []
+    if pool is not None and missing:
+        free_subnets(pool, taken_subnets(engine), len(missing))  # room for all, before any is made
     for name in missing:
-        proc = run(create_argv(engine, bottle, name))
-        if proc.returncode != 0:
-            remove_networks(engine, bottle, only=created)
-            raise ComposeError.from_process(f"docker network create {name}", proc)
+        for attempt in range(ATTEMPTS):
+            subnet = free_subnets(pool, taken_subnets(engine), 1)[0] if pool is not None else None
+            proc = run(create_argv(engine, bottle, name, subnet))
+            if proc.returncode == 0:
+                break
+            raced = "overlap" in proc.stderr.lower()  # another up took that subnet meanwhile
+            if not raced or attempt == ATTEMPTS - 1:
+                remove_networks(engine, bottle, only=created)
+                raise ComposeError.from_process(f"docker network create {name}", proc)
         created.append(name)
     return created
 

@@ -12,7 +12,7 @@ import fcntl
 import json
 import os
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -63,17 +63,15 @@ class Promises:
     ports: dict[str, int]  # service -> the port the agent dials it on (settings.ports)
     tokens: tuple[str, ...] = ()  # egress's token variables: never in the agent's environment
     forwarded: tuple[str, ...] = ()  # the plan's forwarded_env: in the agent's environment
+    subnets: dict[str, list[str]] = field(default_factory=dict)  # network name -> its subnets, as up found them
 
     def to_json(self) -> str:
-        return json.dumps(
-            {"agent": self.agent, "ports": self.ports, "tokens": self.tokens, "forwarded": self.forwarded},
-            indent=2,
-            sort_keys=True,
-        )
+        fields = {"agent": self.agent, "ports": self.ports, "tokens": self.tokens, "forwarded": self.forwarded}
+        return json.dumps({**fields, "subnets": self.subnets}, indent=2, sort_keys=True)
 
 
-def promises_of(context: dict[str, Any], agent: str) -> Promises:
-    """The promises of a rendered plan, from its template context."""
+def promises_of(context: dict[str, Any], agent: str, subnets: dict[str, list[str]] | None = None) -> Promises:
+    """The promises of a rendered plan, from its template context (and its networks' subnets)."""
     plan, settings = context["plan"], context["settings"]
     enabled = set(context["services"])
     return Promises(
@@ -81,6 +79,7 @@ def promises_of(context: dict[str, Any], agent: str) -> Promises:
         ports={name: int(port) for name, port in sorted(settings["ports"].items()) if name in enabled},
         tokens=tuple(sorted(plan["egress"]["token_env_names"])),
         forwarded=tuple(sorted(plan.get("forwarded_env") or ())),
+        subnets=dict(sorted((subnets or {}).items())),
     )
 
 
@@ -94,6 +93,7 @@ def read_promises(state_dir: Path) -> Promises:
             ports={str(k): int(v) for k, v in data["ports"].items()},
             tokens=tuple(str(t) for t in data["tokens"]),
             forwarded=tuple(str(f) for f in data["forwarded"]),
+            subnets={str(k): [str(s) for s in v] for k, v in (data.get("subnets") or {}).items()},
         )
     except FileNotFoundError:
         raise OutputError(

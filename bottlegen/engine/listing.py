@@ -1,0 +1,119 @@
+"""Every bottle on an engine, found by bottlegen's labels, not by state directories.
+
+A bottle is a compose project whose networks bottlegen created (they carry
+`org.bottlegen.created-by=bottlegen` and `org.bottlegen.project=<project>`); its services are
+the project's containers (compose's labels), and its state directory is the folder of the
+compose file those containers were started from. Two `docker ... ls` and two `inspect` calls
+list an engine, however many bottles it runs.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections import defaultdict
+from dataclasses import dataclass
+from typing import Any
+
+from ..errors import ComposeError
+from .docker import Engine, run
+from .networks import LABEL_CREATED_BY, LABEL_PROJECT
+
+PROJECT_LABEL = "com.docker.compose.project"
+CONFIG_FILES_LABEL = "com.docker.compose.project.config_files"
+
+
+@dataclass(frozen=True)
+class Listed:
+    """One bottle on the engine."""
+
+    project: str
+    running: int  # services whose container runs
+    services: int  # services with a container, running or not
+    health: str  # healthy, unhealthy, starting, or "" when no service has a healthcheck
+    state_dir: str  # "" when no container says where its compose file is
+    created: str  # when its first network was created (the engine's timestamp)
+    networks: tuple[str, ...]
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "project": self.project,
+            "running": self.running,
+            "services": self.services,
+            "health": self.health or None,
+            "state_dir": self.state_dir or None,
+            "created": self.created,
+            "networks": list(self.networks),
+        }
+
+
+def _inspect(engine: Engine, what: str, ids: list[str]) -> list[dict[str, Any]]:
+    if not ids:
+        return []
+    proc = run([engine.docker, what, "inspect", *ids] if what == "network" else [engine.docker, "inspect", *ids])
+    if proc.returncode != 0:  # one went away meanwhile: inspect the rest one by one
+        found = []
+        for one in ids:
+            single = run(
+                [engine.docker, what, "inspect", one] if what == "network" else [engine.docker, "inspect", one]
+            )
+            if single.returncode == 0:
+                found += json.loads(single.stdout or "[]")
+        return found
+    result: list[dict[str, Any]] = json.loads(proc.stdout or "[]")
+    return result
+
+
+def _ids(engine: Engine, argv: list[str], what: str) -> list[str]:
+    proc = run([engine.docker, *argv])
+    if proc.returncode != 0:
+        raise ComposeError.from_process(what, proc)
+    return proc.stdout.split()
+
+
+def bottles(engine: Engine) -> list[Listed]:
+    """Every bottle on the engine, sorted by project."""
+    label = f"label={LABEL_CREATED_BY}=bottlegen"
+    networks = _inspect(
+        engine, "network", _ids(engine, ["network", "ls", "-q", "--no-trunc", "--filter", label], "docker network ls")
+    )
+    by_project: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    for network in networks:
+        project = (network.get("Labels") or {}).get(LABEL_PROJECT)
+        if project:
+            by_project[project].append(network)
+    if not by_project:
+        return []
+    containers = _inspect(
+        engine,
+        "container",
+        _ids(engine, ["ps", "-aq", "--no-trunc", "--filter", f"label={PROJECT_LABEL}"], "docker ps"),
+    )
+    services: dict[str, dict[str, dict[str, Any]]] = defaultdict(dict)
+    for container in containers:
+        labels = (container.get("Config") or {}).get("Labels") or {}
+        project = labels.get(PROJECT_LABEL)
+        if project in by_project:
+            services[project][labels.get("com.docker.compose.service", container.get("Name", "?"))] = {
+                "state": (container.get("State") or {}).get("Status", ""),
+                "health": ((container.get("State") or {}).get("Health") or {}).get("Status", ""),
+                "config": labels.get(CONFIG_FILES_LABEL, ""),
+            }
+    listed = []
+    for project, nets in sorted(by_project.items()):
+        found = services.get(project, {})
+        healths = {s["health"] for s in found.values() if s["health"]}
+        health = next((h for h in ("unhealthy", "starting", "healthy") if h in healths), "")
+        configs = sorted({s["config"].split(",")[0] for s in found.values() if s["config"]})
+        listed.append(
+            Listed(
+                project,
+                sum(1 for s in found.values() if s["state"] == "running"),
+                len(found),
+                health,
+                os.path.dirname(configs[0]) if configs else "",
+                min(str(n.get("Created", "")) for n in nets),
+                tuple(sorted(str(n.get("Name", "")) for n in nets)),
+            )
+        )
+    return listed
