@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, NamedTuple, NoReturn
 
 from . import lints, load, resources, yamltext
+from .composefile import mounts
 from .errors import (
     MEANINGS,
     DocumentError,
@@ -635,11 +636,19 @@ def cmd_templates_eject(args: argparse.Namespace) -> int:
 # The engine commands load the engine package only when they run: `render` never needs it.
 
 
-def _engine(warn_cve: bool = False) -> Engine:
-    """The engine preflight every engine command runs first, before anything changes."""
-    from .engine import docker
+def _engine(args: argparse.Namespace, state_dir: Path | None = None, warn_cve: bool = False) -> Engine:
+    """The engine preflight every engine command runs first, before anything changes: the
+    engine --context names, else the one the bottle in state_dir was started on (what `up`
+    recorded there), else the one docker itself would use (DOCKER_HOST, DOCKER_CONTEXT, the
+    current context)."""
+    from .engine import docker, state
 
-    engine = docker.preflight()
+    where = None
+    if getattr(args, "context", None):
+        where = docker.EngineAddress(context=args.context)
+    elif state_dir is not None:
+        where = state.read_engine(state_dir)
+    engine = docker.preflight(where)
     warning = docker.vulnerability_warning(engine) if warn_cve else None
     if warning:
         _warn(warning)
@@ -661,7 +670,7 @@ def cmd_networks_create(args: argparse.Namespace) -> int:
     from .engine import networks, state
 
     pool = _address_pool(args)
-    engine = _engine()
+    engine = _engine(args)
     plan = _take_layers(args, args.plans)
     rendered = _render(_renderer(args), plan, layering=Layering.of(args))
     bottle = state.bottle_of(rendered.document, Path(os.devnull))
@@ -713,7 +722,7 @@ def _print_outcome(outcome: Outcome) -> None:
 def cmd_up(args: argparse.Namespace) -> int:
     from .engine import lifecycle, state
 
-    engine = _engine(warn_cve=True)  # before anything is written
+    engine = _engine(args, warn_cve=True)  # before anything is written
     plan = _take_layers(args, args.plans)
     rendered = _render(_renderer(args), plan, layering=Layering.of(args))
     variables = state.bare_variables(rendered.document)
@@ -725,7 +734,20 @@ def cmd_up(args: argparse.Namespace) -> int:
         for name in variables
         if name not in os.environ
     ]
-    Warnings(args).report([*rendered.warnings, *unset])
+    found = list(rendered.warnings)
+    if engine.remote:  # what BG102 says of this machine's files is no fact about the engine's host
+        found = [w for w in found if w.kind.code != "BG102"]
+        binds = sum(1 for s in rendered.document["services"].values() for m in mounts(s) if m[1] == "bind")
+        if binds:
+            found.append(
+                lints.lint(
+                    "BG106",
+                    f"the engine ({engine.where.describe()}, {engine.where.endpoint(engine.docker)}) is on another "
+                    f"host: the bottle's {binds} bind source(s) are paths there, which bottlegen cannot check from "
+                    "here and does not copy; make sure each exists on that host before up",
+                )
+            )
+    Warnings(args).report([*found, *unset])
     pool = _address_pool(args)  # a malformed pool is a usage error before the engine is asked anything
     options = lifecycle.UpOptions(wait=args.wait_timeout, build=args.build, pull=args.pull, pool=pool)
     state_dir = Path(args.state_dir) if args.state_dir else state.default_state_dir(rendered.document["name"])
@@ -757,7 +779,7 @@ def cmd_verify(args: argparse.Namespace) -> int:
     from .engine import state
 
     bottle = state.require_bottle(_state_dir(args))
-    engine = _engine()
+    engine = _engine(args, _state_dir(args))
     return _verify(engine, bottle, _verify_options(engine, args), args.format)
 
 
@@ -790,7 +812,7 @@ def cmd_logs(args: argparse.Namespace) -> int:
 
     bottle = state.require_bottle(_state_dir(args))
     selection = lifecycle.LogOptions(args.services, args.follow, args.tail, args.since)
-    lifecycle.logs(_engine(), bottle, selection)
+    lifecycle.logs(_engine(args, _state_dir(args)), bottle, selection)
     return ExitCode.OK
 
 
@@ -798,7 +820,7 @@ def cmd_ps(args: argparse.Namespace) -> int:
     from .engine import lifecycle, state
 
     bottle = state.require_bottle(_state_dir(args))
-    services = lifecycle.ps(_engine(), bottle)
+    services = lifecycle.ps(_engine(args, _state_dir(args)), bottle)
     if args.format == "json":
         rows = [
             {"service": s.service, "container": s.name, "state": s.state, "health": s.health, "exit_code": s.exit_code}
@@ -815,7 +837,7 @@ def cmd_ps(args: argparse.Namespace) -> int:
 def cmd_ls(args: argparse.Namespace) -> int:
     from .engine import listing
 
-    found = listing.bottles(_engine())
+    found = listing.bottles(_engine(args))
     if args.format == "json":
         print(json.dumps([b.as_json() for b in found], indent=2))
         return ExitCode.OK
@@ -835,7 +857,7 @@ def cmd_down(args: argparse.Namespace) -> int:
     if bottle is None:
         _say(f"bottlegen: no bottle in {state_dir}; nothing to tear down")
         return ExitCode.OK
-    outcome = lifecycle.down(_engine(), bottle, args.timeout)
+    outcome = lifecycle.down(_engine(args, state_dir), bottle, args.timeout)
     _print_outcome(outcome)
     where = f"; its log is in {outcome.log}" if outcome.log else "; no log was saved"
     print(f"bottle {bottle.project} is down{where}")
@@ -951,6 +973,15 @@ def bottle_option() -> argparse.ArgumentParser:
         "($XDG_STATE_HOME/bottlegen/NAME or ~/.local/state/bottlegen/NAME)",
     )
     return parser
+
+
+def context_option(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--context",
+        metavar="NAME",
+        help="the docker context of the engine to use (passed to every docker and compose command; "
+        "default: the one the bottle was started on, else DOCKER_HOST, DOCKER_CONTEXT or docker's current context)",
+    )
 
 
 def address_pool_option(p: argparse.ArgumentParser) -> None:
@@ -1180,6 +1211,7 @@ def build_parser() -> argparse.ArgumentParser:
         "change nothing",
     )
     address_pool_option(p)
+    context_option(p)
     probe_options(p)
     p = add(
         "networks",
@@ -1202,6 +1234,7 @@ def build_parser() -> argparse.ArgumentParser:
     n.add_argument("plans", nargs="+", metavar="PLAN", help=LAYERED_PLAN_HELP)
     n.add_argument("--format", choices=["text", "json"], default="text", help="one line per network, or JSON")
     address_pool_option(n)
+    context_option(n)
     n.set_defaults(func=cmd_networks_create, command_parser=n)
     p = add(
         "verify",
@@ -1210,8 +1243,10 @@ def build_parser() -> argparse.ArgumentParser:
         [which],
     )
     p.add_argument("--format", choices=["text", "json"], default="text", help="one line per probe (default), or JSON")
+    context_option(p)
     probe_options(p)
     p = add("logs", cmd_logs, "print the bottle's merged logs", [which])
+    context_option(p)
     p.add_argument("services", nargs="*", metavar="SERVICE", help="only these services (default: all)")
     p.add_argument("-f", "--follow", action="store_true", help="follow the logs")
     p.add_argument("--tail", metavar="N", help="only the last N lines of each service (compose logs --tail)")
@@ -1222,7 +1257,9 @@ def build_parser() -> argparse.ArgumentParser:
         "list every bottle on the engine, found by bottlegen's labels: services running, health, state directory",
     )
     p.add_argument("--format", choices=["table", "json"], default="table", help="a table (default), or one JSON list")
+    context_option(p)
     p = add("ps", cmd_ps, "show the bottle's services and their state", [which])
+    context_option(p)
     p.add_argument("--format", choices=["table", "json"], default="table", help="a table (default), or one JSON list")
     p = add(
         "down",
@@ -1237,6 +1274,7 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="SECONDS",
         help="how long each container has to stop before it is killed (compose down --timeout)",
     )
+    context_option(p)
     p = add(
         "completion",
         cmd_completion,

@@ -34,6 +34,11 @@ KINDS = (
     ),
     Kind("BG104", "unset-variable", "up: a variable the bottle takes from the environment is not set there"),
     Kind("BG105", "proxy-not-pipelock", "egress' upstream proxy URL does not point at pipelock's name and port"),
+    Kind(
+        "BG106",
+        "remote-bind-sources",
+        "up on a remote engine: bind sources are paths on its host, which bottlegen cannot check from here",
+    ),
 )
 BY_CODE = {k.code: k for k in KINDS}
 BY_NAME = {k.name: k for k in KINDS}

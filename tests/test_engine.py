@@ -7,6 +7,7 @@ removes the containers and networks it created, also when it fails.
 
 from __future__ import annotations
 
+import contextlib
 import ipaddress
 import json
 import os
@@ -20,7 +21,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -1281,3 +1282,167 @@ def test_ls_lists_every_bottle_by_its_labels(running, make_bottle):
         assert any(line.split()[:2] == [running.project, "5/5"] and line.endswith(str(running.state)) for line in table)
     finally:
         docker("network", "rm", stranger, check=False)
+
+
+# --- many engines: a second dockerd beside the first, reached through a docker context ---------
+
+
+@pytest.fixture(scope="module")
+def second_engine(standin_images) -> Iterator[str]:
+    """A second dockerd with its own data, exec root, pid file and socket; no bridge of its
+    own and no iptables (so its internal networks are not isolated by iptables: a functional
+    second engine, not a sealed one). Yields the name of a docker context that reaches it."""
+    import tempfile
+
+    root = Path(tempfile.mkdtemp(prefix="bge2-"))  # short: a socket path holds at most 107 bytes
+    sock = f"unix://{root}/docker.sock"
+    log = (root / "dockerd.log").open("w")
+    daemon = subprocess.Popen(
+        [
+            "dockerd",
+            "--data-root",
+            f"{root}/data",
+            "--exec-root",
+            f"{root}/exec",
+            "--pidfile",
+            f"{root}/docker.pid",
+            "-H",
+            sock,
+            "--bridge",
+            "none",
+            "--iptables=false",
+        ],
+        stdout=log,
+        stderr=log,
+    )
+    context = f"bottlegen-test-{secrets.token_hex(3)}"
+    try:
+        for _ in range(120):
+            if docker("-H", sock, "info", check=False).returncode == 0:
+                break
+            assert daemon.poll() is None, (root / "dockerd.log").read_text()[-2000:]
+            time.sleep(0.5)
+        docker("context", "create", context, "--docker", f"host={sock}")  # in the tests' own DOCKER_CONFIG
+        built = subprocess.run(
+            [str(REPO / "tools" / "standin-images"), "bottlegen-test"],
+            capture_output=True,
+            text=True,
+            env={**os.environ, "DOCKER_HOST": sock},
+        )
+        assert built.returncode == 0, built.stderr
+        yield context
+    finally:
+        docker("context", "rm", "-f", context, check=False)
+        ids = docker("-H", sock, "ps", "-aq", check=False).stdout.split()
+        if ids:
+            docker("-H", sock, "rm", "-f", *ids, check=False)
+        daemon.terminate()
+        try:
+            daemon.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            daemon.kill()
+            daemon.wait()
+        log.close()
+        shutil.rmtree(root, ignore_errors=True)
+
+
+def test_bottles_on_two_engines_through_contexts(make_bottle, second_engine):
+    here, there = make_bottle(), make_bottle()
+    assert here.cli("up", str(here.plan), "--state-dir", str(here.state)).returncode == 0
+    up = there.cli("up", str(there.plan), "--state-dir", str(there.state), "--context", second_engine)
+    assert up.returncode == 0, up.stderr
+    assert json.loads((there.state / "engine.json").read_text()) == {"context": second_engine}
+    assert "context" in json.loads((here.state / "engine.json").read_text())  # docker's current one, by name
+
+    def listed(*flags: str) -> set[str]:
+        proc = here.cli("ls", "--format", "json", *flags)
+        assert proc.returncode == 0, proc.stderr
+        return {row["project"] for row in json.loads(proc.stdout)}
+
+    assert here.project in listed() and there.project not in listed()
+    assert listed("--context", second_engine) == {there.project}
+    assert there.project in listed() | listed("--context", second_engine)
+    # Later commands reach the engine each bottle runs on, without the flag.
+    ps = there.cli("ps", "--state-dir", str(there.state), "--format", "json")
+    assert ps.returncode == 0, ps.stderr
+    assert sorted(row["state"] for row in json.loads(ps.stdout)) == ["running"] * 5
+    assert docker("ps", "-q", "--filter", f"label=com.docker.compose.project={there.project}").stdout.strip() == ""
+    verify = there.cli("verify", "--state-dir", str(there.state), "--probe-image", TAG.format("agent"))
+    # verify runs its probes on the bottle's own engine and says what holds there. On this host
+    # the first engine's FORWARD policy (DROP) may also drop what the second one's bridges carry,
+    # as it has no iptables rules of its own: then the sidecars do not answer, and verify says so.
+    assert verify.returncode in (0, 11), verify.stderr
+    lines = verify.stdout.splitlines()
+    assert lines[0].startswith("pass  running ") and "5 service(s) run" in lines[0]
+    failed = [line.split()[1] for line in lines if line.startswith("FAIL")]
+    assert (verify.returncode == 11) == bool(failed) and all(f.startswith("sidecar:") for f in failed), lines
+    for bottle in (there, here):
+        down = bottle.cli("down", "--state-dir", str(bottle.state))
+        assert down.returncode == 0, down.stderr
+    assert listed("--context", second_engine) == set() and here.project not in listed()
+
+
+def _tcp_to_unix(unix_path: str) -> tuple[int, Callable[[], None]]:
+    """A forwarder on loopback to the daemon's socket, so that one engine looks remote (a
+    tcp:// endpoint); (its port, a function that stops it)."""
+    server = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    server.bind(("127.0.0.1", 0))
+    server.listen(16)
+    stop = threading.Event()
+    opened: list[socket.socket] = []
+
+    def pump(a: socket.socket, b: socket.socket) -> None:
+        try:
+            while data := a.recv(65536):
+                b.sendall(data)
+        except OSError:
+            pass
+        finally:
+            for s in (a, b):
+                with contextlib.suppress(OSError):
+                    s.shutdown(socket.SHUT_RDWR)
+
+    def accept() -> None:
+        while not stop.is_set():
+            try:
+                client, _ = server.accept()
+            except OSError:
+                return
+            upstream = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            opened.extend((client, upstream))
+            upstream.connect(unix_path)
+            for a, b in ((client, upstream), (upstream, client)):
+                threading.Thread(target=pump, args=(a, b), daemon=True).start()
+
+    threading.Thread(target=accept, daemon=True).start()
+
+    def close() -> None:
+        stop.set()
+        server.close()
+        for s in opened:
+            s.close()
+
+    return server.getsockname()[1], close
+
+
+def test_on_a_remote_engine_bind_sources_are_said_to_be_unchecked_not_missing(make_bottle):
+    bottle = make_bottle()
+    (bottle.files / "ca.pem").unlink()  # missing here: BG102 on this engine
+    local = bottle.cli("up", "--dry-run", str(bottle.plan), "--state-dir", str(bottle.state))
+    assert local.returncode == 0, local.stderr
+    assert "BG102 missing-bind-source" in local.stderr and "BG106" not in local.stderr
+    port, close = _tcp_to_unix("/var/run/docker.sock")
+    context = f"bottlegen-test-tcp-{secrets.token_hex(3)}"
+    docker("context", "create", context, "--docker", f"host=tcp://127.0.0.1:{port}")
+    try:
+        remote = bottle.cli("up", "--dry-run", str(bottle.plan), "--state-dir", str(bottle.state), "--context", context)
+        assert remote.returncode == 0, remote.stderr
+        assert "BG102" not in remote.stderr
+        assert (
+            f"BG106 remote-bind-sources: the engine (context {context}, tcp://127.0.0.1:{port}) is on another host"
+            in remote.stderr
+        )
+        assert "bind source(s) are paths there, which bottlegen cannot check from here" in remote.stderr
+    finally:
+        docker("context", "rm", "-f", context, check=False)
+        close()

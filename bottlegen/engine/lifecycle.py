@@ -19,9 +19,19 @@ from ..errors import ComposeError, ConflictError, Stopped, UserError
 from ..pipeline import Rendered
 from ..write import write_atomic
 from . import firewall
-from .docker import FOLLOW, Engine, long, run
+from .docker import FOLLOW, Engine, EngineAddress, long, run
 from .networks import AddressPool, create_argv, create_networks, free_subnets, remove_networks, survey, taken_subnets
-from .state import COMPOSE_FILE, COMPOSE_LOG, PROMISES_FILE, Bottle, bottle_of, locked, promises_of, read_bottle
+from .state import (
+    COMPOSE_FILE,
+    COMPOSE_LOG,
+    PROMISES_FILE,
+    Bottle,
+    bottle_of,
+    locked,
+    promises_of,
+    read_bottle,
+    write_engine,
+)
 
 
 @dataclass(frozen=True)
@@ -142,6 +152,7 @@ def _up(engine: Engine, rendered: Rendered, bottle: Bottle, options: UpOptions, 
         if bottle.sealed:
             firewall.seal(firewall.bridges_of(engine, bottle), bottle.project)
         write_atomic(bottle.compose_file, rendered.text)
+        write_engine(bottle.compose_file.parent, _recorded(engine))
     except BaseException:
         if not running_before:
             firewall.unseal(bottle.project)
@@ -166,6 +177,16 @@ def _up(engine: Engine, rendered: Rendered, bottle: Bottle, options: UpOptions, 
     error.details += _not_running(engine, bottle)
     error.details += _take_back(engine, bottle, created, previous, running_before)
     raise error
+
+
+def _recorded(engine: Engine) -> EngineAddress:
+    """The engine as the state directory records it: by name, even when it is docker's
+    current context (which may change later)."""
+    where = engine.where
+    if where.host or where.context:
+        return where
+    proc = run([engine.docker, "context", "show"])
+    return EngineAddress(context=proc.stdout.strip() or None) if proc.returncode == 0 else where
 
 
 def _take_back(

@@ -19,8 +19,10 @@ from typing import Any
 from ..errors import ConflictError, OutputError
 from ..roles import INTERNAL, ROLE_KEY
 from ..yamlfull import load_yaml
+from .docker import EngineAddress
 
 COMPOSE_FILE = "docker-compose.yml"
+ENGINE_FILE = "engine.json"  # which engine the bottle runs on: {"context": NAME} or {"host": DOCKER_HOST}
 COMPOSE_LOG = "compose.log"
 PROMISES_FILE = "bottle.json"
 LOCK_FILE = ".bottlegen.lock"
@@ -178,3 +180,23 @@ def locked(state_dir: Path) -> Iterator[None]:
             with contextlib.suppress(OSError):
                 (state_dir / LOCK_FILE).unlink()
                 state_dir.rmdir()
+
+
+def write_engine(state_dir: Path, where: EngineAddress) -> None:
+    """Record which engine the bottle in state_dir runs on, so that ps, logs, verify and down
+    reach it later without --context. The address only: never a credential."""
+    from ..write import write_atomic
+
+    write_atomic(state_dir / ENGINE_FILE, json.dumps(where.as_json(), sort_keys=True) + "\n")
+
+
+def read_engine(state_dir: Path) -> EngineAddress | None:
+    """The engine `up` recorded in state_dir, or None when there is no record."""
+    path = state_dir / ENGINE_FILE
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+        return EngineAddress(context=data.get("context") or None, host=data.get("host") or None)
+    except FileNotFoundError:
+        return None
+    except (OSError, ValueError, AttributeError) as e:
+        raise OutputError(f"{path}: cannot read which engine the bottle runs on: {e}; give --context") from None
