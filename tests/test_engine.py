@@ -1289,13 +1289,20 @@ def test_ls_lists_every_bottle_by_its_labels(running, make_bottle):
 
 @pytest.fixture(scope="module")
 def second_engine(standin_images) -> Iterator[str]:
-    """A second dockerd with its own data, exec root, pid file and socket; no bridge of its
-    own and no iptables (so its internal networks are not isolated by iptables: a functional
-    second engine, not a sealed one). Yields the name of a docker context that reaches it."""
+    """A second dockerd with its own data, exec root, pid file and socket, and no iptables
+    (so its internal networks are not isolated by iptables: a functional second engine, not a
+    sealed one). Yields the name of a docker context that reaches it.
+
+    Not `--bridge none`: a dockerd started so deletes the host's docker0, the first engine's
+    default bridge (moby removes the default bridge interface when the bridge is disabled).
+    The second one gets a default bridge of its own, made here and removed after."""
     import tempfile
 
     root = Path(tempfile.mkdtemp(prefix="bge2-"))  # short: a socket path holds at most 107 bytes
     sock = f"unix://{root}/docker.sock"
+    bridge = f"bge2{secrets.token_hex(3)}"
+    subprocess.run(["ip", "link", "add", bridge, "type", "bridge"], check=True)
+    subprocess.run(["ip", "addr", "add", "10.252.0.1/24", "dev", bridge], check=True)
     log = (root / "dockerd.log").open("w")
     daemon = subprocess.Popen(
         [
@@ -1309,7 +1316,7 @@ def second_engine(standin_images) -> Iterator[str]:
             "-H",
             sock,
             "--bridge",
-            "none",
+            bridge,
             "--iptables=false",
         ],
         stdout=log,
@@ -1343,11 +1350,13 @@ def second_engine(standin_images) -> Iterator[str]:
             daemon.kill()
             daemon.wait()
         log.close()
+        subprocess.run(["ip", "link", "del", bridge], capture_output=True, check=False)
         shutil.rmtree(root, ignore_errors=True)
 
 
 def test_bottles_on_two_engines_through_contexts(make_bottle, second_engine):
     here, there = make_bottle(), make_bottle()
+    assert "docker0" in subprocess.run(["ip", "-br", "link"], capture_output=True, text=True).stdout  # untouched
     assert here.cli("up", str(here.plan), "--state-dir", str(here.state)).returncode == 0
     up = there.cli("up", str(there.plan), "--state-dir", str(there.state), "--context", second_engine)
     assert up.returncode == 0, up.stderr
@@ -1380,6 +1389,7 @@ def test_bottles_on_two_engines_through_contexts(make_bottle, second_engine):
         down = bottle.cli("down", "--state-dir", str(bottle.state))
         assert down.returncode == 0, down.stderr
     assert listed("--context", second_engine) == set() and here.project not in listed()
+    assert "docker0" in subprocess.run(["ip", "-br", "link"], capture_output=True, text=True).stdout
 
 
 def _tcp_to_unix(unix_path: str) -> tuple[int, Callable[[], None]]:
