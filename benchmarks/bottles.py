@@ -63,7 +63,7 @@ def timed(argv: list[str]) -> tuple[float, subprocess.CompletedProcess[str]]:
 
 def up(n: int, folder: Path) -> tuple[float, int, str]:
     seconds, proc = timed([*BOTTLEGEN, "up", "-q", str(plan_for(n, folder)), "--state-dir", str(folder / f"s{n}")])
-    reason = next((line for line in proc.stderr.splitlines() if "error" in line), proc.stderr.strip()[-200:])
+    reason = " ".join(line.strip() for line in proc.stderr.splitlines() if "error" in line.lower())[:300]
     return seconds, proc.returncode, reason
 
 

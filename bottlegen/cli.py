@@ -674,7 +674,7 @@ def cmd_networks_create(args: argparse.Namespace) -> int:
     plan = _take_layers(args, args.plans)
     rendered = _render(_renderer(args), plan, layering=Layering.of(args))
     bottle = state.bottle_of(rendered.document, Path(os.devnull))
-    created = set(networks.create_networks(engine, bottle, pool))
+    created = set(networks.create_networks(engine, bottle, pool)[0])
     _, fit = networks.survey(engine, bottle)
     names = [name for name in bottle.networks.values() if name in fit]
     roles = {name: "internal" if name in bottle.internal else "egress" for name in names}

@@ -16,10 +16,12 @@ import shlex
 import shutil
 import subprocess
 import sys
-from collections.abc import Sequence
+import threading
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from functools import cache
 from pathlib import Path
-from typing import Literal
+from typing import Literal, TypeVar
 
 from ..errors import EngineError
 
@@ -193,20 +195,47 @@ class EngineAddress:
         """The daemon's address (unix://..., tcp://..., ssh://...)."""
         if self.host:
             return self.host
-        proc = run(
-            [
-                docker,
-                "context",
-                "inspect",
-                "--format",
-                "{{.Endpoints.docker.Host}}",
-                *([self.context] if self.context else []),
-            ]
-        )
-        return proc.stdout.strip() if proc.returncode == 0 else "unix:///var/run/docker.sock"
+        return context_of(docker, self.context)[1] or "unix:///var/run/docker.sock"
 
     def as_json(self) -> dict[str, str]:
         return {k: v for k, v in (("context", self.context), ("host", self.host)) if v}
+
+
+T = TypeVar("T")
+
+
+def _meanwhile(call: Callable[[], T]) -> Callable[[], T]:
+    """Start call in a thread; what the returned function gives is its result (or raises
+    its exception), once it is done."""
+    result: list[T] = []
+    error: list[BaseException] = []
+
+    def work() -> None:
+        try:
+            result.append(call())
+        except BaseException as e:  # handed to the caller
+            error.append(e)
+
+    thread = threading.Thread(target=work, daemon=True)
+    thread.start()
+
+    def wait() -> T:
+        thread.join()
+        if error:
+            raise error[0]
+        return result[0]
+
+    return wait
+
+
+@cache
+def context_of(docker: str, context: str | None) -> tuple[str | None, str | None]:
+    """A docker context's name and daemon address (the current context's, without a name),
+    asked once per process: ("", "") parts are None when docker cannot say."""
+    argv = [docker, "context", "inspect", "--format", "{{.Name}} {{.Endpoints.docker.Host}}"]
+    proc = run([*argv, *([context] if context else [])])
+    name, _, host = proc.stdout.strip().partition(" ") if proc.returncode == 0 else ("", "", "")
+    return name or None, host or None
 
 
 def preflight(where: EngineAddress | None = None) -> Engine:
@@ -217,8 +246,9 @@ def preflight(where: EngineAddress | None = None) -> Engine:
     docker = shutil.which("docker")
     if docker is None:
         raise EngineError("no docker CLI on PATH: install Docker (Debian: apt-get install docker.io) and try again")
-    compose = find_compose(docker)
-    version = run([docker, "version", "--format", "{{.Server.Version}}"])
+    asked = _meanwhile(lambda: run([docker, "version", "--format", "{{.Server.Version}}"]))
+    compose = find_compose(docker)  # asked while the daemon answers `docker version`
+    version = asked()
     if version.returncode != 0 or not version.stdout.strip():
         at = where.host or os.environ.get(HOST_ENV) or "unix:///var/run/docker.sock"
         reason = next((line for line in version.stderr.splitlines() if line.strip()), "no answer")

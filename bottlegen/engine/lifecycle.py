@@ -19,7 +19,7 @@ from ..errors import ComposeError, ConflictError, Stopped, UserError
 from ..pipeline import Rendered
 from ..write import write_atomic
 from . import firewall
-from .docker import FOLLOW, Engine, EngineAddress, long, run
+from .docker import FOLLOW, Engine, EngineAddress, context_of, long, run
 from .networks import AddressPool, create_argv, create_networks, free_subnets, remove_networks, survey, taken_subnets
 from .state import (
     COMPOSE_FILE,
@@ -147,7 +147,7 @@ def dry_run(engine: Engine, rendered: Rendered, state_dir: Path, options: UpOpti
 
 def _up(engine: Engine, rendered: Rendered, bottle: Bottle, options: UpOptions, running_before: bool) -> Outcome:
     previous = bottle.compose_file.read_bytes() if running_before and bottle.compose_file.is_file() else None
-    created = create_networks(engine, bottle, options.pool)  # every network is checked before any is made
+    created, subnets = create_networks(engine, bottle, options.pool)  # each is checked before any is made
     try:
         if bottle.sealed:
             firewall.seal(firewall.bridges_of(engine, bottle), bottle.project)
@@ -165,8 +165,7 @@ def _up(engine: Engine, rendered: Rendered, bottle: Bottle, options: UpOptions, 
             _take_back(engine, bottle, created, previous, running_before)
         raise
     if proc.returncode == 0:  # what verify checks: written once the bottle runs this compose file
-        _, fit = survey(engine, bottle)
-        promises = promises_of(rendered.context, rendered.agent, {name: list(n.subnets) for name, n in fit.items()})
+        promises = promises_of(rendered.context, rendered.agent, subnets)
         write_atomic(bottle.compose_file.parent / PROMISES_FILE, promises.to_json() + "\n")
         return Outcome(bottle)
     # compose's progress and its own error went to our stderr as they happened (a slow start
@@ -185,8 +184,8 @@ def _recorded(engine: Engine) -> EngineAddress:
     where = engine.where
     if where.host or where.context:
         return where
-    proc = run([engine.docker, "context", "show"])
-    return EngineAddress(context=proc.stdout.strip() or None) if proc.returncode == 0 else where
+    name, _ = context_of(engine.docker, None)
+    return EngineAddress(context=name) if name else where
 
 
 def _take_back(

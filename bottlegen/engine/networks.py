@@ -20,8 +20,10 @@ from __future__ import annotations
 
 import bisect
 import ipaddress
+import itertools
 import json
-from collections.abc import Sequence
+import random
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -196,10 +198,8 @@ def taken_subnets(engine: Engine) -> list[tuple[int, int]]:
     return sorted(ranges)
 
 
-def free_subnets(pool: AddressPool, taken: list[tuple[int, int]], count: int) -> list[str]:
-    """The first count subnets of the pool that overlap nothing taken; a ConflictError when
-    the pool has fewer free."""
-    found: list[str] = []
+def _free(pool: AddressPool, taken: list[tuple[int, int]]) -> Iterator[str]:
+    """The pool's subnets that overlap nothing taken, in order."""
     taken = sorted(taken)
     firsts = [first for first, _ in taken]
     reach: list[int] = []  # the furthest last address among taken ranges up to each index
@@ -208,11 +208,16 @@ def free_subnets(pool: AddressPool, taken: list[tuple[int, int]], count: int) ->
     for subnet in pool.base.subnets(new_prefix=pool.size):
         first, last = int(subnet.network_address), int(subnet.broadcast_address)
         i = bisect.bisect_right(firsts, last)  # the ranges that start at or before our last address
-        if i and reach[i - 1] >= first:
-            continue
-        found.append(str(subnet))
-        if len(found) == count:
-            return found
+        if not (i and reach[i - 1] >= first):
+            yield str(subnet)
+
+
+def free_subnets(pool: AddressPool, taken: list[tuple[int, int]], count: int) -> list[str]:
+    """The first count subnets of the pool that overlap nothing taken; a ConflictError when
+    the pool has fewer free."""
+    found = list(itertools.islice(_free(pool, taken), count))
+    if len(found) == count:
+        return found
     total = 2 ** (pool.size - pool.base.prefixlen)
     raise ConflictError(
         f"no room on this engine for the bottle's networks: the address pool {pool} has {len(found)} of its {total} "
@@ -245,32 +250,40 @@ def create_argv(engine: Engine, bottle: Bottle, name: str, subnet: str | None = 
     return [*argv, name]
 
 
-ATTEMPTS = 8  # how often a subnet another `up` took meanwhile is given up for the next free one
+ATTEMPTS = 24  # how often a subnet another `up` took meanwhile is given up for another free one
+SPREAD = 16  # after a race lost, one of this many first free subnets, at random: racers part
 
 
-def create_networks(engine: Engine, bottle: Bottle, pool: AddressPool | None = None) -> list[str]:
+def create_networks(
+    engine: Engine, bottle: Bottle, pool: AddressPool | None = None
+) -> tuple[list[str], dict[str, list[str]]]:
     """Check every network of the bottle, then create the missing ones, each with a subnet
-    of its own from the pool; the names created.
+    of its own from the pool: (the names created, every network's subnets).
 
     A ConflictError before anything is created when an existing one is not fit for its role,
     or when the pool has no room for the missing ones.
     """
-    missing, _ = survey(engine, bottle)
-    created: list[str] = []
+    missing, fit = survey(engine, bottle)
+    subnets = {name: list(network.subnets) for name, network in fit.items()}
+    chosen: list[str | None] = [None] * len(missing)
     if pool is not None and missing:
-        free_subnets(pool, taken_subnets(engine), len(missing))  # room for all, before any is made
-    for name in missing:
+        chosen = list(free_subnets(pool, taken_subnets(engine), len(missing)))  # room for all, before any is made
+    created: list[str] = []
+    for name, subnet in zip(missing, chosen, strict=True):
         for attempt in range(ATTEMPTS):
-            subnet = free_subnets(pool, taken_subnets(engine), 1)[0] if pool is not None else None
             proc = run(create_argv(engine, bottle, name, subnet))
             if proc.returncode == 0:
                 break
             raced = "overlap" in proc.stderr.lower()  # another up took that subnet meanwhile
-            if not raced or attempt == ATTEMPTS - 1:
+            if pool is None or not raced or attempt == ATTEMPTS - 1:
                 remove_networks(engine, bottle, only=created)
                 raise ComposeError.from_process(f"docker network create {name}", proc)
+            taken = taken_subnets(engine)  # one of the first free ones, at random: racers part
+            subnet = random.choice(list(itertools.islice(_free(pool, taken), SPREAD)) or free_subnets(pool, taken, 1))
         created.append(name)
-    return created
+        if subnet is not None:
+            subnets[name] = [subnet]
+    return created, subnets
 
 
 def remove_networks(engine: Engine, bottle: Bottle, only: Sequence[str] | None = None) -> tuple[list[str], list[str]]:
@@ -281,14 +294,18 @@ def remove_networks(engine: Engine, bottle: Bottle, only: Sequence[str] | None =
     """
     problems, notes = [], []
     names = list(bottle.networks.values()) if only is None else list(only)
+    ours: list[tuple[str, Network]] = []
     for name, found in (find(engine, names) if names else {}).items():
         for network in found:
-            if not network.ours(bottle.project):
+            if network.ours(bottle.project):
+                ours.append((name, network))
+            else:
                 notes.append(
                     f"leaving network {name} ({network.id[:12]}): bottlegen did not make it for {bottle.project}"
                 )
-                continue
+    if ours and run([engine.docker, "network", "rm", *(n.id for _, n in ours)]).returncode != 0:
+        for name, network in ours:  # one at a time, to say which are still there and why
             proc = run([engine.docker, "network", "rm", network.id])
-            if proc.returncode != 0:
+            if proc.returncode != 0 and "no such network" not in proc.stderr.lower():
                 problems.append(f"network {name} ({network.id[:12]}) is still there: {proc.stderr.strip()}")
     return problems, notes
