@@ -466,11 +466,25 @@ def cmd_context(args: argparse.Namespace) -> int:
     layered = renderer.layered(data, source, base_dir, layering.overlays, layering.sets)
     with layered.blamed():
         context = renderer.context_for(layered.data, layered.label, base_dir)
+    subnets = _chosen_subnets(args.state_dir, context["project"])
+    if subnets:  # after the templates' context: what the engine gave, which no render depends on
+        context = {**context, "engine": {"subnets": subnets}}
     if args.format == "json":
         sys.stdout.write(json.dumps(context, indent=2, ensure_ascii=False) + "\n")
     else:
         sys.stdout.write(yamltext.dump_plain(context))
     return ExitCode.OK
+
+
+def _chosen_subnets(state_dir: str | None, project: str) -> dict[str, list[str]]:
+    """The subnets `up` recorded for the bottle (in --state-dir, else the project's default
+    state directory), or none yet."""
+    from .engine import state
+
+    folder = Path(state_dir) if state_dir else state.default_state_dir(project)
+    if not (folder / state.PROMISES_FILE).is_file():
+        return {}
+    return state.read_promises(folder).subnets
 
 
 def _compose_verify(rendered: Rendered) -> None:
@@ -1128,6 +1142,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("plans", nargs="+", metavar="PLAN", help=LAYERED_PLAN_HELP)
     p.add_argument("--format", choices=["yaml", "json"], default="yaml", help="YAML (default), or JSON")
+    p.add_argument(
+        "--state-dir",
+        metavar="DIR",
+        help="where the bottle's state is, to show the subnets `up` chose for it under `engine` "
+        "(default: the project's default state directory)",
+    )
 
     p = add(
         "check",

@@ -220,3 +220,22 @@ def test_each_commands_help_lists_only_its_own_exit_codes():
     assert all(f"\n  {int(code)}  " in top for code in ExitCode)
     assert "\n  1  " not in run_cli("render", "--help").stdout  # drift is check's alone
     assert "\n  11  " in run_cli("verify", "--help").stdout and "\n  11  " not in run_cli("ps", "--help").stdout
+
+
+def test_context_shows_the_subnets_up_chose_once_there_are_some(tmp_path):
+    plan = write_plan(tmp_path, minimal_plan())
+    state = tmp_path / "state"
+    before = run_cli("context", str(plan), "--format", "json", "--state-dir", str(state))
+    assert before.returncode == 0 and "engine" not in json.loads(before.stdout)
+    state.mkdir()
+    promises = {
+        "agent": "agent",
+        "ports": {},
+        "tokens": [],
+        "forwarded": [],
+        "subnets": {"demo-internal": ["10.233.0.0/28"]},
+    }
+    (state / "bottle.json").write_text(json.dumps(promises))
+    after = run_cli("context", str(plan), "--format", "json", "--state-dir", str(state))
+    assert json.loads(after.stdout)["engine"] == {"subnets": {"demo-internal": ["10.233.0.0/28"]}}
+    assert {k: v for k, v in json.loads(after.stdout).items() if k != "engine"} == json.loads(before.stdout)
