@@ -736,9 +736,13 @@ def _print_outcome(outcome: Outcome) -> None:
 def cmd_up(args: argparse.Namespace) -> int:
     from .engine import lifecycle, state
 
-    engine = _engine(args, warn_cve=True)  # before anything is written
+    pool = _address_pool(args)  # a malformed pool is a usage error before anything else
     plan = _take_layers(args, args.plans)
     rendered = _render(_renderer(args), plan, layering=Layering.of(args))
+    state_dir = Path(args.state_dir) if args.state_dir else state.default_state_dir(rendered.document["name"])
+    # Before anything is written: the engine the bottle already runs on, if it ran before (so
+    # that a second up never starts it again on another engine), else --context or docker's.
+    engine = _engine(args, state_dir, warn_cve=True)
     variables = state.bare_variables(rendered.document)
     unset = [
         lints.lint(
@@ -762,9 +766,7 @@ def cmd_up(args: argparse.Namespace) -> int:
                 )
             )
     Warnings(args).report([*found, *unset])
-    pool = _address_pool(args)  # a malformed pool is a usage error before the engine is asked anything
     options = lifecycle.UpOptions(wait=args.wait_timeout, build=args.build, pull=args.pull, pool=pool)
-    state_dir = Path(args.state_dir) if args.state_dir else state.default_state_dir(rendered.document["name"])
     if args.dry_run:
         for line in lifecycle.dry_run(engine, rendered, state_dir, options):
             print(line)

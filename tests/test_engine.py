@@ -1376,6 +1376,9 @@ def test_bottles_on_two_engines_through_contexts(make_bottle, second_engine):
     assert ps.returncode == 0, ps.stderr
     assert sorted(row["state"] for row in json.loads(ps.stdout)) == ["running"] * 5
     assert docker("ps", "-q", "--filter", f"label=com.docker.compose.project={there.project}").stdout.strip() == ""
+    again = there.cli("up", str(there.plan), "--state-dir", str(there.state))  # no flag: the engine it runs on
+    assert again.returncode == 0, again.stderr
+    assert docker("ps", "-aq", "--filter", f"label=com.docker.compose.project={there.project}").stdout.strip() == ""
     verify = there.cli("verify", "--state-dir", str(there.state), "--probe-image", TAG.format("agent"))
     # verify runs its probes on the bottle's own engine and says what holds there. On this host
     # the first engine's FORWARD policy (DROP) may also drop what the second one's bridges carry,
