@@ -59,6 +59,9 @@ def _seconds(name: str, default: float) -> float:
 _trace = False  # -v: each command is shown on stderr before it runs
 
 
+_trace_lock = threading.Lock()
+
+
 def trace_commands(on: bool) -> None:
     global _trace
     _trace = on
@@ -79,7 +82,9 @@ def run(
     """
     seconds = quick() if timeout == "quick" else timeout
     if _trace:  # an argv never holds a secret: compose reads values from the environment
-        print(f"bottlegen: + {shlex.join(argv)}", file=sys.stderr, flush=True)
+        with _trace_lock:  # whole lines: preflight asks two things at once
+            sys.stderr.write(f"bottlegen: + {shlex.join(argv)}\n")
+            sys.stderr.flush()
     try:
         if output == "progress":
             stderr = _stderr_fd()
