@@ -19,10 +19,13 @@ network on the engine; when the pool has none left, up says so before anything s
 from __future__ import annotations
 
 import bisect
+import fcntl
 import ipaddress
 import itertools
 import json
 import random
+import socket
+import struct
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -66,27 +69,63 @@ def find(engine: Engine, names: Sequence[str]) -> dict[str, list[Network]]:
     inspect = run([engine.docker, "network", "inspect", *ids])
     if inspect.returncode != 0:
         raise ComposeError.from_process(f"docker network inspect {' '.join(sorted(wanted))}", inspect)
-    for network in _networks(json.loads(inspect.stdout or "[]")):
+    for network in _networks(json.loads(inspect.stdout or "[]"), local=not engine.remote):
         if network.name in found:
             found[network.name].append(network)
     return found
 
 
-def _networks(inspected: list[dict[str, Any]]) -> list[Network]:
-    return [
-        Network(
-            n["Id"],
-            n["Name"],
-            n.get("Driver", ""),
-            bool(n.get("Internal")),
-            dict(n.get("Labels") or {}),
-            (n.get("Options") or {}).get("com.docker.network.bridge.name") or f"br-{n['Id'][:12]}",
-            bool(n.get("EnableIPv6")),
-            tuple(c["Subnet"] for c in _ipam(n) if c.get("Subnet")),
-            tuple(c["Gateway"].split("/")[0] for c in _ipam(n) if c.get("Gateway")),
+def _networks(inspected: list[dict[str, Any]], local: bool) -> list[Network]:
+    """Networks as docker inspect gives them. A bridge whose IPAM lists no gateway (Debian's
+    engine shows none for its default bridge, docker0) has the host's addresses on its
+    interface all the same: on a local engine they are read from the interface."""
+    found = []
+    for n in inspected:
+        bridge = (n.get("Options") or {}).get("com.docker.network.bridge.name") or f"br-{n['Id'][:12]}"
+        gateways = tuple(c["Gateway"].split("/")[0] for c in _ipam(n) if c.get("Gateway"))
+        if not gateways and local and n.get("Driver") == "bridge":
+            gateways = interface_addresses(bridge)
+        found.append(
+            Network(
+                n["Id"],
+                n["Name"],
+                n.get("Driver", ""),
+                bool(n.get("Internal")),
+                dict(n.get("Labels") or {}),
+                bridge,
+                bool(n.get("EnableIPv6")),
+                tuple(c["Subnet"] for c in _ipam(n) if c.get("Subnet")),
+                gateways,
+            )
         )
-        for n in inspected
-    ]
+    return found
+
+
+_SIOCGIFADDR = 0x8915  # linux/sockios.h: an interface's (first) IPv4 address
+_IFNAMSIZ = 16
+
+
+def interface_addresses(interface: str) -> tuple[str, ...]:
+    """The host's global addresses on a network interface of this machine: its IPv4 address
+    (ioctl SIOCGIFADDR) and its global IPv6 ones (/proc/net/if_inet6); none when it has none
+    or there is no such interface."""
+    found = []
+    name = interface.encode()[: _IFNAMSIZ - 1]
+    try:
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+            answer = fcntl.ioctl(s.fileno(), _SIOCGIFADDR, struct.pack("256s", name))
+        found.append(socket.inet_ntoa(answer[20:24]))
+    except OSError:
+        pass
+    try:
+        lines = open("/proc/net/if_inet6", encoding="ascii").read().splitlines()  # noqa: SIM115 (read at once)
+    except OSError:
+        lines = []
+    for line in lines:  # address, index, prefix length, scope, flags, name
+        fields = line.split()
+        if len(fields) == 6 and fields[5] == interface and fields[3] == "00":
+            found.append(str(ipaddress.IPv6Address(bytes.fromhex(fields[0]))))
+    return tuple(found)
 
 
 def _ipam(network: dict[str, Any]) -> list[dict[str, str]]:
@@ -104,7 +143,7 @@ def bridges(engine: Engine) -> list[Network]:
     inspect = run([engine.docker, "network", "inspect", *ids])
     if inspect.returncode != 0:
         raise ComposeError.from_process("docker network inspect", inspect)
-    return _networks(json.loads(inspect.stdout or "[]"))
+    return _networks(json.loads(inspect.stdout or "[]"), local=not engine.remote)
 
 
 def _problem(bottle: Bottle, name: str, found: list[Network]) -> str | None:
@@ -187,7 +226,7 @@ def taken_subnets(engine: Engine) -> list[tuple[int, int]]:
     if inspect.returncode != 0:  # a network removed meanwhile: ask again, by what is left
         return taken_subnets(engine) if len(ids) > 1 else []
     ranges = []
-    for network in _networks(json.loads(inspect.stdout or "[]")):
+    for network in _networks(json.loads(inspect.stdout or "[]"), local=False):  # subnets only
         for subnet in network.subnets:
             try:
                 parsed = ipaddress.ip_network(subnet, strict=False)
