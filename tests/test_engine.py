@@ -213,6 +213,14 @@ def test_all_five_services_run_under_the_declared_names(running):
     }
 
 
+def test_a_second_up_with_a_relative_state_dir_is_a_re_up(running):
+    relative = os.path.relpath(running.state, running.plan.parent)
+    proc = run_cli_process("up", "plan.yml", "--state-dir", relative, env=running.env, cwd=running.plan.parent)
+    assert proc.returncode == 0, proc.stderr
+    assert f"bottle {running.project} is up" in proc.stdout
+    assert docker("inspect", "--format", "{{.State.Running}}", running.name("agent")).stdout.strip() == "true"
+
+
 def test_networks_are_created_labelled_and_the_internal_one_is_internal(running):
     internal, egress = (json.loads(docker("network", "inspect", n).stdout)[0] for n in running.networks)
     assert internal["Internal"] is True and egress["Internal"] is False

@@ -85,12 +85,18 @@ def up(engine: Engine, rendered: Rendered, state_dir: Path, options: UpOptions =
     or a network is not fit to be this bottle's. If compose fails or a signal stops it,
     what this call did is taken back (see _take_back).
     """
-    bottle = bottle_of(rendered.document, state_dir / COMPOSE_FILE)
+    bottle = bottle_of(rendered.document, _absolute(state_dir) / COMPOSE_FILE)
     if bottle.sealed:
         firewall.require()  # root and iptables, before anything starts
     with locked(state_dir):
         running_before = _may_start(engine, bottle)
         return _up(engine, rendered, bottle, options, running_before)
+
+
+def _absolute(state_dir: Path) -> Path:
+    """The state directory as compose labels a project's containers with it: absolute, so
+    that a second up given it relative finds the bottle it started (a re-up, not a refusal)."""
+    return Path(os.path.abspath(state_dir))
 
 
 def _may_start(engine: Engine, bottle: Bottle) -> bool:
@@ -116,6 +122,7 @@ def _may_start(engine: Engine, bottle: Bottle) -> bool:
 def dry_run(engine: Engine, rendered: Rendered, state_dir: Path, options: UpOptions = UpOptions()) -> list[str]:
     """What `up` would do, as lines to print; it changes nothing (no folder, file, network or
     rule). Raises what up would refuse with, before anything."""
+    state_dir = _absolute(state_dir)
     bottle = bottle_of(rendered.document, state_dir / COMPOSE_FILE)
     if bottle.sealed:
         firewall.require()
