@@ -18,14 +18,42 @@ from typing import Any, NamedTuple
 
 from jinja2 import TemplateNotFound
 
-from . import check, emit, layers, load, manifest, policy, relocate, resolve, resources, schemas, templating, validate
+from . import (
+    check,
+    emit,
+    host,
+    layers,
+    load,
+    manifest,
+    policy,
+    relocate,
+    resolve,
+    resources,
+    schemas,
+    templating,
+    validate,
+)
+from .composefile import host_paths
 from .errors import TemplateError
 from .lints import Lint
-from .merge import Fragment, ValueNotWhole, merge
+from .merge import Fragment, Merged, ValueNotWhole, merge
 from .resources import templates_dir
 from .templating import PACKAGED, Root
 
 TEMPLATES_ENV = "BOTTLEGEN_TEMPLATES"
+
+
+class Basis(NamedTuple):
+    """What a render judged and wrote its text from, kept so that `up` can judge the host
+    again right before it starts the bottle, and write the paths it judged (Rendered.pinned)."""
+
+    merged: Merged
+    gateways: frozenset[str]
+    relax: dict[str, str]
+    source: str
+    plan_name: str
+    relaxed: list[str]
+    writable: list[str]
 
 
 class Rendered(NamedTuple):
@@ -39,6 +67,27 @@ class Rendered(NamedTuple):
     warnings: list[Lint]
     agent: str
     sources: dict[str, str]  # service -> the template that wrote it, as the file's comments name it
+    basis: Basis | None = None
+
+    def pinned(self, view: host.HostView) -> tuple[list[str], Rendered]:
+        """Judge every host path again as view resolves it now (the rules that read the host),
+        and this render with each host path written as it resolved, so that what was judged
+        is what the engine mounts: (the problems, each at its plan key or template; the render)."""
+        if self.basis is None:
+            return [], self
+        b = self.basis
+        facts = policy.facts_of(b.merged, self.agent, b.gateways, self.context, view, b.writable)
+        problems = policy.judge(facts, b.relax, policy.HOST_RULES)
+        if problems:
+            return policy.located(problems, self.context, b.source)[0], self
+        resolved = {}
+        for place in host_paths(b.merged.document):
+            found = facts.resolved(place.value)
+            if found is not None and found.path.replace("$", "$$") != place.value:
+                resolved[place.value] = found.path.replace("$", "$$")
+        document = relocate.relocate(b.merged.document, resolved) if resolved else b.merged.document
+        text = emit.emit(document, self.sources, b.plan_name, b.relaxed) if resolved else self.text
+        return [], self._replace(text=text, document=document)
 
 
 def template_roots(override_dirs: Sequence[str | os.PathLike[str]] = ()) -> list[Root]:
@@ -73,7 +122,10 @@ class Renderer:
         "emit",
     )
 
-    def __init__(self, override_dirs: Sequence[str | os.PathLike[str]] = ()):
+    def __init__(self, override_dirs: Sequence[str | os.PathLike[str]] = (), view: host.HostView | None = None):
+        # How host paths are judged: as they resolve on this machine now (by default), or as
+        # written (host.lexical(), for a render that reads nothing of the host).
+        self.host = view or host.local()
         self.env = templating.make_environment(template_roots(override_dirs))
         self.manifest = manifest.read_manifest(self.env)
         self.conditions = manifest.compile_conditions(self.env, self.manifest)
@@ -187,7 +239,10 @@ class Renderer:
             warnings = check.plan_lints(context, source) + check.lints(merged)
         with self._stage(sandbox):
             agent, gateways, relax = self.manifest.agent, self.manifest.gateways, self.manifest.relax
-            policy.enforce(merged, agent, gateways, relax, context, source)
+            writable = resolve.writable_host_paths(
+                self.plan_schema, {**context["plan"], "settings": context["settings"]}
+            )
+            policy.enforce(merged, agent, gateways, relax, context, source, self.host, writable)
         with self._stage(write_yaml):
             document = merged.document
             if output_dir is not None:
@@ -195,7 +250,8 @@ class Renderer:
                 paths = relocate.relative_to(values, output_dir)
                 document = relocate.relocate(document, paths)
             text = emit.emit(document, sources, plan_name, self._relaxed)
-        return Rendered(text, document, context, warnings, self.manifest.agent, sources)
+        basis = Basis(merged, gateways, relax, source, plan_name, self._relaxed, writable)
+        return Rendered(text, document, context, warnings, self.manifest.agent, sources, basis)
 
     def _located(self, error: ValueNotWhole, template: str, context: dict[str, Any]) -> TemplateError:
         """The error, naming the template line that wrote the value (found by rendering again)."""

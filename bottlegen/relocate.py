@@ -6,8 +6,8 @@ check of the render sees it absolute. When the file has a known destination (`re
 `render --out-dir`, `check`), such a path is written relative to that destination's folder
 (`../plans/files/ca.pem`), which is how compose reads a relative path: against the folder
 of the compose file. So a golden does not depend on where the repository is cloned. Only
-the places compose resolves that way change (a bind volume's `source`, `env_file`,
-`build.context`), and only a value that is exactly a resolved plan value: a template's own
+the places compose resolves that way change (a bind's source, `env_file`, a build context,
+a secret's or config's `file`), and only a value that is exactly a resolved plan value: a template's own
 absolute path, or one built from a plan value, stays as it is. `up` writes no relative path:
 its file lands in a state directory away from the plan.
 """
@@ -19,6 +19,8 @@ import os
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
+
+from .composefile import host_paths, set_at
 
 
 def relative_to(paths: Iterable[str], folder: Path) -> dict[str, str]:
@@ -50,29 +52,12 @@ def _inside(path: str, root: str) -> bool:
 
 
 def relocate(document: dict[str, Any], paths: dict[str, str]) -> dict[str, Any]:
-    """A copy of document with each value of paths (absolute -> relative) replaced where
-    compose resolves a relative path against the compose file's folder."""
+    """A copy of document with each value of paths replaced where compose resolves a relative
+    path against the compose file's folder (every host path but a volume driver's device)."""
     if not paths:
         return document
     document = copy.deepcopy(document)
-    for service in (document.get("services") or {}).values():
-        if not isinstance(service, dict):
-            continue
-        for volume in service.get("volumes") or []:
-            if isinstance(volume, dict) and volume.get("type") == "bind" and volume.get("source") in paths:
-                volume["source"] = paths[volume["source"]]
-        env_file = service.get("env_file")
-        if isinstance(env_file, str) and env_file in paths:
-            service["env_file"] = paths[env_file]
-        elif isinstance(env_file, list):
-            for index, entry in enumerate(env_file):
-                if isinstance(entry, str) and entry in paths:
-                    env_file[index] = paths[entry]
-                elif isinstance(entry, dict) and entry.get("path") in paths:
-                    entry["path"] = paths[entry["path"]]
-        build = service.get("build")
-        if isinstance(build, str) and build in paths:
-            service["build"] = paths[build]
-        elif isinstance(build, dict) and build.get("context") in paths:
-            build["context"] = paths[build["context"]]
+    for place in host_paths(document):
+        if place.use != "volume device" and place.value in paths:
+            set_at(document, place.at, paths[place.value])
     return document

@@ -103,6 +103,25 @@ def map_host_paths(schema: dict[str, Any], value: Any, change: Callable[[str], s
     return value
 
 
+def writable_host_paths(schema: dict[str, Any], value: Any) -> list[str]:
+    """The host paths of a resolved plan (plan keys and `settings`, as one object) that its
+    schema marks `x-writable`: the only host paths a service may be given to write to."""
+    found: list[str] = []
+    if not _below(schema, _has_host_path, _WITH_HOST_PATHS):
+        return found
+    schema = _branch_for(schema, value) or schema
+    if isinstance(value, str) and schema.get("x-host-path") and schema.get("x-writable"):
+        found.append(value)
+    elif isinstance(value, dict):
+        props = schema.get("properties", {})
+        for key, item in value.items():
+            found += writable_host_paths(props.get(key, {}), item)
+    elif isinstance(value, list) and isinstance(schema.get("items"), dict):
+        for item in value:
+            found += writable_host_paths(schema["items"], item)
+    return found
+
+
 def _relative(path: str) -> bool:
     return not os.path.isabs(os.path.expanduser(path))
 

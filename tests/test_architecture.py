@@ -22,6 +22,7 @@ LAYERS = [
     "roles",
     "resources",
     "composefile",
+    "host",
     "write",
     "_compiled",
     "yamltext",

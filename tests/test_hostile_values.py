@@ -267,7 +267,10 @@ assert FREE_TEXT, "the schema marks no field as a host path: the free-text check
 ACROSS_FIELDS = (
     "also mounted by",
     "are the same; each may appear once",
-    "would give the agent the Docker engine",
+    "would give the agent the host's",
+    "is a host system tree",
+    "a channel to the host",
+    "is writable and in the host's",
     "is also a name of service",
     "a DNS label of",
 )

@@ -3,7 +3,7 @@
 #     python tools/compile_schemas.py
 # flake8: noqa
 # fmt: off
-SCHEMA_SHA256 = "2cc186062e5eacd5669d47d2e94fe38fdc82d14fefe9221aedec8bbb241699ee"
+SCHEMA_SHA256 = "01dde1667a7860f451a0ab15c3f000e71fc7bfdb918dce5695b42621b9942c19"
 VERSION = "2.22.3"
 import re
 from . import Decimal, JsonSchemaValueException, JsonSchemaValuesException

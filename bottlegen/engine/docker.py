@@ -265,6 +265,14 @@ def preflight(where: EngineAddress | None = None) -> Engine:
     return Engine(docker, compose, version.stdout.strip(), where)
 
 
+def data_root(engine: Engine) -> str | None:
+    """Where the engine keeps its images, containers and volumes (docker info's
+    DockerRootDir); None when it does not say."""
+    proc = run([engine.docker, "info", "--format", "{{.DockerRootDir}}"])
+    root = proc.stdout.strip() if proc.returncode == 0 else ""
+    return root if root.startswith("/") else None
+
+
 def _version_tuple(version: str) -> tuple[int, int, int] | None:
     match = re.match(r"(\d+)\.(\d+)\.(\d+)", version)
     return (int(match[1]), int(match[2]), int(match[3])) if match else None

@@ -15,11 +15,12 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from .. import host
 from ..errors import ComposeError, ConflictError, Stopped, UserError
 from ..pipeline import Rendered
 from ..write import write_atomic
 from . import firewall
-from .docker import FOLLOW, Engine, EngineAddress, context_of, long, run
+from .docker import FOLLOW, Engine, EngineAddress, context_of, data_root, long, run
 from .networks import AddressPool, create_argv, create_networks, free_subnets, remove_networks, survey, taken_subnets
 from .state import (
     COMPOSE_FILE,
@@ -90,7 +91,27 @@ def up(engine: Engine, rendered: Rendered, state_dir: Path, options: UpOptions =
         firewall.require()  # root and iptables, before anything starts
     with locked(state_dir):
         running_before = _may_start(engine, bottle)
+        rendered = pinned(engine, rendered)
         return _up(engine, rendered, bottle, options, running_before)
+
+
+def pinned(engine: Engine, rendered: Rendered) -> Rendered:
+    """The render, its host paths judged again as the engine's host resolves them now (a path
+    missing at render time, a symlink swapped since, the engine's own data root) and written
+    as they resolved, so that what was judged is what the engine mounts; a ConflictError
+    (exit 10, before anything is created) naming each plan key or template, the path and
+    what it resolves to. On a remote engine the paths are judged as written: this machine's
+    files say nothing of that host's."""
+    root = data_root(engine)
+    view = host.lexical(root) if engine.remote else host.local(root)
+    problems, result = rendered.pinned(view)
+    if problems:
+        raise ConflictError(
+            "a host path of the bottle is not fit to be mounted now (judged again right before up, as the engine's "
+            "host resolves it); nothing was started:",
+            problems,
+        )
+    return result
 
 
 def _absolute(state_dir: Path) -> Path:
@@ -127,6 +148,7 @@ def dry_run(engine: Engine, rendered: Rendered, state_dir: Path, options: UpOpti
     if bottle.sealed:
         firewall.require()
     running = _may_start(engine, bottle)
+    rendered = pinned(engine, rendered)
     missing, fit = survey(engine, bottle)
     lines = [
         f"would write {bottle.compose_file} ({len(rendered.text.encode())} bytes) and "

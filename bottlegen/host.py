@@ -1,0 +1,147 @@
+"""What the host holds, as the engine will find it: a path with every symlink in every
+component followed, its file type, and the host's system trees, which nothing may hand the
+agent.
+
+The policy judges a host path by what it resolves to, never by how it is spelled: a bind of
+`/srv/x` that is a symlink to `/var/run/docker.sock` hands over the Docker socket all the
+same. A `HostView` answers those questions; `local()` reads this machine, `lexical()` reads
+nothing (a path is taken as written), for a render that must not depend on the machine.
+`up` judges again with a view of the engine's host, right before anything is created.
+"""
+
+from __future__ import annotations
+
+import os
+import posixpath
+import stat
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from typing import NamedTuple
+
+# The host's system trees: for the agent, nothing in them; for any service, never one of
+# them itself, and nothing in them writable. `/` is the root of everything, so it is judged
+# as a path of its own (the agent may not have `/` itself; below it is judged by the rest).
+SYSTEM_TREES = (
+    "/etc",
+    "/proc",
+    "/sys",
+    "/dev",
+    "/boot",
+    "/root",
+    "/home",
+    "/run",
+    "/var/run",
+    "/var/lib/docker",
+    "/var/lib/containerd",
+)
+ROOT = "/"
+DEFAULT_DATA_ROOT = "/var/lib/docker"  # the engine's data root when docker info is not asked
+
+# File types no container may be given, wherever they live: each is a channel to a process
+# or a device of the host, not a file.
+FILE, DIRECTORY, MISSING, UNREADABLE = "file", "directory", "missing", "unreadable"
+SOCKET, DEVICE, FIFO = "socket", "device", "FIFO"
+FORBIDDEN_TYPES = (SOCKET, DEVICE, FIFO)
+
+
+class Resolved(NamedTuple):
+    """A host path as the engine will open it: every symlink followed, and what is there."""
+
+    path: str
+    kind: str  # FILE, DIRECTORY, SOCKET, DEVICE, FIFO, MISSING, UNREADABLE, or "unknown" (not read)
+
+    def describe(self, written: str) -> str:
+        there = f"a {self.kind}" if self.kind not in (MISSING, UNREADABLE, "unknown") else self.kind
+        return f"{written}" + (f" (resolves to {self.path}, {there})" if self.path != written else f" ({there})")
+
+
+def kind_of(mode: int) -> str:
+    if stat.S_ISREG(mode):
+        return FILE
+    if stat.S_ISDIR(mode):
+        return DIRECTORY
+    if stat.S_ISSOCK(mode):
+        return SOCKET
+    if stat.S_ISCHR(mode) or stat.S_ISBLK(mode):
+        return DEVICE
+    if stat.S_ISFIFO(mode):
+        return FIFO
+    return "unknown"
+
+
+def _local_resolve(path: str) -> Resolved:
+    try:
+        resolved = os.path.realpath(path)
+    except OSError:  # a link this process may not read (root's /proc/1/root): judged as written
+        return Resolved(normalized(path), UNREADABLE)
+    try:
+        return Resolved(resolved, kind_of(os.stat(resolved).st_mode))
+    except OSError:
+        return Resolved(resolved, MISSING)
+
+
+def _lexical_resolve(path: str) -> Resolved:
+    return Resolved(normalized(path), "unknown")
+
+
+def normalized(path: str) -> str:
+    """An absolute path without `.`, `..`, repeated or trailing slashes (POSIX keeps a
+    leading `//`; the kernel does not)."""
+    clean = posixpath.normpath(path)
+    return "/" + clean.lstrip("/") if clean.startswith("//") else clean
+
+
+def _home_dirs() -> frozenset[str]:
+    """Every user's home directory on this machine (the password database), and $HOME."""
+    found: set[str] = set()
+    try:
+        import pwd
+
+        found.update(entry.pw_dir for entry in pwd.getpwall() if entry.pw_dir.startswith("/"))
+    except (ImportError, OSError):
+        pass
+    home = os.environ.get("HOME", "")
+    if home.startswith("/"):
+        found.add(home)
+    return frozenset(normalized(h) for h in found if normalized(h) != ROOT)
+
+
+@dataclass(frozen=True)
+class HostView:
+    """How the host's paths are judged: resolving one, and the trees and homes to keep from the agent."""
+
+    resolve: Callable[[str], Resolved]
+    data_root: str = DEFAULT_DATA_ROOT
+    homes: frozenset[str] = field(default_factory=frozenset)
+    reads_host: bool = True
+
+    def trees(self) -> tuple[str, ...]:
+        return tuple(dict.fromkeys([*SYSTEM_TREES, normalized(self.data_root)]))
+
+    def in_tree(self, path: str) -> str | None:
+        """The system tree path is in (or is), or None."""
+        return next((tree for tree in self.trees() if path == tree or path.startswith(tree + "/")), None)
+
+    def is_tree_root(self, path: str) -> bool:
+        """path is `/`, a system tree itself, or a user's home directory itself."""
+        return path == ROOT or path in self.trees() or path in self.homes
+
+    def with_data_root(self, data_root: str | None) -> HostView:
+        if not data_root:
+            return self
+        return HostView(self.resolve, data_root, self.homes, self.reads_host)
+
+
+def local(data_root: str | None = None) -> HostView:
+    """This machine, read now: realpath and stat, the password database's home directories."""
+    return HostView(_local_resolve, data_root or DEFAULT_DATA_ROOT, _home_dirs())
+
+
+def lexical(data_root: str | None = None) -> HostView:
+    """Nothing read: each path judged as written (normalized), no homes known."""
+    return HostView(_lexical_resolve, data_root or DEFAULT_DATA_ROOT, frozenset(), reads_host=False)
+
+
+def documented_trees() -> Iterable[str]:
+    """The list the README prints: `/`, the system trees, the engine's data root, users' homes."""
+    return (ROOT, *SYSTEM_TREES)
