@@ -91,6 +91,7 @@ class Facts(NamedTuple):
     seal_host: bool  # the plan's seal_host
     use_runsc: bool  # the plan's use_runsc
     tokens: frozenset[str]  # the token variables of the gateways (egress.token_env_map)
+    forwarded: frozenset[str]  # the plan's forwarded_env
     host: hosts.HostView  # how host paths resolve
     writable: frozenset[str]  # the host paths the plan marks writable, resolved
 
@@ -388,9 +389,10 @@ def runtime(f: Facts) -> Iterator[str | Problem]:
     """The plan's use_runsc holds: the agent runs under gVisor, whatever the templates write."""
     agent = f.services.get(f.agent)
     if f.use_runsc and agent is not None and agent.get("runtime") != "runsc":
+        given = f"runtime is {shorten(agent['runtime'])}" if "runtime" in agent else "has no runtime"
         yield (
-            f"{f.where('services', f.agent, 'runtime')}: the plan asks for use_runsc, but the agent's runtime is "
-            f"{shorten(agent.get('runtime'))}; it must be `runsc`"
+            f"{f.where('services', f.agent, 'runtime')}: the plan asks for use_runsc, but the agent {given}; "
+            "it must be `runtime: runsc`"
         )
 
 
@@ -433,11 +435,10 @@ def host_paths_rule(f: Facts) -> Iterator[str | Problem]:
                 yield Problem(
                     f"{where}: {place.use} {shown} is writable and in the host's {tree}; mount it read-only", text
                 )
-            elif resolved.path not in f.writable:
-                yield Problem(
+            elif resolved.path not in f.writable:  # the template made it writable: the template is at fault
+                yield (
                     f"{where}: {place.use} {shown} is writable, but the plan marks no such host path writable; "
-                    "mount it read-only (`read_only: true`), or take it from a plan key marked `x-writable`",
-                    text,
+                    "mount it read-only (`read_only: true`), or take it from a plan key marked `x-writable`"
                 )
 
 
@@ -476,19 +477,21 @@ def tokens(f: Facts) -> Iterator[str | Problem]:
     if agent is None or not f.tokens:
         return
     environment = agent.get("environment")
-    entries = (
-        [(i, e.split("=", 1)[0]) for i, e in enumerate(environment) if isinstance(e, str)]
+    # What compose forwards from the environment of `up`: a bare NAME, or NAME with no value
+    # (a value written in the file is that value, not the variable's)
+    forwarded = (
+        [(i, e) for i, e in enumerate(environment) if isinstance(e, str) and "=" not in e]
         if isinstance(environment, list)
-        else [(k, k) for k in environment]
+        else [(k, k) for k, v in environment.items() if v is None]
         if isinstance(environment, dict)
         else []
     )
-    for at, variable in entries:
+    for at, variable in forwarded:
         if variable in f.tokens:
             yield Problem(
                 f"{f.where('services', f.agent, 'environment', at)}: {variable} is a token variable of a gateway "
-                "(egress.token_env_map); the agent may never hold it",
-                variable,
+                "(egress.token_env_map), forwarded from the environment of `up`; the agent may never hold it",
+                variable if variable in f.forwarded else None,  # the plan's forwarded_env, or a template
             )
     for place in host_paths(f.merged.document):
         if place.use != "env_file" or f.agent not in place.services or not f.host.reads_host:
@@ -497,9 +500,10 @@ def tokens(f: Facts) -> Iterator[str | Problem]:
         if resolved is None or resolved.kind != hosts.FILE:
             continue
         for variable in sorted(_env_file_names(resolved.path) & f.tokens):
-            yield (
+            yield Problem(
                 f"{f.where(*place.at)}: env file {shorten(place.value)} sets {variable}, a token variable of a gateway "
-                "(egress.token_env_map), in the agent's environment; the agent may never hold it"
+                "(egress.token_env_map), in the agent's environment; the agent may never hold it",
+                _literal(place.value),
             )
     document = f.merged.document
     for kind in ("secrets", "configs"):
@@ -507,10 +511,9 @@ def tokens(f: Facts) -> Iterator[str | Problem]:
             source = ref.get("source") if isinstance(ref, dict) else ref
             entry = (document.get(kind) or {}).get(source) if isinstance(source, str) else None
             if isinstance(entry, dict) and entry.get("environment") in f.tokens:
-                yield Problem(
+                yield (
                     f"{f.where('services', f.agent, kind, index)}: {kind[:-1]} {source!r} is the token variable "
-                    f"{entry['environment']} of a gateway; the agent may never hold it",
-                    entry["environment"],
+                    f"{entry['environment']} of a gateway; the agent may never hold it"
                 )
 
 
@@ -749,6 +752,7 @@ def facts_of(
         context["plan"].get("seal_host") is True,
         context["plan"].get("use_runsc") is True,
         frozenset(context["plan"]["egress"].get("token_env_names") or ()),
+        frozenset(context["plan"].get("forwarded_env") or ()),
         host,
         frozenset(host.resolve(os.path.expanduser(w)).path for w in writable if w.startswith(("/", "~"))),
     )

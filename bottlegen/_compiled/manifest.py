@@ -3,7 +3,7 @@
 #     python tools/compile_schemas.py
 # flake8: noqa
 # fmt: off
-SCHEMA_SHA256 = "3fae810c3ab474c6587f531b4b2fac58e1e34d5b9f5f9a060595a90cbe1fd2ef"
+SCHEMA_SHA256 = "abb15af8f071e2cb6ba023ca1275df37f04a7adb9f1fb5c042e49b27d71135fe"
 VERSION = "2.22.3"
 import re
 from . import Decimal, JsonSchemaValueException, JsonSchemaValuesException
@@ -104,6 +104,17 @@ def validate_https___bottlegen_invalid_schema_manifest_schema_json(data, custom_
                             raise JsonSchemaValueException("" + (name_prefix or "data") + ".relax.agent-ports must be longer than or equal to 1 characters")
                         if not REGEX_PATTERNS['\\S'].search(data__relax__agentports):
                             raise JsonSchemaValueException("" + (name_prefix or "data") + ".relax.agent-ports must match pattern \\S")
+                if "agent-keys" in data__relax_keys:
+                    data__relax_keys.remove("agent-keys")
+                    data__relax__agentkeys = data__relax["agent-keys"]
+                    if not isinstance(data__relax__agentkeys, (str)):
+                        raise JsonSchemaValueException("" + (name_prefix or "data") + ".relax.agent-keys must be string")
+                    if isinstance(data__relax__agentkeys, str):
+                        data__relax__agentkeys_len = len(data__relax__agentkeys)
+                        if data__relax__agentkeys_len < 1:
+                            raise JsonSchemaValueException("" + (name_prefix or "data") + ".relax.agent-keys must be longer than or equal to 1 characters")
+                        if not REGEX_PATTERNS['\\S'].search(data__relax__agentkeys):
+                            raise JsonSchemaValueException("" + (name_prefix or "data") + ".relax.agent-keys must match pattern \\S")
                 if "agent-privileges" in data__relax_keys:
                     data__relax_keys.remove("agent-privileges")
                     data__relax__agentprivileges = data__relax["agent-privileges"]
@@ -126,6 +137,17 @@ def validate_https___bottlegen_invalid_schema_manifest_schema_json(data, custom_
                             raise JsonSchemaValueException("" + (name_prefix or "data") + ".relax.agent-host-namespaces must be longer than or equal to 1 characters")
                         if not REGEX_PATTERNS['\\S'].search(data__relax__agenthostnamespaces):
                             raise JsonSchemaValueException("" + (name_prefix or "data") + ".relax.agent-host-namespaces must match pattern \\S")
+                if "service-namespaces" in data__relax_keys:
+                    data__relax_keys.remove("service-namespaces")
+                    data__relax__servicenamespaces = data__relax["service-namespaces"]
+                    if not isinstance(data__relax__servicenamespaces, (str)):
+                        raise JsonSchemaValueException("" + (name_prefix or "data") + ".relax.service-namespaces must be string")
+                    if isinstance(data__relax__servicenamespaces, str):
+                        data__relax__servicenamespaces_len = len(data__relax__servicenamespaces)
+                        if data__relax__servicenamespaces_len < 1:
+                            raise JsonSchemaValueException("" + (name_prefix or "data") + ".relax.service-namespaces must be longer than or equal to 1 characters")
+                        if not REGEX_PATTERNS['\\S'].search(data__relax__servicenamespaces):
+                            raise JsonSchemaValueException("" + (name_prefix or "data") + ".relax.service-namespaces must match pattern \\S")
                 if "agent-host-mounts" in data__relax_keys:
                     data__relax_keys.remove("agent-host-mounts")
                     data__relax__agenthostmounts = data__relax["agent-host-mounts"]
