@@ -70,7 +70,24 @@ def test_the_agent_carries_only_allow_listed_keys(key):
 
 @pytest.mark.parametrize(
     "key",
-    ["gpus", "device_cgroup_rules", "secrets", "configs", "sysctls", "dns", "extra_hosts", "links", "external_links", "cgroup_parent", "profiles", "network_mode", "pid", "ipc", "uts", "userns_mode"],
+    [
+        "gpus",
+        "device_cgroup_rules",
+        "secrets",
+        "configs",
+        "sysctls",
+        "dns",
+        "extra_hosts",
+        "links",
+        "external_links",
+        "cgroup_parent",
+        "profiles",
+        "network_mode",
+        "pid",
+        "ipc",
+        "uts",
+        "userns_mode",
+    ],
 )
 def test_the_keys_the_issue_names_are_refused_for_the_agent(key):
     value = "host" if key in ("network_mode", "pid", "ipc", "uts", "userns_mode") else ["x"]
