@@ -361,6 +361,27 @@ def test_up_dry_run_says_what_it_would_do_and_changes_nothing(make_bottle, runni
     assert " network create " not in again.stdout
 
 
+def test_up_runs_the_host_paths_it_judged_resolved_and_the_render_keeps_the_plans(make_bottle):
+    bottle = make_bottle()
+    hook = bottle.files / "gg" / "pre-receive"
+    hook.rename(bottle.files / "gg" / "real-hook")
+    hook.symlink_to("real-hook")
+    rendered = bottle.cli("render", str(bottle.plan))
+    assert rendered.returncode == 0 and f"{hook}" in rendered.stdout and "real-hook" not in rendered.stdout
+    assert bottle.cli("up", str(bottle.plan), "--state-dir", str(bottle.state)).returncode == 0
+    ran = (bottle.state / "docker-compose.yml").read_text()
+    assert f"source: {bottle.files / 'gg' / 'real-hook'}" in ran and f"source: {hook}\n" not in ran
+    mounts = json.loads(docker("inspect", "--format", "{{json .Mounts}}", bottle.name("git-gate")).stdout)
+    assert str(bottle.files / "gg" / "real-hook") in {m["Source"] for m in mounts}
+    # swapped to the Docker socket after up: a second up judges it again
+    hook.unlink()
+    hook.symlink_to("/var/run/docker.sock")
+    again = bottle.cli("up", str(bottle.plan), "--state-dir", str(bottle.state))  # a second up judges again
+    assert again.returncode == 3, again.stderr  # refused at render: the plan's hook is now a socket
+    assert "$.git_gate.hook_script: " in again.stderr and "a socket) is not a file" in again.stderr
+    assert docker("inspect", "--format", "{{.State.Running}}", bottle.name("git-gate")).stdout.strip() == "true"
+
+
 def test_the_default_state_directory_is_the_projects(make_bottle, tmp_path):
     bottle = make_bottle()
     env = {"XDG_STATE_HOME": str(tmp_path / "state-home")}
@@ -1405,6 +1426,23 @@ def test_bottles_on_two_engines_through_contexts(make_bottle, second_engine):
         assert down.returncode == 0, down.stderr
     assert listed("--context", second_engine) == set() and here.project not in listed()
     assert "docker0" in subprocess.run(["ip", "-br", "link"], capture_output=True, text=True).stdout
+
+
+def test_up_judges_host_paths_again_as_the_engines_host_resolves_them(make_bottle, second_engine):
+    """At render the engine's data root is not known; up asks the engine for it (here the
+    second engine's own) and refuses a bind into it, exit 10, before anything is created."""
+    bottle = make_bottle()
+    root = docker("--context", second_engine, "info", "--format", "{{.DockerRootDir}}").stdout.strip()
+    plan = json.loads(bottle.plan.read_text())
+    plan["git_gate"]["hook_script"] = f"{root}/volumes"
+    bottle.plan.write_text(json.dumps(plan))
+    assert bottle.cli("render", str(bottle.plan)).returncode == 0  # not the default /var/lib/docker
+    proc = bottle.cli("up", str(bottle.plan), "--state-dir", str(bottle.state), "--context", second_engine)
+    assert proc.returncode == 10, proc.stderr
+    assert "$.git_gate.hook_script: " in proc.stderr and f"bind {root}/volumes " in proc.stderr
+    assert "engine's data" in proc.stderr and "nothing was started" in proc.stderr
+    listed = docker("--context", second_engine, "network", "ls", "--format", "{{.Name}}").stdout.split()
+    assert not set(bottle.networks) & set(listed) and not (bottle.state / "docker-compose.yml").exists()
 
 
 def _tcp_to_unix(unix_path: str) -> tuple[int, Callable[[], None]]:
