@@ -52,6 +52,8 @@ LAYERS = [
     "engine.firewall",
     "engine.lifecycle",
     "engine.listing",
+    "engine.drift",
+    "engine.hostside",
     "engine.verify",
     # the command and the public API
     "completion",

@@ -980,7 +980,8 @@ def test_verify_proves_a_strict_sealed_bottle_and_fails_each_property_broken_by_
     egress_net = bottle.networks[1]
     expected = {
         "running", "agent-networks", "agent-ports", "agent-privileges", "docker-socket", "secrets", "forwarded",
-        "routes", "host", "seal", "engine-dns", f"outside:{egress_net}",
+        "routes", "host", "seal", "engine-dns", f"outside:{egress_net}", "drift", "pid-namespace",
+        "mount-contents", "host-ports", "confinement",
         *(f"sidecar:{s}" for s in SERVICES if s != "agent"),
         *(f"hardening:{s}" for s in SERVICES),
         *(f"egress-side:{s}" for s in ("pipelock", "git-gate", "egress")),
@@ -1030,10 +1031,67 @@ def test_verify_proves_a_strict_sealed_bottle_and_fails_each_property_broken_by_
         assert probes[f"outside:{egress_net}"]["status"] == "fail", probes[f"outside:{egress_net}"]
         assert all(probes[f"egress-side:{s}"]["status"] == "fail" for s in ("pipelock", "git-gate", "egress")), probes
         assert "pids_limit: PidsLimit is 4096, not 1024" in probes["hardening:agent"]["detail"], probes
+        assert probes["drift:pids_limit"] == {
+            "probe": "drift:pids_limit",
+            "status": "fail",
+            "detail": "pids_limit: the compose file allows 1024, the agent runs with 4096",
+            "field": "pids_limit",
+            "expected": "1024",
+            "seen": "4096",
+        }
+        assert probes["drift:networks"]["status"] == "fail" and egress_net in probes["drift:networks"]["seen"]
         assert all(probes[f"sidecar:{s}"]["status"] == "pass" for s in SERVICES if s != "agent")  # what still holds
     finally:
         docker("network", "disconnect", egress_net, bottle.name("agent"))
         docker("update", "--pids-limit", "1024", bottle.name("agent"))
+
+    # The seal opened ahead of its DROP, with a listener of the host behind it (on the host's
+    # bridge addresses only: the probe dials nothing else).
+    internal_id = json.loads(docker("network", "inspect", bottle.networks[0]).stdout)[0]["Id"][:12]
+    accept = ["INPUT", "-i", f"br-{internal_id}", "-m", "comment", "--comment", f"bottlegen:{bottle.project}-test"]
+    listener = socket.create_server(("0.0.0.0", 0))  # the kernel completes the handshake: no accept() needed
+    subprocess.run(["iptables", "-I", *accept, "-j", "ACCEPT"], check=True)
+    try:
+        code, probes = verify(bottle)
+        assert code == 11, probes
+        assert probes["seal"]["status"] == "fail" and "ahead of the seal's DROP" in probes["seal"]["detail"], probes
+        port = listener.getsockname()[1]
+        assert probes["host-ports"]["status"] == "fail" and f":{port}" in probes["host-ports"]["detail"], probes
+    finally:
+        subprocess.run(["iptables", "-D", *accept, "-j", "ACCEPT"], check=True)
+        listener.close()
+
+    # The agent recreated by hand, under compose's labels: a capability added, the Docker
+    # socket behind a symlink, a token's value in a file mounted as a secret; then in a
+    # gateway's PID namespace.
+    link = bottle.files / "innocent"
+    link.symlink_to("/var/run/docker.sock")
+    secret = bottle.files / "api-key"
+    secret.write_text(bottle.env["EGRESS_TEST_TOKEN"] + "\n")
+    labels = ["--label", f"com.docker.compose.project={bottle.project}", "--label", "com.docker.compose.service=agent"]
+
+    def recreated(*flags: str) -> dict[str, dict[str, str]]:
+        docker("rm", "-f", bottle.name("agent"))
+        run = ["run", "-d", "--name", bottle.name("agent"), *labels, "--network", bottle.networks[0], *flags]
+        docker(*run, TAG.format("agent"), "sleep", "infinity")
+        code, probes = verify(bottle)
+        assert code == 11, probes
+        return probes
+
+    probes = recreated(
+        "--cap-add", "SYS_ADMIN", "-v", f"{link}:/var/lib/innocent", "-v", f"{secret}:/run/secrets/api:ro"
+    )
+    failing = {n for n, s in statuses(probes).items() if s == "fail"}
+    assert {"drift:cap_add", "drift:mounts", "mount-contents", "confinement"} <= failing, probes
+    assert "SYS_ADMIN" in probes["drift:cap_add"]["seen"] and "SYS_ADMIN" in probes["confinement"]["detail"]
+    assert f"{link} (resolves to /run/docker.sock) is a socket" in probes["mount-contents"]["detail"]
+    assert "under /run/secrets/api holds the value of EGRESS_TEST_TOKEN" in probes["mount-contents"]["detail"]
+    probes = recreated("--pid", f"container:{bottle.name('pipelock')}")
+    failing = {n for n, s in statuses(probes).items() if s == "fail"}
+    assert {"drift:pid", "pid-namespace"} <= failing and "pipelock" in probes["pid-namespace"]["detail"], probes
+    docker("rm", "-f", bottle.name("agent"))  # compose would not take over a container it did not make
+    up = bottle.cli("up", str(bottle.plan), "--state-dir", str(bottle.state))  # up puts the declared agent back
+    assert up.returncode == 0, up.stderr
 
     code, probes = verify(bottle)  # all mended: it passes again
     assert code == 0, probes
@@ -1070,7 +1128,7 @@ def test_verify_fails_an_agent_that_publishes_a_port_holds_a_token_or_mounts_the
     code, probes = verify(bottle, "--probe-dns", "egress")  # a name that resolves, standing in for a leak
     assert code == 11
     failing = {n for n, s in statuses(probes).items() if s == "fail"}
-    assert failing == {"agent-ports", "secrets", "docker-socket", "dns:egress"}, probes
+    assert failing == {"agent-ports", "secrets", "docker-socket", "mount-contents", "dns:egress"}, probes
     assert "EGRESS_TEST_TOKEN" in probes["secrets"]["detail"]
     assert no_probe_containers_left(bottle)
 

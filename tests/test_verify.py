@@ -154,7 +154,7 @@ def test_what_docker_inspect_shows_of_the_agent():
 
 def test_the_environment_is_judged_by_names_and_no_value_is_shown():
     promises = Promises("agent", {}, tokens=("FORWARDED",), forwarded=("MISSING",))
-    secrets, forwarded = verify._environment(agent(), promises)
+    secrets, forwarded = verify._environment(agent(), promises, {})
     assert secrets.status == verify.FAIL and forwarded.status == verify.WARN
     assert "value-never-shown" not in secrets.detail + forwarded.detail
 
@@ -197,3 +197,212 @@ def test_a_static_executable_is_told_from_one_that_needs_a_loader(tmp_path):
     assert _is_static(tmp_path / "static") and not _is_static(tmp_path / "dynamic")
     assert not _is_static(Path(sys.executable).resolve())  # the interpreter links libc
     assert not _is_static(REPO / "README.md") and not _is_static(tmp_path / "missing")
+
+
+# --- the running agent against its compose file (drift.py) ---------------------------------
+
+from bottlegen.engine import drift, hostside  # noqa: E402 (beside the tests that read them)
+
+DOCUMENT = {
+    "name": "claude-bottle-x",
+    "networks": {"internal": {"name": "x-internal", "external": True}},
+    "volumes": {"cache": {}},
+}
+SERVICE = {
+    "image": "agent",
+    "networks": {"internal": None},
+    "cap_drop": ["ALL"],
+    "security_opt": ["no-new-privileges:true"],
+    "read_only": True,
+    "pids_limit": 1024,
+    "mem_limit": "4g",
+    "cpus": 2,
+    "init": True,
+    "volumes": [
+        {"type": "bind", "source": "/srv/cfg", "target": "/cfg", "read_only": True},
+        "cache:/cache",
+    ],
+}
+
+
+def container(**host: object) -> dict:
+    """docker inspect of a container that runs SERVICE as compose starts it; host overrides HostConfig."""
+    config = {
+        "Privileged": False,
+        "CapAdd": None,
+        "CapDrop": ["CAP_ALL"],
+        "SecurityOpt": ["no-new-privileges:true"],
+        "PidMode": "",
+        "IpcMode": "private",
+        "UTSMode": "",
+        "UsernsMode": "",
+        "CgroupnsMode": "host",
+        "NetworkMode": "x-internal",
+        "Devices": [],
+        "DeviceRequests": None,
+        "Runtime": "runc",
+        "ReadonlyRootfs": True,
+        "PidsLimit": 1024,
+        "Memory": 4 * 1024**3,
+        "NanoCpus": 2_000_000_000,
+        "Sysctls": None,
+        "Dns": [],
+        "ExtraHosts": [],
+        "Init": True,
+        **host,
+    }
+    return {
+        "HostConfig": config,
+        "AppArmorProfile": "docker-default",
+        "Config": {"Volumes": None},
+        "NetworkSettings": {"Networks": {"x-internal": {}}},
+        "Mounts": [
+            {"Type": "bind", "Source": "/srv/cfg", "Destination": "/cfg", "RW": False},
+            {
+                "Type": "volume",
+                "Name": "claude-bottle-x_cache",
+                "Source": "/v/_data",
+                "Destination": "/cache",
+                "RW": True,
+            },
+        ],
+    }
+
+
+def drifted(inspected: dict, **service: object) -> dict[str, drift.Drift]:
+    return {d.field: d for d in drift.drift({**SERVICE, **service}, DOCUMENT, inspected, {"pipelock": "abc123"})}
+
+
+def test_an_agent_that_runs_as_declared_has_no_drift():
+    assert drifted(container()) == {}
+
+
+@pytest.mark.parametrize(
+    ("host", "field"),
+    [
+        ({"CapAdd": ["CAP_SYS_ADMIN"]}, "cap_add"),
+        ({"CapDrop": None}, "cap_drop"),
+        ({"SecurityOpt": ["no-new-privileges:true", "seccomp=unconfined"]}, "security_opt"),
+        ({"Privileged": True}, "privileged"),
+        ({"PidMode": "container:abc123"}, "pid"),
+        ({"PidMode": "host"}, "pid"),
+        ({"IpcMode": "container:abc123"}, "ipc"),
+        ({"UTSMode": "host"}, "uts"),
+        ({"UsernsMode": "host"}, "userns_mode"),
+        ({"CgroupnsMode": "private"}, "cgroup"),
+        ({"NetworkMode": "host"}, "network_mode"),
+        ({"Devices": [{"PathOnHost": "/dev/kvm", "PathInContainer": "/dev/kvm"}]}, "devices"),
+        ({"DeviceRequests": [{"Count": -1, "Capabilities": [["gpu"]]}]}, "device_requests"),
+        ({"Runtime": "runsc"}, "runtime"),
+        ({"ReadonlyRootfs": False}, "read_only"),
+        ({"PidsLimit": 0}, "pids_limit"),
+        ({"Memory": 8 * 1024**3}, "mem_limit"),
+        ({"NanoCpus": 0}, "cpus"),
+        ({"Sysctls": {"net.ipv4.ip_forward": "1"}}, "sysctls"),
+        ({"Dns": ["10.0.0.53"]}, "dns"),
+        ({"ExtraHosts": ["metadata:169.254.169.254"]}, "extra_hosts"),
+        ({"Init": False}, "init"),
+    ],
+)
+def test_each_security_relevant_field_that_differs_is_named(host, field):
+    found = drifted(container(**host))
+    assert list(found) == [field], found
+
+
+def test_mounts_drift_by_source_writability_and_presence():
+    inspected = container()
+    inspected["Mounts"][0]["Source"] = "/var/run"  # the declared target, another source
+    assert drifted(inspected)["mounts"].seen == "'bind /var/run -> /cfg (read-only)'".strip("'")
+    inspected = container()
+    inspected["Mounts"][0]["RW"] = True
+    assert "read-only" in drifted(inspected)["mounts"].expected
+    inspected = container()
+    inspected["Mounts"].append({"Type": "bind", "Source": "/var/run/docker.sock", "Destination": "/s", "RW": True})
+    assert drifted(inspected)["mounts"].expected == "no mount at /s"
+    inspected["Config"]["Volumes"] = {"/data": {}}
+    inspected["Mounts"][-1] = {"Type": "volume", "Name": "0" * 64, "Source": "/v", "Destination": "/data", "RW": True}
+    assert drifted(inspected) == {}  # an anonymous volume its image declares
+
+
+def test_a_declared_shared_namespace_is_the_named_services_container():
+    assert drifted(container(PidMode="container:abc123"), pid="service:pipelock") == {}
+    assert "pid" in drifted(container(PidMode="container:other"), pid="service:pipelock")
+
+
+def test_allowed_capabilities_follow_cap_drop_and_cap_add():
+    assert drift.allowed_capabilities({"cap_drop": ["ALL"], "cap_add": ["NET_BIND_SERVICE"]}) == {"NET_BIND_SERVICE"}
+    assert "NET_RAW" not in drift.allowed_capabilities({"cap_drop": ["net_raw"]})
+    assert drift.allowed_capabilities({}) == drift.DEFAULT_CAPABILITIES
+
+
+def status_of(cap_eff: str, cap_bnd: str, seccomp: str = "2", nnp: str = "1") -> dict[str, list[str]]:
+    return {"status": [f"CapEff:\t{cap_eff}", f"CapBnd:\t{cap_bnd}", f"Seccomp:\t{seccomp}", f"NoNewPrivs:\t{nnp}"]}
+
+
+def test_confinement_reads_effective_and_bounding_capabilities_seccomp_and_no_new_privileges():
+    assert verify._confinement(SERVICE, status_of("0", "0")).status == verify.PASS
+    sys_admin = f"{1 << 21:016x}"
+    probe = verify._confinement(SERVICE, status_of("0", sys_admin))
+    assert probe.status == verify.FAIL and "CapBnd holds SYS_ADMIN" in probe.detail
+    assert "seccomp mode 0" in verify._confinement(SERVICE, status_of("0", "0", seccomp="0")).detail
+    assert "NoNewPrivs 0" in verify._confinement(SERVICE, status_of("0", "0", nnp="0")).detail
+    default = sum(1 << verify.CAPABILITIES.index(c) for c in drift.DEFAULT_CAPABILITIES)
+    assert verify._confinement({}, status_of(f"{default:x}", f"{default:x}", nnp="0")).status == verify.PASS
+
+
+# --- what the host shows (hostside.py) ------------------------------------------------------
+
+SEAL = "-A INPUT -i br-1 -m comment --comment bottlegen:p -j DROP"
+
+
+@pytest.mark.parametrize(
+    ("ahead", "opens"),
+    [
+        ("-A INPUT -i br-1 -j ACCEPT", True),
+        ("-A INPUT -j ACCEPT", True),
+        ("-A INPUT -i br+ -p tcp --dport 22 -j ACCEPT", True),
+        ("-A INPUT -j ufw-before-input", True),
+        ("-A INPUT ! -i lo -j ACCEPT", True),
+        ("-A INPUT ! -i br-1 -j ACCEPT", False),
+        ("-A INPUT -i br-2 -j ACCEPT", False),
+        ("-A INPUT -i lo -j ACCEPT", False),
+        ("-A INPUT -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT", False),
+        ("-A INPUT -i br-1 -j LOG", False),
+    ],
+)
+def test_a_rule_ahead_of_the_seals_drop_that_may_accept_the_bridge_is_found(ahead, opens):
+    listing = ["-P INPUT ACCEPT", ahead, SEAL, "-A INPUT -j ACCEPT"]  # what follows the DROP never matters
+    assert bool(hostside.rules_before_drop(listing, "br-1", "bottlegen:p")) is opens
+
+
+def test_listening_ports_come_from_the_socket_tables(tmp_path):
+    (tmp_path / "net").mkdir()
+    header = "  sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode"
+    (tmp_path / "net/tcp").write_text(
+        f"{header}\n   0: 00000000:07E8 00000000:0000 0A 00000000:00000000 00:00000000 00000000     0        0 1\n"
+        "   1: 0100007F:1F90 0100007F:C350 01 00000000:00000000 00:00000000 00000000     0        0 2\n"
+    )
+    (tmp_path / "net/tcp6").write_text(
+        f"{header}\n   0: 00000000000000000000000000000000:0050 00000000000000000000000000000000:0000 0A 0 0 0 0 0 3\n"
+    )
+    assert hostside.listening_ports(str(tmp_path)) == [80, 2024]  # LISTEN only: 8080 is a connection
+
+
+def test_mounts_are_searched_for_sockets_and_token_values_without_following_inner_links(tmp_path):
+    import socket
+
+    mounted = tmp_path / "mounted"
+    (mounted / "deep").mkdir(parents=True)
+    (mounted / "deep" / "config.yaml").write_text("api_key: s3cr3t-value\n")
+    (mounted / "plain").write_text("nothing here\n")
+    outside = socket.socket(socket.AF_UNIX)
+    outside.bind(str(tmp_path / "outside.sock"))
+    (mounted / "link").symlink_to(tmp_path / "outside.sock")  # in the container it resolves inside it
+    found = hostside.search_mounts([(str(mounted), "/work")], {"API_TOKEN": "s3cr3t-value"})
+    assert found.sockets == [] and found.tokens == [("API_TOKEN", "/work")] and found.complete
+    inside = socket.socket(socket.AF_UNIX)
+    inside.bind(str(mounted / "engine.sock"))
+    found = hostside.search_mounts([(str(mounted), "/work"), (str(tmp_path / "outside.sock"), "/s")], {})
+    assert found.sockets == [str(mounted / "engine.sock"), str(tmp_path / "outside.sock")]
+    outside.close()
+    inside.close()

@@ -4,7 +4,7 @@ that `verify` sees exactly what each container sees without anything in its imag
 The probe image is a setting (`--probe-image`, or $BOTTLEGEN_PROBE_IMAGE); without one,
 bottlegen uses `bottlegen-probe:<version>`, and builds it on the engine when it is missing
 from a static busybox (`busybox` on PATH, or $BOTTLEGEN_BUSYBOX; Debian: busybox-static):
-no registry is needed. An image given must have `/bin/sh`, `nc`, `ping` and `nslookup`.
+no registry is needed. An image given must have `/bin/sh`, `nc`, `timeout`, `ping` and `nslookup`.
 
 Every probe runs without capabilities but NET_RAW (for ping), read-only, with
 no-new-privileges, labelled `org.bottlegen.probe=<project>`, and is removed when it ends.

@@ -29,7 +29,7 @@ from typing import Any
 from ..composefile import names
 from ..errors import ComposeError, OutputError, UsageError
 from ..yamlfull import load_yaml
-from . import firewall, probe
+from . import drift, firewall, hostside, probe
 from .docker import Engine, run, vulnerability_warning
 from .networks import Network, bridges
 from .state import Bottle, Promises, read_promises
@@ -41,18 +41,26 @@ HOST_PORT = 1  # tcpmux: nothing listens there; a refusal proves the host answer
 OUTSIDER_PORT = 80
 DEFAULT_ROUTE_FIXED = (25, 0)  # from Docker 25.0 an internal network gives its containers no default route
 SERVICE_LABEL = "com.docker.compose.service"
+TOKEN_MIN = 4  # shorter token values are not searched for: they would match ordinary text
+PORT_TARGETS = 1024  # host address and port pairs dialled, at most
 
 
 @dataclass(frozen=True)
 class Probe:
-    """One line of verify's report."""
+    """One line of verify's report; a drift also names the field, what the file allows and what runs."""
 
     name: str
     status: str  # PASS, FAIL or WARN
     detail: str
+    field: str | None = None
+    expected: str | None = None
+    seen: str | None = None
 
     def as_json(self) -> dict[str, str]:
-        return {"probe": self.name, "status": self.status.lower(), "detail": self.detail}
+        found = {"probe": self.name, "status": self.status.lower(), "detail": self.detail}
+        if self.field is not None:
+            found |= {"field": self.field, "expected": str(self.expected), "seen": str(self.seen)}
+        return found
 
 
 @dataclass(frozen=True)
@@ -99,12 +107,16 @@ def verify(engine: Engine, bottle: Bottle, options: VerifyOptions = VerifyOption
     image = probe.image(engine, options.image)
     networks = {n.name: n for n in bridges(engine)}
     joined = sorted((agent["NetworkSettings"].get("Networks") or {}).keys())
+    declared: dict[str, Any] = services[promises.agent] if isinstance(services.get(promises.agent), dict) else {}
+    tokens = {name: os.environ[name] for name in promises.tokens if len(os.environ.get(name, "")) >= TOKEN_MIN}
     report += [
         _agent_networks(bottle, agent, joined, networks),
         _agent_ports(agent),
         _agent_privileges(agent),
         _docker_socket(agent),
-        *_environment(agent, promises),
+        *_environment(agent, promises, tokens),
+        *_drift(engine, declared, document, agent, inspected),
+        *_host_side(engine, agent, inspected, promises, tokens),
     ]
     with _outsiders(engine, image, bottle, networks) as outsiders:
         targets = _Targets()
@@ -112,6 +124,10 @@ def verify(engine: Engine, bottle: Bottle, options: VerifyOptions = VerifyOption
         egress_side = _egress_targets(targets, promises, inspected, outsiders, bottle)
         host = sorted({g for n in networks.values() for g in n.gateways} | set(options.addresses), key=_address_key)
         host_targets = {a: (targets.add("tcp", a, HOST_PORT), targets.add("ping", a)) for a in host}
+        ports = hostside.listening_ports() if not engine.remote else []
+        port_targets = {
+            (a, p): targets.add("tcp", a, p) for a in host for p in ports[: max(1, PORT_TARGETS // max(1, len(host)))]
+        }
         dns = {name: targets.add("dns", name) for name in options.dns}
         with ThreadPoolExecutor(max_workers=8) as pool:
             seen_future = pool.submit(_probe_agent, engine, image, bottle, agent, targets)
@@ -127,6 +143,8 @@ def verify(engine: Engine, bottle: Bottle, options: VerifyOptions = VerifyOption
     report += [_unreachable(label, idx, seen) for label, idx in egress_side]
     report.append(_routes(agent_proc, [n for n in joined if n in bottle.internal], networks, engine.server_version))
     report.append(_host(host_targets, seen, bottle.sealed))
+    report.append(_host_ports(port_targets, seen, bottle.sealed, len(ports), engine.remote))
+    report.append(_confinement(declared, agent_proc))
     if bottle.sealed:
         report.append(_seal(engine, bottle))
     report += [_no_resolve(name, idx, seen) for name, idx in dns.items()]
@@ -233,13 +251,21 @@ def _docker_socket(agent: dict[str, Any]) -> Probe:
     return Probe("docker-socket", PASS, "no Docker socket is mounted in the agent")
 
 
-def _environment(agent: dict[str, Any], promises: Promises) -> list[Probe]:
-    """Names only: docker inspect shows the values too, and they never leave this function."""
-    present = {entry.partition("=")[0] for entry in (agent["Config"].get("Env") or [])}
+def _environment(agent: dict[str, Any], promises: Promises, tokens: dict[str, str]) -> list[Probe]:
+    """Names only: docker inspect shows the values too, and they never leave this function.
+    A token's value under any name is found by comparing values in memory."""
+    environment = [entry.partition("=") for entry in (agent["Config"].get("Env") or [])]
+    present = {name for name, _, _ in environment}
     leaked = [t for t in promises.tokens if t in present]
+    leaked += [
+        f"{token} (as {name})"
+        for name, _, value in environment
+        for token, secret in sorted(tokens.items())
+        if name != token and secret in value
+    ]
     missing = [f for f in promises.forwarded if f not in present]
-    tokens = (
-        Probe("secrets", FAIL, f"the agent's environment holds the token variable(s) {', '.join(leaked)}")
+    held = (
+        Probe("secrets", FAIL, f"the agent's environment holds the token(s) {', '.join(leaked)}")
         if leaked
         else Probe(
             "secrets", PASS, f"none of the {len(promises.tokens)} token variable(s) is in the agent's environment"
@@ -252,7 +278,150 @@ def _environment(agent: dict[str, Any], promises: Promises) -> list[Probe]:
             "forwarded", PASS, f"all {len(promises.forwarded)} forwarded variable(s) are in the agent's environment"
         )
     )
-    return [tokens, forwarded]
+    return [held, forwarded]
+
+
+def _drift(
+    engine: Engine,
+    declared: dict[str, Any],
+    document: dict[str, Any],
+    agent: dict[str, Any],
+    inspected: dict[str, dict[str, Any]],
+) -> list[Probe]:
+    """Every security-relevant field of the running agent against what the compose file allows."""
+    info = run([engine.docker, "info", "--format", "{{.DefaultRuntime}} {{.CgroupVersion}}"])
+    runtime, _, cgroup = info.stdout.strip().partition(" ") if info.returncode == 0 else ("runc", "", "1")
+    defaults = drift.EngineDefaults(runtime or "runc", "private" if cgroup.strip() == "2" else "host")
+    containers = {service: str(c.get("Id", "")) for service, c in inspected.items()}
+    found = drift.drift(declared, document, agent, containers, defaults)
+    if not found:
+        return [
+            Probe("drift", PASS, "every security-relevant field of the running agent is what the compose file says")
+        ]
+    return [
+        Probe(
+            f"drift:{d.field}",
+            FAIL,
+            f"{d.field}: the compose file allows {d.expected}, the agent runs with {d.seen}",
+            d.field,
+            d.expected,
+            d.seen,
+        )
+        for d in found
+    ]
+
+
+def _host_side(
+    engine: Engine,
+    agent: dict[str, Any],
+    inspected: dict[str, dict[str, Any]],
+    promises: Promises,
+    tokens: dict[str, str],
+) -> list[Probe]:
+    """What the host itself shows of the agent: whose PID namespace it is in, and what its
+    mounts hold (no socket, device or FIFO; no token value). Needs a local engine and root."""
+    if engine.remote or os.geteuid() != 0:
+        why = "the engine is on another host" if engine.remote else "reading other processes' namespaces needs root"
+        return [
+            Probe("pid-namespace", WARN, f"not checked: {why}"),
+            Probe("mount-contents", WARN, f"not checked: {why}"),
+        ]
+    own = hostside.namespace(int(agent["State"].get("Pid") or 0))
+    sharing = [
+        service
+        for service, container in sorted(inspected.items())
+        if service != promises.agent and container["State"].get("Running")
+        and hostside.namespace(int(container["State"].get("Pid") or 0)) == own
+    ]  # fmt: skip
+    if own is None:
+        pid = Probe("pid-namespace", FAIL, "could not read the agent's PID namespace")
+    elif own == hostside.namespace(1):
+        pid = Probe(
+            "pid-namespace", FAIL, "the agent is in the host's PID namespace: it sees every process of the host"
+        )
+    elif sharing:
+        pid = Probe(
+            "pid-namespace",
+            FAIL,
+            f"the agent shares its PID namespace with {', '.join(sharing)}: it sees their processes",
+        )
+    else:
+        pid = Probe(
+            "pid-namespace", PASS, "the agent's PID namespace is its own: no process of another container is visible"
+        )
+    sources = [
+        (str(m.get("Source")), str(m.get("Destination")))
+        for m in agent.get("Mounts") or []
+        if m.get("Type") in ("bind", "volume") and m.get("Source")
+    ]
+    found = hostside.search_mounts(sources, tokens)
+    problems = [f"{path} is a socket, device or FIFO" for path in found.sockets[:5]]
+    problems += [f"a file under {target} holds the value of {name}" for name, target in found.tokens]
+    if problems:
+        contents = Probe("mount-contents", FAIL, "; ".join(problems))
+    elif not found.complete:
+        contents = Probe("mount-contents", WARN, f"searched the first {hostside.WALK_LIMIT} entries of its mounts only")
+    else:
+        what = f" and none of the {len(tokens)} token value(s)" if tokens else ""
+        unset = [t for t in promises.tokens if t not in tokens]
+        note = f" ({', '.join(unset)} not set here: not searched)" if unset else ""
+        contents = Probe(
+            "mount-contents", PASS, f"no socket, device or FIFO{what} in its {len(sources)} mount(s){note}"
+        )
+    return [pid, contents]
+
+
+def _host_ports(
+    targets: dict[tuple[str, int], int], seen: dict[int, _Seen], sealed: bool, listening: int, remote: bool
+) -> Probe:
+    """Every TCP port the host listens on, dialled from inside the agent on every host address."""
+    if remote:
+        return Probe(
+            "host-ports", WARN, "not checked: the engine is on another host, whose listeners are not known here"
+        )
+    opened = sorted(f"{a}:{p}" for (a, p), i in targets.items() if seen.get(i, _Seen(1, "")).rc == 0)
+    if not opened:
+        return Probe(
+            "host-ports",
+            PASS,
+            f"none of the host's {listening} listening TCP port(s) answers the agent on {len({a for a, _ in targets})} address(es)",
+        )
+    if sealed:
+        return Probe(
+            "host-ports", FAIL, f"the host answers the agent on {', '.join(opened)}, though the plan seals the host"
+        )
+    return Probe("host-ports", WARN, f"the host answers the agent on {', '.join(opened)}: seal_host: true drops it")
+
+
+def _confinement(declared: dict[str, Any], proc: dict[str, list[str]]) -> Probe:
+    """From inside the agent's namespaces: its effective and bounding capabilities, seccomp
+    mode and no-new-privileges, against what the compose file allows."""
+    status = {k: v.strip() for k, _, v in (line.partition(":") for line in proc.get("status", [])) if v}
+    if "CapEff" not in status:
+        return Probe("confinement", FAIL, "could not read the agent's /proc/1/status")
+    allowed = drift.allowed_capabilities(declared)
+    wrong = []
+    for field in ("CapEff", "CapBnd"):
+        value = int(status.get(field, "0"), 16)
+        extra = sorted(
+            CAPABILITIES[b] if b < len(CAPABILITIES) else str(b)
+            for b in range(64)
+            if value >> b & 1 and (b >= len(CAPABILITIES) or CAPABILITIES[b] not in allowed)
+        )
+        if extra:
+            wrong.append(f"{field} holds {', '.join(extra)}")
+    options = {str(o).replace("=", ":").lower() for o in declared.get("security_opt") or []}
+    if status.get("Seccomp") != "2" and "seccomp:unconfined" not in options:
+        wrong.append(f"seccomp mode {status.get('Seccomp', '?')} (2, a filter, expected)")
+    if options & {"no-new-privileges", "no-new-privileges:true"} and status.get("NoNewPrivs") != "1":
+        wrong.append(f"NoNewPrivs {status.get('NoNewPrivs', '?')}")
+    if wrong:
+        return Probe("confinement", FAIL, "; ".join(wrong))
+    return Probe(
+        "confinement",
+        PASS,
+        f"capabilities within the {len(allowed)} allowed, seccomp filter, NoNewPrivs {status.get('NoNewPrivs')}",
+    )
 
 
 # --- what the agent sees --------------------------------------------------------------------
@@ -275,11 +444,12 @@ while [ $# -ge 3 ]; do
   kind=$1; host=$2; port=$3; shift 3
   (
     case $kind in
-      tcp) out=$(nc -w "$t" "$host" "$port" </dev/null 2>&1 >/dev/null) ;;
+      tcp) out=$(timeout $((t + 1)) nc -w "$t" "$host" "$port" </dev/null 2>&1 >/dev/null) ;;
       ping) out=$(ping -c 1 -W "$t" "$host" 2>&1) ;;
       dns) out=$(nslookup "$host" 2>&1) ;;
     esac
     rc=$?
+    [ "$rc" = 143 ] && rc=0  # connected, and the peer kept the connection open past the timeout
     printf 'T\t%s\t%s\t%s\n' "$i" "$rc" "$(printf '%s' "$out" | tr '\t\n' '  ')"
   ) &
   i=$((i+1))
@@ -561,7 +731,23 @@ def _seal(engine: Engine, bottle: Bottle) -> Probe:
                 missing.append(f"{tool} INPUT -i {bridge} -j DROP")
     if missing:
         return Probe("seal", FAIL, f"the seal is not in place: missing {', '.join(missing)}")
-    return Probe("seal", PASS, f"{len(placed)} rule(s) drop what the internal bridge sends to the host")
+    ahead = []
+    for bridge, ipv6 in firewall.bridges_of(engine, bottle):
+        for tool in ("iptables", "ip6tables") if ipv6 else ("iptables",):
+            listing = run([tool, "-S", "INPUT"]).stdout.splitlines()
+            ahead += [
+                f"{tool} {rule}"
+                for rule in hostside.rules_before_drop(listing, bridge, firewall.comment(bottle.project))
+            ]
+    if ahead:
+        return Probe(
+            "seal", FAIL, f"a rule ahead of the seal's DROP may accept what the bridge sends: {'; '.join(ahead)}"
+        )
+    return Probe(
+        "seal",
+        PASS,
+        f"{len(placed)} rule(s) drop what the internal bridge sends to the host, none ahead of them accepts it",
+    )
 
 
 # --- hardening ------------------------------------------------------------------------------
