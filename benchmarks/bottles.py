@@ -13,6 +13,8 @@ bottle is examples/walkthrough.yml under a slug of its own. Standard library onl
 2. `bottlegen up` + `down` of one bottle against the bare commands it stands for (`docker
    network create` twice, `docker compose up -d --wait`; `docker compose down`, `docker
    network rm` twice) on the same compose file: medians of --pairs runs each, alternating.
+3. `bottlegen verify` of one running bottle (the probe image already built): the median
+   wall time of --pairs runs.
 
 It prints a Markdown report; README.md quotes the latest one. Everything it makes is named
 bench<N> and removed at the end, also when it fails.
@@ -165,6 +167,20 @@ def overhead(pairs: int, folder: Path) -> tuple[float, float]:
     return statistics.median(ours), statistics.median(bare)
 
 
+def verify_time(runs: int, folder: Path) -> tuple[float, int]:
+    """Median seconds of `bottlegen verify` on one running bottle, and its last exit code."""
+    plan, state = plan_for(998, folder), folder / "s998"
+    subprocess.run(
+        [*BOTTLEGEN, "up", "-q", str(plan), "--state-dir", str(state)], env=ENV, capture_output=True, check=True
+    )
+    try:
+        timed([*BOTTLEGEN, "verify", "--state-dir", str(state)])  # builds the probe image if it is missing
+        results = [timed([*BOTTLEGEN, "verify", "--state-dir", str(state)]) for _ in range(runs)]
+    finally:
+        down(998, folder)
+    return statistics.median(seconds for seconds, _ in results), results[-1][1].returncode
+
+
 def cleanup() -> None:
     """Whatever a failed run left: bench containers and networks."""
     ids = subprocess.run(
@@ -185,7 +201,7 @@ def cleanup() -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--counts", default="10,50,100", help="bottles per run, comma separated")
+    parser.add_argument("--counts", default="10,50,100", help="bottles per run, comma separated ('' for none)")
     parser.add_argument("--parallel", type=int, default=8, help="ups (and downs) at a time")
     parser.add_argument("--pairs", type=int, default=5, help="runs of each side of the overhead comparison")
     args = parser.parse_args()
@@ -194,8 +210,9 @@ def main() -> None:
         sys.exit(f"tools/standin-images failed: {built.stderr}")
     folder = Path(tempfile.mkdtemp(prefix="bottlegen-bottles-"))
     try:
-        runs = [fleet(int(c), args.parallel, folder) for c in args.counts.split(",")]
+        runs = [fleet(int(c), args.parallel, folder) for c in args.counts.split(",") if c.strip()]
         ours, bare = overhead(args.pairs, folder)
+        verify_seconds, verify_code = verify_time(args.pairs, folder)
     finally:
         cleanup()
         shutil.rmtree(folder, ignore_errors=True)
@@ -219,6 +236,10 @@ def main() -> None:
     print(
         f"\n`bottlegen up` + `down` of one bottle: {ours:.2f} s; the bare docker and compose commands: {bare:.2f} s; "
         f"**{ours / bare:.2f}x** (medians of {args.pairs})."
+    )
+    print(
+        f"\n`bottlegen verify` of one running bottle: **{verify_seconds:.2f} s** (median of {args.pairs}; "
+        f"exit {verify_code})."
     )
 
 

@@ -262,7 +262,8 @@ def lints(merged: Merged) -> list[Lint]:
                 lint(
                     "BG103",
                     f"{merged.where(('services', name, 'runtime'))}: {name} runs under gVisor (runsc) and finds {dials} "
-                    "only by name; gVisor cannot use Docker's embedded DNS at 127.0.0.11, so give it extra_hosts or a dns setting",
+                    "only by name; gVisor cannot use Docker's embedded DNS at 127.0.0.11, so give it extra_hosts or a dns setting "
+                    "(for the agent, keys beyond its allow-list: relax `agent-keys` in the manifest, with the reason)",
                 )
             )
     return warnings
