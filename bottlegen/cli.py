@@ -761,8 +761,9 @@ def cmd_up(args: argparse.Namespace) -> int:
                 lints.lint(
                     "BG106",
                     f"the engine ({engine.where.describe()}, {engine.where.endpoint(engine.docker)}) is on another "
-                    f"host: the bottle's {binds} bind source(s) are paths there, which bottlegen cannot check from "
-                    "here and does not copy; make sure each exists on that host before up",
+                    f"host: the bottle's {binds} bind source(s) are paths there, which bottlegen does not copy; up "
+                    "judges them on that host through a probe container, but whether each is the file you mean is "
+                    "yours to make sure of before up",
                 )
             )
     Warnings(args).report([*found, *unset])

@@ -35,6 +35,10 @@ SYSTEM_TREES = (
     "/var/lib/containerd",
 )
 ROOT = "/"
+# Kernel pseudo-filesystems: what is in them is no file but a window on the kernel or on a
+# process (`/proc/self/environ` is the environment of whoever reads it: at `up`, compose and
+# every token it holds). No service is given anything in them.
+PSEUDO_TREES = ("/proc", "/sys")
 DEFAULT_DATA_ROOT = "/var/lib/docker"  # the engine's data root when docker info is not asked
 
 # File types no container may be given, wherever they live: each is a channel to a process
@@ -69,7 +73,28 @@ def kind_of(mode: int) -> str:
     return "unknown"
 
 
+_O_PATH = getattr(os, "O_PATH", 0)  # Linux: a descriptor that names a file without opening it
+
+
 def _local_resolve(path: str) -> Resolved:
+    """The kernel's own answer where it can give one: the path opened with O_PATH (no FIFO
+    blocks, no device opens), named back by /proc/self/fd, its type from fstat; three system
+    calls. A path that does not exist (or where O_PATH is not to be had) is resolved by
+    os.path.realpath as far as it goes."""
+    if _O_PATH:
+        try:
+            fd = os.open(path, _O_PATH | os.O_CLOEXEC)
+        except OSError:
+            pass
+        else:
+            try:
+                resolved = os.readlink(f"/proc/self/fd/{fd}")
+                if resolved.startswith("/") and not resolved.endswith(" (deleted)"):
+                    return Resolved(resolved, kind_of(os.fstat(fd).st_mode))
+            except OSError:
+                pass
+            finally:
+                os.close(fd)
     try:
         resolved = os.path.realpath(path)
     except OSError:  # a link this process may not read (root's /proc/1/root): judged as written
@@ -121,6 +146,9 @@ class HostView:
     def in_tree(self, path: str) -> str | None:
         """The system tree path is in (or is), or None."""
         return next((tree for tree in self.trees() if path == tree or path.startswith(tree + "/")), None)
+
+    def in_pseudo_tree(self, path: str) -> bool:
+        return any(path == tree or path.startswith(tree + "/") for tree in PSEUDO_TREES)
 
     def is_tree_root(self, path: str) -> bool:
         """path is `/`, a system tree itself, or a user's home directory itself."""

@@ -37,7 +37,7 @@ KINDS = (
     Kind(
         "BG106",
         "remote-bind-sources",
-        "up on a remote engine: bind sources are paths on its host, which bottlegen cannot check from here",
+        "up on a remote engine: bind sources are paths on its host, which bottlegen does not copy there",
     ),
 )
 BY_CODE = {k.code: k for k in KINDS}

@@ -69,6 +69,18 @@ class Rendered(NamedTuple):
     sources: dict[str, str]  # service -> the template that wrote it, as the file's comments name it
     basis: Basis | None = None
 
+    def host_paths(self) -> list[str]:
+        """Every host path the document hands a container, as the engine's host will read it
+        (`$$` unescaped, `~` expanded); those compose would interpolate are left out."""
+        if self.basis is None:
+            return []
+        found = []
+        for place in host_paths(self.basis.merged.document):
+            text = policy.literal(place.value)
+            if text is not None and os.path.expanduser(text).startswith("/"):
+                found.append(os.path.expanduser(text))
+        return found
+
     def pinned(self, view: host.HostView) -> tuple[list[str], Rendered]:
         """Judge every host path again as view resolves it now (the rules that read the host),
         and this render with each host path written as it resolved, so that what was judged

@@ -101,7 +101,7 @@ class Facts(NamedTuple):
     def resolved(self, written: str) -> hosts.Resolved | None:
         """A host path as written in the document, as the engine will open it; None when
         compose would interpolate it or it is relative (other rules say so)."""
-        text = _literal(written)
+        text = literal(written)
         if text is None:
             return None
         expanded = os.path.expanduser(text)
@@ -110,7 +110,7 @@ class Facts(NamedTuple):
         return self.host.resolve(expanded)
 
 
-def _literal(value: Any) -> str | None:
+def literal(value: Any) -> str | None:
     """A string as compose reads it, or None when compose would interpolate a variable in it."""
     if not isinstance(value, str):
         return None
@@ -129,7 +129,7 @@ def engine_name(project: Any, key: str, definition: Any) -> str | None:
     else `<project>_<key>`. None when compose would interpolate the name."""
     definition = definition if isinstance(definition, dict) else {}
     if "name" in definition:
-        return _literal(definition["name"])
+        return literal(definition["name"])
     if definition.get("external") is True:
         return key
     return f"{project}_{key}"
@@ -311,7 +311,7 @@ def agent_keys(f: Facts) -> Iterator[str | Problem]:
 def _security_option(option: Any) -> str | None:
     """A security_opt value in one spelling (`kind:value`, lowercase), or None when compose
     would interpolate it or it is not a string."""
-    text = _literal(option)
+    text = literal(option)
     if text is None:
         return None
     kind, sep, value = text.replace("=", ":", 1).partition(":")
@@ -344,7 +344,7 @@ def agent_host_namespaces(f: Facts) -> Iterator[str | Problem]:
         value = agent.get(key)
         if value is None:
             continue
-        text = _literal(value)
+        text = literal(value)
         if text is None or text == "host" or text.startswith(("container:", "service:")):
             yield f"{f.where('services', f.agent, key)}: {key}: {shorten(value)} would share a namespace with the host or another container"
 
@@ -360,7 +360,7 @@ def service_namespaces(f: Facts) -> Iterator[str | Problem]:
         for key in ("network_mode", *NAMESPACE_KEYS):
             if key not in service:
                 continue
-            text = _literal(service[key])
+            text = literal(service[key])
             kind, _, target = (text or "").partition(":")
             owner = target if kind == "service" else containers.get(target) if kind == "container" else None
             if text is None:
@@ -375,7 +375,7 @@ def service_namespaces(f: Facts) -> Iterator[str | Problem]:
                 continue
             yield f"{f.where('services', name, key)}: {key}: {shorten(service[key])} {why}"
         for index, source in enumerate(service.get("volumes_from") or []):
-            text = _literal(source) or ""
+            text = literal(source) or ""
             kind, _, target = text.partition(":")
             owner = containers.get(target.split(":")[0]) if kind == "container" else kind
             if name not in f.gateways and (owner in protected or (kind == "container" and owner is None)):
@@ -401,7 +401,7 @@ def host_paths_rule(f: Facts) -> Iterator[str | Problem]:
     tree itself, a user's home itself or under the engine's data root; nothing in a system
     tree writable; writable only where the plan marks a path writable."""
     for place in host_paths(f.merged.document):
-        text = _literal(place.value)
+        text = literal(place.value)
         where = f.where(*place.at)
         if text is None:
             continue  # no-interpolation says so
@@ -422,6 +422,13 @@ def host_paths_rule(f: Facts) -> Iterator[str | Problem]:
             )
             continue
         data_root = hosts.normalized(f.host.data_root)
+        if f.host.in_pseudo_tree(resolved.path):
+            yield Problem(
+                f"{where}: {place.use} {shown} is in a kernel pseudo-filesystem (/proc, /sys): a window on the "
+                "kernel or on a process, not a file; no service may be given it",
+                text,
+            )
+            continue
         if f.host.is_tree_root(resolved.path) or resolved.path.startswith(data_root + "/"):
             yield Problem(
                 f"{where}: {place.use} {shown} is a host system tree, a user's home or the engine's data; "
@@ -459,14 +466,19 @@ def agent_host_mounts(f: Facts) -> Iterator[str | Problem]:
         if f.agent not in place.services:
             continue
         resolved = f.resolved(place.value)
-        if resolved is None or resolved.kind in hosts.FORBIDDEN_TYPES or f.host.is_tree_root(resolved.path):
+        if (
+            resolved is None
+            or resolved.kind in hosts.FORBIDDEN_TYPES
+            or f.host.is_tree_root(resolved.path)
+            or f.host.in_pseudo_tree(resolved.path)
+        ):
             continue  # host-paths refuses these for every service
         tree = f.host.in_tree(resolved.path)
         if tree is not None:
             yield Problem(
-                f"{f.where(*place.at)}: {place.use} {resolved.describe(_literal(place.value) or '')} would give the agent "
+                f"{f.where(*place.at)}: {place.use} {resolved.describe(literal(place.value) or '')} would give the agent "
                 f"the host's {tree} (the engine, the host's system or a user's home)",
-                _literal(place.value),
+                literal(place.value),
             )
 
 
@@ -503,7 +515,7 @@ def tokens(f: Facts) -> Iterator[str | Problem]:
             yield Problem(
                 f"{f.where(*place.at)}: env file {shorten(place.value)} sets {variable}, a token variable of a gateway "
                 "(egress.token_env_map), in the agent's environment; the agent may never hold it",
-                _literal(place.value),
+                literal(place.value),
             )
     document = f.merged.document
     for kind in ("secrets", "configs"):

@@ -270,6 +270,7 @@ ACROSS_FIELDS = (
     "would give the agent the host's",
     "is a host system tree",
     "a channel to the host",
+    "kernel pseudo-filesystem",
     "is writable and in the host's",
     "is also a name of service",
     "a DNS label of",

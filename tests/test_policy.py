@@ -38,7 +38,7 @@ def render(tmp_path: Path, plan: dict | None = None, **edits):
 AGENT_NETWORKS = "    networks:\n      internal: null\n"
 # What a host path that gives the agent the engine or the host is refused with: a socket (a
 # channel to the host), a system tree itself, or a path in one.
-HOST_GIVEN = r"(channel to the host|is a host system tree|would give the agent the host's)"
+HOST_GIVEN = r"(channel to the host|is a host system tree|would give the agent the host's|pseudo-filesystem)"
 
 
 def agent_volume(entry: str) -> dict[str, tuple[str, str]]:

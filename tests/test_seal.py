@@ -317,6 +317,21 @@ def test_a_fifo_or_a_device_is_refused(tmp_path):
         render(tmp_path, full_plan(proxy={**full_plan()["proxy"], "yaml_path": "/dev/null"}))
 
 
+def test_nothing_in_proc_or_sys_is_given_to_any_service(tmp_path):
+    """/proc/self/environ, read by compose at up, would be compose's environment: every token."""
+    plan = full_plan()
+    for path in ("/proc/self/environ", "/sys/kernel"):
+        plan["git_gate"] = {**full_plan()["git_gate"], "hook_script": path}
+        with pytest.raises(PlanError, match=r"hook_script: .*kernel pseudo-filesystem"):
+            render(tmp_path, plan)
+    edit = ("    volumes:\n", "    env_file: [/proc/self/environ]\n    volumes:\n")
+    refused(
+        tmp_path,
+        r"services\.supervise\.env_file\[0\] .*env_file /proc/self/environ .*pseudo-filesystem",
+        supervise_yaml_j2=edit,
+    )
+
+
 def test_a_symlink_into_a_system_tree_is_judged_where_it_leads(tmp_path):
     link = tmp_path / "config"
     link.symlink_to("/etc")

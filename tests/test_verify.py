@@ -12,6 +12,7 @@ import pytest
 from helpers import REPO
 
 from bottlegen import Renderer, UsageError
+from bottlegen.composefile import byte_size
 from bottlegen.engine import verify
 from bottlegen.engine.networks import Network
 from bottlegen.engine.probe import _is_static
@@ -128,9 +129,12 @@ def test_probe_targets_from_the_command_line_must_be_names_or_addresses(options)
     verify.check_options(verify.VerifyOptions(dns=["example.org"], addresses=["192.168.1.10", "fd00::1"]))
 
 
-@pytest.mark.parametrize(("value", "size"), [(512, 512), ("512m", 512 * 1024**2), ("1gb", 1024**3), ("1.5k", 1536)])
+@pytest.mark.parametrize(
+    ("value", "size"),
+    [(512, 512), ("512m", 512 * 1024**2), ("1gb", 1024**3), ("1.5k", 1536), ("lots", None), (True, None)],
+)
 def test_compose_byte_sizes(value, size):
-    assert verify._bytes(value) == size
+    assert byte_size(value) == size
 
 
 def agent(**host) -> dict:

@@ -101,6 +101,36 @@ def run(
         ) from None
 
 
+def stream(argv: Sequence[str], line: Callable[[str], str], timeout: float | None) -> int:
+    """Run a docker command with its standard output passed on line by line through line()
+    (say, to mask secrets) as it comes, its stderr ours; its exit status. Killed after timeout
+    seconds (None: never, for `logs -f`), and with us on Ctrl-C or a signal."""
+    if _trace:
+        with _trace_lock:
+            sys.stderr.write(f"bottlegen: + {shlex.join(argv)}\n")
+            sys.stderr.flush()
+    try:
+        proc = subprocess.Popen(list(argv), stdout=subprocess.PIPE, stderr=_stderr_fd(), text=True, errors="replace")
+    except FileNotFoundError:
+        raise EngineError(f"{argv[0]}: not found") from None
+    timer = threading.Timer(timeout, proc.kill) if timeout is not None else None
+    if timer is not None:
+        timer.daemon = True
+        timer.start()
+    try:
+        assert proc.stdout is not None
+        for text in proc.stdout:
+            sys.stdout.write(line(text))
+            sys.stdout.flush()
+        return proc.wait()
+    finally:
+        if timer is not None:
+            timer.cancel()
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+
+
 def _stderr_fd() -> int | None:
     """Our stderr's descriptor, for a child to write to; None (inherit) when it has none."""
     try:

@@ -19,8 +19,8 @@ from .. import host
 from ..errors import ComposeError, ConflictError, Stopped, UserError
 from ..pipeline import Rendered
 from ..write import write_atomic
-from . import firewall
-from .docker import FOLLOW, Engine, EngineAddress, context_of, data_root, long, run
+from . import firewall, probe
+from .docker import FOLLOW, Engine, EngineAddress, context_of, data_root, long, run, stream
 from .networks import AddressPool, create_argv, create_networks, free_subnets, remove_networks, survey, taken_subnets
 from .state import (
     COMPOSE_FILE,
@@ -100,10 +100,13 @@ def pinned(engine: Engine, rendered: Rendered) -> Rendered:
     missing at render time, a symlink swapped since, the engine's own data root) and written
     as they resolved, so that what was judged is what the engine mounts; a ConflictError
     (exit 10, before anything is created) naming each plan key or template, the path and
-    what it resolves to. On a remote engine the paths are judged as written: this machine's
-    files say nothing of that host's."""
+    what it resolves to. On a remote engine they are read on that engine's host, by a probe
+    container (probe.host_view): this machine's files say nothing of it."""
     root = data_root(engine)
-    view = host.lexical(root) if engine.remote else host.local(root)
+    if engine.remote:
+        view = probe.host_view(engine, probe.image(engine), rendered.host_paths(), root)
+    else:
+        view = host.local(root)
     problems, result = rendered.pinned(view)
     if problems:
         raise ConflictError(
@@ -299,15 +302,16 @@ class LogOptions:
 
 
 def logs(engine: Engine, bottle: Bottle, options: LogOptions = LogOptions()) -> None:
-    """The bottle's merged logs, straight to our stdout. A signal ends compose with us."""
+    """The bottle's merged logs to our stdout as they come, with the value of every variable
+    the bottle takes from our environment masked, as the log `down` saves is. A signal ends
+    compose with us."""
     argv = engine.compose_argv(
         bottle.project, bottle.compose_file, "logs", "--no-color", "--timestamps", *options.flags()
     )
-    proc = run(argv, output="inherit", timeout=FOLLOW if options.follow else long())
-    if proc.returncode != 0:
-        raise ComposeError(
-            f"docker compose logs for {bottle.project} failed (exit {proc.returncode})", proc.returncode, argv
-        )
+    environment = dict(os.environ)
+    code = stream(argv, lambda line: mask(line, bottle.variables, environment), FOLLOW if options.follow else long())
+    if code != 0:
+        raise ComposeError(f"docker compose logs for {bottle.project} failed (exit {code})", code, argv)
 
 
 def ps(engine: Engine, bottle: Bottle) -> list[Service]:

@@ -20,7 +20,7 @@ import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
-from .. import resources
+from .. import host, resources
 from ..errors import ComposeError, EngineError
 from .docker import Engine, run
 
@@ -136,3 +136,83 @@ def start_outsider(engine: Engine, image: str, project: str, network: str) -> st
 def remove(engine: Engine, containers: Sequence[str]) -> None:
     if containers:
         run([engine.docker, "rm", "-f", *containers])
+
+
+# Resolves each path argument on the host mounted at /host as the kernel would (every symlink
+# in every component, `..` after a link taken from where it led), and says what is there:
+# `R <index> <resolved> <kind>`; then every home directory of the host's password database.
+_RESOLVE_SCRIPT = r"""
+i=0
+for path in "$@"; do
+  out=""; rest=${path#/}; hops=0; kind=""
+  while [ -n "$rest" ]; do
+    comp=${rest%%/*}
+    case $rest in */*) rest=${rest#*/} ;; *) rest="" ;; esac
+    case $comp in
+      ""|.) continue ;;
+      ..) out=${out%/*}; continue ;;
+    esac
+    if [ -L "/host$out/$comp" ]; then
+      hops=$((hops + 1))
+      if [ "$hops" -gt 40 ]; then kind=unreadable; break; fi
+      target=$(readlink "/host$out/$comp") || { kind=unreadable; break; }
+      case $target in /*) out="" ;; esac
+      rest="${target#/}${rest:+/$rest}"
+    else
+      out="$out/$comp"
+    fi
+  done
+  r=${out:-/}
+  if [ -z "$kind" ]; then
+    if [ -S "/host$r" ]; then kind=socket
+    elif [ -b "/host$r" ] || [ -c "/host$r" ]; then kind=device
+    elif [ -p "/host$r" ]; then kind=FIFO
+    elif [ -d "/host$r" ]; then kind=directory
+    elif [ -f "/host$r" ]; then kind=file
+    elif [ -e "/host$r" ]; then kind=unknown
+    else kind=missing
+    fi
+  fi
+  printf 'R\t%s\t%s\t%s\n' "$i" "$r" "$kind"
+  i=$((i + 1))
+done
+while IFS=: read -r _ _ _ _ _ home _; do printf 'H\t%s\n' "$home"; done < /host/etc/passwd 2>/dev/null
+true
+"""
+
+
+def host_view(engine: Engine, image: str, paths: Sequence[str], data_root: str | None) -> host.HostView:
+    """How the engine's host resolves each of paths (a remote engine's: this machine's files
+    say nothing of it), read by a probe container that mounts the host's `/` read-only, with
+    no network and no capability but NET_RAW; the home directories of its password database."""
+    wanted = sorted(set(paths))
+    argv = [
+        engine.docker, "run", "--rm", "--network", "none", "-v", "/:/host:ro", *_isolated("host-paths"),
+        image, "-c", _RESOLVE_SCRIPT, "resolve", *wanted,
+    ]  # fmt: skip
+    proc = run(argv)
+    if proc.returncode != 0:
+        raise ComposeError.from_process("the probe that reads the engine's host paths", proc)
+    resolved: dict[str, host.Resolved] = {}
+    homes = set()
+    for line in proc.stdout.splitlines():
+        fields = line.split("\t")
+        if fields[0] == "R" and len(fields) == 4 and fields[1].isdigit() and int(fields[1]) < len(wanted):
+            resolved[wanted[int(fields[1])]] = host.Resolved(host.normalized(fields[2]), fields[3])
+        elif fields[0] == "H" and len(fields) == 2 and fields[1].startswith("/"):
+            homes.add(host.normalized(fields[1]))
+
+    unread = [path for path in wanted if path not in resolved]
+    if unread:  # judged on nothing is not judged: up stops here
+        raise ComposeError(
+            f"the probe that reads the engine's host paths said nothing of {len(unread)} of them "
+            f"({', '.join(unread[:3])}{', ...' if len(unread) > 3 else ''})",
+            proc.returncode,
+            proc.args,
+            proc.stderr,
+        )
+
+    def resolve(path: str) -> host.Resolved:
+        return resolved.get(path) or host.Resolved(host.normalized(path), host.UNREADABLE)
+
+    return host.HostView(resolve, data_root or host.DEFAULT_DATA_ROOT, frozenset(homes - {"/"}))

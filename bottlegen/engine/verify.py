@@ -26,7 +26,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
-from ..composefile import names
+from ..composefile import byte_size, cpu_count, names
 from ..errors import ComposeError, OutputError, UsageError
 from ..yamlfull import load_yaml
 from . import drift, firewall, hostside, probe
@@ -804,7 +804,7 @@ def _hardening(service: str, declared: dict[str, Any], container: dict[str, Any]
         (held if ok else wrong).append("read-only root" if ok else "the root file system is writable")
     for key, field, want in (
         ("pids_limit", "PidsLimit", int),
-        ("mem_limit", "Memory", _bytes),
+        ("mem_limit", "Memory", byte_size),
         ("cpus", "NanoCpus", _nano),
         ("init", "Init", bool),
     ):
@@ -819,16 +819,6 @@ def _hardening(service: str, declared: dict[str, Any], container: dict[str, Any]
     return Probe(f"hardening:{service}", PASS, ", ".join(held))
 
 
-def _nano(cpus: Any) -> int:
-    return round(float(cpus) * 1e9)
-
-
-_UNITS = {"": 1, "b": 1, "k": 1024, "m": 1024**2, "g": 1024**3, "t": 1024**4, "p": 1024**5}
-
-
-def _bytes(value: Any) -> int:
-    """compose's byte sizes: a number, or a number with b, k, m, g (kb, mb ... too), in 1024s."""
-    text = str(value).strip().lower().removesuffix("b") if not isinstance(value, int) else str(value)
-    number = text.rstrip("kmgtp")
-    unit = text[len(number) :]
-    return int(float(number) * _UNITS.get(unit, 1))
+def _nano(cpus: Any) -> int | None:
+    count = cpu_count(cpus)
+    return None if count is None else round(count * 1e9)
