@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import os
 import sys
+import threading
 import traceback
 from collections.abc import Callable, Iterable
 from pathlib import Path
@@ -108,9 +109,10 @@ def _finalize(value: Any) -> str:
     if isinstance(value, Raw):
         return value
     text = to_yaml_value(value)
-    _written[text] = value
-    if _trace is not None:
-        _trace.append((_value_origin() or "?", text))
+    state = _state
+    state.written[text] = value
+    if state.trace is not None:
+        state.trace.append((_value_origin() or "?", text))
     return MARK_OPEN + text + MARK_CLOSE
 
 
@@ -189,8 +191,18 @@ class RootedLoader(BaseLoader):
 # comment) can make a value part of something larger, or more than one thing.
 
 MARK_OPEN, MARK_CLOSE = "\ue000", "\ue001"
-_trace: list[tuple[str, str]] | None = None  # (template file:line, value text), when diagnosing
-_written: dict[str, Any] = {}  # the text of every value finalize wrote in the current render, and the value
+
+
+class _RenderState(threading.local):
+    """What finalize notes during one render, per thread: one Renderer renders from many
+    threads at once, each render seeing only its own values."""
+
+    def __init__(self) -> None:
+        self.written: dict[str, Any] = {}  # the text of every value finalize wrote, and the value
+        self.trace: list[tuple[str, str]] | None = None  # (template file:line, value text), when diagnosing
+
+
+_state = _RenderState()
 
 
 Spans = tuple[tuple[int, int], ...]
@@ -209,7 +221,7 @@ def _unmark(marked: str, name: str) -> tuple[str, Spans, Known]:
     head, *marked_values = marked.split(MARK_OPEN)
     if MARK_CLOSE in head:
         raise _stray_marks(name)
-    pieces, spans, length, written = [head], [], len(head), _written
+    pieces, spans, length, written = [head], [], len(head), _state.written
     for piece in marked_values:
         value, close, rest = piece.partition(MARK_CLOSE)
         if not close or MARK_CLOSE in rest:
@@ -295,15 +307,15 @@ def value_origins(env: jinja2.Environment, name: str, context: dict[str, Any]) -
     Only on the error path, to say which line of a template wrote a value that does not
     stand whole.
     """
-    global _trace
-    _trace = []
+    trace: list[tuple[str, str]] = []
+    _state.trace = trace
     try:
         render_template(env, name, context)
-        return _trace
+        return trace
     except TemplateError:
-        return _trace
+        return trace
     finally:
-        _trace = None
+        _state.trace = None
 
 
 # What a template or a condition can raise for a mistake in it (not a bug in bottlegen).
@@ -337,7 +349,7 @@ def render_fragment(env: jinja2.Environment, name: str, context: dict[str, Any])
     The text comes back with the spans of its values (see MARK_OPEN) for merge to check, and
     what its collection values read back as.
     """
-    _written.clear()
+    _state.written.clear()
     try:
         return _unmark(env.get_template(name).render(context), name)
     except jinja2.TemplateSyntaxError as e:
