@@ -231,8 +231,9 @@ def plan_lints(context: dict[str, Any], source: str) -> list[Lint]:
     ]
 
 
-def lints(merged: Merged) -> list[Lint]:
-    """Warnings: real risks that do not make the document invalid."""
+def lints(merged: Merged, check_host: bool = True) -> list[Lint]:
+    """Warnings: real risks that do not make the document invalid (a missing bind source only
+    when the host may be read)."""
     warnings: list[Lint] = []
     services: dict[str, Any] = merged.document.get("services") or {}
     pipelock = services.get("pipelock")
@@ -248,7 +249,7 @@ def lints(merged: Merged) -> list[Lint]:
         if not isinstance(service, dict):
             continue
         for index, kind, source, _ in mounts(service):
-            if kind == "bind" and isinstance(source, str) and not os.path.exists(unescape(source)):
+            if check_host and kind == "bind" and isinstance(source, str) and not os.path.exists(unescape(source)):
                 warnings.append(
                     lint(
                         "BG102",

@@ -9,9 +9,10 @@ them; the cost is a clock read per stage).
 from __future__ import annotations
 
 import os
+import threading
 import time
 from collections import defaultdict
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -39,6 +40,7 @@ from .lints import Lint
 from .merge import Fragment, Merged, ValueNotWhole, merge
 from .resources import templates_dir
 from .templating import PACKAGED, Root
+from .yamltext import copy_plain
 
 TEMPLATES_ENV = "BOTTLEGEN_TEMPLATES"
 
@@ -134,10 +136,17 @@ class Renderer:
         "emit",
     )
 
-    def __init__(self, override_dirs: Sequence[str | os.PathLike[str]] = (), view: host.HostView | None = None):
-        # How host paths are judged: as they resolve on this machine now (by default), or as
-        # written (host.lexical(), for a render that reads nothing of the host).
-        self.host = view or host.local()
+    def __init__(
+        self,
+        override_dirs: Sequence[str | os.PathLike[str]] = (),
+        view: host.HostView | None = None,
+        check_host: bool = True,
+    ):
+        # Whether a render reads this machine: host paths judged as they resolve here now, the
+        # env file looked at, missing bind sources warned of. Without, host paths are judged as
+        # written (host.lexical()) and the same plan gives the same result on any machine.
+        self.check_host = check_host
+        self.host = view or (host.local() if check_host else host.lexical())
         self.env = templating.make_environment(template_roots(override_dirs))
         self.manifest = manifest.read_manifest(self.env)
         self.conditions = manifest.compile_conditions(self.env, self.manifest)
@@ -169,7 +178,7 @@ class Renderer:
         """The full template context of a parsed plan (validated here)."""
         validate.validate_plan(data, source, self._plan_check)
         names = [entry.name for entry in self.manifest.services]
-        context = resolve.resolve_plan(data, base_dir, source, names, self.plan_schema)
+        context = resolve.resolve_plan(data, base_dir, source, names, self.plan_schema, self.check_host)
         context["services"] = manifest.enabled_services(self.conditions, context)
         context["facts"].update(resolve.service_facts(context["settings"], context["services"]))
         return context
@@ -248,7 +257,7 @@ class Renderer:
         with self._stage(checks):
             check.check_schema(merged)
             check.check_rules(merged)
-            warnings = check.plan_lints(context, source) + check.lints(merged)
+            warnings = check.plan_lints(context, source) + check.lints(merged, self.check_host)
         with self._stage(sandbox):
             agent, gateways, relax = self.manifest.agent, self.manifest.gateways, self.manifest.relax
             writable = resolve.writable_host_paths(
@@ -284,3 +293,51 @@ class Renderer:
                 return name
             label = self._labels[name] = f"{name} ({root.origin})"
         return label
+
+
+_renderers: dict[tuple[tuple[str, ...], bool], Renderer] = {}
+_renderers_lock = threading.Lock()
+
+
+def _renderer_for(templates: Sequence[str | os.PathLike[str]], check_host: bool) -> Renderer:
+    """One Renderer per set of template folders (and host reading), made once per process:
+    a Renderer is safe to use from many threads."""
+    key = (tuple(os.path.abspath(t) for t in templates), check_host)
+    with _renderers_lock:
+        found = _renderers.get(key)
+        if found is None:
+            found = _renderers[key] = Renderer(list(key[0]), check_host=check_host)
+    return found
+
+
+def render(
+    plan: Mapping[str, Any] | str | os.PathLike[str],
+    *,
+    templates: Sequence[str | os.PathLike[str]] | None = None,
+    base_dir: str | os.PathLike[str] | None = None,
+    check_host: bool = False,
+) -> Rendered:
+    """A bottle's compose document from its plan: plain data (a mapping, as a plan file
+    holds it) or the path of a plan file (YAML or JSON).
+
+    templates: override folders, looked in first, before the packaged templates.
+    base_dir: what the plan's relative host paths are relative to (default: the plan file's
+    folder, or the current folder for a mapping).
+    check_host: read this machine as `bottlegen render` does (host paths judged as they
+    resolve, the env file looked at, missing bind sources warned of). Without it (the
+    default) nothing is read but the templates: the same plan and templates give the same
+    result on any machine.
+
+    Returns a Rendered: `.document` (a plain dict, services in order), `.text` (the exact
+    bytes `bottlegen render` writes), `.warnings` (each a Lint, with `.kind.code`). Raises
+    PlanError, TemplateError or DocumentError (all UserError, with `.exit_code`). Safe to call
+    from many threads.
+    """
+    renderer = _renderer_for(templates or (), check_host)
+    if isinstance(plan, Mapping):
+        folder = Path(base_dir) if base_dir is not None else Path.cwd()
+        return renderer.render_data(copy_plain(dict(plan)), "<plan>", folder.absolute(), "<plan>")
+    path = Path(plan)
+    data = load.read_plan(path)
+    folder = Path(base_dir) if base_dir is not None else path.absolute().parent
+    return renderer.render_data(data, str(path), folder.absolute(), path.name)

@@ -771,13 +771,22 @@ def facts_of(
 
 
 def judge(facts: Facts, relax: dict[str, str], rules: tuple[str, ...] | None = None) -> list[Problem]:
-    """Every problem of the rules (all, or those named), but the relaxed ones."""
+    """Every problem of the rules (all, or those named), but the relaxed ones; each message
+    ends naming its rule, and the relax that would allow it where there is one."""
     return [
-        Problem(p) if isinstance(p, str) else p
+        Problem(f"{p.message} {_rule_note(rule)}", p.value)
+        if isinstance(p, Problem)
+        else Problem(f"{p} {_rule_note(rule)}")
         for rule, check in RULES.items()
         if rule not in relax and (rules is None or rule in rules)
         for p in check(facts)
     ]
+
+
+def _rule_note(rule: str) -> str:
+    if rule in RELAXABLE:
+        return f"[rule {rule}; a manifest may relax it: `relax: {{{rule}: <the reason>}}`]"
+    return f"[rule {rule}, which always holds]"
 
 
 def located(problems: list[Problem], context: dict[str, Any], source: str) -> tuple[list[str], bool]:

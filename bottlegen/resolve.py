@@ -256,12 +256,19 @@ def _env_file_in_use(path: str | None) -> str | None:
 
 
 def resolve_plan(
-    plan: dict[str, Any], base_dir: Path, source: str, service_names: list[str], schema: dict[str, Any] | None = None
+    plan: dict[str, Any],
+    base_dir: Path,
+    source: str,
+    service_names: list[str],
+    schema: dict[str, Any] | None = None,
+    check_host: bool = True,
 ) -> dict[str, Any]:
     """The template context's data for a validated plan, without the enabled services.
 
     `service_names` are all the services the manifest declares, enabled or not: each gets a
-    container name from the pattern.
+    container name from the pattern. With check_host false nothing of the host is read: the
+    env file is taken as the plan gives it (the seed's rule, a file present and not empty,
+    needs the host).
     """
     schema = schema or resources.load_schema(resources.PLAN_SCHEMA)
     data = apply_defaults(schema, copy_plain(plan))
@@ -286,7 +293,7 @@ def resolve_plan(
         "settings": settings,
         "container_names": names,
         "facts": {
-            "env_file_in_use": _env_file_in_use(data.get("env_file")),
+            "env_file_in_use": _env_file_in_use(data.get("env_file")) if check_host else data.get("env_file"),
             "git_gate_extra_hosts": _extra_hosts(upstreams),
         },
     }

@@ -185,6 +185,16 @@ def test_no_service_shares_the_hosts_the_agents_or_a_gateways_namespaces(tmp_pat
     refused(tmp_path, r"services\.supervise\.\w+.* " + message, **edits)
 
 
+def test_each_refusal_names_its_rule_and_the_relax_that_would_allow_it(tmp_path):
+    error = refused(tmp_path, r"services\.supervise\.ipc", **supervise_adds("    ipc: host\n"))
+    assert "[rule service-namespaces; a manifest may relax it: `relax: {service-namespaces: <the reason>}`]" in str(
+        error
+    )
+    with pytest.raises(PlanError) as plan_error:
+        render(tmp_path, full_plan(proxy={**full_plan()["proxy"], "yaml_path": "/dev/null"}))
+    assert "[rule host-paths, which always holds]" in str(plan_error.value)
+
+
 def test_a_sidecar_may_keep_a_private_namespace(tmp_path):
     assert parse_yaml(render(tmp_path, **supervise_adds("    ipc: private\n")).text)["services"]["supervise"]["ipc"]
 
