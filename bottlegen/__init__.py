@@ -1,4 +1,16 @@
-"""bottlegen: a bottle's plan in, its docker-compose.yml out, and the bottle run from it."""
+"""bottlegen: a bottle's plan in, its docker-compose.yml out, and the bottle run from it.
+
+The library (docs/api.md):
+
+    import bottlegen
+    rendered = bottlegen.render("plan.yml")     # or a mapping; .document, .text, .warnings
+    print(rendered.text)
+
+The exception tree is imported with the package; the rest (the render stages, Jinja) is
+imported when first used, so `import bottlegen` costs little.
+"""
+
+from typing import TYPE_CHECKING
 
 from .errors import (
     BottlegenError,
@@ -15,7 +27,11 @@ from .errors import (
     UsageError,
     UserError,
 )
-from .pipeline import Rendered, Renderer
+
+if TYPE_CHECKING:
+    from .pipeline import Rendered, Renderer, render
+
+_LAZY = {"Rendered": "pipeline", "Renderer": "pipeline", "render": "pipeline"}
 
 
 def __getattr__(name: str) -> object:
@@ -23,6 +39,12 @@ def __getattr__(name: str) -> object:
         from .resources import version
 
         return version()
+    if name in _LAZY:
+        import importlib
+
+        value = getattr(importlib.import_module(f".{_LAZY[name]}", __name__), name)
+        globals()[name] = value
+        return value
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
@@ -43,4 +65,5 @@ __all__ = [
     "UsageError",
     "UserError",
     "__version__",
+    "render",
 ]

@@ -105,8 +105,13 @@ def _local_resolve(path: str) -> Resolved:
         return Resolved(resolved, MISSING)
 
 
+# Sockets known by their names: a view that reads nothing still knows these for what they are.
+KNOWN_SOCKETS = ("docker.sock", "containerd.sock", "podman.sock", "dockershim.sock", "crio.sock")
+
+
 def _lexical_resolve(path: str) -> Resolved:
-    return Resolved(normalized(path), "unknown")
+    clean = normalized(path)
+    return Resolved(clean, SOCKET if posixpath.basename(clean) in KNOWN_SOCKETS else "unknown")
 
 
 def normalized(path: str) -> str:
