@@ -29,9 +29,18 @@ from .errors import (
 )
 
 if TYPE_CHECKING:
+    from .engine.bottles import Bottle, bottle, bottles, up
     from .pipeline import Rendered, Renderer, render
 
-_LAZY = {"Rendered": "pipeline", "Renderer": "pipeline", "render": "pipeline"}
+_LAZY = {
+    "Rendered": "pipeline",
+    "Renderer": "pipeline",
+    "render": "pipeline",
+    "Bottle": "engine.bottles",
+    "bottle": "engine.bottles",
+    "bottles": "engine.bottles",
+    "up": "engine.bottles",
+}
 
 
 def __getattr__(name: str) -> object:
@@ -49,6 +58,7 @@ def __getattr__(name: str) -> object:
 
 
 __all__ = [
+    "Bottle",
     "BottlegenError",
     "ComposeError",
     "ConflictError",
@@ -65,5 +75,8 @@ __all__ = [
     "UsageError",
     "UserError",
     "__version__",
+    "bottle",
+    "bottles",
     "render",
+    "up",
 ]

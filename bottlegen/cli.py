@@ -655,14 +655,9 @@ def _engine(args: argparse.Namespace, state_dir: Path | None = None, warn_cve: b
     engine --context names, else the one the bottle in state_dir was started on (what `up`
     recorded there), else the one docker itself would use (DOCKER_HOST, DOCKER_CONTEXT, the
     current context)."""
-    from .engine import docker, state
+    from .engine import bottles, docker
 
-    where = None
-    if getattr(args, "context", None):
-        where = docker.EngineAddress(context=args.context)
-    elif state_dir is not None:
-        where = state.read_engine(state_dir)
-    engine = docker.preflight(where)
+    engine = bottles.connect(getattr(args, "context", None), state_dir)
     warning = docker.vulnerability_warning(engine) if warn_cve else None
     if warning:
         _warn(warning)

@@ -55,6 +55,7 @@ LAYERS = [
     "engine.drift",
     "engine.hostside",
     "engine.verify",
+    "engine.bottles",
     # the command and the public API
     "completion",
     "cli",

@@ -382,6 +382,29 @@ def test_up_runs_the_host_paths_it_judged_resolved_and_the_render_keeps_the_plan
     assert docker("inspect", "--format", "{{.State.Running}}", bottle.name("git-gate")).stdout.strip() == "true"
 
 
+def test_the_library_runs_a_bottle_and_returns_data(make_bottle, monkeypatch, capfd):
+    import bottlegen
+    from bottlegen.engine import verify
+
+    bottle = make_bottle()
+    for name, value in bottle.env.items():  # compose takes the forwarded variables from our environment
+        monkeypatch.setenv(name, value)
+    running = bottlegen.up(bottle.plan, state_dir=bottle.state)
+    assert running.name == bottle.project
+    assert {(s.service, s.state) for s in running.ps()} == {(s, "running") for s in SERVICES}
+    bottle.exec("agent", 'echo "token is $BOTTLE_TEST_TOKEN" > /proc/1/fd/1')
+    found = bottlegen.bottle(bottle.state)  # found again by its state directory
+    text = found.logs(services=["agent"], tail=5)
+    assert "token is [BOTTLE_TEST_TOKEN masked]" in text and SECRET not in text
+    assert bottle.project in {b.project for b in bottlegen.bottles()}
+    report = found.verify(verify.VerifyOptions(image=TAG.format("agent")))
+    assert not verify.failed(report), [p for p in report if p.status == verify.FAIL]
+    outcome = found.down()
+    assert outcome.log == bottle.state / "compose.log" and remaining(bottle) == ([], [])
+    printed = capfd.readouterr()
+    assert printed.out == "" and SECRET not in printed.err  # data returned, nothing printed
+
+
 def test_the_default_state_directory_is_the_projects(make_bottle, tmp_path):
     bottle = make_bottle()
     env = {"XDG_STATE_HOME": str(tmp_path / "state-home")}

@@ -67,6 +67,7 @@ class UpOptions:
     build: bool = False
     pull: str | None = None  # always, missing, never
     pool: AddressPool | None = None  # where the networks it creates get their subnets (not compose's)
+    progress: bool = True  # compose's progress to our stderr as it happens (the command); else kept
 
     def flags(self) -> list[str]:
         return [
@@ -191,7 +192,9 @@ def _up(engine: Engine, rendered: Rendered, bottle: Bottle, options: UpOptions, 
         remove_networks(engine, bottle, only=created)
         raise
     try:
-        proc = run(_compose_up(engine, bottle, options), output="progress", timeout=long())
+        proc = run(
+            _compose_up(engine, bottle, options), output="progress" if options.progress else "capture", timeout=long()
+        )
     except (KeyboardInterrupt, Stopped):  # compose is killed by now; undo what this up did, then stop
         with contextlib.suppress(UserError):
             _take_back(engine, bottle, created, previous, running_before)
@@ -203,7 +206,10 @@ def _up(engine: Engine, rendered: Rendered, bottle: Bottle, options: UpOptions, 
     # compose's progress and its own error went to our stderr as they happened (a slow start
     # is never silent); the error says again which services are not running, and why.
     error = ComposeError(
-        f"docker compose up for {bottle.project} failed (exit {proc.returncode})", proc.returncode, proc.args
+        f"docker compose up for {bottle.project} failed (exit {proc.returncode})",
+        proc.returncode,
+        proc.args,
+        "" if options.progress else mask(proc.stderr or "", bottle.variables, os.environ),
     )
     error.details += _not_running(engine, bottle)
     error.details += _take_back(engine, bottle, created, previous, running_before)
@@ -312,6 +318,17 @@ def logs(engine: Engine, bottle: Bottle, options: LogOptions = LogOptions()) -> 
     code = stream(argv, lambda line: mask(line, bottle.variables, environment), FOLLOW if options.follow else long())
     if code != 0:
         raise ComposeError(f"docker compose logs for {bottle.project} failed (exit {code})", code, argv)
+
+
+def logs_text(engine: Engine, bottle: Bottle, options: LogOptions = LogOptions()) -> str:
+    """The bottle's merged logs as text, masked as `logs` prints them (never followed)."""
+    argv = engine.compose_argv(
+        bottle.project, bottle.compose_file, "logs", "--no-color", "--timestamps", *options.flags()
+    )
+    proc = run(argv, timeout=long())
+    if proc.returncode != 0:
+        raise ComposeError.from_process(f"docker compose logs for {bottle.project}", proc)
+    return mask(proc.stdout, bottle.variables, os.environ)
 
 
 def ps(engine: Engine, bottle: Bottle) -> list[Service]:

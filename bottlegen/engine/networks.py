@@ -118,7 +118,8 @@ def interface_addresses(interface: str) -> tuple[str, ...]:
     except OSError:
         pass
     try:
-        lines = open("/proc/net/if_inet6", encoding="ascii").read().splitlines()  # noqa: SIM115 (read at once)
+        with open("/proc/net/if_inet6", encoding="ascii") as table:
+            lines = table.read().splitlines()
     except OSError:
         lines = []
     for line in lines:  # address, index, prefix length, scope, flags, name

@@ -1,0 +1,110 @@
+"""The engine side of the library: start a bottle, find one, list them, and each bottle's
+commands, returning data and raising bottlegen's errors; nothing here prints.
+
+    import bottlegen
+    b = bottlegen.up("plan.yml", state_dir="state")       # a Bottle, once it runs
+    [s.state for s in b.ps()]
+    report = b.verify()                                    # verify's probes, as data
+    b.down()
+
+An engine is given by docker context name (`engine="ctx"`); by default it is the one the
+bottle was started on (recorded in its state directory), else the one docker itself would
+use (DOCKER_HOST, DOCKER_CONTEXT, the current context).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from ..errors import OutputError
+from ..pipeline import Rendered, render
+from . import docker, lifecycle, listing, state
+from . import verify as verifying
+from .networks import AddressPool
+
+
+def connect(engine: str | None = None, state_dir: Path | None = None) -> docker.Engine:
+    """The engine preflight every engine command runs first: the context named, else the one
+    the bottle in state_dir was started on, else docker's own choice."""
+    where = None
+    if engine:
+        where = docker.EngineAddress(context=engine)
+    elif state_dir is not None:
+        where = state.read_engine(state_dir)
+    return docker.preflight(where)
+
+
+class Bottle:
+    """A bottle on an engine, by its state directory."""
+
+    def __init__(self, state_dir: Path, engine: docker.Engine, record: state.Bottle):
+        self.state_dir = state_dir
+        self.engine = engine
+        self.record = record
+
+    @property
+    def name(self) -> str:
+        """The compose project name."""
+        return self.record.project
+
+    def __repr__(self) -> str:
+        return f"Bottle({self.name!r}, state_dir={str(self.state_dir)!r})"
+
+    def ps(self) -> list[lifecycle.Service]:
+        """Each service, sorted by name, with its state, health and container."""
+        return lifecycle.ps(self.engine, self.record)
+
+    def logs(self, services: Sequence[str] = (), tail: int | None = None, since: str | None = None) -> str:
+        """The merged logs, with the value of every variable the bottle takes from the
+        environment masked."""
+        options = lifecycle.LogOptions(tuple(services), False, None if tail is None else str(tail), since)
+        return lifecycle.logs_text(self.engine, self.record, options)
+
+    def verify(self, options: verifying.VerifyOptions | None = None) -> list[verifying.Probe]:
+        """verify's report: each probe, pass, FAIL or warn (verify.failed(report) says)."""
+        return verifying.verify(self.engine, self.record, options or verifying.VerifyOptions())
+
+    def down(self, timeout: int | None = None) -> lifecycle.Outcome:
+        """Save the merged log, stop the bottle, remove its networks (an error if anything is left)."""
+        return lifecycle.down(self.engine, self.record, timeout)
+
+
+def up(
+    plan: Rendered | Mapping[str, Any] | str | os.PathLike[str],
+    *,
+    state_dir: str | os.PathLike[str] | None = None,
+    engine: str | None = None,
+    templates: Sequence[str | os.PathLike[str]] | None = None,
+    wait: int = lifecycle.WAIT_SECONDS,
+    build: bool = False,
+    pull: str | None = None,
+    pool: AddressPool | None = None,
+) -> Bottle:
+    """Render the plan (or take a render), create the bottle's networks, start it and wait
+    until it runs; its Bottle. A plan is rendered reading the host, as `bottlegen up` does.
+    compose's progress is not printed: on a failure, what it said is in the ComposeError."""
+    rendered = plan if isinstance(plan, Rendered) else render(plan, templates=templates, check_host=True)
+    folder = Path(state_dir) if state_dir is not None else state.default_state_dir(rendered.document["name"])
+    reached = connect(engine, folder)
+    options = lifecycle.UpOptions(wait=wait, build=build, pull=pull, pool=pool, progress=False)
+    outcome = lifecycle.up(reached, rendered, folder, options)
+    return Bottle(folder, reached, outcome.bottle)
+
+
+def bottle(name_or_state_dir: str | os.PathLike[str], engine: str | None = None) -> Bottle:
+    """The bottle in a state directory, or of a project name (its default state directory);
+    an OutputError (exit 7) when there is none."""
+    given = Path(name_or_state_dir)
+    folder = given if given.is_dir() or os.sep in str(name_or_state_dir) else state.default_state_dir(str(given))
+    record = state.read_bottle(folder)
+    if record is None:
+        raise OutputError(f"no bottle in {folder} (run `bottlegen up PLAN --state-dir {folder}` first)")
+    return Bottle(folder, connect(engine, folder), record)
+
+
+def bottles(engine: str | None = None) -> list[listing.Listed]:
+    """Every bottle on the engine, found by bottlegen's network labels."""
+    return listing.bottles(connect(engine))
