@@ -3,21 +3,19 @@
 from __future__ import annotations
 
 import argparse
-import contextlib
 import dataclasses
 import gc
-import io
 import json
 import os
 import shlex
 import signal
 import sys
 from collections import Counter
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, NamedTuple, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
 
-from . import lints, load, resources, yamltext
+from . import batch, lints, load, resources, yamltext
 from .composefile import mounts
 from .errors import (
     MEANINGS,
@@ -25,17 +23,17 @@ from .errors import (
     ExitCode,
     LintError,
     OutputError,
-    PlanError,
     Stopped,
     TemplateError,
     UsageError,
     UserError,
     as_json,
+    failure_json,
 )
 from .lints import Lint
 from .pipeline import Rendered, Renderer, override_dirs_from_env
 from .templating import iter_origins
-from .write import Batch, write_atomic, write_if_changed
+from .write import write_atomic, write_if_changed
 
 if TYPE_CHECKING:
     from .engine.docker import Engine
@@ -195,7 +193,7 @@ def cmd_render(args: argparse.Namespace) -> int:
             raise UsageError("render takes a PLAN (and the plan files laid over it), or several with --out-dir DIR")
         plan = _take_layers(args, args.plans)
         if args.output:
-            _not_the_plan(Path(args.output), _file_ids([Path(p) for p in [plan, *args.values]]))
+            batch.not_the_plan(Path(args.output), batch.file_ids([Path(p) for p in [plan, *args.values]]))
         rendered = _render(renderer, plan, Path(args.output).parent if args.output else None, Layering.of(args))
         Warnings(args).report(rendered.warnings)
         if args.verify:
@@ -209,151 +207,26 @@ def cmd_render(args: argparse.Namespace) -> int:
         raise UsageError("-o and --out-dir do not go together")
     if "-" in args.plans:
         raise UsageError("- (a plan on standard input) is one plan: render it without --out-dir")
-    batch = [Path(p) for p in args.plans]
-    jobs = batch_jobs(args.jobs, len(batch))
-    return _render_batch(renderer, batch, Path(args.out_dir), Warnings(args), args.verify, Layering.of(args), jobs)
+    plans = [Path(p) for p in args.plans]
+    jobs = batch.jobs_for(args.jobs, len(plans))
+    return _render_batch(renderer, plans, Path(args.out_dir), Warnings(args), args.verify, Layering.of(args), jobs)
 
 
-class _Outcome(NamedTuple):
-    """What rendering one plan of a batch gave, as a worker process hands it back: its
-    warnings, then its file (slug, project, text), or the error as it is printed. Only the
-    batch's own process writes: a worker's time goes to rendering, the parent's waits for
-    the disk overlap with it."""
+class _BatchReport:
+    """How `render --out-dir` says what its batch does (batch.Reporter)."""
 
-    plan: Path
-    warnings: tuple[Lint, ...] = ()
-    slug: str = ""
-    project: str = ""
-    text: str = ""
-    exit_code: ExitCode = ExitCode.OK
-    error: str = ""
+    def __init__(self, warnings: Warnings):
+        self._warnings = warnings
 
+    def warnings(self, plan: Path, found: Sequence[Lint]) -> None:
+        self._warnings.report(found, where=f"{plan}: ", batch=True)
 
-# What each plan of the batch running in this process is rendered with (set before workers
-# are forked, so that they inherit the Renderer with its templates loaded).
-_batch: tuple[Renderer, Path, Layering, bool, Warnings] | None = None
+    def failure(self, plan: Path, failure: batch.Failure) -> None:
+        _report_failure(failure, str(plan))
 
-
-def _render_outcome(plan: Path) -> _Outcome:
-    """Render one plan of the batch (in this process or a worker); an error is captured as
-    the text _report prints, so that the batch prints it in plan order."""
-    assert _batch is not None
-    renderer, out_dir, layering, verify, warnings = _batch
-    found: tuple[Lint, ...] = ()
-    stderr = io.StringIO()
-    try:
-        rendered = _render(renderer, str(plan), out_dir, layering)
-        found = tuple(rendered.warnings)
-        if verify and not (warnings.strict and lints.kept(found, warnings.ignore)):  # --strict fails first
-            _compose_verify(rendered)
-        slug = rendered.context["plan"]["slug"]
-        return _Outcome(plan, found, slug, str(rendered.document.get("name")), rendered.text)
-    except UserError as e:
-        with contextlib.redirect_stderr(stderr):
-            _report(e, plan=str(plan))
-        return _Outcome(plan, found, exit_code=e.exit_code, error=stderr.getvalue())
-    except (OSError, RecursionError, MemoryError, ValueError, TypeError) as e:  # a bug: report it, render the rest
-        with contextlib.redirect_stderr(stderr):
-            _internal_error(e, plan=str(plan))
-        return _Outcome(plan, found, exit_code=ExitCode.INTERNAL, error=stderr.getvalue())
-
-
-PARALLEL_FROM = 64  # plans in a batch from which --jobs (unless given) renders on every core
-
-
-def batch_jobs(requested: int | None, plans: int) -> int:
-    """How many processes render a batch of this many plans: --jobs when given, else one
-    per core this process may run on, for a batch large enough to repay the forks. Workers
-    are forked (Linux), so they start with the templates loaded."""
-    if plans < 2 or sys.platform != "linux":
-        return 1
-    if requested is not None:
-        return max(1, min(requested, plans))
-    if plans < PARALLEL_FROM:
-        return 1
-    return max(1, min(len(os.sched_getaffinity(0)), plans))
-
-
-@contextlib.contextmanager
-def _outcomes(plans: list[Path], jobs: int) -> Iterator[Iterator[_Outcome]]:
-    """Each plan's outcome, in plan order. With jobs > 1 the first plan renders here (it
-    loads the templates), the rest in worker processes forked from this one (plan i in
-    worker i mod jobs), each handing its outcomes back through a pipe. A worker that dies
-    costs its plans an internal error each, never a hang; leaving, the workers are ended."""
-    if jobs <= 1 or len(plans) < 2:
-        yield map(_render_outcome, plans)
-        return
-    import pickle
-    import struct
-
-    first = _render_outcome(plans[0])
-    rest = plans[1:]
-    jobs = min(jobs, len(rest))
-    for stream in (sys.stdout, sys.stderr):
-        stream.flush()  # a worker must not write out what this process has buffered
-    workers: list[tuple[int, Any]] = []
-    try:
-        for k in range(jobs):
-            read_end, write_end = os.pipe()
-            pid = os.fork()
-            if pid == 0:  # the worker: render its share, hand each outcome back, leave
-                os.close(read_end)
-                _work(rest[k::jobs], write_end)
-            os.close(write_end)
-            workers.append((pid, os.fdopen(read_end, "rb")))
-
-        def results() -> Iterator[_Outcome]:
-            yield first
-            for i, plan in enumerate(rest):
-                pipe = workers[i % jobs][1]
-                head = pipe.read(4)
-                body = pipe.read(struct.unpack(">I", head)[0]) if len(head) == 4 else b""
-                try:
-                    yield pickle.loads(body)
-                except Exception:  # the worker died (killed, out of memory) before this plan
-                    stderr = io.StringIO()
-                    with contextlib.redirect_stderr(stderr):
-                        _internal_error(RuntimeError("the worker process rendering it ended early"), str(plan))
-                    yield _Outcome(plan, exit_code=ExitCode.INTERNAL, error=stderr.getvalue())
-
-        yield results()
-    finally:
-        for pid, pipe in workers:
-            pipe.close()
-            try:
-                os.kill(pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
-            os.waitpid(pid, 0)
-
-
-def _work(plans: list[Path], out: int) -> NoReturn:
-    """A batch worker (a forked child): it renders its plans, hands each outcome back, and
-    leaves by os._exit, so that nothing of the parent's stack (its writes, its cleanups) runs
-    here. Ctrl-C is left to the parent, which ends the workers."""
-    code = 1
-    try:
-        import pickle
-        import struct
-
-        signal.signal(signal.SIGINT, signal.SIG_IGN)
-        for signum in (signal.SIGTERM, signal.SIGHUP):
-            signal.signal(signum, signal.SIG_DFL)
-        with os.fdopen(out, "wb") as pipe:
-            for plan in plans:
-                try:
-                    outcome = _render_outcome(plan)
-                except BaseException as e:  # a bug: the parent reports it for this plan
-                    stderr = io.StringIO()
-                    with contextlib.redirect_stderr(stderr):
-                        _internal_error(e, str(plan))
-                    outcome = _Outcome(plan, exit_code=ExitCode.INTERNAL, error=stderr.getvalue())
-                body = pickle.dumps(outcome, protocol=pickle.HIGHEST_PROTOCOL)
-                pipe.write(struct.pack(">I", len(body)) + body)
-                pipe.flush()
-        code = 0
-    finally:  # whatever happened (the parent gone, a signal), leave here
-        os._exit(code)
+    def written(self, lines: Sequence[str]) -> None:
+        for line in lines:
+            print(line)
 
 
 def _render_batch(
@@ -365,98 +238,23 @@ def _render_batch(
     layering: Layering,
     jobs: int = 1,
 ) -> int:
-    """Each plan into out_dir/<slug>.yml; a bad plan is reported and the rest still render.
+    """Each plan into out_dir/<slug>.yml (batch.render_into); a bad plan is reported and the
+    rest still render."""
 
-    With jobs > 1 the plans render in worker processes; everything is said and written
-    here, in plan order, so the output is the same whatever the jobs.
+    def render_one(plan: Path) -> Rendered:
+        rendered = _render(renderer, str(plan), out_dir, layering)
+        if verify and not (warnings.strict and lints.kept(rendered.warnings, warnings.ignore)):  # --strict fails first
+            try:
+                _compose_verify(rendered)
+            except UserError as e:
+                e.warnings = rendered.warnings  # type: ignore[attr-defined]  # still said, in plan order
+                raise
+        return rendered
 
-    Two plans of one batch that make one compose project (say prefix `a-b` with slug `c` and
-    prefix `a` with slug `b-c`) are refused, naming both files: one would replace the other.
-    """
-    global _batch
-    worst = ExitCode.OK
-    plan_ids = _file_ids(plans)  # once: a batch of a thousand plans stats each output once
-    written: dict[str, Path] = {}
-    projects: dict[str, Path] = {}
-    batch, said = Batch(), []
-    _batch = (renderer, out_dir, layering, verify, warnings)
-    try:
-        with _outcomes(plans, jobs) as outcomes:
-            for outcome in outcomes:
-                plan = outcome.plan
-                try:
-                    warnings.report(outcome.warnings, where=f"{plan}: ", batch=True)
-                    if outcome.error:
-                        sys.stderr.write(outcome.error)
-                        sys.stderr.flush()
-                        worst = max(worst, outcome.exit_code)
-                        continue
-                    slug = outcome.slug
-                    if slug in written:
-                        raise OutputError(
-                            f"{plan}: slug {slug!r} was already rendered from {written[slug]}; nothing written for it"
-                        )
-                    project = outcome.project
-                    if project in projects:
-                        raise PlanError(
-                            f"{plan}: makes compose project {project!r}, as {projects[project]} does; "
-                            "give one of them another slug or settings.project_prefix. Nothing written for it"
-                        )
-                    _not_the_plan(out_dir / f"{slug}.yml", plan_ids)
-                    changed = write_if_changed(out_dir / f"{slug}.yml", outcome.text, batch=batch)
-                    written[slug] = plan
-                    projects[project] = plan
-                    said.append(f"{plan} -> {out_dir / (slug + '.yml')}{'' if changed else ' (unchanged)'}")
-                    if len(said) >= BATCH_FLUSH:
-                        _flush(batch, said)
-                except UserError as e:
-                    _report(e, plan=str(plan))
-                    worst = max(worst, e.exit_code)
-                except OSError as e:  # a bug: report it, write the rest
-                    _internal_error(e, plan=str(plan))
-                    worst = max(worst, ExitCode.INTERNAL)
-    finally:  # what is in place when a signal stops the batch is said too
-        _batch = None
-        _flush(batch, said)
+    count, worst = batch.render_into(render_one, plans, out_dir, _BatchReport(warnings), jobs)
     warnings.summary()
-    print(f"rendered {len(written)} of {len(plans)} plan(s)", file=sys.stderr)
+    print(f"rendered {count} of {len(plans)} plan(s)", file=sys.stderr)
     return worst
-
-
-BATCH_FLUSH = 64  # files a batch writes between flushes of their folder
-
-
-def _flush(batch: Batch, said: list[str]) -> None:
-    """Make the batch's files durable, then say that they are written."""
-    batch.flush()
-    for line in said:
-        print(line)
-    said.clear()
-
-
-def _file_ids(paths: list[Path]) -> dict[tuple[int, int], Path]:
-    """(device, inode) of each existing file, to know a plan when another path names it."""
-    ids = {}
-    for path in paths:
-        try:
-            info = os.stat(path)
-        except OSError:
-            continue
-        ids[(info.st_dev, info.st_ino)] = path
-    return ids
-
-
-def _not_the_plan(output: Path, plans: dict[tuple[int, int], Path]) -> None:
-    """Refuse to write a compose file over a plan it is rendered from."""
-    try:
-        info = os.stat(output)
-    except OSError:
-        return
-    plan = plans.get((info.st_dev, info.st_ino))
-    if plan is not None:
-        raise UsageError(
-            f"{output} is the plan {plan}: rendering would replace the plan with its compose file; write somewhere else"
-        )
 
 
 def cmd_context(args: argparse.Namespace) -> int:
@@ -1129,7 +927,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--jobs",
         type=_positive_int,
         metavar="N",
-        help=f"with --out-dir: render in N processes (default: one per core for {PARALLEL_FROM} plans or more); "
+        help=f"with --out-dir: render in N processes (default: one per core for {batch.PARALLEL_FROM} plans or more); "
         "the output is the same",
     )
     p.add_argument("--plans", dest="plans_dir", metavar="DIR", help=PLANS_DIR_HELP)
@@ -1377,16 +1175,31 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _internal_error(error: BaseException, plan: str | None = None) -> None:
+    _report_internal(type(error).__name__, str(error), plan)
+
+
+def _report_internal(kind: str, text: str, plan: str | None = None) -> None:
     message = (
-        f"{type(error).__name__}: {error}. This is a bug in bottlegen; please report it "
+        f"{kind}: {text}. This is a bug in bottlegen; please report it "
         "with the command that caused it (BOTTLEGEN_DEBUG=1 shows the traceback)"
     )
     if _json_errors:
         where = {"plan": plan} if plan else {}
-        fields = {"class": type(error).__name__, "kind": "internal", "exit_code": int(ExitCode.INTERNAL), **where}
+        fields = {"class": kind, "kind": "internal", "exit_code": int(ExitCode.INTERNAL), **where}
         _say(json.dumps({**fields, "message": message, "problems": [{"message": message}]}))
     else:
         _say(f"bottlegen: internal error: {plan + ': ' if plan else ''}{message}")
+
+
+def _report_failure(failure: batch.Failure, plan: str) -> None:
+    """A failure a batch handed back, said as _report says an error."""
+    if failure.exit_code == ExitCode.INTERNAL:
+        _report_internal(failure.kind, failure.message, plan)
+    elif _json_errors:
+        _say(json.dumps(failure_json(failure.kind, failure.exit_code, failure.message, failure.details, plan=plan)))
+    else:
+        text = "\n".join([failure.message, *("  " + d for d in failure.details)])
+        _say(f"bottlegen: error: {plan}: {text}")
 
 
 def _stop(signum: int, frame: object) -> None:

@@ -186,12 +186,19 @@ def located(text: str) -> dict[str, Any]:
 
 def as_json(error: UserError, **context: str) -> dict[str, Any]:
     """One error as a JSON object: its class, exit code, message, and each problem located."""
-    problems = error.details or [error.message]
+    return failure_json(type(error).__name__, error.exit_code, error.message, error.details, **context)
+
+
+def failure_json(
+    kind: str, exit_code: ExitCode, message: str, details: Sequence[str], **context: str
+) -> dict[str, Any]:
+    """An error's JSON object from its parts (as a batch worker hands them back)."""
+    problems = list(details) or [message]
     return {
-        "class": type(error).__name__,
-        "kind": error.exit_code.name.lower(),
-        "exit_code": int(error.exit_code),
+        "class": kind,
+        "kind": exit_code.name.lower(),
+        "exit_code": int(exit_code),
         **context,
-        "message": error.message,
+        "message": message,
         "problems": [located(problem.strip()) for problem in problems],
     }

@@ -43,6 +43,7 @@ LAYERS = [
     "relocate",
     "emit",
     "pipeline",
+    "batch",
     # the engine side
     "engine",
     "engine.docker",

@@ -6,6 +6,8 @@ import os
 
 from helpers import EXAMPLES, full_plan, minimal_plan, run_cli, write_plan
 
+from bottlegen import batch
+
 
 def test_every_plan_renders_to_its_slug_and_matches_a_single_render(tmp_path):
     plans = [write_plan(tmp_path, minimal_plan(slug=f"team-{i}"), f"p{i}.yml") for i in range(3)]
@@ -88,7 +90,7 @@ def test_a_batch_flushes_each_folder_once_per_64_files_and_says_a_file_is_writte
     import subprocess
     import sys
 
-    from bottlegen import cli, write
+    from bottlegen import batch, write
 
     out = tmp_path / "out"
     out.mkdir()
@@ -98,7 +100,7 @@ def test_a_batch_flushes_each_folder_once_per_64_files_and_says_a_file_is_writte
     other = out / f".other.yml.{dead.stdout.strip()}.abc123.tmp"  # not a file this batch writes
     for path in (stale, alive, other):
         path.write_text("half")
-    plans = [write_plan(tmp_path, minimal_plan(slug=f"team-{i}"), f"p{i}.yml") for i in range(cli.BATCH_FLUSH + 6)]
+    plans = [write_plan(tmp_path, minimal_plan(slug=f"team-{i}"), f"p{i}.yml") for i in range(batch.BATCH_FLUSH + 6)]
     said_before_flush: list[int] = []
     real = write._fsync_dir
 
@@ -110,7 +112,7 @@ def test_a_batch_flushes_each_folder_once_per_64_files_and_says_a_file_is_writte
     monkeypatch.setattr(write, "_fsync_dir", spy)
     proc = run_cli("render", "--out-dir", str(out), *map(str, plans))
     assert proc.returncode == 0, proc.stderr
-    assert said_before_flush == [0, cli.BATCH_FLUSH]
+    assert said_before_flush == [0, batch.BATCH_FLUSH]
     assert proc.stdout.splitlines() == [f"{p} -> {out / f'team-{i}.yml'}" for i, p in enumerate(plans)]
     assert not stale.exists() and alive.exists() and other.exists()
     assert sorted(p.name for p in out.iterdir() if p.suffix == ".tmp") == sorted([alive.name, other.name])
@@ -145,17 +147,17 @@ def test_rendering_in_worker_processes_gives_what_one_process_gives(tmp_path):
 
 
 def test_a_worker_that_dies_costs_its_plans_an_error_each_and_never_a_hang(tmp_path, monkeypatch):
-    from bottlegen import cli
+    from bottlegen import batch
 
     plans = [write_plan(tmp_path, minimal_plan(slug=f"team-{i}"), f"p{i}.yml") for i in range(7)]
-    real = cli._render_outcome
+    real = batch.outcome_of
 
     def dies_on_p3(plan):
         if plan.name == "p3.yml":
             os._exit(9)  # as the kernel's OOM killer would end it
         return real(plan)
 
-    monkeypatch.setattr(cli, "_render_outcome", dies_on_p3)
+    monkeypatch.setattr(batch, "outcome_of", dies_on_p3)
     out = tmp_path / "out"
     proc = run_cli("render", "--jobs", "2", "--out-dir", str(out), *map(str, plans))
     assert proc.returncode == 70, proc.stderr  # ExitCode.INTERNAL
@@ -176,15 +178,13 @@ def test_a_worker_that_dies_costs_its_plans_an_error_each_and_never_a_hang(tmp_p
 
 
 def test_how_many_processes_render_a_batch(monkeypatch):
-    from bottlegen import cli
-
-    monkeypatch.setattr(cli.os, "sched_getaffinity", lambda pid: {0, 1, 2, 3}, raising=False)
-    monkeypatch.setattr(cli.sys, "platform", "linux")
-    assert cli.batch_jobs(None, cli.PARALLEL_FROM - 1) == 1  # too few plans to repay the forks
-    assert cli.batch_jobs(None, cli.PARALLEL_FROM) == 4  # one per core
-    assert cli.batch_jobs(3, 10) == 3 and cli.batch_jobs(8, 5) == 5 and cli.batch_jobs(4, 1) == 1
-    monkeypatch.setattr(cli.sys, "platform", "darwin")
-    assert cli.batch_jobs(4, 100) == 1  # workers are forked, which only Linux does safely here
+    monkeypatch.setattr(batch.os, "sched_getaffinity", lambda pid: {0, 1, 2, 3}, raising=False)
+    monkeypatch.setattr(batch.sys, "platform", "linux")
+    assert batch.jobs_for(None, batch.PARALLEL_FROM - 1) == 1  # too few plans to repay the forks
+    assert batch.jobs_for(None, batch.PARALLEL_FROM) == 4  # one per core
+    assert batch.jobs_for(3, 10) == 3 and batch.jobs_for(8, 5) == 5 and batch.jobs_for(4, 1) == 1
+    monkeypatch.setattr(batch.sys, "platform", "darwin")
+    assert batch.jobs_for(4, 100) == 1  # workers are forked, which only Linux does safely here
 
 
 def test_jobs_must_be_a_whole_number_of_one_or_more(tmp_path):
