@@ -15,11 +15,10 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn
 
-from . import batch, lints, load, resources, yamltext
+from . import batch, goldens, lints, load, resources, yamltext
 from .composefile import mounts
 from .errors import (
     MEANINGS,
-    DocumentError,
     ExitCode,
     LintError,
     OutputError,
@@ -286,29 +285,9 @@ def _chosen_subnets(state_dir: str | None, project: str) -> dict[str, list[str]]
 
 
 def _compose_verify(rendered: Rendered) -> None:
-    """--verify: what the real `docker compose config -q` says of the result; a DocumentError
-    (exit 5) naming the templates of the services it complains of."""
-    import re
-
     from .engine import docker
 
-    proc = docker.compose_config(rendered.text)
-    if proc.returncode == 0:
-        return
-    said = [line.strip() for line in proc.stderr.splitlines() if line.strip()]
-    named = [
-        f"service {service} comes from template {label}"
-        for service, label in rendered.sources.items()
-        if re.search(
-            rf"services(?:\[{re.escape(service)}\]|\.{re.escape(service)}\b)|service \"{re.escape(service)}\"",
-            proc.stderr,
-        )
-    ]
-    raise DocumentError(
-        "docker compose config refuses the rendered file (exit "
-        f"{proc.returncode}); nothing was written. Fix the template named:",
-        [*said, *named] or ["(compose said nothing more)"],
-    )
+    docker.compose_accepts(rendered.text, rendered.sources)
 
 
 def cmd_check(args: argparse.Namespace) -> int:
@@ -345,53 +324,20 @@ def _check_one(
         _compose_verify(rendered)
     if path is None:
         path = (out_dir or Path()) / f"{rendered.context['plan']['slug']}.yml"
-    try:
-        current = load.read_text_file(path, "compose file", OutputError)
-    except OutputError:
-        if path.exists() or path.is_symlink():
-            raise
-        current = b""  # a golden not rendered yet: all of it is drift
-    wanted = rendered.text.encode("utf-8")
-    if current == wanted:
+    drift = goldens.compare(rendered.text, path, f"bottlegen render {plan}")
+    if drift is None:
         return ExitCode.OK
-    try:
-        text, utf8 = current.decode("utf-8"), True
-    except UnicodeDecodeError:
-        text, utf8 = current.decode("utf-8", errors="replace"), False
     if diff:
-        import difflib
-
-        sys.stdout.writelines(
-            difflib.unified_diff(
-                text.splitlines(keepends=True),
-                rendered.text.splitlines(keepends=True),
-                fromfile=f"{path} (on disk)",
-                tofile=f"{path} (bottlegen render {plan})",
-            )
-        )
-    why = " (it does not exist)" if not current and not path.exists() else ""
-    if b"\r\n" in current and current.replace(b"\r\n", b"\n") == wanted:
-        why = " (only its line endings: it has CRLF, bottlegen writes LF)"
-    elif not utf8:
-        why = " (it is not UTF-8 text)"
-    fix = _fix_command(args, plan, path) if out_dir is None else _fix_fleet_command(args, plan, out_dir)
-    _say(f"bottlegen: {path} has drifted from {plan}{why}; run `{fix}`")
+        sys.stdout.write(drift.diff)
+    fix = goldens.fix_command(_render_flags(args), plan, path=path if out_dir is None else None, out_dir=out_dir)
+    _say(f"bottlegen: {path} has drifted from {plan}{drift.why}; run `{fix}`")
     return ExitCode.DRIFT
-
-
-def _fix_fleet_command(args: argparse.Namespace, plan: str, out_dir: Path) -> str:
-    return shlex.join([*_render_flags(args), "--out-dir", str(out_dir), plan])
 
 
 def _render_flags(args: argparse.Namespace) -> list[str]:
     """`bottlegen render` with the templates, layers and --verify of this command."""
     words = ["bottlegen", "render", *(w for d in args.templates or () for w in ("--templates", d))]
     return [*words, *Layering.of(args).flags(), *(["--verify"] if args.verify else [])]
-
-
-def _fix_command(args: argparse.Namespace, plan: str, path: Path) -> str:
-    """The exact command that rewrites path from plan, with the same templates, shell-quoted."""
-    return shlex.join([*_render_flags(args), plan, "-o", str(path)])
 
 
 def cmd_schema(args: argparse.Namespace) -> int:

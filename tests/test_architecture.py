@@ -44,6 +44,7 @@ LAYERS = [
     "emit",
     "pipeline",
     "batch",
+    "goldens",
     # the engine side
     "engine",
     "engine.docker",

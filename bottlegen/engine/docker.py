@@ -17,13 +17,13 @@ import shutil
 import subprocess
 import sys
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
 from typing import Literal, TypeVar
 
-from ..errors import EngineError
+from ..errors import DocumentError, EngineError
 
 # The release of each line that fixed CVE-2024-29018 (DNS from an internal network), newest first.
 CVE_FIXED = [(26, 0, 0), (25, 0, 4), (23, 0, 11)]
@@ -191,6 +191,29 @@ def compose_config(text: str) -> subprocess.CompletedProcess[str]:
         path = Path(folder) / "docker-compose.yml"
         path.write_text(text, encoding="utf-8")
         return run([*compose, "-f", str(path), "config", "-q"])
+
+
+def compose_accepts(text: str, sources: Mapping[str, str]) -> None:
+    """--verify: the real `docker compose config -q` on a rendered file; a DocumentError
+    (exit 5) with what compose said, naming the templates of the services it complains of
+    (sources: service -> template)."""
+    proc = compose_config(text)
+    if proc.returncode == 0:
+        return
+    said = [line.strip() for line in proc.stderr.splitlines() if line.strip()]
+    named = [
+        f"service {service} comes from template {label}"
+        for service, label in sources.items()
+        if re.search(
+            rf"services(?:\[{re.escape(service)}\]|\.{re.escape(service)}\b)|service \"{re.escape(service)}\"",
+            proc.stderr,
+        )
+    ]
+    raise DocumentError(
+        "docker compose config refuses the rendered file (exit "
+        f"{proc.returncode}); nothing was written. Fix the template named:",
+        [*said, *named] or ["(compose said nothing more)"],
+    )
 
 
 CONTEXT_ENV, HOST_ENV = "DOCKER_CONTEXT", "DOCKER_HOST"
