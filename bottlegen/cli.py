@@ -15,8 +15,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn
 
-from . import batch, goldens, lints, load, resources, yamltext
-from .composefile import mounts
+from . import batch, goldens, lints, resources, yamltext
 from .errors import (
     MEANINGS,
     ExitCode,
@@ -143,23 +142,8 @@ def _take_layers(args: argparse.Namespace, plans: Sequence[str]) -> str:
     return plans[0]
 
 
-def _plan_data(plan: str) -> tuple[Any, str, Path]:
-    """PLAN's data, its name in messages, and the folder its relative host paths resolve
-    against: `-` is a plan on standard input, whose relative host paths resolve against the
-    current folder (there is no plan file to resolve them against)."""
-    if plan == "-":
-        return load.read_plan_stream(sys.stdin.buffer), load.STDIN, Path.cwd()
-    return load.read_plan(Path(plan)), plan, Path(plan).resolve().parent
-
-
 def _render(renderer: Renderer, plan: str, output_dir: Path | None = None, layering: Layering = Layering()) -> Rendered:
-    """Render PLAN (with the layers over it). With output_dir, where the file will be,
-    relative host paths are written relative to it."""
-    if plan != "-" and layering == Layering():
-        return renderer.render(Path(plan), output_dir)
-    data, source, base_dir = _plan_data(plan)
-    layered = renderer.layered(data, source, base_dir, layering.overlays, layering.sets)
-    return renderer.render_layers(layered, base_dir, output_dir)
+    return renderer.render_plan(plan, layering.overlays, layering.sets, output_dir)
 
 
 PLAN_SUFFIXES = (".yml", ".yaml", ".json")
@@ -257,13 +241,12 @@ def _render_batch(
 
 
 def cmd_context(args: argparse.Namespace) -> int:
-    renderer = _renderer(args)
-    data, source, base_dir = _plan_data(_take_layers(args, args.plans))
+    from .engine import state
+
+    plan = _take_layers(args, args.plans)
     layering = Layering.of(args)
-    layered = renderer.layered(data, source, base_dir, layering.overlays, layering.sets)
-    with layered.blamed():
-        context = renderer.context_for(layered.data, layered.label, base_dir)
-    subnets = _chosen_subnets(args.state_dir, context["project"])
+    context = _renderer(args).context_of_plan(plan, layering.overlays, layering.sets)
+    subnets = state.chosen_subnets(Path(args.state_dir) if args.state_dir else None, context["project"])
     if subnets:  # after the templates' context: what the engine gave, which no render depends on
         context = {**context, "engine": {"subnets": subnets}}
     if args.format == "json":
@@ -271,17 +254,6 @@ def cmd_context(args: argparse.Namespace) -> int:
     else:
         sys.stdout.write(yamltext.dump_plain(context))
     return ExitCode.OK
-
-
-def _chosen_subnets(state_dir: str | None, project: str) -> dict[str, list[str]]:
-    """The subnets `up` recorded for the bottle (in --state-dir, else the project's default
-    state directory), or none yet."""
-    from .engine import state
-
-    folder = Path(state_dir) if state_dir else state.default_state_dir(project)
-    if not (folder / state.PROMISES_FILE).is_file():
-        return {}
-    return state.read_promises(folder).subnets
 
 
 def _compose_verify(rendered: Rendered) -> None:
@@ -482,30 +454,7 @@ def cmd_up(args: argparse.Namespace) -> int:
     # Before anything is written: the engine the bottle already runs on, if it ran before (so
     # that a second up never starts it again on another engine), else --context or docker's.
     engine = _engine(args, state_dir, warn_cve=True)
-    variables = state.bare_variables(rendered.document)
-    unset = [
-        lints.lint(
-            "BG104",
-            f"{name} is not set in this environment: compose would start the bottle without it (an empty value)",
-        )
-        for name in variables
-        if name not in os.environ
-    ]
-    found = list(rendered.warnings)
-    if engine.remote:  # what BG102 says of this machine's files is no fact about the engine's host
-        found = [w for w in found if w.kind.code != "BG102"]
-        binds = sum(1 for s in rendered.document["services"].values() for m in mounts(s) if m[1] == "bind")
-        if binds:
-            found.append(
-                lints.lint(
-                    "BG106",
-                    f"the engine ({engine.where.describe()}, {engine.where.endpoint(engine.docker)}) is on another "
-                    f"host: the bottle's {binds} bind source(s) are paths there, which bottlegen does not copy; up "
-                    "judges them on that host through a probe container, but whether each is the file you mean is "
-                    "yours to make sure of before up",
-                )
-            )
-    Warnings(args).report([*found, *unset])
+    Warnings(args).report(lifecycle.up_warnings(engine, rendered, os.environ))
     options = lifecycle.UpOptions(wait=args.wait_timeout, build=args.build, pull=args.pull, pool=pool)
     if args.dry_run:
         for line in lifecycle.dry_run(engine, rendered, state_dir, options):

@@ -9,6 +9,7 @@ them; the cost is a clock read per stage).
 from __future__ import annotations
 
 import os
+import sys
 import threading
 import time
 from collections import defaultdict
@@ -102,6 +103,15 @@ class Rendered(NamedTuple):
         document = relocate.relocate(b.merged.document, resolved) if resolved else b.merged.document
         text = emit.emit(document, self.sources, b.plan_name, b.relaxed) if resolved else self.text
         return [], self._replace(text=text, document=document)
+
+
+def plan_data(plan: str) -> tuple[Any, str, Path]:
+    """PLAN's data, its name in messages, and the folder its relative host paths resolve
+    against: `-` is a plan on standard input, whose relative host paths resolve against the
+    current folder (there is no plan file to resolve them against)."""
+    if plan == "-":
+        return load.read_plan_stream(sys.stdin.buffer), load.STDIN, Path.cwd()
+    return load.read_plan(Path(plan)), plan, Path(plan).resolve().parent
 
 
 def template_roots(override_dirs: Sequence[str | os.PathLike[str]] = ()) -> list[Root]:
@@ -219,6 +229,28 @@ class Renderer:
         if path not in self._overlays:
             self._overlays[path] = (str(path), load.read_plan(path), path.resolve().parent)
         return self._overlays[path]
+
+    def render_plan(
+        self,
+        plan: str,
+        overlays: Sequence[Path] = (),
+        sets: Sequence[str] = (),
+        output_dir: Path | None = None,
+    ) -> Rendered:
+        """PLAN (a plan file's path, or `-` for the plan on standard input) with the overlay
+        files and `--set` values laid over it. With output_dir, where the file will be,
+        relative host paths are written relative to it."""
+        if plan != "-" and not overlays and not sets:
+            return self.render(Path(plan), output_dir)
+        data, source, base_dir = plan_data(plan)
+        return self.render_layers(self.layered(data, source, base_dir, overlays, sets), base_dir, output_dir)
+
+    def context_of_plan(self, plan: str, overlays: Sequence[Path] = (), sets: Sequence[str] = ()) -> dict[str, Any]:
+        """The template context of PLAN with its layers (as render_plan takes them)."""
+        data, source, base_dir = plan_data(plan)
+        layered = self.layered(data, source, base_dir, overlays, sets)
+        with layered.blamed():
+            return self.context_for(layered.data, layered.label, base_dir)
 
     def render_layers(self, plan: layers.Layered, base_dir: Path, output_dir: Path | None = None) -> Rendered:
         with plan.blamed():

@@ -16,7 +16,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .. import host
+from ..composefile import mounts
 from ..errors import ComposeError, ConflictError, Stopped, UserError
+from ..lints import Lint, lint
 from ..pipeline import Rendered
 from ..write import write_atomic
 from . import firewall, probe
@@ -27,6 +29,7 @@ from .state import (
     COMPOSE_LOG,
     PROMISES_FILE,
     Bottle,
+    bare_variables,
     bottle_of,
     locked,
     promises_of,
@@ -116,6 +119,36 @@ def pinned(engine: Engine, rendered: Rendered) -> Rendered:
             problems,
         )
     return result
+
+
+def up_warnings(engine: Engine, rendered: Rendered, environment: Mapping[str, str]) -> list[Lint]:
+    """What `up` warns of besides the render's warnings, and those of them that hold on this
+    engine: a variable the bottle takes from the environment that is not set there (BG104);
+    on a remote engine, bind sources that are paths on its host (BG106) instead of what this
+    machine's files say (BG102)."""
+    found = list(rendered.warnings)
+    if engine.remote:  # what BG102 says of this machine's files is no fact about the engine's host
+        found = [w for w in found if w.kind.code != "BG102"]
+        binds = sum(1 for s in rendered.document["services"].values() for m in mounts(s) if m[1] == "bind")
+        if binds:
+            found.append(
+                lint(
+                    "BG106",
+                    f"the engine ({engine.where.describe()}, {engine.where.endpoint(engine.docker)}) is on another "
+                    f"host: the bottle's {binds} bind source(s) are paths there, which bottlegen does not copy; up "
+                    "judges them on that host through a probe container, but whether each is the file you mean is "
+                    "yours to make sure of before up",
+                )
+            )
+    found += [
+        lint(
+            "BG104",
+            f"{name} is not set in this environment: compose would start the bottle without it (an empty value)",
+        )
+        for name in bare_variables(rendered.document)
+        if name not in environment
+    ]
+    return found
 
 
 def _absolute(state_dir: Path) -> Path:

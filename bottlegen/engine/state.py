@@ -105,6 +105,15 @@ def read_promises(state_dir: Path) -> Promises:
         raise OutputError(f"{path}: cannot read what the bottle promises: {e}; run `bottlegen up` again") from None
 
 
+def chosen_subnets(state_dir: Path | None, project: str) -> dict[str, list[str]]:
+    """The subnets `up` recorded for the bottle (in state_dir, else the project's default
+    state directory), or none yet."""
+    folder = state_dir or default_state_dir(project)
+    if not (folder / PROMISES_FILE).is_file():
+        return {}
+    return read_promises(folder).subnets
+
+
 def bare_variables(document: dict[str, Any]) -> tuple[str, ...]:
     """The names in services' `environment` that have no value in the file."""
     names: set[str] = set()
