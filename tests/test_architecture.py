@@ -60,7 +60,13 @@ LAYERS = [
     "engine.bottles",
     # the command and the public API
     "completion",
+    "cli.output",
+    "cli.options",
+    "cli.render",
+    "cli.templates",
+    "cli.bottles",
     "cli",
+    "cli.__main__",
     "",  # bottlegen/__init__.py
 ]
 

@@ -1,0 +1,5 @@
+"""`python -m bottlegen.cli`: the command."""
+
+from . import run
+
+run()
