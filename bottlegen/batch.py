@@ -17,12 +17,11 @@ import contextlib
 import os
 import signal
 import sys
-import traceback
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any, NamedTuple, NoReturn, Protocol
 
-from .errors import ExitCode, OutputError, PlanError, UsageError, UserError
+from .errors import ExitCode, OutputError, PlanError, Problem, UsageError, UserError
 from .lints import Lint
 from .pipeline import Rendered
 from .write import Batch, write_if_changed
@@ -37,13 +36,13 @@ class Failure(NamedTuple):
     exit_code: ExitCode
     kind: str  # the error's class name
     message: str
-    details: tuple[str, ...] = ()
+    problems: tuple[Problem, ...] = ()
 
     @classmethod
     def of(cls, error: BaseException) -> Failure:
         if isinstance(error, UserError):
-            return cls(error.exit_code, type(error).__name__, error.message, tuple(error.details))
-        return cls(ExitCode.INTERNAL, type(error).__name__, str(error), tuple(traceback.format_exception(error)))
+            return cls(error.exit_code, type(error).__name__, error.message, tuple(error.problems))
+        return cls(ExitCode.INTERNAL, type(error).__name__, str(error))
 
 
 class Outcome(NamedTuple):

@@ -24,7 +24,7 @@ from urllib.parse import urlsplit
 
 from . import resolve, resources
 from .composefile import mounts, names, unescape
-from .errors import DocumentError
+from .errors import DocumentError, Problem
 from .lints import Lint, lint
 from .merge import Merged
 from .paths import json_path, shorten
@@ -39,7 +39,7 @@ def check_schema(merged: Merged) -> None:
     if errors:
         raise DocumentError(
             "the rendered document is not a valid compose file; fix the template named:",
-            [f"{merged.where(tuple(e.absolute_path))}: {describe(e)}" for e in errors],
+            [merged.problem(tuple(e.absolute_path), describe(e)) for e in errors],
         )
 
 
@@ -58,46 +58,49 @@ def _services(merged: Merged) -> Iterator[tuple[str, dict[str, Any]]]:
             yield name, service
 
 
-def depends_on_rendered(merged: Merged) -> Iterator[str]:
+def depends_on_rendered(merged: Merged) -> Iterator[Problem]:
     """depends_on names only services that are rendered (compose refuses the file)."""
     services = merged.document.get("services") or {}
     for name, service in _services(merged):
         for dep in names(service.get("depends_on")):
             if dep not in services:
-                yield (
-                    f"{merged.where(('services', name, 'depends_on'))}: depends on {dep!r}, which is not rendered "
-                    f"(services: {', '.join(services)})"
+                yield merged.problem(
+                    ("services", name, "depends_on"),
+                    f"depends on {dep!r}, which is not rendered (services: {', '.join(services)})",
                 )
 
 
-def networks_declared(merged: Merged) -> Iterator[str]:
+def networks_declared(merged: Merged) -> Iterator[Problem]:
     """A service joins only networks the document declares (compose refuses the file)."""
     networks = set(merged.document.get("networks") or {})
     for name, service in _services(merged):
         for net in names(service.get("networks")):
             if net not in networks:
-                yield (
-                    f"{merged.where(('services', name, 'networks', net))}: network {net!r} is not declared under "
-                    "the top-level networks"
+                yield merged.problem(
+                    ("services", name, "networks", net), f"network {net!r} is not declared under the top-level networks"
                 )
 
 
-def container_names(merged: Merged) -> Iterator[str]:
+def container_names(merged: Merged) -> Iterator[Problem]:
     """Container names are well formed and each belongs to one service (the engine refuses a second)."""
     owners: dict[str, str] = {}
     for name, service in _services(merged):
         container_name = service.get("container_name")
         if not isinstance(container_name, str):
             continue
-        where = merged.where(("services", name, "container_name"))
+        where = ("services", name, "container_name")
         if not CONTAINER_NAME.fullmatch(container_name):
-            yield f"{where}: {container_name!r} is not a valid container name ([a-zA-Z0-9][a-zA-Z0-9_.-]+)"
+            yield merged.problem(
+                where, f"{container_name!r} is not a valid container name ([a-zA-Z0-9][a-zA-Z0-9_.-]+)"
+            )
         if container_name in owners:
-            yield f"{where}: {container_name!r} is also the container name of service {owners[container_name]!r}"
+            yield merged.problem(
+                where, f"{container_name!r} is also the container name of service {owners[container_name]!r}"
+            )
         owners.setdefault(container_name, name)
 
 
-def volume_targets_unique(merged: Merged) -> Iterator[str]:
+def volume_targets_unique(merged: Merged) -> Iterator[Problem]:
     """Two volumes of a service never share a target: compose would silently keep only the last."""
     for name, service in _services(merged):
         targets: dict[str, int] = {}
@@ -105,25 +108,27 @@ def volume_targets_unique(merged: Merged) -> Iterator[str]:
             if target is None:
                 continue
             if target in targets:
-                yield (
-                    f"{merged.where(('services', name, 'volumes', index))}: target {target!r} is also mounted by "
-                    f"volumes[{targets[target]}]; compose would silently keep only the last"
+                yield merged.problem(
+                    ("services", name, "volumes", index),
+                    f"target {target!r} is also mounted by "
+                    f"volumes[{targets[target]}]; compose would silently keep only the last",
                 )
             targets.setdefault(target, index)
 
 
-def bind_sources_absolute(merged: Merged) -> Iterator[str]:
+def bind_sources_absolute(merged: Merged) -> Iterator[Problem]:
     """A bind source is absolute: a relative one resolves against wherever the file is written."""
     for name, service in _services(merged):
         for index, kind, source, _ in mounts(service):
             if kind == "bind" and isinstance(source, str) and not os.path.isabs(unescape(source)):
-                yield (
-                    f"{merged.where(('services', name, 'volumes', index))}: bind source {source!r} is relative; it "
-                    "would resolve against wherever the compose file is written. Use an absolute path"
+                yield merged.problem(
+                    ("services", name, "volumes", index),
+                    f"bind source {source!r} is relative; it "
+                    "would resolve against wherever the compose file is written. Use an absolute path",
                 )
 
 
-def no_dependency_cycles(merged: Merged) -> Iterator[str]:
+def no_dependency_cycles(merged: Merged) -> Iterator[Problem]:
     """depends_on has no cycle (compose refuses the file). Every cycle is named, each from the
     service first in the document, at the depends_on that closes it."""
     services = merged.document.get("services") or {}
@@ -140,9 +145,10 @@ def no_dependency_cycles(merged: Merged) -> Iterator[str]:
             cycle = cycle[start:] + cycle[:start]
             closing = cycle[-1]
             made_by = sorted({str(merged.source_of(("services", s, "depends_on"))) for s in cycle})
-            yield (
-                f"{json_path(('services', closing, 'depends_on'))}: dependency cycle "
-                f"{' -> '.join([*cycle, cycle[0]])}; depends_on comes from template(s) {', '.join(made_by)}"
+            yield Problem(
+                f"dependency cycle {' -> '.join([*cycle, cycle[0]])}; depends_on comes from template(s) "
+                f"{', '.join(made_by)}",
+                path=json_path(("services", closing, "depends_on")),
             )
             graph[closing].discard(cycle[0])  # and look for the next one
 
@@ -177,26 +183,29 @@ def _at(service: dict[str, Any], keys: tuple[str, ...]) -> Any:
     return value
 
 
-def durations_and_unsigned(merged: Merged) -> Iterator[str]:
+def durations_and_unsigned(merged: Merged) -> Iterator[Problem]:
     """Durations are Go durations (30s, 1m30s) and counts are not negative: the schema says
     only "a string" and "a number", and compose refuses the file at load time."""
     for name, service in _services(merged):
         for keys in _DURATIONS:
             value = _at(service, keys)
             if isinstance(value, str) and not GO_DURATION.fullmatch(value):
-                yield (
-                    f"{merged.where(('services', name, *keys))}: {value!r} is not a duration compose reads: give a "
-                    "number and a unit (ns, us, ms, s, m, h), for example 30s or 1m30s"
+                yield merged.problem(
+                    ("services", name, *keys),
+                    f"{value!r} is not a duration compose reads: give a "
+                    "number and a unit (ns, us, ms, s, m, h), for example 30s or 1m30s",
                 )
         for keys in _UNSIGNED:
             value = _at(service, keys)
             negative = isinstance(value, (int, float)) and not isinstance(value, bool) and value < 0
             if negative or (isinstance(value, str) and not re.fullmatch(r"\+?[0-9]+", value)):
-                yield f"{merged.where(('services', name, *keys))}: {value!r} is not a count compose reads: give 0 or more"
+                yield merged.problem(
+                    ("services", name, *keys), f"{value!r} is not a count compose reads: give 0 or more"
+                )
 
 
 # Every rule compose enforces at load time that the schema cannot say, in the order problems are listed.
-RULES: tuple[Callable[[Merged], Iterator[str]], ...] = (
+RULES: tuple[Callable[[Merged], Iterator[Problem]], ...] = (
     depends_on_rendered,
     networks_declared,
     container_names,

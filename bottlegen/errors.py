@@ -9,8 +9,10 @@ ValueError, an I/O error an OSError); a failed docker command, a ComposeError, c
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from collections.abc import Sequence
+from dataclasses import dataclass
 from enum import IntEnum
 from typing import TYPE_CHECKING, Any
 
@@ -75,15 +77,68 @@ class Stopped(BaseException):
         self.exit_code = 128 + signum
 
 
+@dataclass(frozen=True)
+class Problem:
+    """One thing wrong, as a record: what and where (a plan file and key path, a document key
+    path and the template that wrote it, or a file and line), the rule or check it breaks,
+    and a hint at what would fix it. `str()` is the line the CLI prints; `as_json()` the
+    object `--error-format json` prints: two renderings of the same record."""
+
+    message: str
+    file: str | None = None
+    path: str | None = None  # a JSON path: $.egress.routes[0]
+    line: int | None = None
+    column: int | None = None
+    template: str | None = None
+    rule: str | None = None
+    hint: str | None = None
+
+    @property
+    def structured(self) -> bool:
+        return any(v is not None for v in (self.file, self.path, self.line, self.template, self.rule, self.hint))
+
+    def __str__(self) -> str:
+        text = f"{self.message} {self.hint}" if self.hint else self.message
+        if self.file is not None and self.path is not None:
+            return f"{self.file}::{self.path}: {text}"
+        if self.path is not None:
+            return f"{self.path}{' in template ' + self.template if self.template else ''}: {text}"
+        if self.template is not None:
+            return f"template {self.template}: {text}"
+        if self.file is not None and self.line is not None:
+            return f"{self.file}:{self.line}{'' if self.column is None else f':{self.column}'}: {text}"
+        if self.file is not None:
+            return f"{self.file}: {text}"
+        return text
+
+    def as_json(self) -> dict[str, Any]:
+        """Its fields, those it has; one without any location is read from its text (the
+        errors not yet built as records say where in their message)."""
+        if not self.structured:
+            return located(self.message)
+        return {k: v for k, v in dataclasses.asdict(self).items() if v is not None}
+
+
 class UserError(BottlegenError):
-    """An error the user can fix; `str()` is the message the CLI prints."""
+    """An error the user can fix; `str()` is the message the CLI prints. Its details are
+    Problems (a plain string is a Problem with a message only)."""
 
     exit_code: ExitCode = ExitCode.USAGE
 
-    def __init__(self, message: str, details: Sequence[str] = ()):
+    def __init__(self, message: str, details: Sequence[str | Problem] = ()):
         super().__init__(message)
         self.message = message
-        self.details = list(details)
+        self.problems: list[Problem] = [d if isinstance(d, Problem) else Problem(d) for d in details]
+
+    @property
+    def details(self) -> list[str]:
+        """Each problem as the CLI prints it."""
+        return [str(p) for p in self.problems]
+
+    @details.setter
+    def details(self, lines: Sequence[str | Problem]) -> None:
+        kept = {str(p): p for p in self.problems}  # `error.details += [...]` keeps the records it had
+        self.problems = [line if isinstance(line, Problem) else kept.get(line) or Problem(line) for line in lines]
 
     def __str__(self) -> str:
         return "\n".join([self.message, *("  " + d for d in self.details)])
@@ -185,20 +240,19 @@ def located(text: str) -> dict[str, Any]:
 
 
 def as_json(error: UserError, **context: str) -> dict[str, Any]:
-    """One error as a JSON object: its class, exit code, message, and each problem located."""
-    return failure_json(type(error).__name__, error.exit_code, error.message, error.details, **context)
+    """One error as a JSON object: its class, exit code, message, and each problem's record."""
+    return failure_json(type(error).__name__, error.exit_code, error.message, error.problems, **context)
 
 
 def failure_json(
-    kind: str, exit_code: ExitCode, message: str, details: Sequence[str], **context: str
+    kind: str, exit_code: ExitCode, message: str, problems: Sequence[Problem], **context: str
 ) -> dict[str, Any]:
     """An error's JSON object from its parts (as a batch worker hands them back)."""
-    problems = list(details) or [message]
     return {
         "class": kind,
         "kind": exit_code.name.lower(),
         "exit_code": int(exit_code),
         **context,
         "message": message,
-        "problems": [located(problem.strip()) for problem in problems],
+        "problems": [p.as_json() for p in problems] or [located(message)],
     }

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import dataclasses
 import json
 import re
 from collections.abc import Iterator, Sequence
@@ -20,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from . import resources
-from .errors import PlanError, UsageError
+from .errors import PlanError, Problem, UsageError
 from .paths import json_path, parts_of
 from .resolve import rebase_host_paths
 from .yamlsubset import load_data
@@ -153,7 +154,19 @@ def attribute(error: PlanError, plan: Layered) -> PlanError:
                 pass
         return f"{plan.origin(parts)}::{path}{sep}{message}"
 
-    error.details = [named(detail) for detail in error.details]
+    def blamed(problem: Problem) -> Problem:
+        if problem.file != plan.label or problem.path is None:
+            return problem if problem.structured else Problem(named(problem.message))
+        parts = parts_of(problem.path)
+        unknown = _UNKNOWN.match(problem.message)  # reported at the mapping; given by the layer that wrote the key
+        if unknown:
+            try:
+                parts = (*parts, json.loads(f'"{unknown[1]}"'))
+            except ValueError:  # a key shown escaped beyond JSON's escapes: the mapping's layer
+                pass
+        return dataclasses.replace(problem, file=plan.origin(parts))
+
+    error.problems = [blamed(problem) for problem in error.problems]
     error.message = named(error.message)
     error.args = (error.message,)
     return error

@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from typing import Any, NamedTuple
 
 from . import yamlsubset
-from .errors import MergeConflictError, TemplateError
+from .errors import MergeConflictError, Problem, TemplateError
 from .paths import json_path
 from .yamlsubset import nesting_depth_over
 from .yamltext import MAX_DEPTH, STR, ShapeError, YAMLSyntaxError, check_shape, lines_around
@@ -64,6 +64,10 @@ class Merged:
         """The key path, and the template that produced it, for a message."""
         source = self.source_of(path)
         return json_path(path) + (f" in template {source}" if source else "")
+
+    def problem(self, path: Path, message: str) -> Problem:
+        """A problem at a key path of the document, naming the template that produced it."""
+        return Problem(message, path=json_path(path), template=self.source_of(path))
 
     def source_of(self, path: Path) -> str | None:
         """The template that produced the value at path (its nearest recorded ancestor)."""

@@ -36,7 +36,7 @@ from . import (
     validate,
 )
 from .composefile import host_paths
-from .errors import TemplateError
+from .errors import Problem, TemplateError
 from .lints import Lint
 from .merge import Fragment, Merged, ValueNotWhole, merge
 from .resources import templates_dir
@@ -84,7 +84,7 @@ class Rendered(NamedTuple):
                 found.append(os.path.expanduser(text))
         return found
 
-    def pinned(self, view: host.HostView) -> tuple[list[str], Rendered]:
+    def pinned(self, view: host.HostView) -> tuple[list[Problem], Rendered]:
         """Judge every host path again as view resolves it now (the rules that read the host),
         and this render with each host path written as it resolved, so that what was judged
         is what the engine mounts: (the problems, each at its plan key or template; the render)."""
@@ -92,9 +92,9 @@ class Rendered(NamedTuple):
             return [], self
         b = self.basis
         facts = policy.facts_of(b.merged, self.agent, b.gateways, self.context, view, b.writable)
-        problems = policy.judge(facts, b.relax, policy.HOST_RULES)
-        if problems:
-            return policy.located(problems, self.context, b.source)[0], self
+        findings = policy.judge(facts, b.relax, policy.HOST_RULES)
+        if findings:
+            return policy.located(findings, b.merged, self.context, b.source)[0], self
         resolved = {}
         for place in host_paths(b.merged.document):
             found = facts.resolved(place.value)

@@ -24,7 +24,7 @@ from typing import Any, NamedTuple
 
 from . import host as hosts
 from .composefile import byte_size, cpu_count, dns_problem, host_paths, mounts, names, unescape
-from .errors import DocumentError, PlanError
+from .errors import DocumentError, PlanError, Problem
 from .merge import Merged
 from .paths import json_path, shorten
 from .roles import EGRESS, INTERNAL, ROLE_KEY
@@ -71,11 +71,14 @@ NAMESPACE_KEYS = ("pid", "ipc", "uts", "userns_mode", "cgroup")
 INTERPOLATED_KEYS = ("environment", "command", "entrypoint", "healthcheck", "labels")
 
 
-class Problem(NamedTuple):
-    """A broken rule: the message, and the value at fault (to find it in the plan, if it is there)."""
+class Finding(NamedTuple):
+    """A broken rule: the message, the value at fault (to find it in the plan, if it is
+    there), the key path in the document, and (filled in by judge) the rule."""
 
     message: str
     value: Any = None
+    at: tuple[Any, ...] | None = None
+    rule: str | None = None
 
 
 class Facts(NamedTuple):
@@ -95,8 +98,9 @@ class Facts(NamedTuple):
     host: hosts.HostView  # how host paths resolve
     writable: frozenset[str]  # the host paths the plan marks writable, resolved
 
-    def where(self, *path: Any) -> str:
-        return self.merged.where(path)
+    def at(self, path: tuple[Any, ...], message: str, value: Any = None) -> Finding:
+        """A problem at a key path of the document (named with the template that wrote it)."""
+        return Finding(message, value, tuple(path))
 
     def resolved(self, written: str) -> hosts.Resolved | None:
         """A host path as written in the document, as the engine will open it; None when
@@ -138,21 +142,31 @@ def engine_name(project: Any, key: str, definition: Any) -> str | None:
 # --- the rules -------------------------------------------------------------------------
 
 
-def document_name(f: Facts) -> Iterator[str | Problem]:
+def document_name(f: Facts) -> Iterator[Finding]:
     name = f.merged.document.get("name")
     if not isinstance(name, str) or not PROJECT_NAME.fullmatch(name):
-        yield (
-            f"{f.where('name')}: the document needs a top-level `name:`, the compose project name (lowercase letters, "
-            f"digits, - and _), which `up`, `ps` and `down` find the bottle by; got {shorten(name)}"
+        yield f.at(
+            ("name",),
+            f"the document needs a top-level `name:`, the compose project name (lowercase letters, "
+            f"digits, - and _), which `up`, `ps` and `down` find the bottle by; got {shorten(name)}",
         )
 
 
-def no_includes(f: Facts) -> Iterator[str | Problem]:
+def no_includes(f: Facts) -> Iterator[Finding]:
     if "include" in f.merged.document:
-        yield f"{f.where('include')}: `include` brings in services the policy cannot see; render them from templates instead"
+        yield f.at(
+            ("include",), "`include` brings in services the policy cannot see; render them from templates instead"
+        )
     for name, service in f.services.items():
         if "extends" in service:
-            yield f"{f.where('services', name, 'extends')}: `extends` brings in settings the policy cannot see; write them in the template"
+            yield f.at(
+                (
+                    "services",
+                    name,
+                    "extends",
+                ),
+                "`extends` brings in settings the policy cannot see; write them in the template",
+            )
 
 
 def _strings(value: Any, path: tuple[Any, ...]) -> Iterator[tuple[tuple[Any, ...], str]]:
@@ -168,7 +182,7 @@ def _strings(value: Any, path: tuple[Any, ...]) -> Iterator[tuple[tuple[Any, ...
             stack += [(v, (*at, i)) for i, v in reversed(list(enumerate(item)))]
 
 
-def no_interpolation(f: Facts) -> Iterator[str | Problem]:
+def no_interpolation(f: Facts) -> Iterator[Finding]:
     """Nothing compose would fill in from the environment of `up` where the policy judges a
     value: the policy must judge what will run. Plan values are written with `$$` (a literal
     `$`), so only a template writes `${...}` or `$VAR`."""
@@ -184,29 +198,32 @@ def no_interpolation(f: Facts) -> Iterator[str | Problem]:
                     for at, text in _strings(item, ("services", name, sub)):
                         if _INTERPOLATION.search(text.replace("$$", "")):
                             whom = "the agent's service" if name == f.agent else f"{json_path(at[:3])}"
-                            yield (
-                                f"{f.where(*at)}: {shorten(text)} would be filled in by compose from the environment of "
+                            yield f.at(
+                                (*at,),
+                                f"{shorten(text)} would be filled in by compose from the environment of "
                                 f"`up`, which the policy cannot judge; {whom} may hold no `$` interpolation here "
-                                "(write the value, or `$$` for a literal `$`)"
+                                "(write the value, or `$$` for a literal `$`)",
                             )
         else:
             for at, text in _strings(value, (key,)):
                 if _INTERPOLATION.search(text.replace("$$", "")):
-                    yield (
-                        f"{f.where(*at)}: {shorten(text)} would be filled in by compose from the environment of `up`, "
-                        "which the policy cannot judge; write the value (or `$$` for a literal `$`)"
+                    yield f.at(
+                        (*at,),
+                        f"{shorten(text)} would be filled in by compose from the environment of `up`, "
+                        "which the policy cannot judge; write the value (or `$$` for a literal `$`)",
                     )
 
 
-def agent_exists(f: Facts) -> Iterator[str | Problem]:
+def agent_exists(f: Facts) -> Iterator[Finding]:
     if f.agent not in f.services:
-        yield (
-            f"{f.where('services')}: the agent service {f.agent!r} (the manifest's `role: agent`) is not rendered; "
-            f"a bottle always has its agent (services: {', '.join(f.services) or 'none'})"
+        yield f.at(
+            ("services",),
+            f"the agent service {f.agent!r} (the manifest's `role: agent`) is not rendered; "
+            f"a bottle always has its agent (services: {', '.join(f.services) or 'none'})",
         )
 
 
-def network_roles(f: Facts) -> Iterator[str | Problem]:
+def network_roles(f: Facts) -> Iterator[Finding]:
     networks = f.merged.document.get("networks") or {}
     declared = {
         key: r for key, r in f.roles.items() if isinstance(networks.get(key), dict) and ROLE_KEY in networks[key]
@@ -214,80 +231,134 @@ def network_roles(f: Facts) -> Iterator[str | Problem]:
     for role in (INTERNAL, EGRESS):
         keys = [key for key, r in declared.items() if r == role]
         if len(keys) != 1:
-            yield (
-                f"{f.where('networks')}: exactly one network must have `{ROLE_KEY}: {{role: {role}}}`; "
-                + (f"found {', '.join(keys)}" if keys else "none has it")
+            yield f.at(
+                ("networks",),
+                f"exactly one network must have `{ROLE_KEY}: {{role: {role}}}`; "
+                + (f"found {', '.join(keys)}" if keys else "none has it"),
             )
     by_engine: dict[str, tuple[str, str]] = {}
     for key, role in declared.items():
         definition = networks.get(key) or {}
         name = f.engine_names.get(key)
         if name is None:
-            yield (
-                f"{f.where('networks', key, 'name')}: the {role}-role network's name would be filled in by compose "
-                "from the environment of `up`; the policy judges networks by their names on the engine: write it"
+            yield f.at(
+                (
+                    "networks",
+                    key,
+                    "name",
+                ),
+                f"the {role}-role network's name would be filled in by compose "
+                "from the environment of `up`; the policy judges networks by their names on the engine: write it",
             )
             continue
         if name in by_engine and by_engine[name][1] != role:
-            yield (
-                f"{f.where('networks', key)}: networks {by_engine[name][0]} and {key} are one network "
-                f"({shorten(name)}) on the engine; the internal and egress networks must differ"
+            yield f.at(
+                (
+                    "networks",
+                    key,
+                ),
+                f"networks {by_engine[name][0]} and {key} are one network "
+                f"({shorten(name)}) on the engine; the internal and egress networks must differ",
             )
         by_engine.setdefault(name, (key, role))
         if role == INTERNAL and name in BUILT_IN_NETWORKS:
-            yield (
-                f"{f.where('networks', key)}: the internal-role network is the engine's built-in {name!r} network, "
-                "which is not internal; name a network of the bottle's own"
+            yield f.at(
+                (
+                    "networks",
+                    key,
+                ),
+                f"the internal-role network is the engine's built-in {name!r} network, "
+                "which is not internal; name a network of the bottle's own",
             )
         if role == INTERNAL and definition.get("external") is not True and definition.get("internal") is not True:
-            yield (
-                f"{f.where('networks', key)}: the internal-role network must be `internal: true` (no route out), "
-                "or `external: true` (bottlegen up creates it with --internal)"
+            yield f.at(
+                (
+                    "networks",
+                    key,
+                ),
+                "the internal-role network must be `internal: true` (no route out), "
+                "or `external: true` (bottlegen up creates it with --internal)",
             )
     for key, definition in networks.items():
         given: Any = definition.get(ROLE_KEY) if isinstance(definition, dict) else None
         if given is not None and (
             not isinstance(given, dict) or given.get("role") not in (INTERNAL, EGRESS) or len(given) != 1
         ):
-            yield f"{f.where('networks', key, ROLE_KEY)}: must be {{role: internal}} or {{role: egress}}; got {shorten(given)}"
+            yield f.at(
+                (
+                    "networks",
+                    key,
+                    ROLE_KEY,
+                ),
+                f"must be {{role: internal}} or {{role: egress}}; got {shorten(given)}",
+            )
 
 
-def agent_networks(f: Facts) -> Iterator[str | Problem]:
+def agent_networks(f: Facts) -> Iterator[Finding]:
     agent = f.services.get(f.agent)
     if agent is None:
         return
     if "network_mode" in agent:
-        yield f"{f.where('services', f.agent, 'network_mode')}: the agent may not set network_mode; it joins the internal network only"
+        yield f.at(
+            (
+                "services",
+                f.agent,
+                "network_mode",
+            ),
+            "the agent may not set network_mode; it joins the internal network only",
+        )
         return
     joined = names(agent.get("networks"))
     if not joined:
-        yield (
-            f"{f.where('services', f.agent)}: the agent names no networks, so compose would put it on the project's "
-            "default network, which has a route out; give it the internal network"
+        yield f.at(
+            (
+                "services",
+                f.agent,
+            ),
+            "the agent names no networks, so compose would put it on the project's "
+            "default network, which has a route out; give it the internal network",
         )
     for key in joined:
         if f.roles.get(key) != INTERNAL:
-            yield (
-                f"{f.where('services', f.agent, 'networks', key)}: the agent may join only the internal-role network; "
-                f"{key!r} is {'the ' + f.roles[key] + '-role network' if key in f.roles else 'a network without the internal role'}"
+            yield f.at(
+                (
+                    "services",
+                    f.agent,
+                    "networks",
+                    key,
+                ),
+                f"the agent may join only the internal-role network; "
+                f"{key!r} is {'the ' + f.roles[key] + '-role network' if key in f.roles else 'a network without the internal role'}",
             )
 
 
-def agent_ports(f: Facts) -> Iterator[str | Problem]:
+def agent_ports(f: Facts) -> Iterator[Finding]:
     agent = f.services.get(f.agent) or {}
     if agent.get("ports"):
-        yield f"{f.where('services', f.agent, 'ports')}: the agent may not publish ports: they are a way in from outside the bottle"
+        yield f.at(
+            (
+                "services",
+                f.agent,
+                "ports",
+            ),
+            "the agent may not publish ports: they are a way in from outside the bottle",
+        )
 
 
-def agent_keys(f: Facts) -> Iterator[str | Problem]:
+def agent_keys(f: Facts) -> Iterator[Finding]:
     """The agent carries only keys on the allow-list (AGENT_KEYS) or judged by another rule."""
     agent = f.services.get(f.agent) or {}
     for key in agent:
         if key in AGENT_KEYS or key in JUDGED_AGENT_KEYS or (isinstance(key, str) and key.startswith("x-")):
             continue
-        yield (
-            f"{f.where('services', f.agent, key)}: the agent may not carry `{key}` (it is not on the agent's allow-list); "
-            "leave it out, or relax `agent-keys` in the manifest with the reason a reviewer reads"
+        yield f.at(
+            (
+                "services",
+                f.agent,
+                key,
+            ),
+            f"the agent may not carry `{key}` (it is not on the agent's allow-list); "
+            "leave it out, or relax `agent-keys` in the manifest with the reason a reviewer reads",
         )
     deploy = agent.get("deploy")
     if isinstance(deploy, dict):
@@ -295,16 +366,25 @@ def agent_keys(f: Facts) -> Iterator[str | Problem]:
             if key in AGENT_DEPLOY_PLAIN:
                 continue
             if key not in AGENT_DEPLOY or not isinstance(value, dict):
-                yield f"{f.where('services', f.agent, 'deploy', key)}: the agent's deploy may hold only resources' limits and reservations, restart_policy and labels"
+                yield f.at(
+                    (
+                        "services",
+                        f.agent,
+                        "deploy",
+                        key,
+                    ),
+                    "the agent's deploy may hold only resources' limits and reservations, restart_policy and labels",
+                )
                 continue
             for kind, limits in value.items():
                 allowed = AGENT_DEPLOY[key].get(kind)
                 extra = sorted(set(limits) - allowed) if allowed is not None and isinstance(limits, dict) else [kind]
                 for name in extra:
                     at = ("services", f.agent, "deploy", key, kind) + ((name,) if name != kind else ())
-                    yield (
-                        f"{f.where(*at)}: the agent's deploy.resources may set only cpus, memory and pids "
-                        f"(reservations: cpus and memory); {name!r} (devices, generic resources) needs `agent-keys` relaxed"
+                    yield f.at(
+                        (*at,),
+                        f"the agent's deploy.resources may set only cpus, memory and pids "
+                        f"(reservations: cpus and memory); {name!r} (devices, generic resources) needs `agent-keys` relaxed",
                     )
 
 
@@ -318,27 +398,44 @@ def _security_option(option: Any) -> str | None:
     return f"{kind.strip().lower()}{sep}{value.strip().lower()}" if sep else kind.strip().lower()
 
 
-def agent_privileges(f: Facts) -> Iterator[str | Problem]:
+def agent_privileges(f: Facts) -> Iterator[Finding]:
     agent = f.services.get(f.agent) or {}
     at = ("services", f.agent)
     if agent.get("privileged", False) is not False:
-        yield f"{f.where(*at, 'privileged')}: the agent may not be privileged"
+        yield f.at(
+            (
+                *at,
+                "privileged",
+            ),
+            "the agent may not be privileged",
+        )
     for key, what in (
         ("cap_add", "add capabilities"),
         ("devices", "get host devices"),
         ("device_cgroup_rules", "get device access rules"),
     ):
         if agent.get(key):
-            yield f"{f.where(*at, key)}: the agent may not {what}"
+            yield f.at(
+                (
+                    *at,
+                    key,
+                ),
+                f"the agent may not {what}",
+            )
     for index, option in enumerate(agent.get("security_opt") or []):
         if _security_option(option) not in AGENT_SECURITY_OPTS:
-            yield (
-                f"{f.where(*at, 'security_opt', index)}: {shorten(option)} would change the agent's confinement; it may "
-                f"carry only {', '.join(sorted(AGENT_SECURITY_OPTS))} (the engine's own seccomp and AppArmor profiles)"
+            yield f.at(
+                (
+                    *at,
+                    "security_opt",
+                    index,
+                ),
+                f"{shorten(option)} would change the agent's confinement; it may "
+                f"carry only {', '.join(sorted(AGENT_SECURITY_OPTS))} (the engine's own seccomp and AppArmor profiles)",
             )
 
 
-def agent_host_namespaces(f: Facts) -> Iterator[str | Problem]:
+def agent_host_namespaces(f: Facts) -> Iterator[Finding]:
     agent = f.services.get(f.agent) or {}
     for key in NAMESPACE_KEYS:
         value = agent.get(key)
@@ -346,10 +443,17 @@ def agent_host_namespaces(f: Facts) -> Iterator[str | Problem]:
             continue
         text = literal(value)
         if text is None or text == "host" or text.startswith(("container:", "service:")):
-            yield f"{f.where('services', f.agent, key)}: {key}: {shorten(value)} would share a namespace with the host or another container"
+            yield f.at(
+                (
+                    "services",
+                    f.agent,
+                    key,
+                ),
+                f"{key}: {shorten(value)} would share a namespace with the host or another container",
+            )
 
 
-def service_namespaces(f: Facts) -> Iterator[str | Problem]:
+def service_namespaces(f: Facts) -> Iterator[Finding]:
     """No other service shares the host's namespaces, nor those of the agent or a gateway
     (whose processes hold the keys and tokens), nor a container outside the bottle."""
     containers = {s.get("container_name"): n for n, s in f.services.items() if isinstance(s.get("container_name"), str)}
@@ -373,65 +477,85 @@ def service_namespaces(f: Facts) -> Iterator[str | Problem]:
                 why = f"shares the namespace of {'the agent' if owner == f.agent else 'gateway ' + str(owner)}"
             else:
                 continue
-            yield f"{f.where('services', name, key)}: {key}: {shorten(service[key])} {why}"
+            yield f.at(
+                (
+                    "services",
+                    name,
+                    key,
+                ),
+                f"{key}: {shorten(service[key])} {why}",
+            )
         for index, source in enumerate(service.get("volumes_from") or []):
             text = literal(source) or ""
             kind, _, target = text.partition(":")
             owner = containers.get(target.split(":")[0]) if kind == "container" else kind
             if name not in f.gateways and (owner in protected or (kind == "container" and owner is None)):
-                yield (
-                    f"{f.where('services', name, 'volumes_from', index)}: {name} may not take the volumes of "
-                    f"{shorten(source)} (the agent's, a gateway's, or a container outside the bottle)"
+                yield f.at(
+                    (
+                        "services",
+                        name,
+                        "volumes_from",
+                        index,
+                    ),
+                    f"{name} may not take the volumes of "
+                    f"{shorten(source)} (the agent's, a gateway's, or a container outside the bottle)",
                 )
 
 
-def runtime(f: Facts) -> Iterator[str | Problem]:
+def runtime(f: Facts) -> Iterator[Finding]:
     """The plan's use_runsc holds: the agent runs under gVisor, whatever the templates write."""
     agent = f.services.get(f.agent)
     if f.use_runsc and agent is not None and agent.get("runtime") != "runsc":
         given = f"runtime is {shorten(agent['runtime'])}" if "runtime" in agent else "has no runtime"
-        yield (
-            f"{f.where('services', f.agent, 'runtime')}: the plan asks for use_runsc, but the agent {given}; "
-            "it must be `runtime: runsc`"
+        yield f.at(
+            (
+                "services",
+                f.agent,
+                "runtime",
+            ),
+            f"the plan asks for use_runsc, but the agent {given}; it must be `runtime: runsc`",
         )
 
 
-def host_paths_rule(f: Facts) -> Iterator[str | Problem]:
+def host_paths_rule(f: Facts) -> Iterator[Finding]:
     """Every host path, as it resolves: never a socket, a device or a FIFO; never a system
     tree itself, a user's home itself or under the engine's data root; nothing in a system
     tree writable; writable only where the plan marks a path writable."""
     for place in host_paths(f.merged.document):
         text = literal(place.value)
-        where = f.where(*place.at)
         if text is None:
             continue  # no-interpolation says so
         expanded = os.path.expanduser(text)
         if not expanded.startswith("/"):
             if place.use != "bind":  # check.bind_sources_absolute says so for binds
-                yield (
-                    f"{where}: {place.use} {shorten(place.value)} is relative, so what the engine opens depends on "
-                    "where the file is written; write it absolute"
+                yield f.at(
+                    place.at,
+                    f"{place.use} {shorten(place.value)} is relative, so what the engine opens depends on "
+                    "where the file is written; write it absolute",
                 )
             continue
         resolved = f.host.resolve(expanded)
         shown = resolved.describe(text)
         if resolved.kind in hosts.FORBIDDEN_TYPES:
-            yield Problem(
-                f"{where}: {place.use} {shown} is not a file but a channel to the host; no service may be given one",
+            yield f.at(
+                place.at,
+                f"{place.use} {shown} is not a file but a channel to the host; no service may be given one",
                 text,
             )
             continue
         data_root = hosts.normalized(f.host.data_root)
         if f.host.in_pseudo_tree(resolved.path):
-            yield Problem(
-                f"{where}: {place.use} {shown} is in a kernel pseudo-filesystem (/proc, /sys): a window on the "
+            yield f.at(
+                place.at,
+                f"{place.use} {shown} is in a kernel pseudo-filesystem (/proc, /sys): a window on the "
                 "kernel or on a process, not a file; no service may be given it",
                 text,
             )
             continue
         if f.host.is_tree_root(resolved.path) or resolved.path.startswith(data_root + "/"):
-            yield Problem(
-                f"{where}: {place.use} {shown} is a host system tree, a user's home or the engine's data; "
+            yield f.at(
+                place.at,
+                f"{place.use} {shown} is a host system tree, a user's home or the engine's data; "
                 "no service may be given it",
                 text,
             )
@@ -439,28 +563,50 @@ def host_paths_rule(f: Facts) -> Iterator[str | Problem]:
         if place.writable and place.use in ("bind", "volume device"):
             tree = f.host.in_tree(resolved.path)
             if tree is not None:
-                yield Problem(
-                    f"{where}: {place.use} {shown} is writable and in the host's {tree}; mount it read-only", text
+                yield f.at(
+                    place.at, f"{place.use} {shown} is writable and in the host's {tree}; mount it read-only", text
                 )
             elif resolved.path not in f.writable:  # the template made it writable: the template is at fault
-                yield (
-                    f"{where}: {place.use} {shown} is writable, but the plan marks no such host path writable; "
-                    "mount it read-only (`read_only: true`), or take it from a plan key marked `x-writable`"
+                yield f.at(
+                    place.at,
+                    f"{place.use} {shown} is writable, but the plan marks no such host path writable; "
+                    "mount it read-only (`read_only: true`), or take it from a plan key marked `x-writable`",
                 )
 
 
-def agent_host_mounts(f: Facts) -> Iterator[str | Problem]:
+def agent_host_mounts(f: Facts) -> Iterator[Finding]:
     agent = f.services.get(f.agent) or {}
     if agent.get("volumes_from"):
-        yield f"{f.where('services', f.agent, 'volumes_from')}: the agent may not take another container's volumes (they hold the sidecars' keys)"
+        yield f.at(
+            (
+                "services",
+                f.agent,
+                "volumes_from",
+            ),
+            "the agent may not take another container's volumes (they hold the sidecars' keys)",
+        )
     volumes = f.merged.document.get("volumes") or {}
     for index, kind, source, _ in mounts(agent):
         if kind not in AGENT_VOLUME_TYPES:
-            yield f"{f.where('services', f.agent, 'volumes', index)}: the agent may have only bind, volume and tmpfs mounts; got {shorten(kind)}"
+            yield f.at(
+                (
+                    "services",
+                    f.agent,
+                    "volumes",
+                    index,
+                ),
+                f"the agent may have only bind, volume and tmpfs mounts; got {shorten(kind)}",
+            )
         elif kind == "volume" and isinstance(source, str) and (volumes.get(source) or {}).get("external"):
-            yield (
-                f"{f.where('services', f.agent, 'volumes', index)}: volume {shorten(source)} is external: what it "
-                "holds and how its driver mounts it cannot be judged here"
+            yield f.at(
+                (
+                    "services",
+                    f.agent,
+                    "volumes",
+                    index,
+                ),
+                f"volume {shorten(source)} is external: what it "
+                "holds and how its driver mounts it cannot be judged here",
             )
     for place in host_paths(f.merged.document):
         if f.agent not in place.services:
@@ -475,14 +621,15 @@ def agent_host_mounts(f: Facts) -> Iterator[str | Problem]:
             continue  # host-paths refuses these for every service
         tree = f.host.in_tree(resolved.path)
         if tree is not None:
-            yield Problem(
-                f"{f.where(*place.at)}: {place.use} {resolved.describe(literal(place.value) or '')} would give the agent "
+            yield f.at(
+                (*place.at,),
+                f"{place.use} {resolved.describe(literal(place.value) or '')} would give the agent "
                 f"the host's {tree} (the engine, the host's system or a user's home)",
                 literal(place.value),
             )
 
 
-def tokens(f: Facts) -> Iterator[str | Problem]:
+def tokens(f: Facts) -> Iterator[Finding]:
     """No token variable of a gateway reaches the agent: not by its environment (names compared
     exactly, as the engine does), an env file, a secret or config from the environment."""
     agent = f.services.get(f.agent)
@@ -500,8 +647,14 @@ def tokens(f: Facts) -> Iterator[str | Problem]:
     )
     for at, variable in forwarded:
         if variable in f.tokens:
-            yield Problem(
-                f"{f.where('services', f.agent, 'environment', at)}: {variable} is a token variable of a gateway "
+            yield f.at(
+                (
+                    "services",
+                    f.agent,
+                    "environment",
+                    at,
+                ),
+                f"{variable} is a token variable of a gateway "
                 "(egress.token_env_map), forwarded from the environment of `up`; the agent may never hold it",
                 variable if variable in f.forwarded else None,  # the plan's forwarded_env, or a template
             )
@@ -512,8 +665,9 @@ def tokens(f: Facts) -> Iterator[str | Problem]:
         if resolved is None or resolved.kind != hosts.FILE:
             continue
         for variable in sorted(_env_file_names(resolved.path) & f.tokens):
-            yield Problem(
-                f"{f.where(*place.at)}: env file {shorten(place.value)} sets {variable}, a token variable of a gateway "
+            yield f.at(
+                (*place.at,),
+                f"env file {shorten(place.value)} sets {variable}, a token variable of a gateway "
                 "(egress.token_env_map), in the agent's environment; the agent may never hold it",
                 literal(place.value),
             )
@@ -523,9 +677,15 @@ def tokens(f: Facts) -> Iterator[str | Problem]:
             source = ref.get("source") if isinstance(ref, dict) else ref
             entry = (document.get(kind) or {}).get(source) if isinstance(source, str) else None
             if isinstance(entry, dict) and entry.get("environment") in f.tokens:
-                yield (
-                    f"{f.where('services', f.agent, kind, index)}: {kind[:-1]} {source!r} is the token variable "
-                    f"{entry['environment']} of a gateway; the agent may never hold it"
+                yield f.at(
+                    (
+                        "services",
+                        f.agent,
+                        kind,
+                        index,
+                    ),
+                    f"{kind[:-1]} {source!r} is the token variable "
+                    f"{entry['environment']} of a gateway; the agent may never hold it",
                 )
 
 
@@ -544,7 +704,7 @@ def _env_file_names(path: str) -> set[str]:
     return found
 
 
-def gateways(f: Facts) -> Iterator[str | Problem]:
+def gateways(f: Facts) -> Iterator[Finding]:
     for name, service in f.services.items():
         if name in f.gateways or name == f.agent:
             continue
@@ -552,13 +712,18 @@ def gateways(f: Facts) -> Iterator[str | Problem]:
         inside = [key for key in joined if f.roles.get(key) == INTERNAL]
         outside = [key for key in joined if f.roles.get(key) != INTERNAL]
         if inside and outside:
-            yield (
-                f"{f.where('services', name, 'networks')}: {name} joins the internal network and {', '.join(outside)}, a way "
-                f"out for the agent; only services the manifest marks `role: gateway` may ({', '.join(sorted(f.gateways)) or 'none'})"
+            yield f.at(
+                (
+                    "services",
+                    name,
+                    "networks",
+                ),
+                f"{name} joins the internal network and {', '.join(outside)}, a way "
+                f"out for the agent; only services the manifest marks `role: gateway` may ({', '.join(sorted(f.gateways)) or 'none'})",
             )
 
 
-def env_override(f: Facts) -> Iterator[Problem]:
+def env_override(f: Facts) -> Iterator[Finding]:
     """One variable set twice in a service: the later one (often from the host) replaces it."""
     for name, service in f.services.items():
         environment = service.get("environment")
@@ -570,8 +735,14 @@ def env_override(f: Facts) -> Iterator[Problem]:
                 continue
             variable = entry.split("=", 1)[0]
             if variable in seen:
-                yield Problem(
-                    f"{f.where('services', name, 'environment', index)}: {shorten(variable)} is set twice for service {name} "
+                yield f.at(
+                    (
+                        "services",
+                        name,
+                        "environment",
+                        index,
+                    ),
+                    f"{shorten(variable)} is set twice for service {name} "
                     f"(also at environment[{seen[variable]}]): the later one would replace what the template set; "
                     "a variable the templates set cannot be forwarded under its own name",
                     variable,
@@ -593,25 +764,24 @@ def _dns_names(service_name: str, service: dict[str, Any]) -> Iterator[tuple[tup
                     yield ("services", service_name, "networks", key, "aliases", index), alias
 
 
-def dns_names(f: Facts) -> Iterator[str | Problem]:
+def dns_names(f: Facts) -> Iterator[Finding]:
     owners: dict[str, str] = {}
     for name, service in f.services.items():
         for path, dns in _dns_names(name, service):
             why = dns_problem(dns)
             if why is not None:
-                yield Problem(
-                    f"{f.where(*path)}: {shorten(dns)} is {why}: the other containers could not resolve it", dns
-                )
+                yield f.at((*path,), f"{shorten(dns)} is {why}: the other containers could not resolve it", dns)
             owner = owners.setdefault(dns.lower(), name)
             if owner != name:
-                yield Problem(
-                    f"{f.where(*path)}: {shorten(dns)} is also a name of service {owner}; "
+                yield f.at(
+                    (*path,),
+                    f"{shorten(dns)} is also a name of service {owner}; "
                     "two services answering to one name would make the agent dial either",
                     dns,
                 )
 
 
-RuleFunction = Callable[[Facts], Iterator[str | Problem]]
+RuleFunction = Callable[[Facts], Iterator[Finding]]
 
 
 def _limit_problem(key: str, given: Any, allowed: Any) -> str | None:
@@ -628,45 +798,63 @@ def _limit_problem(key: str, given: Any, allowed: Any) -> str | None:
     return None
 
 
-def hardening(f: Facts) -> Iterator[str | Problem]:
+def hardening(f: Facts) -> Iterator[Finding]:
     """With `hardening: strict`, every service is what the plan asked for, judged by value:
     the templates must write it, and none can leave it out or loosen it."""
     if f.hardening is None:
         return
     for name, service in f.services.items():
-        here = f.where("services", name)
+        here = ("services", name)
         settings = f.hardening.get(name) or {}
         given = set(names(settings.get("cap_add")))
         if "ALL" not in names(service.get("cap_drop")):
-            yield f"{here}: hardening is strict, but {name} keeps its capabilities (it needs `cap_drop: [ALL]`)"
+            yield f.at(here, f"hardening is strict, but {name} keeps its capabilities (it needs `cap_drop: [ALL]`)")
         extra = sorted(set(names(service.get("cap_add"))) - given)
         if extra:
-            yield (
-                f"{here}: hardening is strict, but {name} adds {', '.join(extra)}, which the plan does not give it "
-                f"(settings.hardening.{name}.cap_add)"
+            yield f.at(
+                here,
+                f"hardening is strict, but {name} adds {', '.join(extra)}, which the plan does not give it "
+                f"(settings.hardening.{name}.cap_add)",
             )
         if not {"no-new-privileges:true", "no-new-privileges"} & {
             _security_option(o) for o in service.get("security_opt") or []
         }:
-            yield f"{here}: hardening is strict, but {name} lacks `security_opt: [no-new-privileges:true]`"
+            yield f.at(here, f"hardening is strict, but {name} lacks `security_opt: [no-new-privileges:true]`")
         if service.get("read_only") is not True:
-            yield f"{here}: hardening is strict, but {name}'s root file system is writable (it needs `read_only: true`)"
+            yield f.at(
+                here, f"hardening is strict, but {name}'s root file system is writable (it needs `read_only: true`)"
+            )
         missing = [key for key in ("pids_limit", "mem_limit", "cpus") if key not in service]
         if missing:
-            yield f"{here}: hardening is strict, but {name} has no {', '.join(missing)}"
+            yield f.at(here, f"hardening is strict, but {name} has no {', '.join(missing)}")
         for key in ("pids_limit", "mem_limit", "cpus"):
             if key in service and (why := _limit_problem(key, service[key], settings.get(key))) is not None:
-                yield f"{f.where('services', name, key)}: hardening is strict, but {name}'s {why}"
+                yield f.at(
+                    (
+                        "services",
+                        name,
+                        key,
+                    ),
+                    f"hardening is strict, but {name}'s {why}",
+                )
     agent = f.services.get(f.agent)
     if agent is not None and agent.get("init") is not True:
-        yield f"{f.where('services', f.agent)}: hardening is strict, but the agent runs without an init (`init: true`)"
+        yield f.at(
+            (
+                "services",
+                f.agent,
+            ),
+            "hardening is strict, but the agent runs without an init (`init: true`)",
+        )
 
 
-def sealed_host(f: Facts) -> Iterator[str | Problem]:
+def sealed_host(f: Facts) -> Iterator[Finding]:
     """With the plan's `seal_host: true`, the document says so, for `up` to seal the host."""
     marker = f.merged.document.get(ROLE_KEY)
     if f.seal_host and not (isinstance(marker, dict) and marker.get("seal_host") is True):
-        yield f"{f.where(ROLE_KEY)}: the plan asks for seal_host, but the document lacks `{ROLE_KEY}: {{seal_host: true}}`"
+        yield f.at(
+            (ROLE_KEY,), f"the plan asks for seal_host, but the document lacks `{ROLE_KEY}: {{seal_host: true}}`"
+        )
 
 
 # Every rule, in the order problems are listed. The relaxable ones are those the manifest's
@@ -770,16 +958,13 @@ def facts_of(
     )
 
 
-def judge(facts: Facts, relax: dict[str, str], rules: tuple[str, ...] | None = None) -> list[Problem]:
-    """Every problem of the rules (all, or those named), but the relaxed ones; each message
-    ends naming its rule, and the relax that would allow it where there is one."""
+def judge(facts: Facts, relax: dict[str, str], rules: tuple[str, ...] | None = None) -> list[Finding]:
+    """Every finding of the rules (all, or those named), but the relaxed ones, each with its rule."""
     return [
-        Problem(f"{p.message} {_rule_note(rule)}", p.value)
-        if isinstance(p, Problem)
-        else Problem(f"{p} {_rule_note(rule)}")
+        finding._replace(rule=rule)
         for rule, check in RULES.items()
         if rule not in relax and (rules is None or rule in rules)
-        for p in check(facts)
+        for finding in check(facts)
     ]
 
 
@@ -789,18 +974,28 @@ def _rule_note(rule: str) -> str:
     return f"[rule {rule}, which always holds]"
 
 
-def located(problems: list[Problem], context: dict[str, Any], source: str) -> tuple[list[str], bool]:
-    """Each problem's message, at the plan's key path when its value at fault is, verbatim, a
-    value of the plan; and whether every one of them is."""
+def located(
+    findings: list[Finding], merged: Merged, context: dict[str, Any], source: str
+) -> tuple[list[Problem], bool]:
+    """Each finding as a problem record, at the plan's key path when its value at fault is,
+    verbatim, a value of the plan (then the document's place is said in the message); and
+    whether every one of them is. Each names its rule, and the relax that would allow it."""
     in_plan = plan_paths(context)
-    from_plan = [
-        f"{source}::{json_path(in_plan[p.value])}: {p.message}"
-        for p in problems
-        if isinstance(p.value, str) and p.value in in_plan
-    ]
-    if len(from_plan) == len(problems):
-        return from_plan, True
-    return [p.message for p in problems], False
+    records = []
+    from_plan = bool(findings) and all(isinstance(f.value, str) and f.value in in_plan for f in findings)
+    for finding in findings:
+        at = finding.at or ()
+        template = merged.source_of(at)
+        note = _rule_note(finding.rule) if finding.rule else None
+        if from_plan:
+            where = json_path(at) + (f" in template {template}" if template else "")
+            plan_path = json_path(in_plan[finding.value])
+            records.append(Problem(f"{where}: {finding.message}", source, plan_path, rule=finding.rule, hint=note))
+        else:
+            records.append(
+                Problem(finding.message, path=json_path(at), template=template, rule=finding.rule, hint=note)
+            )
+    return records, from_plan
 
 
 def enforce(
@@ -820,14 +1015,14 @@ def enforce(
     with host (default: this machine, read now).
     """
     facts = facts_of(merged, agent, gateway_services, context, host or hosts.local(), writable)
-    problems = judge(facts, relax)
-    if not problems:
+    findings = judge(facts, relax)
+    if not findings:
         return
-    messages, from_plan = located(problems, context, source)
+    problems, from_plan = located(findings, merged, context, source)
     if from_plan:
-        raise PlanError("invalid plan: a value would break the sandbox's rules; change it:", messages)
+        raise PlanError("invalid plan: a value would break the sandbox's rules; change it:", problems)
     raise DocumentError(
         "the rendered document breaks the sandbox's rules (bottlegen's policy); fix the template named, "
         "or, for a rule that may be relaxed, say so in the manifest's `relax:`:",
-        messages,
+        problems,
     )

@@ -11,14 +11,14 @@ from __future__ import annotations
 import copy
 import os
 import stat
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
 from . import resources
 from .composefile import dns_problem
-from .errors import PlanError
-from .paths import shorten
+from .errors import PlanError, Problem
+from .paths import json_path, shorten
 from .yamltext import copy_plain
 
 SETTING_PLACEHOLDERS = ("prefix", "service", "slug")
@@ -213,12 +213,32 @@ def _check_dns_names(names: dict[str, str], agent_named: bool, source: str, sett
 SUPERVISE = "supervise"  # a service name this module relies on (the operators' guide lists them)
 
 
-def _default_names(data: dict[str, Any], project: str, names: dict[str, str], settings: dict[str, Any]) -> None:
+def _default_names(
+    data: dict[str, Any],
+    project: str,
+    names: dict[str, str],
+    settings: dict[str, Any],
+    source: str = "<plan>",
+    source_keys: Sequence[str] = (),
+) -> None:
     """What a plan may leave out because it follows from the rest: the networks' names, from
     the project, and egress' upstream proxy, pipelock by its container name and port."""
     proxy = data["proxy"]
     proxy.setdefault("internal_network", f"{project}-internal")
     proxy.setdefault("egress_network", f"{project}-egress")
+    if proxy["internal_network"] == proxy["egress_network"]:
+        given = "egress_network" if "egress_network" in source_keys else "internal_network"
+        raise PlanError(
+            "invalid plan: the bottle's two networks would be one:",
+            [
+                Problem(
+                    f"{shorten(proxy[given])} is also proxy.{'internal_network' if given == 'egress_network' else 'egress_network'}: "
+                    "the internal network (no route out) and the egress network must be two networks on the engine",
+                    source,
+                    json_path(("proxy", given)),
+                )
+            ],
+        )
     pipelock = names.get("pipelock")
     if pipelock is not None and "pipelock" in settings["ports"]:
         data["egress"].setdefault("pipelock_proxy_url", pipelock_url(pipelock, settings["ports"]["pipelock"]))
@@ -284,7 +304,7 @@ def resolve_plan(
     names = {service: named(service) for service in service_names} | {"agent": data["container_name"]}
     _check_dns_names(names, "container_name" in plan, source, settings)
     project = f"{settings['project_prefix']}-{data['slug']}"
-    _default_names(data, project, names, settings)
+    _default_names(data, project, names, settings, source, list((plan.get("proxy") or {}).keys()))
     # Only the token variables' names reach the templates: the map's values are never rendered.
     data["egress"]["token_env_names"] = sorted(data["egress"].pop("token_env_map"))
     return {

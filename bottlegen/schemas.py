@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any
 
 from . import resources
 from ._compiled import JsonSchemaValueException
+from .errors import Problem
 from .paths import MAX_VALUE_CHARS, json_path, shorten
 
 if TYPE_CHECKING:  # jsonschema is imported on the error path only
@@ -252,5 +253,6 @@ def _past_null(error: ValidationError) -> ValidationError:
     return _past_null(best_match(rest))
 
 
-def format_errors(source: str, errors: Sequence[ValidationError]) -> list[str]:
-    return [f"{source}::{json_path(e.absolute_path)}: {describe(e)}" for e in errors]
+def format_errors(source: str, errors: Sequence[ValidationError]) -> list[Problem]:
+    """Each violation as a problem at its key path of the file."""
+    return [Problem(describe(e), source, json_path(e.absolute_path)) for e in errors]

@@ -9,7 +9,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from . import resources
-from .errors import PlanError
+from .errors import PlanError, Problem
 from .paths import json_path, shorten
 from .schemas import format_errors, violations
 
@@ -39,8 +39,8 @@ def _unique_upstream_names(upstreams: list[dict[str, Any]], source: str) -> None
         if name in first:
             where = json_path(("git_gate", "upstreams", index, "name"))
             raise PlanError(
-                f"invalid plan: {source}::{where}: upstream name {shorten(name)} is already used by "
-                f"upstreams[{first[name]}]: names must be unique (each key is mounted as <name>-key)"
+                "invalid plan: upstream names must be unique (each key is mounted as <name>-key):",
+                [Problem(f"upstream name {shorten(name)} is already used by upstreams[{first[name]}]", source, where)],
             )
         first[name] = index
 
@@ -55,8 +55,12 @@ def _one_address_per_host(upstreams: list[dict[str, Any]], source: str) -> None:
                 first_ip, first_index = seen[host]
                 where = json_path(("git_gate", "upstreams", index, "extra_hosts", host))
                 problems.append(
-                    f"{source}::{where}: host {shorten(host)} is {shorten(ip)} here but {shorten(first_ip)} "
-                    f"in upstreams[{first_index}]: give it one address"
+                    Problem(
+                        f"host {shorten(host)} is {shorten(ip)} here but {shorten(first_ip)} "
+                        f"in upstreams[{first_index}]: give it one address",
+                        source,
+                        where,
+                    )
                 )
             seen.setdefault(host, (ip, index))
     if problems:
@@ -66,8 +70,11 @@ def _one_address_per_host(upstreams: list[dict[str, Any]], source: str) -> None:
 def _healthcheck_forms(healthchecks: dict[str, Any], source: str) -> None:
     """A healthcheck's test is [CMD, program, ...] or [CMD-SHELL, command], as compose wants."""
     problems = [
-        f"{source}::{json_path(('settings', 'healthchecks', service, 'test', 0))}: {shorten(check['test'][0])} "
-        "is not CMD or CMD-SHELL: write [CMD, program, args...] or [CMD-SHELL, command]"
+        Problem(
+            f"{shorten(check['test'][0])} is not CMD or CMD-SHELL: write [CMD, program, args...] or [CMD-SHELL, command]",
+            source,
+            json_path(("settings", "healthchecks", service, "test", 0)),
+        )
         for service, check in healthchecks.items()
         if check and check["test"][0] not in ("CMD", "CMD-SHELL")
     ]

@@ -273,6 +273,7 @@ ACROSS_FIELDS = (
     "kernel pseudo-filesystem",
     "is writable and in the host's",
     "is also a name of service",
+    "two networks would be one",
     "a DNS label of",
 )
 

@@ -99,7 +99,7 @@ def test_deploy_may_limit_but_not_reserve_devices():
     assert policy.judge(baseline_facts({"deploy": limits}), {}, ("agent-keys",)) == []
     devices = {"resources": {"reservations": {"devices": [{"capabilities": ["gpu"]}]}}}
     [problem] = policy.judge(baseline_facts({"deploy": devices}), {}, ("agent-keys",))
-    assert "deploy.resources.reservations.devices" in problem.message
+    assert problem.at == ("services", "agent", "deploy", "resources", "reservations", "devices")
 
 
 @pytest.mark.parametrize(
@@ -423,7 +423,9 @@ def test_a_lexical_view_reads_nothing_of_the_host(tmp_path, unix_socket):
     plan = full_plan(git_gate={**full_plan()["git_gate"], "hook_script": str(link)})
     rendered = Renderer(view=host.lexical()).render_data(plan, "plan.yml", tmp_path, "plan.yml")
     problems, _ = rendered.pinned(host.local())
-    assert len(problems) == 1 and "a socket) is not a file" in problems[0] and "$.git_gate.hook_script" in problems[0]
+    [problem] = problems
+    assert problem.path == "$.git_gate.hook_script" and problem.file == "plan.yml" and problem.rule == "host-paths"
+    assert "a socket) is not a file" in problem.message and "$.git_gate.hook_script: " in str(problem)
 
 
 def test_pinned_names_the_resolved_paths_and_the_golden_keeps_the_plans(tmp_path):
@@ -439,3 +441,32 @@ def test_pinned_names_the_resolved_paths_and_the_golden_keeps_the_plans(tmp_path
     assert str(target) in pinned.text and str(link) not in pinned.text
     hook = [v for v in pinned.document["services"]["git-gate"]["volumes"] if v["target"].endswith("pre-receive")]
     assert hook[0]["source"] == str(target)
+
+
+def test_a_refusal_in_json_is_the_same_record_as_its_text(tmp_path):
+    """--error-format json prints each problem's fields (the rule and the relax among them),
+    built from the same record as the text line, nothing read back from the text."""
+    from helpers import run_cli, write_plan
+
+    plan = write_plan(tmp_path, full_plan(proxy={**full_plan()["proxy"], "yaml_path": "/dev/null"}))
+    text = run_cli("render", str(plan))
+    as_json = run_cli("render", "--error-format", "json", str(plan))
+    assert text.returncode == as_json.returncode == 3
+    [problem] = json.loads(as_json.stderr)["problems"]
+    assert problem["file"] == str(plan) and problem["path"] == "$.proxy.yaml_path" and problem["rule"] == "host-paths"
+    assert problem["hint"] == "[rule host-paths, which always holds]"
+    line = f"{problem['file']}::{problem['path']}: {problem['message']} {problem['hint']}"
+    assert f"  {line}\n" in text.stderr
+
+
+def test_a_plan_whose_two_networks_are_one_is_refused_at_its_key(tmp_path):
+    proxy = {**full_plan()["proxy"], "internal_network": "shared", "egress_network": "shared"}
+    with pytest.raises(
+        PlanError, match=r"plan\.yml::\$\.proxy\.egress_network: \"shared\" is also proxy\.internal_network"
+    ):
+        render(tmp_path, full_plan(proxy=proxy))
+    proxy = {k: v for k, v in proxy.items() if k != "egress_network"} | {
+        "internal_network": "claude-bottle-demo-egress"
+    }
+    with pytest.raises(PlanError, match=r"\$\.proxy\.internal_network: .* is also proxy\.egress_network"):
+        render(tmp_path, full_plan(proxy=proxy))  # equal to the other's default

@@ -136,9 +136,9 @@ def report_failure(failure: batch.Failure, plan: str) -> None:
     if failure.exit_code == ExitCode.INTERNAL:
         report_internal(failure.kind, failure.message, plan)
     elif _json_errors:
-        say(json.dumps(failure_json(failure.kind, failure.exit_code, failure.message, failure.details, plan=plan)))
+        say(json.dumps(failure_json(failure.kind, failure.exit_code, failure.message, failure.problems, plan=plan)))
     else:
-        text = "\n".join([failure.message, *("  " + d for d in failure.details)])
+        text = "\n".join([failure.message, *(f"  {p}" for p in failure.problems)])
         say(f"bottlegen: error: {plan}: {text}")
 
 
