@@ -37,11 +37,16 @@ class Failure(NamedTuple):
     kind: str  # the error's class name
     message: str
     problems: tuple[Problem, ...] = ()
+    headline: Problem | None = None
+
+    @property
+    def records(self) -> list[Problem]:
+        return list(self.problems) or [self.headline or Problem(self.message)]
 
     @classmethod
     def of(cls, error: BaseException) -> Failure:
         if isinstance(error, UserError):
-            return cls(error.exit_code, type(error).__name__, error.message, tuple(error.problems))
+            return cls(error.exit_code, type(error).__name__, error.message, tuple(error.problems), error.headline)
         return cls(ExitCode.INTERNAL, type(error).__name__, str(error))
 
 

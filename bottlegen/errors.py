@@ -10,7 +10,6 @@ ValueError, an I/O error an OSError); a failed docker command, a ComposeError, c
 from __future__ import annotations
 
 import dataclasses
-import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import IntEnum
@@ -112,10 +111,7 @@ class Problem:
         return text
 
     def as_json(self) -> dict[str, Any]:
-        """Its fields, those it has; one without any location is read from its text (the
-        errors not yet built as records say where in their message)."""
-        if not self.structured:
-            return located(self.message)
+        """Its fields, those it has."""
         return {k: v for k, v in dataclasses.asdict(self).items() if v is not None}
 
 
@@ -125,10 +121,17 @@ class UserError(BottlegenError):
 
     exit_code: ExitCode = ExitCode.USAGE
 
-    def __init__(self, message: str, details: Sequence[str | Problem] = ()):
-        super().__init__(message)
-        self.message = message
+    def __init__(self, message: str | Problem, details: Sequence[str | Problem] = ()):
+        super().__init__(str(message))
+        self.message = str(message)
+        # An error that is one problem says it as its headline: `file::$.path: message`.
+        self.headline = message if isinstance(message, Problem) else None
         self.problems: list[Problem] = [d if isinstance(d, Problem) else Problem(d) for d in details]
+
+    @property
+    def records(self) -> list[Problem]:
+        """What went wrong, record by record: its problems, else its headline, else its message."""
+        return self.problems or [self.headline or Problem(self.message)]
 
     @property
     def details(self) -> list[str]:
@@ -215,33 +218,9 @@ class ComposeError(UserError):
         return cls(f"{what} failed (exit {proc.returncode})", proc.returncode, proc.args, stderr)
 
 
-# Where an error is, as its messages say it: `file::$.key.path: ...` (a plan), `file:line[:col]:
-# ...` (YAML, a template), `$.document.path in template NAME (origin): ...` (the document).
-_PATH = r"\$(?:\[(?:\"(?:[^\"\\]|\\.)*\"|[^\]]*)\]|[^\s\[:])*"  # $.a.b[0]["odd: key"]
-_LOCATIONS = (
-    rf"(?P<file>\S.*?)::(?P<path>{_PATH}): (?P<message>.*)",
-    rf"(?P<path>{_PATH}) in template (?P<template>\S+(?: \([^)]*\))?): (?P<message>.*)",
-    r"template (?P<template>\S+(?: \([^)]*\))?): (?P<message>.*)",
-    r"(?P<file>[^\s:][^:]*?):(?P<line>\d+)(?::(?P<column>\d+))?: (?P<message>.*)",
-)
-
-
-def located(text: str) -> dict[str, Any]:
-    """A message's location fields (file, path, line, column, template) and the rest of it."""
-    for pattern in _LOCATIONS:
-        match = re.fullmatch(pattern, text, re.DOTALL)
-        if match:
-            fields: dict[str, Any] = {k: v for k, v in match.groupdict().items() if v is not None}
-            for number in ("line", "column"):
-                if number in fields:
-                    fields[number] = int(fields[number])
-            return fields
-    return {"message": text}
-
-
 def as_json(error: UserError, **context: str) -> dict[str, Any]:
     """One error as a JSON object: its class, exit code, message, and each problem's record."""
-    return failure_json(type(error).__name__, error.exit_code, error.message, error.problems, **context)
+    return failure_json(type(error).__name__, error.exit_code, error.message, error.records, **context)
 
 
 def failure_json(
@@ -254,5 +233,5 @@ def failure_json(
         "exit_code": int(exit_code),
         **context,
         "message": message,
-        "problems": [p.as_json() for p in problems] or [located(message)],
+        "problems": [p.as_json() for p in problems] or [{"message": message}],
     }

@@ -137,26 +137,12 @@ def layered(
 
 
 def attribute(error: PlanError, plan: Layered) -> PlanError:
-    """The error, each `LABEL::$.path` naming the layer that gave the value instead."""
-    prefix = f"{plan.label}::"
-
-    def named(line: str) -> str:
-        if not line.startswith(prefix):
-            return line
-        rest = line[len(prefix) :]
-        path, sep, message = rest.partition(": ")
-        parts = parts_of(path)
-        unknown = _UNKNOWN.match(message)  # reported at the mapping; given by the layer that wrote the key
-        if unknown:
-            try:
-                parts = (*parts, json.loads(f'"{unknown[1]}"'))
-            except ValueError:  # a key shown escaped beyond JSON's escapes: the mapping's layer
-                pass
-        return f"{plan.origin(parts)}::{path}{sep}{message}"
+    """The error, each problem at a key path of the merged plan naming the layer that gave
+    the value instead (read from the problem's record: its file and key path)."""
 
     def blamed(problem: Problem) -> Problem:
         if problem.file != plan.label or problem.path is None:
-            return problem if problem.structured else Problem(named(problem.message))
+            return problem
         parts = parts_of(problem.path)
         unknown = _UNKNOWN.match(problem.message)  # reported at the mapping; given by the layer that wrote the key
         if unknown:
@@ -167,8 +153,10 @@ def attribute(error: PlanError, plan: Layered) -> PlanError:
         return dataclasses.replace(problem, file=plan.origin(parts))
 
     error.problems = [blamed(problem) for problem in error.problems]
-    error.message = named(error.message)
-    error.args = (error.message,)
+    if error.headline is not None:
+        error.headline = blamed(error.headline)
+        error.message = str(error.headline)
+        error.args = (error.message,)
     return error
 
 

@@ -19,7 +19,7 @@ import stat
 from pathlib import Path
 from typing import Any, BinaryIO
 
-from .errors import OutputError, PlanError
+from .errors import OutputError, PlanError, Problem
 from .paths import json_path
 from .yamlsubset import load_data, nesting_depth_over
 from .yamltext import MAX_DEPTH, ShapeError, YAMLSyntaxError, check_text_shape
@@ -34,7 +34,7 @@ def parse_plan_text(text: str, source: str) -> Any:
     try:
         check_text_shape(data, text)
     except ShapeError as e:
-        raise PlanError(f"{source}::{json_path(e.path)}: {e.problem}") from None
+        raise PlanError(Problem(e.problem, source, json_path(e.path))) from None
     return data
 
 
@@ -52,21 +52,20 @@ def _parse(text: str, source: str) -> Any:
         try:
             return json.loads(text, object_pairs_hook=no_duplicates)
         except json.JSONDecodeError as e:
-            raise PlanError(f"{source}:{e.lineno}:{e.colno}: invalid JSON: {e.msg}") from None
+            raise PlanError(Problem(f"invalid JSON: {e.msg}", source, line=e.lineno, column=e.colno)) from None
         except RecursionError:
             raise PlanError(f"{source}: invalid plan: nested too deeply (at most {MAX_DEPTH} levels)") from None
         except ValueError as e:  # an integer past Python's digit limit
             raise PlanError(f"{source}{_long_number_at(text)}: invalid JSON: {e}".split("; use")[0]) from None
     deep = nesting_depth_over(text)
     if deep is not None:
-        raise PlanError(f"{source}:{deep}: invalid plan: nested more than {MAX_DEPTH} levels deep")
+        raise PlanError(Problem(f"invalid plan: nested more than {MAX_DEPTH} levels deep", source, line=deep))
     try:
         return load_data(text)
     except YAMLSyntaxError as e:
         if not e.marked:
             raise PlanError(f"{source}: invalid YAML: {e}") from None
-        where = f"{source}:{e.line}:{e.column}" if e.line is not None else source
-        raise PlanError(f"{where}: invalid YAML: {e.problem}") from None
+        raise PlanError(Problem(f"invalid YAML: {e.problem}", source, line=e.line, column=e.column)) from None
     except (ValueError, OverflowError) as e:  # an integer past Python's digit limit
         raise PlanError(f"{source}{_long_number_at(text)}: invalid plan: {str(e).split('; use')[0]}") from None
 

@@ -165,35 +165,47 @@ def parse_fragment(fragment: Fragment) -> dict[str, Any]:
     deep = nesting_depth_over(fragment.text)
     if deep is not None:
         raise TemplateError(
-            f"template {fragment.source}: what it rendered nests more than {MAX_DEPTH} levels deep at line {deep}"
+            Problem(
+                f"what it rendered nests more than {MAX_DEPTH} levels deep at line {deep}", template=fragment.source
+            )
         )
     try:
         data, suspect = _load_checking_spans(fragment)
     except YAMLSyntaxError as e:
         if not e.marked:
-            raise TemplateError(f"template {fragment.source}: the rendered text is not valid YAML: {e}") from None
+            raise TemplateError(
+                Problem(f"the rendered text is not valid YAML: {e}", template=fragment.source)
+            ) from None
         line = e.line or 0
         raise TemplateError(
-            f"template {fragment.source}: what it rendered is not valid YAML at line {line} of the output: {e.problem}. "
-            "The output around it (a `| raw` value, or a block tag that broke the indentation?):",
+            Problem(
+                f"what it rendered is not valid YAML at line {line} of the output: {e.problem}. "
+                "The output around it (a `| raw` value, or a block tag that broke the indentation?):",
+                template=fragment.source,
+            ),
             lines_around(fragment.text, line, before=2),
         ) from None
     except (ValueError, OverflowError) as e:  # an integer past Python's digit limit
         raise TemplateError(
-            f"template {fragment.source}: the rendered text holds a number too long to read: {str(e).split('; use')[0]}"
+            Problem(
+                f"the rendered text holds a number too long to read: {str(e).split('; use')[0]}",
+                template=fragment.source,
+            )
         ) from None
     try:
         if suspect:
             check_shape(data)
     except ShapeError as e:
         raise TemplateError(
-            f"template {fragment.source}: what it rendered at {json_path(e.path)} is not plain data: {e.problem}"
+            Problem(f"is not plain data: {e.problem}", path=json_path(e.path), template=fragment.source)
         ) from None
     if data is None:
         return {}
     if not isinstance(data, dict):
         raise TemplateError(
-            f"template {fragment.source}: must render a YAML mapping (top-level keys), not a {type(data).__name__}"
+            Problem(
+                f"must render a YAML mapping (top-level keys), not a {type(data).__name__}", template=fragment.source
+            )
         )
     return data
 

@@ -196,16 +196,17 @@ def _check_dns_names(names: dict[str, str], agent_named: bool, source: str, sett
             where = "$.slug"
         longest = max(len(label) for label in name.split("."))
         if longest > DNS_LABEL_MAX:
-            problems.append(
-                f"{source}::{where}: makes {service}'s container name {shorten(name)}, a DNS label of {longest} "
+            message = (
+                f"makes {service}'s container name {shorten(name)}, a DNS label of {longest} "
                 f"characters; at most {DNS_LABEL_MAX} resolve: shorten the slug, settings.project_prefix or "
                 "settings.container_name_pattern" + (" (or container_name)" if service == "agent" else "")
             )
         else:
-            problems.append(
-                f"{source}::{where}: makes {service}'s container name {shorten(name)}, {why} (an empty label, "
+            message = (
+                f"makes {service}'s container name {shorten(name)}, {why} (an empty label, "
                 "or a label that starts or ends with '-'): the other containers could not resolve it"
             )
+        problems.append(Problem(message, source, where))
     if problems:
         raise PlanError("invalid plan: container names other containers could not resolve:", problems)
 

@@ -149,13 +149,21 @@ def extended_plan_schema(fragment: Mapping[str, Any], where: str) -> dict[str, A
         extra = set(sub) - {"properties", "description"}
         if "properties" not in ours or extra:
             problems.append(
-                f"{where}::$.settings_schema.{key}: bottlegen defines settings.{key}; a fragment may only add properties to it"
+                Problem(
+                    f"bottlegen defines settings.{key}; a fragment may only add properties to it",
+                    where,
+                    json_path(("settings_schema", key)),
+                )
             )
             continue
         for name, prop in (sub.get("properties") or {}).items():
             if name in ours["properties"]:
                 problems.append(
-                    f"{where}::$.settings_schema.{key}.properties.{name}: bottlegen defines settings.{key}.{name}"
+                    Problem(
+                        f"bottlegen defines settings.{key}.{name}",
+                        where,
+                        json_path(("settings_schema", key, "properties", name)),
+                    )
                 )
             else:
                 ours["properties"][name] = prop

@@ -30,7 +30,7 @@ from jinja2 import BaseLoader, StrictUndefined, TemplateNotFound
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
 from .cache import open_cache
-from .errors import TemplateError
+from .errors import Problem, TemplateError
 from .yamltext import MAX_DEPTH, double_quoted, plain_string, scalar
 
 MANIFEST = "manifest.yaml"
@@ -353,26 +353,26 @@ def render_fragment(env: jinja2.Environment, name: str, context: dict[str, Any])
     try:
         return _unmark(env.get_template(name).render(context), name)
     except jinja2.TemplateSyntaxError as e:
-        raise TemplateError(f"{e.filename or e.name or name}:{e.lineno}: {e.message}") from None
+        raise TemplateError(Problem(str(e.message), e.filename or e.name or name, line=e.lineno)) from None
     except TemplateNotFound as e:
         raise TemplateError(
             f"template {e.name!r} not found in the templates folders"
             + (f" ({e.message})" if e.message and e.message != e.name else "")
         ) from None
     except TEMPLATE_FAILURES as e:
-        where = _template_frame(e, env) or name
+        file, line = _template_frame(e, env) or (name, None)
         message = getattr(e, "message", None) or str(e)
-        raise TemplateError(f"{where}: {type(e).__name__}: {message}") from None
+        raise TemplateError(Problem(f"{type(e).__name__}: {message}", file, line=line)) from None
 
 
-def _template_frame(error: BaseException, env: jinja2.Environment) -> str | None:
-    """`file:line` of the innermost template frame in the error's traceback."""
+def _template_frame(error: BaseException, env: jinja2.Environment) -> tuple[str, int | None] | None:
+    """(file, line) of the innermost template frame in the error's traceback."""
     loader = loader_of(env)
     roots = [str(r.path) for r in loader.roots]
     where = None
     for frame in traceback.extract_tb(error.__traceback__):
         if any(frame.filename.startswith(r + os.sep) for r in roots):
-            where = f"{frame.filename}:{frame.lineno}"
+            where = (frame.filename, frame.lineno)
     return where
 
 

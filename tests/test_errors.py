@@ -302,3 +302,18 @@ def test_a_key_path_reads_back_into_its_parts():
     for parts in [(), ("a", "b", 0), ("settings", "git-gate", "x_y"), ("$schema",), ('q"uote',), ("back\\slash",)]:
         assert parts_of(json_path(parts)) == parts
     assert parts_of(json_path(("é\n", "a.b", 3))) == ("é\n", "a.b", 3)
+
+
+def test_json_is_built_from_records_never_read_back_from_text(tmp_path):
+    from bottlegen.errors import PlanError, Problem, as_json
+
+    error = PlanError("invalid plan:", [Problem("looks:12: like a location"), Problem("bad", "p.yml", "$.slug")])
+    assert as_json(error)["problems"] == [
+        {"message": "looks:12: like a location"},
+        {"message": "bad", "file": "p.yml", "path": "$.slug"},
+    ]
+    assert str(error) == "invalid plan:\n  looks:12: like a location\n  p.yml::$.slug: bad"
+    (tmp_path / "plan.json").write_text('{"slug": "a",\n "proxy": }')
+    proc = run_cli("render", "plan.json", "--error-format", "json", cwd=tmp_path)
+    [problem] = json.loads(proc.stderr)["problems"]
+    assert problem == {"message": "invalid JSON: Expecting value", "file": "plan.json", "line": 2, "column": 11}

@@ -136,7 +136,7 @@ def report_failure(failure: batch.Failure, plan: str) -> None:
     if failure.exit_code == ExitCode.INTERNAL:
         report_internal(failure.kind, failure.message, plan)
     elif _json_errors:
-        say(json.dumps(failure_json(failure.kind, failure.exit_code, failure.message, failure.problems, plan=plan)))
+        say(json.dumps(failure_json(failure.kind, failure.exit_code, failure.message, failure.records, plan=plan)))
     else:
         text = "\n".join([failure.message, *(f"  {p}" for p in failure.problems)])
         say(f"bottlegen: error: {plan}: {text}")
