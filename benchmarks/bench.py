@@ -40,7 +40,7 @@ BOTTLEGEN = str(Path(sys.executable).parent / "bottlegen")
 
 
 def load_plan(path: Path) -> dict:
-    from bottlegen import load
+    from bottlegen.stages import load
 
     return load.read_plan(path)
 

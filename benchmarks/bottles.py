@@ -43,8 +43,9 @@ ENV = {**os.environ, "GIT_AUTHOR_NAME": "bench", "EXAMPLE_API_TOKEN": "bench-tok
 
 def plan_for(n: int, folder: Path) -> Path:
     """examples/walkthrough.yml as bottle bench<n>, its host paths made absolute."""
-    from bottlegen import load, resources
-    from bottlegen.resolve import resolve_host_paths
+    from bottlegen import resources
+    from bottlegen.stages import load
+    from bottlegen.stages.resolve import resolve_host_paths
 
     schema = resources.load_schema(resources.PLAN_SCHEMA)
     data = resolve_host_paths(schema, load.read_plan(PLAN), PLAN.parent)

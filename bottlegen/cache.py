@@ -122,9 +122,8 @@ def cache_folder() -> Path | None:
     if configured == "":
         return None
     here = Path(__file__).resolve().parent
-    fingerprint = hashlib.sha256((here / "templating.py").read_bytes() + (here / "cache.py").read_bytes()).hexdigest()[
-        :16
-    ]
+    code = (here / "stages" / "templating.py").read_bytes() + (here / "cache.py").read_bytes()
+    fingerprint = hashlib.sha256(code).hexdigest()[:16]
     try:
         base = (
             Path(configured)

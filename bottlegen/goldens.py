@@ -10,8 +10,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import NamedTuple
 
-from . import load
 from .errors import OutputError
+from .stages import load
 
 
 class Drift(NamedTuple):

@@ -20,27 +20,15 @@ from typing import Any, NamedTuple
 
 from jinja2 import TemplateNotFound
 
-from . import (
-    check,
-    emit,
-    host,
-    layers,
-    load,
-    manifest,
-    policy,
-    relocate,
-    resolve,
-    resources,
-    schemas,
-    templating,
-    validate,
-)
+from . import host, resources, schemas
+from .compose import check, policy, relocate
 from .composefile import host_paths
 from .errors import Problem, TemplateError
 from .lints import Lint
-from .merge import Fragment, Merged, ValueNotWhole, merge
 from .resources import templates_dir
-from .templating import PACKAGED, Root
+from .stages import emit, layers, load, manifest, resolve, templating, validate
+from .stages.merge import Fragment, Merged, ValueNotWhole, merge
+from .stages.templating import PACKAGED, Root
 from .yamltext import copy_plain
 
 TEMPLATES_ENV = "BOTTLEGEN_TEMPLATES"

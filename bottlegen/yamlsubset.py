@@ -440,7 +440,7 @@ def nesting_depth_over(text: str, limit: int = MAX_DEPTH) -> int | None:
     """
     if not _depth_may_exceed(text, limit):
         return None
-    from .yamlfull import deepest_line  # the full reader's events, only when it may be that deep
+    from .yamlfull import deepest_line
 
     return deepest_line(text, limit)
 

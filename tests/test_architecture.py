@@ -14,8 +14,8 @@ from helpers import REPO
 
 PACKAGE = REPO / "bottlegen"
 
-LAYERS = [
-    # leaves: what every side shares
+LEAVES = [
+    # what every side shares
     "errors",
     "lints",
     "paths",
@@ -30,18 +30,27 @@ LAYERS = [
     "yamlsubset",
     "schemas",
     "cache",
-    # the render stages, in the order data passes through them
-    "load",
-    "validate",
-    "resolve",
-    "layers",
-    "templating",
-    "manifest",
-    "merge",
-    "check",
-    "policy",
-    "relocate",
-    "emit",
+]
+
+
+def package_order(package: str) -> list[str]:
+    """A package's modules in the order its __init__ numbers them (ORDER), after the package
+    itself: the order is said once, in the package, and the test reads it from there."""
+    tree = ast.parse((PACKAGE / package / "__init__.py").read_text(encoding="utf-8"))
+    order = next(
+        ast.literal_eval(node.value)
+        for node in tree.body
+        if isinstance(node, ast.Assign) and any(getattr(t, "id", None) == "ORDER" for t in node.targets)
+    )
+    return [package, *(f"{package}.{name}" for name in order)]
+
+
+LAYERS = [
+    *LEAVES,
+    # the render stages every target shares, then the compose target's, as each package numbers them
+    *package_order("stages"),
+    *package_order("compose"),
+    # the render as a whole, and what the library builds on it
     "pipeline",
     "batch",
     "goldens",
@@ -89,7 +98,11 @@ def imports_of(path) -> set[str]:
         if isinstance(node, ast.ImportFrom) and node.level:
             base = package[: len(package) - (node.level - 1)]
             target = ".".join([*base, *(node.module.split(".") if node.module else [])])
-            if node.module is None or target in LAYERS or target.split(".")[0] == "engine":
+            if (
+                node.module is None
+                or target in LAYERS
+                or target.split(".")[0] in ("engine", "stages", "compose", "cli")
+            ):
                 names = [f"{target}.{a.name}".lstrip(".") for a in node.names] if node.module is None else [target]
                 found.update(n if n in LAYERS else target for n in names)
             else:

@@ -9,7 +9,8 @@ from pathlib import Path
 import pytest
 from helpers import REPO, compose_config_run, full_plan, minimal_plan, parse_yaml, run_cli, write_plan, write_tree
 
-from bottlegen import DocumentError, Renderer, check, policy
+from bottlegen import DocumentError, Renderer
+from bottlegen.compose import check, policy
 
 PIPELOCK = (REPO / "templates" / "pipelock.yaml.j2").read_text()
 AGENT = (REPO / "templates" / "agent.yaml.j2").read_text()
@@ -77,7 +78,7 @@ def test_rule_from_a_template(case, tmp_path, monkeypatch):
 
 def test_every_dependency_cycle_is_named_once():
     """Each cycle from the service first in the document, at the depends_on that closes it."""
-    from bottlegen.merge import Merged
+    from bottlegen.stages.merge import Merged
 
     merged = Merged()
     merged.document = {

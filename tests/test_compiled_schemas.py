@@ -23,8 +23,9 @@ from helpers import EXAMPLES, REPO, full_plan, hostile_text, minimal_plan, parse
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from bottlegen import PlanError, load, resources, schemas, validate
+from bottlegen import PlanError, resources, schemas
 from bottlegen._compiled import JsonSchemaValueException
+from bottlegen.stages import load, validate
 
 GOLDENS = sorted((REPO / "tests" / "__snapshots__" / "test_examples").glob("*.yml"))
 PLANS = sorted(p for p in EXAMPLES.iterdir() if p.suffix in (".yml", ".json"))

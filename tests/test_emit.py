@@ -7,7 +7,7 @@ from helpers import HOSTILE, parse_yaml
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from bottlegen.emit import emit
+from bottlegen.stages.emit import emit
 from bottlegen.yamltext import dump_plain
 
 EXAMPLES = settings().max_examples * 2  # cheap: twice the profile's

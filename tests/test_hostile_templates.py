@@ -19,8 +19,8 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from bottlegen import TemplateError
-from bottlegen.merge import Fragment, parse_fragment
-from bottlegen.templating import Root, make_environment, render_fragment
+from bottlegen.stages.merge import Fragment, parse_fragment
+from bottlegen.stages.templating import Root, make_environment, render_fragment
 
 HOSTILE = ['", KEY: v, Z: "', "x\nKEY: v", "x}\nKEY: v", "x]\nKEY: v", "x # c\nKEY: v", "'\nKEY: v", "{a: b}", "- KEY"]
 

@@ -30,7 +30,7 @@ from hypothesis import strategies as st
 
 from bottlegen import DocumentError, PlanError, Renderer, resources
 from bottlegen.paths import json_path
-from bottlegen.resolve import host_path
+from bottlegen.stages.resolve import host_path
 
 BASE = Path("/srv/plans")
 

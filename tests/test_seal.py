@@ -15,7 +15,8 @@ import pytest
 from helpers import REPO, full_plan, parse_yaml
 from test_policy import AGENT_NETWORKS, PACKAGED, render
 
-from bottlegen import DocumentError, PlanError, Renderer, host, policy
+from bottlegen import DocumentError, PlanError, Renderer, host
+from bottlegen.compose import policy
 
 COMPOSE_SERVICE_KEYS = sorted(
     json.loads((REPO / "schema/compose-spec/compose-spec.json").read_text())["definitions"]["service"]["properties"]

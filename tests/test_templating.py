@@ -10,9 +10,9 @@ import pytest
 from helpers import full_plan, parse_yaml
 
 from bottlegen import TemplateError
-from bottlegen.merge import Fragment, parse_fragment
 from bottlegen.resources import templates_dir
-from bottlegen.templating import Root, make_environment, render_fragment, render_template, to_yaml_value
+from bottlegen.stages.merge import Fragment, parse_fragment
+from bottlegen.stages.templating import Root, make_environment, render_fragment, render_template, to_yaml_value
 
 
 def env_with(tmp_path: Path, **templates: str) -> jinja2.Environment:

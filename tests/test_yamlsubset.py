@@ -19,8 +19,9 @@ from hypothesis import example, given
 from hypothesis import strategies as st
 from ruamel.yaml.error import YAMLError
 
-from bottlegen import merge, yamlsubset
-from bottlegen.templating import read_back, to_yaml_value
+from bottlegen import yamlsubset
+from bottlegen.stages import merge
+from bottlegen.stages.templating import read_back, to_yaml_value
 from bottlegen.yamlfull import constructor_parser, load_yaml
 from bottlegen.yamltext import ShapeError, check_shape, dump_plain
 

@@ -57,7 +57,7 @@ def compile_one(relative: str) -> str:
     raw = (REPO / "schema" / relative).read_bytes()
     code = fastjsonschema.compile_to_code(
         json.loads(raw),
-        # Defaults are applied by bottlegen.resolve, never by a check that mutates its input.
+        # Defaults are applied by bottlegen.stages.resolve, never by a check that mutates its input.
         use_default=False,
         # Only the verdict is used; jsonschema explains a rejection.
         detailed_exceptions=False,

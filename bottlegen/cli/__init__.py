@@ -16,15 +16,7 @@ from typing import Any, NoReturn
 from .. import batch
 from ..errors import ExitCode, Stopped, UsageError, UserError
 from . import output
-from .bottles import (
-    cmd_down,
-    cmd_logs,
-    cmd_ls,
-    cmd_networks_create,
-    cmd_ps,
-    cmd_up,
-    cmd_verify,
-)
+from .bottles import cmd_down, cmd_logs, cmd_ls, cmd_networks_create, cmd_ps, cmd_up, cmd_verify
 from .options import (
     COMMAND_EXIT_CODES,
     LAYERED_PLAN_HELP,
@@ -45,25 +37,9 @@ from .options import (
     strict_option,
     templates_option,
 )
-from .output import (
-    flush_stdout,
-    internal_error,
-    report,
-    say,
-    silence_stdout,
-    wants_json_errors,
-)
-from .render import (
-    cmd_check,
-    cmd_context,
-    cmd_render,
-    cmd_schema,
-)
-from .templates import (
-    cmd_completion,
-    cmd_templates_eject,
-    cmd_templates_list,
-)
+from .output import flush_stdout, internal_error, report, say, silence_stdout, wants_json_errors
+from .render import cmd_check, cmd_context, cmd_render, cmd_schema
+from .templates import cmd_completion, cmd_templates_eject, cmd_templates_list
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -11,27 +11,14 @@ import shlex
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ..errors import (
-    ExitCode,
-)
+from ..errors import ExitCode
 
 if TYPE_CHECKING:
     from ..engine.docker import Engine
     from ..engine.state import Bottle
     from ..engine.verify import VerifyOptions
-from .options import (
-    Layering,
-    render_plan,
-    renderer_of,
-    state_dir_of,
-    take_layers,
-)
-from .output import (
-    Warnings,
-    print_outcome,
-    say,
-    warn,
-)
+from .options import Layering, render_plan, renderer_of, state_dir_of, take_layers
+from .output import Warnings, print_outcome, say, warn
 
 # The engine commands load the engine package only when they run: `render` never needs it.
 

@@ -11,13 +11,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn
 
 from .. import lints, resources
-from ..errors import (
-    MEANINGS,
-    ExitCode,
-    OutputError,
-    TemplateError,
-    UsageError,
-)
+from ..errors import MEANINGS, ExitCode, OutputError, TemplateError, UsageError
 from ..pipeline import Rendered, Renderer, override_dirs_from_env
 
 if TYPE_CHECKING:

@@ -12,14 +12,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 from .. import batch, lints
-from ..errors import (
-    ExitCode,
-    LintError,
-    OutputError,
-    UserError,
-    as_json,
-    failure_json,
-)
+from ..errors import ExitCode, LintError, OutputError, UserError, as_json, failure_json
 from ..lints import Lint
 
 if TYPE_CHECKING:

@@ -11,31 +11,15 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from .. import batch, goldens, lints, resources, yamltext
-from ..errors import (
-    ExitCode,
-    UsageError,
-    UserError,
-)
+from ..errors import ExitCode, UsageError, UserError
 from ..lints import Lint
 from ..pipeline import Rendered, Renderer
 from ..write import write_if_changed
 
 if TYPE_CHECKING:
     pass
-from .options import (
-    Layering,
-    override_dirs,
-    render_plan,
-    renderer_of,
-    selected_plans,
-    take_layers,
-)
-from .output import (
-    Warnings,
-    report,
-    report_failure,
-    say,
-)
+from .options import Layering, override_dirs, render_plan, renderer_of, selected_plans, take_layers
+from .output import Warnings, report, report_failure, say
 
 
 def cmd_render(args: argparse.Namespace) -> int:

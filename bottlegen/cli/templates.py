@@ -9,20 +9,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from .. import resources
-from ..errors import (
-    ExitCode,
-    OutputError,
-    TemplateError,
-    UsageError,
-)
-from ..templating import iter_origins
+from ..errors import ExitCode, OutputError, TemplateError, UsageError
+from ..stages.templating import iter_origins
 from ..write import write_atomic
 
 if TYPE_CHECKING:
     pass
-from .options import (
-    renderer_of,
-)
+from .options import renderer_of
 
 
 def cmd_templates_list(args: argparse.Namespace) -> int:

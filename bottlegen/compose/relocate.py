@@ -20,7 +20,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from .composefile import host_paths, set_at
+from ..composefile import host_paths, set_at
 
 
 def relative_to(paths: Iterable[str], folder: Path) -> dict[str, str]:

@@ -12,11 +12,11 @@ import re
 from collections.abc import Mapping
 from typing import Any, NamedTuple
 
-from . import yamlsubset
-from .errors import MergeConflictError, Problem, TemplateError
-from .paths import json_path
-from .yamlsubset import nesting_depth_over
-from .yamltext import MAX_DEPTH, STR, ShapeError, YAMLSyntaxError, check_shape, lines_around
+from .. import yamlsubset
+from ..errors import MergeConflictError, Problem, TemplateError
+from ..paths import json_path
+from ..yamlsubset import nesting_depth_over
+from ..yamltext import MAX_DEPTH, STR, ShapeError, YAMLSyntaxError, check_shape, lines_around
 
 Path = tuple[Any, ...]
 
@@ -94,7 +94,7 @@ def _load_checking_spans(fragment: Fragment) -> tuple[Any, bool]:
     read, data = yamlsubset.load(fragment.text, nodes, fragment.known)
     if read and nodes.issuperset(fragment.spans):
         return data, False
-    from .yamlfull import reported
+    from ..yamlfull import reported
 
     with reported():
         return _load_in_full(fragment)
@@ -102,7 +102,7 @@ def _load_checking_spans(fragment: Fragment) -> tuple[Any, bool]:
 
 def _load_in_full(fragment: Fragment) -> tuple[Any, bool]:
     """_load_checking_spans by the full reader: its node marks say where each value is."""
-    from .yamlfull import constructor_parser, load_yaml
+    from ..yamlfull import constructor_parser, load_yaml
 
     text = fragment.text
     if not fragment.spans:

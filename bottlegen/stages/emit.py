@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from .yamltext import comment_text, write_mapping
+from ..yamltext import comment_text, write_mapping
 
 TOP_LEVEL_ORDER = ("name", "services", "networks", "volumes", "configs", "secrets", "models")
 

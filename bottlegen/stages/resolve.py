@@ -15,11 +15,11 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from . import resources
-from .composefile import dns_problem
-from .errors import PlanError, Problem
-from .paths import json_path, shorten
-from .yamltext import copy_plain
+from .. import resources
+from ..composefile import dns_problem
+from ..errors import PlanError, Problem
+from ..paths import json_path, shorten
+from ..yamltext import copy_plain
 
 SETTING_PLACEHOLDERS = ("prefix", "service", "slug")
 

@@ -8,10 +8,10 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from . import resources
-from .errors import PlanError, Problem
-from .paths import json_path, shorten
-from .schemas import format_errors, violations
+from .. import resources
+from ..errors import PlanError, Problem
+from ..paths import json_path, shorten
+from ..schemas import format_errors, violations
 
 if TYPE_CHECKING:
     from jsonschema.exceptions import ValidationError

@@ -19,10 +19,10 @@ import stat
 from pathlib import Path
 from typing import Any, BinaryIO
 
-from .errors import OutputError, PlanError, Problem
-from .paths import json_path
-from .yamlsubset import load_data, nesting_depth_over
-from .yamltext import MAX_DEPTH, ShapeError, YAMLSyntaxError, check_text_shape
+from ..errors import OutputError, PlanError, Problem
+from ..paths import json_path
+from ..yamlsubset import load_data, nesting_depth_over
+from ..yamltext import MAX_DEPTH, ShapeError, YAMLSyntaxError, check_text_shape
 
 MAX_PLAN_BYTES = 4 * 1024 * 1024  # a plan is a few kilobytes
 

@@ -29,9 +29,9 @@ import jinja2
 from jinja2 import BaseLoader, StrictUndefined, TemplateNotFound
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
-from .cache import open_cache
-from .errors import Problem, TemplateError
-from .yamltext import MAX_DEPTH, double_quoted, plain_string, scalar
+from ..cache import open_cache
+from ..errors import Problem, TemplateError
+from ..yamltext import MAX_DEPTH, double_quoted, plain_string, scalar
 
 MANIFEST = "manifest.yaml"
 MACROS = "_macros.yaml.j2"

@@ -17,13 +17,13 @@ from typing import Any, NamedTuple
 import jinja2
 from jinja2 import TemplateNotFound
 
-from . import resources
-from .errors import TemplateError
-from .roles import AGENT, GATEWAY
-from .schemas import format_errors, violations
+from .. import resources
+from ..errors import TemplateError
+from ..roles import AGENT, GATEWAY
+from ..schemas import format_errors, violations
+from ..yamlsubset import load_data
+from ..yamltext import YAMLSyntaxError
 from .templating import MANIFEST, TEMPLATE_FAILURES, loader_of
-from .yamlsubset import load_data
-from .yamltext import YAMLSyntaxError
 
 CONDITIONS = "/manifest.yaml: when"  # the generated template's name (no file is named so)
 _FIRST_LINE = 2  # the line of the first service's condition in it

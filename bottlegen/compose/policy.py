@@ -22,12 +22,12 @@ import re
 from collections.abc import Callable, Iterator
 from typing import Any, NamedTuple
 
-from . import host as hosts
-from .composefile import byte_size, cpu_count, dns_problem, host_paths, mounts, names, unescape
-from .errors import DocumentError, PlanError, Problem
-from .merge import Merged
-from .paths import json_path, shorten
-from .roles import EGRESS, INTERNAL, ROLE_KEY
+from .. import host as hosts
+from ..composefile import byte_size, cpu_count, dns_problem, host_paths, mounts, names, unescape
+from ..errors import DocumentError, PlanError, Problem
+from ..paths import json_path, shorten
+from ..roles import EGRESS, INTERNAL, ROLE_KEY
+from ..stages.merge import Merged
 
 PROJECT_NAME = re.compile(r"[a-z0-9][a-z0-9_-]*")
 _INTERPOLATION = re.compile(r"\$(?!\$)")

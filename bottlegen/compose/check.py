@@ -22,13 +22,14 @@ from collections.abc import Callable, Iterator
 from typing import Any
 from urllib.parse import urlsplit
 
-from . import resolve, resources
-from .composefile import mounts, names, unescape
-from .errors import DocumentError, Problem
-from .lints import Lint, lint
-from .merge import Merged
-from .paths import json_path, shorten
-from .schemas import describe, violations
+from .. import resources
+from ..composefile import mounts, names, unescape
+from ..errors import DocumentError, Problem
+from ..lints import Lint, lint
+from ..paths import json_path, shorten
+from ..schemas import describe, violations
+from ..stages import resolve
+from ..stages.merge import Merged
 
 CONTAINER_NAME = re.compile(r"[a-zA-Z0-9][a-zA-Z0-9_.-]+")
 DIGEST = re.compile(r"@sha256:[0-9a-f]{64}$")

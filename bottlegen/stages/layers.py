@@ -20,12 +20,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from . import resources
-from .errors import PlanError, Problem, UsageError
-from .paths import json_path, parts_of
+from .. import resources
+from ..errors import PlanError, Problem, UsageError
+from ..paths import json_path, parts_of
+from ..yamlsubset import load_data
+from ..yamltext import ShapeError, check_shape
 from .resolve import rebase_host_paths
-from .yamlsubset import load_data
-from .yamltext import ShapeError, check_shape
 
 SET = "--set"
 

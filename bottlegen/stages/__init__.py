@@ -1,0 +1,17 @@
+"""The render stages every output target shares, numbered here, in the order a plan passes
+through them (the one place that says so):
+
+1. load        a plan file (YAML or JSON) in, plain data out
+2. validate    the plan against its schema and its cross-field rules
+3. resolve     schema defaults, host paths, container names, derived facts: the template context
+4. layers      a plan's layers (`-f` files, `--set` values) in, one plan out, each value's layer known
+5. templating  the one Jinja configuration: context in, one fragment per template out
+6. manifest    which templates, in what order, when, with what role
+7. merge       fragments in, one document out, each key's template known
+8. emit        a document in, deterministic YAML text out
+
+What a target adds between merge and emit (its checks, its policy) is a package of its own
+beside this one: `bottlegen.compose` for the compose file.
+"""
+
+ORDER = ("load", "validate", "resolve", "layers", "templating", "manifest", "merge", "emit")
