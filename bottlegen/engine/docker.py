@@ -10,6 +10,7 @@ from it: secret values never appear on a command line.
 from __future__ import annotations
 
 import importlib.util
+import json
 import os
 import re
 import shlex
@@ -21,9 +22,9 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
-from typing import Literal, TypeVar
+from typing import Any, Literal, TypeVar
 
-from ..errors import DocumentError, EngineError
+from ..errors import ComposeError, DocumentError, EngineError
 
 # The release of each line that fixed CVE-2024-29018 (DNS from an internal network), newest first.
 CVE_FIXED = [(26, 0, 0), (25, 0, 4), (23, 0, 11)]
@@ -191,6 +192,49 @@ def compose_config(text: str) -> subprocess.CompletedProcess[str]:
         path = Path(folder) / "docker-compose.yml"
         path.write_text(text, encoding="utf-8")
         return run([*compose, "-f", str(path), "config", "-q"])
+
+
+def checked(
+    argv: Sequence[str], what: str, timeout: float | Literal["quick"] | None = "quick"
+) -> subprocess.CompletedProcess[str]:
+    """A docker command that must succeed: its result, or a ComposeError (exit 9) saying what
+    failed with docker's own words."""
+    proc = run(argv, timeout=timeout)
+    if proc.returncode != 0:
+        raise ComposeError.from_process(what, proc)
+    return proc
+
+
+def listed(engine: Engine, argv: Sequence[str], what: str) -> list[str]:
+    """The words a listing prints (`docker ps -q`, `docker network ls -q`: IDs), one per line."""
+    return checked([engine.docker, *argv], what).stdout.split()
+
+
+def decoded(proc: subprocess.CompletedProcess[str], what: str) -> Any:
+    """A docker command's JSON output; what it printed that is not JSON is a ComposeError."""
+    try:
+        return json.loads(proc.stdout or "null")
+    except ValueError as e:
+        raise ComposeError(f"{what} printed what is not JSON ({e})", proc.returncode, proc.args, proc.stderr) from None
+
+
+def inspected(engine: Engine, kind: str, ids: Sequence[str]) -> list[dict[str, Any]]:
+    """`docker inspect` (kind "container") or `docker network inspect` (kind "network") of
+    these objects, as JSON. One that went away meanwhile is left out (they are inspected one
+    by one then): between a listing and an inspect, a container or a network may go."""
+    if not ids:
+        return []
+    command = [engine.docker, "network", "inspect"] if kind == "network" else [engine.docker, "inspect"]
+    proc = run([*command, *ids])
+    if proc.returncode == 0:
+        found: list[dict[str, Any]] = decoded(proc, f"docker {kind} inspect") or []
+        return found
+    found = []
+    for one in ids:
+        single = run([*command, one])
+        if single.returncode == 0:
+            found += decoded(single, f"docker {kind} inspect") or []
+    return found
 
 
 def compose_accepts(text: str, sources: Mapping[str, str]) -> None:

@@ -9,14 +9,12 @@ list an engine, however many bottles it runs.
 
 from __future__ import annotations
 
-import json
 import os
 from collections import defaultdict
 from dataclasses import dataclass
 from typing import Any
 
-from ..errors import ComposeError
-from .docker import Engine, run
+from .docker import Engine, inspected, listed
 from .networks import LABEL_CREATED_BY, LABEL_PROJECT
 
 PROJECT_LABEL = "com.docker.compose.project"
@@ -48,27 +46,11 @@ class Listed:
 
 
 def _inspect(engine: Engine, what: str, ids: list[str]) -> list[dict[str, Any]]:
-    if not ids:
-        return []
-    proc = run([engine.docker, what, "inspect", *ids] if what == "network" else [engine.docker, "inspect", *ids])
-    if proc.returncode != 0:  # one went away meanwhile: inspect the rest one by one
-        found = []
-        for one in ids:
-            single = run(
-                [engine.docker, what, "inspect", one] if what == "network" else [engine.docker, "inspect", one]
-            )
-            if single.returncode == 0:
-                found += json.loads(single.stdout or "[]")
-        return found
-    result: list[dict[str, Any]] = json.loads(proc.stdout or "[]")
-    return result
+    return inspected(engine, "network" if what == "network" else "container", ids)
 
 
 def _ids(engine: Engine, argv: list[str], what: str) -> list[str]:
-    proc = run([engine.docker, *argv])
-    if proc.returncode != 0:
-        raise ComposeError.from_process(what, proc)
-    return proc.stdout.split()
+    return listed(engine, argv, what)
 
 
 def bottles(engine: Engine) -> list[Listed]:

@@ -22,7 +22,6 @@ import bisect
 import fcntl
 import ipaddress
 import itertools
-import json
 import random
 import socket
 import struct
@@ -31,7 +30,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..errors import ComposeError, ConflictError, UsageError
-from .docker import Engine, run
+from .docker import Engine, checked, inspected, listed, run
 from .state import Bottle
 
 LABEL_CREATED_BY = "org.bottlegen.created-by"  # value: bottlegen
@@ -58,18 +57,13 @@ class Network:
 def find(engine: Engine, names: Sequence[str]) -> dict[str, list[Network]]:
     """For each name, every network whose name is exactly it (usually none or one): one
     `network ls` and one `network inspect` for all of them."""
-    listing = run([engine.docker, "network", "ls", "--no-trunc", "--format", "{{.ID}} {{.Name}}"])
-    if listing.returncode != 0:
-        raise ComposeError.from_process("docker network ls", listing)
+    listing = checked(
+        [engine.docker, "network", "ls", "--no-trunc", "--format", "{{.ID}} {{.Name}}"], "docker network ls"
+    )
     wanted = set(names)
     ids = [line.split(" ", 1)[0] for line in listing.stdout.splitlines() if line.partition(" ")[2] in wanted]
     found: dict[str, list[Network]] = {name: [] for name in names}
-    if not ids:
-        return found
-    inspect = run([engine.docker, "network", "inspect", *ids])
-    if inspect.returncode != 0:
-        raise ComposeError.from_process(f"docker network inspect {' '.join(sorted(wanted))}", inspect)
-    for network in _networks(json.loads(inspect.stdout or "[]"), local=not engine.remote):
+    for network in _networks(inspected(engine, "network", ids), local=not engine.remote):
         if network.name in found:
             found[network.name].append(network)
     return found
@@ -135,16 +129,8 @@ def _ipam(network: dict[str, Any]) -> list[dict[str, str]]:
 
 def bridges(engine: Engine) -> list[Network]:
     """Every bridge network on the engine, whoever made it."""
-    listing = run([engine.docker, "network", "ls", "-q", "--no-trunc", "--filter", "driver=bridge"])
-    if listing.returncode != 0:
-        raise ComposeError.from_process("docker network ls", listing)
-    ids = listing.stdout.split()
-    if not ids:
-        return []
-    inspect = run([engine.docker, "network", "inspect", *ids])
-    if inspect.returncode != 0:
-        raise ComposeError.from_process("docker network inspect", inspect)
-    return _networks(json.loads(inspect.stdout or "[]"), local=not engine.remote)
+    ids = listed(engine, ["network", "ls", "-q", "--no-trunc", "--filter", "driver=bridge"], "docker network ls")
+    return _networks(inspected(engine, "network", ids), local=not engine.remote)
 
 
 def _problem(bottle: Bottle, name: str, found: list[Network]) -> str | None:
@@ -217,17 +203,9 @@ class AddressPool:
 
 def taken_subnets(engine: Engine) -> list[tuple[int, int]]:
     """The IPv4 address ranges (first, last) that networks on the engine hold, sorted."""
-    listing = run([engine.docker, "network", "ls", "-q", "--no-trunc"])
-    if listing.returncode != 0:
-        raise ComposeError.from_process("docker network ls", listing)
-    ids = listing.stdout.split()
-    if not ids:
-        return []
-    inspect = run([engine.docker, "network", "inspect", *ids])
-    if inspect.returncode != 0:  # a network removed meanwhile: ask again, by what is left
-        return taken_subnets(engine) if len(ids) > 1 else []
+    ids = listed(engine, ["network", "ls", "-q", "--no-trunc"], "docker network ls")
     ranges = []
-    for network in _networks(json.loads(inspect.stdout or "[]"), local=False):  # subnets only
+    for network in _networks(inspected(engine, "network", ids), local=False):  # subnets only
         for subnet in network.subnets:
             try:
                 parsed = ipaddress.ip_network(subnet, strict=False)

@@ -30,7 +30,7 @@ from ..composefile import byte_size, cpu_count, names
 from ..errors import ComposeError, OutputError, UsageError
 from ..yamlfull import load_yaml
 from . import drift, firewall, hostside, probe
-from .docker import Engine, run, vulnerability_warning
+from .docker import Engine, inspected, listed, run, vulnerability_warning
 from .networks import Network, bridges
 from .state import Bottle, Promises, read_promises
 
@@ -166,19 +166,13 @@ def verify(engine: Engine, bottle: Bottle, options: VerifyOptions = VerifyOption
 
 def _inspect(engine: Engine, bottle: Bottle) -> dict[str, dict[str, Any]]:
     """The bottle's containers, by service."""
-    listing = run(
-        [engine.docker, "ps", "-aq", "--no-trunc", "--filter", f"label=com.docker.compose.project={bottle.project}"]
+    ids = listed(
+        engine,
+        ["ps", "-aq", "--no-trunc", "--filter", f"label=com.docker.compose.project={bottle.project}"],
+        "docker ps",
     )
-    if listing.returncode != 0:
-        raise ComposeError.from_process("docker ps", listing)
-    ids = listing.stdout.split()
-    if not ids:
-        return {}
-    proc = run([engine.docker, "inspect", *ids])
-    if proc.returncode != 0:
-        raise ComposeError.from_process("docker inspect", proc)
     found: dict[str, dict[str, Any]] = {}
-    for container in json.loads(proc.stdout or "[]"):
+    for container in inspected(engine, "container", ids):
         labels = (container.get("Config") or {}).get("Labels") or {}
         if labels.get(probe.LABEL_PROBE) is None and SERVICE_LABEL in labels:
             found[labels[SERVICE_LABEL]] = container
