@@ -11,6 +11,7 @@ nothing (a path is taken as written), for a render that must not depend on the m
 
 from __future__ import annotations
 
+import functools
 import os
 import posixpath
 import stat
@@ -76,25 +77,50 @@ def kind_of(mode: int) -> str:
 _O_PATH = getattr(os, "O_PATH", 0)  # Linux: a descriptor that names a file without opening it
 
 
+def _kernel_resolve(path: str) -> Resolved | None:
+    """The kernel's own answer: the path opened with O_PATH (no FIFO blocks, no device
+    opens), named back by /proc/self/fd, its type from fstat. None where it has none."""
+    try:
+        fd = os.open(path, _O_PATH | os.O_CLOEXEC)
+    except OSError:
+        return None
+    try:
+        resolved = os.readlink(f"/proc/self/fd/{fd}")
+        if resolved.startswith("/") and not resolved.endswith(" (deleted)"):
+            return Resolved(resolved, kind_of(os.fstat(fd).st_mode))
+        return None
+    except OSError:
+        return None
+    finally:
+        os.close(fd)
+
+
 def _local_resolve(path: str) -> Resolved:
-    """The kernel's own answer where it can give one: the path opened with O_PATH (no FIFO
-    blocks, no device opens), named back by /proc/self/fd, its type from fstat; three system
-    calls. A path that does not exist (or where O_PATH is not to be had) is resolved by
-    os.path.realpath as far as it goes."""
-    if _O_PATH:
-        try:
-            fd = os.open(path, _O_PATH | os.O_CLOEXEC)
-        except OSError:
-            pass
-        else:
-            try:
-                resolved = os.readlink(f"/proc/self/fd/{fd}")
-                if resolved.startswith("/") and not resolved.endswith(" (deleted)"):
-                    return Resolved(resolved, kind_of(os.fstat(fd).st_mode))
-            except OSError:
-                pass
-            finally:
-                os.close(fd)
+    """A path as the kernel resolves it, three system calls where it exists. Where it does
+    not, its longest existing prefix is resolved so and the rest (which holds no link: it is
+    not there) added as written, as os.path.realpath does; without O_PATH, realpath itself."""
+    if _O_PATH and path.startswith("/"):
+        found = _kernel_resolve(path)
+        if found is not None:
+            return found
+        if ".." in path.split("/"):  # `..` after a link goes up from where it led: realpath knows
+            return _real(path)
+        head, rest = normalized(path), ""
+        while head != ROOT:
+            head, _, leaf = head.rpartition("/")
+            head = head or ROOT
+            rest = f"{leaf}/{rest}" if rest else leaf
+            prefix = _kernel_resolve(head)
+            if prefix is not None:
+                # Only the first component below it can be there at all: a dangling link,
+                # which realpath follows as far as it goes.
+                if os.path.islink(posixpath.join(head, rest.split("/", 1)[0])):
+                    return _real(path)
+                return Resolved(normalized(posixpath.join(prefix.path, rest)), MISSING)
+    return _real(path)
+
+
+def _real(path: str) -> Resolved:
     try:
         resolved = os.path.realpath(path)
     except OSError:  # a link this process may not read (root's /proc/1/root): judged as written
@@ -145,8 +171,12 @@ class HostView:
     homes: frozenset[str] = field(default_factory=frozenset)
     reads_host: bool = True
 
-    def trees(self) -> tuple[str, ...]:
+    @functools.cached_property
+    def _trees(self) -> tuple[str, ...]:
         return tuple(dict.fromkeys([*SYSTEM_TREES, normalized(self.data_root)]))
+
+    def trees(self) -> tuple[str, ...]:
+        return self._trees
 
     def in_tree(self, path: str) -> str | None:
         """The system tree path is in (or is), or None."""

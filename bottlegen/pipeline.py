@@ -84,7 +84,7 @@ class Rendered(NamedTuple):
         if findings:
             return policy.located(findings, b.merged, self.context, b.source)[0], self
         resolved = {}
-        for place in host_paths(b.merged.document):
+        for place in facts.places:
             found = facts.resolved(place.value)
             if found is not None and found.path.replace("$", "$$") != place.value:
                 resolved[place.value] = found.path.replace("$", "$$")

@@ -23,7 +23,7 @@ from collections.abc import Callable, Iterator
 from typing import Any, NamedTuple
 
 from .. import host as hosts
-from ..composefile import byte_size, cpu_count, dns_problem, host_paths, mounts, names, unescape
+from ..composefile import HostPath, byte_size, cpu_count, dns_problem, host_paths, mounts, names, unescape
 from ..errors import DocumentError, PlanError, Problem
 from ..paths import json_path, shorten
 from ..roles import EGRESS, INTERNAL, ROLE_KEY
@@ -95,8 +95,9 @@ class Facts(NamedTuple):
     use_runsc: bool  # the plan's use_runsc
     tokens: frozenset[str]  # the token variables of the gateways (egress.token_env_map)
     forwarded: frozenset[str]  # the plan's forwarded_env
-    host: hosts.HostView  # how host paths resolve
+    host: hosts.HostView  # how host paths resolve (each path resolved once per render)
     writable: frozenset[str]  # the host paths the plan marks writable, resolved
+    places: list[HostPath]  # every host path the document hands a container
 
     def at(self, path: tuple[Any, ...], message: str, value: Any = None) -> Finding:
         """A problem at a key path of the document (named with the template that wrote it)."""
@@ -521,7 +522,7 @@ def host_paths_rule(f: Facts) -> Iterator[Finding]:
     """Every host path, as it resolves: never a socket, a device or a FIFO; never a system
     tree itself, a user's home itself or under the engine's data root; nothing in a system
     tree writable; writable only where the plan marks a path writable."""
-    for place in host_paths(f.merged.document):
+    for place in f.places:
         text = literal(place.value)
         if text is None:
             continue  # no-interpolation says so
@@ -608,7 +609,7 @@ def agent_host_mounts(f: Facts) -> Iterator[Finding]:
                 f"volume {shorten(source)} is external: what it "
                 "holds and how its driver mounts it cannot be judged here",
             )
-    for place in host_paths(f.merged.document):
+    for place in f.places:
         if f.agent not in place.services:
             continue
         resolved = f.resolved(place.value)
@@ -658,7 +659,7 @@ def tokens(f: Facts) -> Iterator[Finding]:
                 "(egress.token_env_map), forwarded from the environment of `up`; the agent may never hold it",
                 variable if variable in f.forwarded else None,  # the plan's forwarded_env, or a template
             )
-    for place in host_paths(f.merged.document):
+    for place in f.places:
         if place.use != "env_file" or f.agent not in place.services or not f.host.reads_host:
             continue
         resolved = f.resolved(place.value)
@@ -941,6 +942,16 @@ def facts_of(
     engine_roles = {engine_names[key]: role for key, role in by_role.items() if engine_names.get(key)}
     roles = {key: by_role.get(key) or engine_roles.get(engine_names[key] or "") for key in declared}
     strict = context["plan"].get("hardening") == "strict"
+    resolutions: dict[str, hosts.Resolved] = {}
+    reads = host.resolve
+
+    def resolve(path: str) -> hosts.Resolved:
+        found = resolutions.get(path)
+        if found is None:
+            found = resolutions[path] = reads(path)
+        return found
+
+    host = hosts.HostView(resolve, host.data_root, host.homes, host.reads_host)
     return Facts(
         merged,
         services,
@@ -955,6 +966,7 @@ def facts_of(
         frozenset(context["plan"].get("forwarded_env") or ()),
         host,
         frozenset(host.resolve(os.path.expanduser(w)).path for w in writable if w.startswith(("/", "~"))),
+        host_paths(document),
     )
 
 
