@@ -9,11 +9,9 @@ ValueError, an I/O error an OSError); a failed docker command, a ComposeError, c
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Sequence
-from dataclasses import dataclass
 from enum import IntEnum
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 if TYPE_CHECKING:
     import subprocess  # a render never imports it: ~5 ms of start-up
@@ -76,8 +74,7 @@ class Stopped(BaseException):
         self.exit_code = 128 + signum
 
 
-@dataclass(frozen=True)
-class Problem:
+class Problem(NamedTuple):
     """One thing wrong, as a record: what and where (a plan file and key path, a document key
     path and the template that wrote it, or a file and line), the rule or check it breaks,
     and a hint at what would fix it. `str()` is the line the CLI prints; `as_json()` the
@@ -112,7 +109,7 @@ class Problem:
 
     def as_json(self) -> dict[str, Any]:
         """Its fields, those it has."""
-        return {k: v for k, v in dataclasses.asdict(self).items() if v is not None}
+        return {k: v for k, v in self._asdict().items() if v is not None}
 
 
 class UserError(BottlegenError):

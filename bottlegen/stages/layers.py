@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import contextlib
 import copy
-import dataclasses
 import json
 import re
 from collections.abc import Iterator, Sequence
@@ -150,7 +149,7 @@ def attribute(error: PlanError, plan: Layered) -> PlanError:
                 parts = (*parts, json.loads(f'"{unknown[1]}"'))
             except ValueError:  # a key shown escaped beyond JSON's escapes: the mapping's layer
                 pass
-        return dataclasses.replace(problem, file=plan.origin(parts))
+        return problem._replace(file=plan.origin(parts))
 
     error.problems = [blamed(problem) for problem in error.problems]
     if error.headline is not None:
