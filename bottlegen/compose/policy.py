@@ -161,11 +161,7 @@ def no_includes(f: Facts) -> Iterator[Finding]:
     for name, service in f.services.items():
         if "extends" in service:
             yield f.at(
-                (
-                    "services",
-                    name,
-                    "extends",
-                ),
+                ("services", name, "extends"),
                 "`extends` brings in settings the policy cannot see; write them in the template",
             )
 
@@ -200,7 +196,7 @@ def no_interpolation(f: Facts) -> Iterator[Finding]:
                         if _INTERPOLATION.search(text.replace("$$", "")):
                             whom = "the agent's service" if name == f.agent else f"{json_path(at[:3])}"
                             yield f.at(
-                                (*at,),
+                                at,
                                 f"{shorten(text)} would be filled in by compose from the environment of "
                                 f"`up`, which the policy cannot judge; {whom} may hold no `$` interpolation here "
                                 "(write the value, or `$$` for a literal `$`)",
@@ -209,7 +205,7 @@ def no_interpolation(f: Facts) -> Iterator[Finding]:
             for at, text in _strings(value, (key,)):
                 if _INTERPOLATION.search(text.replace("$$", "")):
                     yield f.at(
-                        (*at,),
+                        at,
                         f"{shorten(text)} would be filled in by compose from the environment of `up`, "
                         "which the policy cannot judge; write the value (or `$$` for a literal `$`)",
                     )
@@ -243,40 +239,27 @@ def network_roles(f: Facts) -> Iterator[Finding]:
         name = f.engine_names.get(key)
         if name is None:
             yield f.at(
-                (
-                    "networks",
-                    key,
-                    "name",
-                ),
+                ("networks", key, "name"),
                 f"the {role}-role network's name would be filled in by compose "
                 "from the environment of `up`; the policy judges networks by their names on the engine: write it",
             )
             continue
         if name in by_engine and by_engine[name][1] != role:
             yield f.at(
-                (
-                    "networks",
-                    key,
-                ),
+                ("networks", key),
                 f"networks {by_engine[name][0]} and {key} are one network "
                 f"({shorten(name)}) on the engine; the internal and egress networks must differ",
             )
         by_engine.setdefault(name, (key, role))
         if role == INTERNAL and name in BUILT_IN_NETWORKS:
             yield f.at(
-                (
-                    "networks",
-                    key,
-                ),
+                ("networks", key),
                 f"the internal-role network is the engine's built-in {name!r} network, "
                 "which is not internal; name a network of the bottle's own",
             )
         if role == INTERNAL and definition.get("external") is not True and definition.get("internal") is not True:
             yield f.at(
-                (
-                    "networks",
-                    key,
-                ),
+                ("networks", key),
                 "the internal-role network must be `internal: true` (no route out), "
                 "or `external: true` (bottlegen up creates it with --internal)",
             )
@@ -286,11 +269,7 @@ def network_roles(f: Facts) -> Iterator[Finding]:
             not isinstance(given, dict) or given.get("role") not in (INTERNAL, EGRESS) or len(given) != 1
         ):
             yield f.at(
-                (
-                    "networks",
-                    key,
-                    ROLE_KEY,
-                ),
+                ("networks", key, ROLE_KEY),
                 f"must be {{role: internal}} or {{role: egress}}; got {shorten(given)}",
             )
 
@@ -301,33 +280,21 @@ def agent_networks(f: Facts) -> Iterator[Finding]:
         return
     if "network_mode" in agent:
         yield f.at(
-            (
-                "services",
-                f.agent,
-                "network_mode",
-            ),
+            ("services", f.agent, "network_mode"),
             "the agent may not set network_mode; it joins the internal network only",
         )
         return
     joined = names(agent.get("networks"))
     if not joined:
         yield f.at(
-            (
-                "services",
-                f.agent,
-            ),
+            ("services", f.agent),
             "the agent names no networks, so compose would put it on the project's "
             "default network, which has a route out; give it the internal network",
         )
     for key in joined:
         if f.roles.get(key) != INTERNAL:
             yield f.at(
-                (
-                    "services",
-                    f.agent,
-                    "networks",
-                    key,
-                ),
+                ("services", f.agent, "networks", key),
                 f"the agent may join only the internal-role network; "
                 f"{key!r} is {'the ' + f.roles[key] + '-role network' if key in f.roles else 'a network without the internal role'}",
             )
@@ -337,11 +304,7 @@ def agent_ports(f: Facts) -> Iterator[Finding]:
     agent = f.services.get(f.agent) or {}
     if agent.get("ports"):
         yield f.at(
-            (
-                "services",
-                f.agent,
-                "ports",
-            ),
+            ("services", f.agent, "ports"),
             "the agent may not publish ports: they are a way in from outside the bottle",
         )
 
@@ -353,11 +316,7 @@ def agent_keys(f: Facts) -> Iterator[Finding]:
         if key in AGENT_KEYS or key in JUDGED_AGENT_KEYS or (isinstance(key, str) and key.startswith("x-")):
             continue
         yield f.at(
-            (
-                "services",
-                f.agent,
-                key,
-            ),
+            ("services", f.agent, key),
             f"the agent may not carry `{key}` (it is not on the agent's allow-list); "
             "leave it out, or relax `agent-keys` in the manifest with the reason a reviewer reads",
         )
@@ -368,12 +327,7 @@ def agent_keys(f: Facts) -> Iterator[Finding]:
                 continue
             if key not in AGENT_DEPLOY or not isinstance(value, dict):
                 yield f.at(
-                    (
-                        "services",
-                        f.agent,
-                        "deploy",
-                        key,
-                    ),
+                    ("services", f.agent, "deploy", key),
                     "the agent's deploy may hold only resources' limits and reservations, restart_policy and labels",
                 )
                 continue
@@ -383,7 +337,7 @@ def agent_keys(f: Facts) -> Iterator[Finding]:
                 for name in extra:
                     at = ("services", f.agent, "deploy", key, kind) + ((name,) if name != kind else ())
                     yield f.at(
-                        (*at,),
+                        at,
                         f"the agent's deploy.resources may set only cpus, memory and pids "
                         f"(reservations: cpus and memory); {name!r} (devices, generic resources) needs `agent-keys` relaxed",
                     )
@@ -404,10 +358,7 @@ def agent_privileges(f: Facts) -> Iterator[Finding]:
     at = ("services", f.agent)
     if agent.get("privileged", False) is not False:
         yield f.at(
-            (
-                *at,
-                "privileged",
-            ),
+            (*at, "privileged"),
             "the agent may not be privileged",
         )
     for key, what in (
@@ -417,20 +368,13 @@ def agent_privileges(f: Facts) -> Iterator[Finding]:
     ):
         if agent.get(key):
             yield f.at(
-                (
-                    *at,
-                    key,
-                ),
+                (*at, key),
                 f"the agent may not {what}",
             )
     for index, option in enumerate(agent.get("security_opt") or []):
         if _security_option(option) not in AGENT_SECURITY_OPTS:
             yield f.at(
-                (
-                    *at,
-                    "security_opt",
-                    index,
-                ),
+                (*at, "security_opt", index),
                 f"{shorten(option)} would change the agent's confinement; it may "
                 f"carry only {', '.join(sorted(AGENT_SECURITY_OPTS))} (the engine's own seccomp and AppArmor profiles)",
             )
@@ -445,11 +389,7 @@ def agent_host_namespaces(f: Facts) -> Iterator[Finding]:
         text = literal(value)
         if text is None or text == "host" or text.startswith(("container:", "service:")):
             yield f.at(
-                (
-                    "services",
-                    f.agent,
-                    key,
-                ),
+                ("services", f.agent, key),
                 f"{key}: {shorten(value)} would share a namespace with the host or another container",
             )
 
@@ -479,11 +419,7 @@ def service_namespaces(f: Facts) -> Iterator[Finding]:
             else:
                 continue
             yield f.at(
-                (
-                    "services",
-                    name,
-                    key,
-                ),
+                ("services", name, key),
                 f"{key}: {shorten(service[key])} {why}",
             )
         for index, source in enumerate(service.get("volumes_from") or []):
@@ -492,12 +428,7 @@ def service_namespaces(f: Facts) -> Iterator[Finding]:
             owner = containers.get(target.split(":")[0]) if kind == "container" else kind
             if name not in f.gateways and (owner in protected or (kind == "container" and owner is None)):
                 yield f.at(
-                    (
-                        "services",
-                        name,
-                        "volumes_from",
-                        index,
-                    ),
+                    ("services", name, "volumes_from", index),
                     f"{name} may not take the volumes of "
                     f"{shorten(source)} (the agent's, a gateway's, or a container outside the bottle)",
                 )
@@ -509,11 +440,7 @@ def runtime(f: Facts) -> Iterator[Finding]:
     if f.use_runsc and agent is not None and agent.get("runtime") != "runsc":
         given = f"runtime is {shorten(agent['runtime'])}" if "runtime" in agent else "has no runtime"
         yield f.at(
-            (
-                "services",
-                f.agent,
-                "runtime",
-            ),
+            ("services", f.agent, "runtime"),
             f"the plan asks for use_runsc, but the agent {given}; it must be `runtime: runsc`",
         )
 
@@ -579,33 +506,19 @@ def agent_host_mounts(f: Facts) -> Iterator[Finding]:
     agent = f.services.get(f.agent) or {}
     if agent.get("volumes_from"):
         yield f.at(
-            (
-                "services",
-                f.agent,
-                "volumes_from",
-            ),
+            ("services", f.agent, "volumes_from"),
             "the agent may not take another container's volumes (they hold the sidecars' keys)",
         )
     volumes = f.merged.document.get("volumes") or {}
     for index, kind, source, _ in mounts(agent):
         if kind not in AGENT_VOLUME_TYPES:
             yield f.at(
-                (
-                    "services",
-                    f.agent,
-                    "volumes",
-                    index,
-                ),
+                ("services", f.agent, "volumes", index),
                 f"the agent may have only bind, volume and tmpfs mounts; got {shorten(kind)}",
             )
         elif kind == "volume" and isinstance(source, str) and (volumes.get(source) or {}).get("external"):
             yield f.at(
-                (
-                    "services",
-                    f.agent,
-                    "volumes",
-                    index,
-                ),
+                ("services", f.agent, "volumes", index),
                 f"volume {shorten(source)} is external: what it "
                 "holds and how its driver mounts it cannot be judged here",
             )
@@ -649,12 +562,7 @@ def tokens(f: Facts) -> Iterator[Finding]:
     for at, variable in forwarded:
         if variable in f.tokens:
             yield f.at(
-                (
-                    "services",
-                    f.agent,
-                    "environment",
-                    at,
-                ),
+                ("services", f.agent, "environment", at),
                 f"{variable} is a token variable of a gateway "
                 "(egress.token_env_map), forwarded from the environment of `up`; the agent may never hold it",
                 variable if variable in f.forwarded else None,  # the plan's forwarded_env, or a template
@@ -679,12 +587,7 @@ def tokens(f: Facts) -> Iterator[Finding]:
             entry = (document.get(kind) or {}).get(source) if isinstance(source, str) else None
             if isinstance(entry, dict) and entry.get("environment") in f.tokens:
                 yield f.at(
-                    (
-                        "services",
-                        f.agent,
-                        kind,
-                        index,
-                    ),
+                    ("services", f.agent, kind, index),
                     f"{kind[:-1]} {source!r} is the token variable "
                     f"{entry['environment']} of a gateway; the agent may never hold it",
                 )
@@ -714,11 +617,7 @@ def gateways(f: Facts) -> Iterator[Finding]:
         outside = [key for key in joined if f.roles.get(key) != INTERNAL]
         if inside and outside:
             yield f.at(
-                (
-                    "services",
-                    name,
-                    "networks",
-                ),
+                ("services", name, "networks"),
                 f"{name} joins the internal network and {', '.join(outside)}, a way "
                 f"out for the agent; only services the manifest marks `role: gateway` may ({', '.join(sorted(f.gateways)) or 'none'})",
             )
@@ -737,12 +636,7 @@ def env_override(f: Facts) -> Iterator[Finding]:
             variable = entry.split("=", 1)[0]
             if variable in seen:
                 yield f.at(
-                    (
-                        "services",
-                        name,
-                        "environment",
-                        index,
-                    ),
+                    ("services", name, "environment", index),
                     f"{shorten(variable)} is set twice for service {name} "
                     f"(also at environment[{seen[variable]}]): the later one would replace what the template set; "
                     "a variable the templates set cannot be forwarded under its own name",
@@ -831,20 +725,13 @@ def hardening(f: Facts) -> Iterator[Finding]:
         for key in ("pids_limit", "mem_limit", "cpus"):
             if key in service and (why := _limit_problem(key, service[key], settings.get(key))) is not None:
                 yield f.at(
-                    (
-                        "services",
-                        name,
-                        key,
-                    ),
+                    ("services", name, key),
                     f"hardening is strict, but {name}'s {why}",
                 )
     agent = f.services.get(f.agent)
     if agent is not None and agent.get("init") is not True:
         yield f.at(
-            (
-                "services",
-                f.agent,
-            ),
+            ("services", f.agent),
             "hardening is strict, but the agent runs without an init (`init: true`)",
         )
 
