@@ -174,12 +174,17 @@ class Renderer:
 
     def context_for(self, data: Any, source: str, base_dir: Path) -> dict[str, Any]:
         """The full template context of a parsed plan (validated here)."""
+        return self._resolved(data, source, base_dir)[0]
+
+    def _resolved(self, data: Any, source: str, base_dir: Path) -> tuple[dict[str, Any], resolve.PlanHostPaths]:
+        """The plan validated and resolved, once: its template context, and what resolving its
+        host paths learned for the stages after the templates (policy, relocate)."""
         validate.validate_plan(data, source, self._plan_check)
         names = [entry.name for entry in self.manifest.services]
-        context = resolve.resolve_plan(data, base_dir, source, names, self.plan_schema, self.check_host)
+        context, paths = resolve.resolve_plan(data, base_dir, source, names, self.plan_schema, self.check_host)
         context["services"] = manifest.enabled_services(self.conditions, context)
         context["facts"].update(resolve.service_facts(context["settings"], context["services"]))
-        return context
+        return context, paths
 
     @staticmethod
     def service_context(context: dict[str, Any], name: str) -> dict[str, Any]:
@@ -249,7 +254,7 @@ class Renderer:
     ) -> Rendered:
         load_plan, render_templates, parse_merge, checks, sandbox, write_yaml = self.STAGES
         with self._stage(load_plan):
-            context = self.context_for(data, source, base_dir)
+            context, paths = self._resolved(data, source, base_dir)
         with self._stage(render_templates):
             fragments = [
                 Fragment(
@@ -280,18 +285,13 @@ class Renderer:
             warnings = check.plan_lints(context, source) + check.lints(merged, self.check_host)
         with self._stage(sandbox):
             agent, gateways, relax = self.manifest.agent, self.manifest.gateways, self.manifest.relax
-            writable = resolve.writable_host_paths(
-                self.plan_schema, {**context["plan"], "settings": context["settings"]}
-            )
-            policy.enforce(merged, agent, gateways, relax, context, source, self.host, writable)
+            policy.enforce(merged, agent, gateways, relax, context, source, self.host, paths.writable)
         with self._stage(write_yaml):
             document = merged.document
             if output_dir is not None:
-                values = resolve.relative_host_values(self.plan_schema, data, base_dir)
-                paths = relocate.relative_to(values, output_dir)
-                document = relocate.relocate(document, paths)
+                document = relocate.relocate(document, relocate.relative_to(paths.relative, output_dir))
             text = emit.emit(document, sources, plan_name, self._relaxed)
-        basis = Basis(merged, gateways, relax, source, plan_name, self._relaxed, writable)
+        basis = Basis(merged, gateways, relax, source, plan_name, self._relaxed, paths.writable)
         return Rendered(text, document, context, warnings, self.manifest.agent, sources, basis)
 
     def _located(self, error: ValueNotWhole, template: str, context: dict[str, Any]) -> TemplateError:

@@ -13,7 +13,7 @@ import os
 import stat
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from .. import resources
 from ..composefile import dns_problem
@@ -87,39 +87,26 @@ def host_path(value: str, base_dir: Path) -> str:
     return os.path.normpath(os.path.join(base_dir, expanded))
 
 
-def map_host_paths(schema: dict[str, Any], value: Any, change: Callable[[str], str]) -> Any:
-    """value with change applied to each host path in it (the schema's `x-host-path` keys).
+def map_host_paths(
+    schema: dict[str, Any], value: Any, change: Callable[[str], str], marked: Callable[[str, str], None] | None = None
+) -> Any:
+    """value with change applied to each host path in it (the schema's `x-host-path` keys);
+    marked(path as written, path as changed) is told of each the schema marks `x-writable`.
     The parts without one are the same objects as in value."""
     if not _below(schema, _has_host_path, _WITH_HOST_PATHS):
         return value
     schema = _branch_for(schema, value) or schema
     if isinstance(value, str) and schema.get("x-host-path"):
-        return change(value)
+        changed = change(value)
+        if marked is not None and schema.get("x-writable"):
+            marked(value, changed)
+        return changed
     if isinstance(value, dict):
         props = schema.get("properties", {})
-        return {k: map_host_paths(props.get(k, {}), v, change) for k, v in value.items()}
+        return {k: map_host_paths(props.get(k, {}), v, change, marked) for k, v in value.items()}
     if isinstance(value, list) and isinstance(schema.get("items"), dict):
-        return [map_host_paths(schema["items"], item, change) for item in value]
+        return [map_host_paths(schema["items"], item, change, marked) for item in value]
     return value
-
-
-def writable_host_paths(schema: dict[str, Any], value: Any) -> list[str]:
-    """The host paths of a resolved plan (plan keys and `settings`, as one object) that its
-    schema marks `x-writable`: the only host paths a service may be given to write to."""
-    found: list[str] = []
-    if not _below(schema, _has_host_path, _WITH_HOST_PATHS):
-        return found
-    schema = _branch_for(schema, value) or schema
-    if isinstance(value, str) and schema.get("x-host-path") and schema.get("x-writable"):
-        found.append(value)
-    elif isinstance(value, dict):
-        props = schema.get("properties", {})
-        for key, item in value.items():
-            found += writable_host_paths(props.get(key, {}), item)
-    elif isinstance(value, list) and isinstance(schema.get("items"), dict):
-        for item in value:
-            found += writable_host_paths(schema["items"], item)
-    return found
 
 
 def _relative(path: str) -> bool:
@@ -143,18 +130,13 @@ def rebase_host_paths(schema: dict[str, Any], value: Any, from_dir: Path, to_dir
     return map_host_paths(schema, value, rebase)
 
 
-def relative_host_values(schema: dict[str, Any], value: Any, base_dir: Path) -> set[str]:
-    """The host paths a plan gives relative (not `~`, not absolute), as resolve writes them
-    absolute and a template writes them (`$` as `$$`): what relocate.py may write relative."""
-    found: set[str] = set()
+class PlanHostPaths(NamedTuple):
+    """What the walk that resolves a plan's host paths learns on the way, for the stages
+    after the templates: the paths the plan marks writable (x-writable), and those it gave
+    relative (as a template writes them, `$` as `$$`), which relocate may write relative."""
 
-    def note(path: str) -> str:
-        if _relative(path):
-            found.add(host_path(path, base_dir).replace("$", "$$"))
-        return path
-
-    map_host_paths(schema, value, note)
-    return found
+    writable: list[str]
+    relative: set[str]
 
 
 def container_name(pattern: str, prefix: str, service: str, slug: str) -> str:
@@ -283,8 +265,9 @@ def resolve_plan(
     service_names: list[str],
     schema: dict[str, Any] | None = None,
     check_host: bool = True,
-) -> dict[str, Any]:
-    """The template context's data for a validated plan, without the enabled services.
+) -> tuple[dict[str, Any], PlanHostPaths]:
+    """The template context's data for a validated plan, without the enabled services, and
+    what resolving its host paths learned (PlanHostPaths).
 
     `service_names` are all the services the manifest declares, enabled or not: each gets a
     container name from the pattern. With check_host false nothing of the host is read: the
@@ -293,7 +276,15 @@ def resolve_plan(
     """
     schema = schema or resources.load_schema(resources.PLAN_SCHEMA)
     data = apply_defaults(schema, copy_plain(plan))
-    data = resolve_host_paths(schema, data, base_dir)
+    found = PlanHostPaths([], set())
+
+    def resolved(path: str) -> str:
+        absolute = host_path(path, base_dir)
+        if _relative(path):
+            found.relative.add(absolute.replace("$", "$$"))
+        return absolute
+
+    data = map_host_paths(schema, data, resolved, lambda _, absolute: found.writable.append(absolute))
     data.pop("$schema", None)
     settings = data["settings"]
     upstreams = data["git_gate"]["upstreams"]
@@ -308,7 +299,7 @@ def resolve_plan(
     _default_names(data, project, names, settings, source, list((plan.get("proxy") or {}).keys()))
     # Only the token variables' names reach the templates: the map's values are never rendered.
     data["egress"]["token_env_names"] = sorted(data["egress"].pop("token_env_map"))
-    return {
+    context = {
         "project": f"{settings['project_prefix']}-{data['slug']}",
         "plan": {k: v for k, v in data.items() if k != "settings"},
         "settings": settings,
@@ -318,3 +309,4 @@ def resolve_plan(
             "git_gate_extra_hosts": _extra_hosts(upstreams),
         },
     }
+    return context, found
