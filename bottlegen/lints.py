@@ -39,6 +39,11 @@ KINDS = (
         "remote-bind-sources",
         "up on a remote engine: bind sources are paths on its host, which bottlegen does not copy there",
     ),
+    Kind(
+        "BG107",
+        "engine-dns-leak",
+        "up: the engine is older than the fix for CVE-2024-29018 (internal networks reach the host's resolvers)",
+    ),
 )
 BY_CODE = {k.code: k for k in KINDS}
 BY_NAME = {k.name: k for k in KINDS}

@@ -208,6 +208,7 @@ def test_all_five_services_run_under_the_declared_names(running):
     as_json = json.loads(running.cli("ps", "--state-dir", str(running.state), "--format", "json").stdout)
     assert [row["service"] for row in as_json] == sorted(SERVICES)
     assert all(set(row) == {"service", "container", "state", "health", "exit_code"} for row in as_json)
+    assert all(row["health"] is None for row in as_json)  # no healthcheck: null, as `ls` says it
     assert {row["container"]: row["state"] for row in as_json} == {
         doc["services"][s]["container_name"]: "running" for s in SERVICES
     }
@@ -317,6 +318,12 @@ def test_read_only_binds_refuse_writes_and_the_queue_accepts_them(running):
     assert running.exec("supervise", "echo proposal > /var/lib/supervise/queue/p1").returncode == 0
     assert (running.files / "sv/queue/p1").read_text() == "proposal\n"
     assert (running.files / "pipelock.yaml").read_text() == "pipelock.yaml\n"
+
+
+def test_logs_of_a_service_the_bottle_lacks_is_a_usage_error_listing_its_services(running):
+    proc = running.cli("logs", "--state-dir", str(running.state), "agent", "nosuch")
+    assert proc.returncode == 2, proc.stderr
+    assert f"no service nosuch in bottle {running.project}; its services: pipelock, git-gate" in proc.stderr
 
 
 def test_logs_prints_every_service(running):
@@ -1182,7 +1189,11 @@ def test_up_warns_iff_the_engine_lacks_the_dns_fix(running):
     assert proc.returncode == 0, proc.stderr
     assert ("CVE-2024-29018" in proc.stderr) == vulnerable_to_dns_leak(version)
     if vulnerable_to_dns_leak(version):
-        assert f"Docker engine {version} is older than the fix" in proc.stderr and "backported" in proc.stderr
+        assert f"BG107 engine-dns-leak: Docker engine {version} is older than the fix" in proc.stderr
+        assert "backported" in proc.stderr
+        for quiet in (["--ignore", "BG107"], ["-q"]):  # a warning like any other: silenced by kind, or all
+            again = running.cli("up", str(running.plan), "--state-dir", str(running.state), *quiet)
+            assert again.returncode == 0 and "CVE-2024-29018" not in again.stderr, again.stderr
 
 
 @pytest.mark.parametrize(

@@ -11,30 +11,26 @@ import shlex
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ..errors import ExitCode
+from ..errors import ExitCode, UsageError
 
 if TYPE_CHECKING:
     from ..engine.docker import Engine
     from ..engine.state import Bottle
     from ..engine.verify import VerifyOptions
 from .options import Layering, render_plan, renderer_of, state_dir_of, take_layers
-from .output import Warnings, print_outcome, say, warn
+from .output import Warnings, print_outcome, say
 
 # The engine commands load the engine package only when they run: `render` never needs it.
 
 
-def engine_of(args: argparse.Namespace, state_dir: Path | None = None, warn_cve: bool = False) -> Engine:
+def engine_of(args: argparse.Namespace, state_dir: Path | None = None) -> Engine:
     """The engine preflight every engine command runs first, before anything changes: the
     engine --context names, else the one the bottle in state_dir was started on (what `up`
     recorded there), else the one docker itself would use (DOCKER_HOST, DOCKER_CONTEXT, the
     current context)."""
-    from ..engine import bottles, docker
+    from ..engine import bottles
 
-    engine = bottles.connect(getattr(args, "context", None), state_dir)
-    warning = docker.vulnerability_warning(engine) if warn_cve else None
-    if warning:
-        warn(warning)
-    return engine
+    return bottles.connect(getattr(args, "context", None), state_dir)
 
 
 def address_pool(args: argparse.Namespace) -> Any:
@@ -89,7 +85,7 @@ def cmd_up(args: argparse.Namespace) -> int:
     state_dir = Path(args.state_dir) if args.state_dir else state.default_state_dir(rendered.document["name"])
     # Before anything is written: the engine the bottle already runs on, if it ran before (so
     # that a second up never starts it again on another engine), else --context or docker's.
-    engine = engine_of(args, state_dir, warn_cve=True)
+    engine = engine_of(args, state_dir)
     Warnings(args).report(lifecycle.up_warnings(engine, rendered, os.environ))
     options = lifecycle.UpOptions(wait=args.wait_timeout, build=args.build, pull=args.pull, pool=pool)
     if args.dry_run:
@@ -152,6 +148,12 @@ def cmd_logs(args: argparse.Namespace) -> int:
     from ..engine import lifecycle, state
 
     bottle = state.require_bottle(state_dir_of(args))
+    known = state.service_names(bottle)
+    unknown = [s for s in args.services if s not in known]
+    if unknown:  # before the engine is asked anything: compose would only say "no such service"
+        raise UsageError(
+            f"no service {', '.join(unknown)} in bottle {bottle.project}; its services: {', '.join(known)}"
+        )
     selection = lifecycle.LogOptions(args.services, args.follow, args.tail, args.since)
     lifecycle.logs(engine_of(args, state_dir_of(args)), bottle, selection)
     return ExitCode.OK
@@ -164,7 +166,13 @@ def cmd_ps(args: argparse.Namespace) -> int:
     services = lifecycle.ps(engine_of(args, state_dir_of(args)), bottle)
     if args.format == "json":
         rows = [
-            {"service": s.service, "container": s.name, "state": s.state, "health": s.health, "exit_code": s.exit_code}
+            {
+                "service": s.service,
+                "container": s.name,
+                "state": s.state,
+                "health": s.health or None,  # no healthcheck: null, as `ls --format json` says it
+                "exit_code": s.exit_code,
+            }
             for s in services
         ]
         print(json.dumps(rows, indent=2))

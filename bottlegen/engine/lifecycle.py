@@ -22,7 +22,7 @@ from ..lints import Lint, lint
 from ..pipeline import Rendered
 from ..write import write_atomic
 from . import firewall, probe
-from .docker import FOLLOW, Engine, EngineAddress, context_of, data_root, long, run, stream
+from .docker import FOLLOW, Engine, EngineAddress, context_of, data_root, long, run, stream, vulnerability_warning
 from .networks import AddressPool, create_argv, create_networks, free_subnets, remove_networks, survey, taken_subnets
 from .state import (
     COMPOSE_FILE,
@@ -125,7 +125,7 @@ def up_warnings(engine: Engine, rendered: Rendered, environment: Mapping[str, st
     """What `up` warns of besides the render's warnings, and those of them that hold on this
     engine: a variable the bottle takes from the environment that is not set there (BG104);
     on a remote engine, bind sources that are paths on its host (BG106) instead of what this
-    machine's files say (BG102)."""
+    machine's files say (BG102); an engine without the fix for CVE-2024-29018 (BG107)."""
     found = list(rendered.warnings)
     if engine.remote:  # what BG102 says of this machine's files is no fact about the engine's host
         found = [w for w in found if w.kind.code != "BG102"]
@@ -140,6 +140,9 @@ def up_warnings(engine: Engine, rendered: Rendered, environment: Mapping[str, st
                     "yours to make sure of before up",
                 )
             )
+    leak = vulnerability_warning(engine)
+    if leak:
+        found.append(lint("BG107", leak))
     found += [
         lint(
             "BG104",

@@ -126,6 +126,15 @@ def bare_variables(document: dict[str, Any]) -> tuple[str, ...]:
     return tuple(sorted(names))
 
 
+def service_names(bottle: Bottle) -> list[str]:
+    """The services of the bottle's compose file, in its order."""
+    try:
+        document = load_yaml(bottle.compose_file.read_text(encoding="utf-8"))
+    except Exception as e:
+        raise OutputError(f"{bottle.compose_file}: cannot read the bottle's compose file: {e}") from None
+    return list((document.get("services") or {}) if isinstance(document, dict) else {})
+
+
 def read_bottle(state_dir: Path) -> Bottle | None:
     """The bottle whose compose file is in state_dir, or None when there is none."""
     compose_file = state_dir / COMPOSE_FILE
