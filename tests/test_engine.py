@@ -320,6 +320,23 @@ def test_read_only_binds_refuse_writes_and_the_queue_accepts_them(running):
     assert (running.files / "pipelock.yaml").read_text() == "pipelock.yaml\n"
 
 
+def test_a_bottle_is_found_by_its_name_wherever_its_state_dir_is(running, tmp_path):
+    """The running bottle keeps its state in a folder of its own, not the default one: -p (or
+    $BOTTLEGEN_PROJECT) finds it by the engine's labels, from any folder."""
+    ps = run_cli_process("ps", "-p", running.project, "--format", "json", env=running.env, cwd=tmp_path)
+    assert ps.returncode == 0, ps.stderr
+    assert sorted(row["service"] for row in json.loads(ps.stdout)) == sorted(SERVICES)
+    named = {**running.env, "BOTTLEGEN_PROJECT": running.project}
+    logs = run_cli_process("logs", "--tail", "1", "agent", env=named, cwd=tmp_path)
+    assert logs.returncode == 0 and running.name("agent") in logs.stdout, logs.stderr
+    unknown = run_cli_process("down", "-p", "no-such-bottle", env=running.env, cwd=tmp_path)
+    assert unknown.returncode == 7, unknown.stderr
+    assert "no bottle named no-such-bottle" in unknown.stderr and running.project in unknown.stderr
+    assert docker("inspect", "--format", "{{.State.Running}}", running.name("agent")).stdout.strip() == "true"
+    which = run_cli_process("ps", env={**running.env, "BOTTLEGEN_PROJECT": ""}, cwd=tmp_path)
+    assert which.returncode == 2 and "give --state-dir DIR or -p NAME" in which.stderr
+
+
 def test_logs_of_a_service_the_bottle_lacks_is_a_usage_error_listing_its_services(running):
     proc = running.cli("logs", "--state-dir", str(running.state), "agent", "nosuch")
     assert proc.returncode == 2, proc.stderr

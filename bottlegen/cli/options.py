@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -209,14 +210,14 @@ class Parser(argparse.ArgumentParser):
 def bottle_option() -> argparse.ArgumentParser:
     """Which bottle an engine command is about: its state directory, or its project name."""
     parser = argparse.ArgumentParser(add_help=False)
-    group = parser.add_mutually_exclusive_group(required=True)
+    group = parser.add_mutually_exclusive_group()
     group.add_argument("--state-dir", metavar="DIR", help="the bottle's state directory")
     group.add_argument(
         "-p",
         "--project",
         metavar="NAME",
-        help="the bottle's compose project, when its state is in the default directory "
-        "($XDG_STATE_HOME/bottlegen/NAME or ~/.local/state/bottlegen/NAME)",
+        help="the bottle's compose project name, wherever its state directory is (the default one, "
+        "else where the engine's containers were started from); default: $BOTTLEGEN_PROJECT",
     )
     return parser
 
@@ -262,9 +263,18 @@ def probe_options(parser: argparse.ArgumentParser) -> None:
 
 
 def state_dir_of(args: argparse.Namespace) -> Path:
-    from ..engine import state
+    """--state-dir, else the state directory of -p NAME (or $BOTTLEGEN_PROJECT), found once."""
+    from ..engine import bottles
 
-    return Path(args.state_dir) if args.state_dir else state.default_state_dir(args.project)
+    if args.state_dir:
+        return Path(args.state_dir)
+    found = getattr(args, "_state_dir_found", None)
+    if found is None:
+        name = args.project or os.environ.get(bottles.PROJECT_ENV)
+        if not name:
+            raise UsageError(f"which bottle? give --state-dir DIR or -p NAME (or set ${bottles.PROJECT_ENV})")
+        found = args._state_dir_found = bottles.state_dir_of_project(name, getattr(args, "context", None))
+    return Path(found)
 
 
 def positive_int(text: str) -> int:

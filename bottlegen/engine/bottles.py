@@ -94,11 +94,46 @@ def up(
     return Bottle(folder, reached, outcome.bottle)
 
 
+PROJECT_ENV = "BOTTLEGEN_PROJECT"  # a bottle's name when a command is given none, as COMPOSE_PROJECT_NAME
+_PROJECT = "com.docker.compose.project"
+_CONFIG_FILES = "com.docker.compose.project.config_files"
+
+
+def state_dir_of_project(name: str, engine: str | None = None) -> Path:
+    """Where the bottle of a project name keeps its state: the default state directory when
+    it holds that bottle, else the folder of the compose file the engine's containers were
+    started from (compose labels each with it). An OutputError (exit 7) naming the bottles
+    the engine has when none is this one."""
+    default = state.default_state_dir(name)
+    there = state.read_bottle(default)
+    if there is not None and there.project == name:
+        return default
+    reached = connect(engine)
+    files = docker.listed(
+        reached,
+        ["ps", "-a", "--filter", f"label={_PROJECT}={name}", "--format", f'{{{{.Label "{_CONFIG_FILES}"}}}}'],
+        "docker ps",
+    )
+    folders = sorted({str(Path(f.split(",")[0]).parent) for f in files if f.strip()})
+    if len(folders) == 1:
+        return Path(folders[0])
+    if len(folders) > 1:
+        raise OutputError(
+            f"bottle {name} runs from {len(folders)} state directories ({', '.join(folders)}): give --state-dir"
+        )
+    known = sorted(b.project for b in listing.bottles(reached))
+    raise OutputError(
+        f"no bottle named {name} on the engine ({reached.where.describe()}) nor in {default}; "
+        + (f"its bottles: {', '.join(known)}" if known else "it runs no bottle")
+    )
+
+
 def bottle(name_or_state_dir: str | os.PathLike[str], engine: str | None = None) -> Bottle:
-    """The bottle in a state directory, or of a project name (its default state directory);
-    an OutputError (exit 7) when there is none."""
+    """The bottle in a state directory, or of a project name (wherever its state directory
+    is: state_dir_of_project); an OutputError (exit 7) when there is none."""
     given = Path(name_or_state_dir)
-    folder = given if given.is_dir() or os.sep in str(name_or_state_dir) else state.default_state_dir(str(given))
+    is_folder = given.is_dir() or os.sep in str(name_or_state_dir)
+    folder = given if is_folder else state_dir_of_project(str(given), engine)
     record = state.read_bottle(folder)
     if record is None:
         raise OutputError(f"no bottle in {folder} (run `bottlegen up PLAN --state-dir {folder}` first)")
