@@ -337,6 +337,22 @@ def test_a_bottle_is_found_by_its_name_wherever_its_state_dir_is(running, tmp_pa
     assert which.returncode == 2 and "give --state-dir DIR or -p NAME" in which.stderr
 
 
+def test_exec_runs_a_command_in_a_service_and_exits_with_its_status(running, tmp_path):
+    by_name = ["-p", running.project]
+    agent = run_cli_process(
+        "exec", *by_name, "-e", "GREETING=hi", "-w", "/bin", "--", "sh", "-c", 'echo "$GREETING $(pwd) $BOTTLE_TEST_TOKEN"; exit 3',
+        env=running.env, cwd=tmp_path,
+    )  # fmt: skip
+    assert agent.returncode == 3, agent.stderr
+    assert agent.stdout.strip() == f"hi /bin {SECRET}"  # the forwarded variable is the agent's own
+    sidecar = run_cli_process("exec", *by_name, "supervise", "--", "hostname", env=running.env, cwd=tmp_path)
+    assert sidecar.returncode == 0 and sidecar.stdout.strip(), sidecar.stderr
+    unknown = run_cli_process("exec", *by_name, "nosuch", "--", "true", env=running.env, cwd=tmp_path)
+    assert unknown.returncode == 2 and "no service nosuch" in unknown.stderr and "agent" in unknown.stderr
+    shell = run_cli_process("shell", *by_name, env=running.env, cwd=tmp_path, input="echo in-the-agent $((6 * 7))\n")
+    assert shell.returncode == 0 and "in-the-agent 42" in shell.stdout, shell.stderr
+
+
 def test_logs_of_a_service_the_bottle_lacks_is_a_usage_error_listing_its_services(running):
     proc = running.cli("logs", "--state-dir", str(running.state), "agent", "nosuch")
     assert proc.returncode == 2, proc.stderr

@@ -16,7 +16,17 @@ from typing import Any, NoReturn
 from .. import batch
 from ..errors import ExitCode, Stopped, UsageError, UserError
 from . import output
-from .bottles import cmd_down, cmd_logs, cmd_ls, cmd_networks_create, cmd_ps, cmd_up, cmd_verify
+from .bottles import (
+    cmd_down,
+    cmd_exec,
+    cmd_logs,
+    cmd_ls,
+    cmd_networks_create,
+    cmd_ps,
+    cmd_shell,
+    cmd_up,
+    cmd_verify,
+)
 from .options import (
     COMMAND_EXIT_CODES,
     LAYERED_PLAN_HELP,
@@ -238,6 +248,24 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-f", "--follow", action="store_true", help="follow the logs")
     p.add_argument("--tail", metavar="N", help="only the last N lines of each service (compose logs --tail)")
     p.add_argument("--since", metavar="T", help="only lines since T: a timestamp or a duration such as 10m")
+    p = add(
+        "exec",
+        cmd_exec,
+        "run a command in one of the bottle's services (default: the agent): exec [SERVICE] -- COMMAND...",
+        [which],
+    )
+    context_option(p)
+    p.add_argument("-e", "--env", action="append", metavar="KEY=VALUE", help="set a variable for the command")
+    p.add_argument("-w", "--workdir", metavar="DIR", help="the folder it runs in, in the container")
+    p.add_argument("-u", "--user", metavar="USER", help="the user it runs as (name or uid[:gid])")
+    p.add_argument(
+        "words",
+        nargs=argparse.REMAINDER,
+        metavar="[SERVICE] -- COMMAND",
+        help="the service (before --; default: the agent) and the command with its arguments",
+    )
+    p = add("shell", cmd_shell, "open a shell in the bottle's agent (bash when it has one, else sh)", [which])
+    context_option(p)
     p = add(
         "ls",
         cmd_ls,

@@ -8,6 +8,7 @@ import dataclasses
 import json
 import os
 import shlex
+import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -157,6 +158,38 @@ def cmd_logs(args: argparse.Namespace) -> int:
     selection = lifecycle.LogOptions(args.services, args.follow, args.tail, args.since)
     lifecycle.logs(engine_of(args, state_dir_of(args)), bottle, selection)
     return ExitCode.OK
+
+
+def cmd_exec(args: argparse.Namespace) -> int:
+    """exec [SERVICE] -- COMMAND...: without --, every word is the command, run in the agent."""
+    words = list(args.words)
+    if "--" in words:
+        at = words.index("--")
+        named, command = words[:at], words[at + 1 :]
+    else:
+        named, command = [], words
+    if len(named) > 1:
+        raise UsageError(f"exec takes one SERVICE before --, not {' '.join(named)}")
+    if not command:
+        raise UsageError("exec needs a command: exec [SERVICE] -- COMMAND [ARG...]")
+    return _exec(args, named[0] if named else None, command)
+
+
+def cmd_shell(args: argparse.Namespace) -> int:
+    args.env, args.workdir, args.user = None, None, None
+    return _exec(args, None, ["sh", "-c", "command -v bash >/dev/null 2>&1 && exec bash -l || exec sh -l"])
+
+
+def _exec(args: argparse.Namespace, service: str | None, command: list[str]) -> int:
+    from ..engine import lifecycle, state
+
+    bottle = state.require_bottle(state_dir_of(args))
+    known = state.service_names(bottle)
+    chosen = service or lifecycle.agent_of(bottle)
+    if chosen not in known:  # before the engine is asked anything
+        raise UsageError(f"no service {chosen} in bottle {bottle.project}; its services: {', '.join(known)}")
+    options = lifecycle.ExecOptions(tuple(args.env or ()), args.workdir, args.user, tty=sys.stdin.isatty())
+    return lifecycle.exec_in(engine_of(args, state_dir_of(args)), bottle, chosen, command, options)
 
 
 def cmd_ps(args: argparse.Namespace) -> int:

@@ -32,6 +32,8 @@ COMMAND_EXIT_CODES: dict[str, tuple[ExitCode, ...]] = {
     "templates": (E.USAGE, E.TEMPLATE, E.IO),
     "up": (E.USAGE, *RENDERS, E.LINT, *ENGINE, E.CONFLICT, E.VERIFY),
     "logs": (E.USAGE, *ENGINE),
+    "exec": (E.USAGE, *ENGINE),
+    "shell": (E.USAGE, *ENGINE),
     "ps": (E.USAGE, *ENGINE),
     "ls": (E.USAGE, *ENGINE),
     "down": (E.USAGE, *ENGINE, E.CONFLICT),

@@ -34,6 +34,7 @@ from .state import (
     locked,
     promises_of,
     read_bottle,
+    read_promises,
     write_engine,
 )
 
@@ -365,6 +366,39 @@ def logs_text(engine: Engine, bottle: Bottle, options: LogOptions = LogOptions()
     if proc.returncode != 0:
         raise ComposeError.from_process(f"docker compose logs for {bottle.project}", proc)
     return mask(proc.stdout, bottle.variables, os.environ)
+
+
+@dataclass(frozen=True)
+class ExecOptions:
+    """What `exec` passes on: variables, the working folder, the user, and whether to give
+    the command a TTY (when our standard input is one)."""
+
+    env: tuple[str, ...] = ()
+    workdir: str | None = None
+    user: str | None = None
+    tty: bool = False
+
+    def flags(self) -> list[str]:
+        return [
+            *([] if self.tty else ["-T"]),
+            *(w for e in self.env for w in ("--env", e)),
+            *(["--workdir", self.workdir] if self.workdir else []),
+            *(["--user", self.user] if self.user else []),
+        ]
+
+
+def agent_of(bottle: Bottle) -> str:
+    """The bottle's agent service, as `up` recorded it (bottle.json), else the one named agent."""
+    try:
+        return read_promises(bottle.compose_file.parent).agent
+    except UserError:
+        return "agent"
+
+
+def exec_in(engine: Engine, bottle: Bottle, service: str, command: Sequence[str], options: ExecOptions) -> int:
+    """Run a command in a service of the bottle, our standard streams its own; its exit status."""
+    argv = engine.compose_argv(bottle.project, bottle.compose_file, "exec", *options.flags(), service, *command)
+    return run(argv, output="inherit", timeout=FOLLOW).returncode
 
 
 def ps(engine: Engine, bottle: Bottle) -> list[Service]:
