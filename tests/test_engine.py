@@ -353,6 +353,22 @@ def test_exec_runs_a_command_in_a_service_and_exits_with_its_status(running, tmp
     assert shell.returncode == 0 and "in-the-agent 42" in shell.stdout, shell.stderr
 
 
+def test_diff_shows_what_up_would_change_and_changes_nothing(running, tmp_path):
+    same = run_cli_process("diff", str(running.plan), "-p", running.project, env=running.env, cwd=tmp_path)
+    assert same.returncode == 0, same.stdout + same.stderr
+    assert same.stdout.strip() == "nothing would change"
+    plan = json.loads(running.plan.read_text())
+    plan["forwarded_env"] = [*plan["forwarded_env"], "ANOTHER_VARIABLE"]
+    changed_plan = running.plan.parent / "changed-plan.json"  # beside it: its relative paths mean the same
+    changed_plan.write_text(json.dumps(plan))
+    agent_id = docker("inspect", "--format", "{{.Id}}", running.name("agent")).stdout.strip()
+    changed = run_cli_process("diff", str(changed_plan), "-p", running.project, env=running.env, cwd=tmp_path)
+    assert changed.returncode == 1, changed.stdout + changed.stderr
+    assert "+      - ANOTHER_VARIABLE" in changed.stdout and "would recreate: agent" in changed.stdout
+    assert "supervise" not in changed.stdout.splitlines()[-1]  # only what changed would be recreated
+    assert docker("inspect", "--format", "{{.Id}}", running.name("agent")).stdout.strip() == agent_id  # untouched
+
+
 def test_logs_of_a_service_the_bottle_lacks_is_a_usage_error_listing_its_services(running):
     proc = running.cli("logs", "--state-dir", str(running.state), "agent", "nosuch")
     assert proc.returncode == 2, proc.stderr

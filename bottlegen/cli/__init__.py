@@ -17,6 +17,7 @@ from .. import batch
 from ..errors import ExitCode, Stopped, UsageError, UserError
 from . import output
 from .bottles import (
+    cmd_diff,
     cmd_down,
     cmd_exec,
     cmd_logs,
@@ -210,6 +211,18 @@ def build_parser() -> argparse.ArgumentParser:
     address_pool_option(p)
     context_option(p)
     probe_options(p)
+    p = add(
+        "diff",
+        cmd_diff,
+        "show what `up PLAN` would change on the running bottle: the compose file's diff, the services it would "
+        "create, recreate or remove, the networks; exit 1 when something would change",
+        [templates, layering],
+    )
+    p.add_argument("plans", nargs="+", metavar="PLAN", help=LAYERED_PLAN_HELP)
+    mine = p.add_mutually_exclusive_group()
+    mine.add_argument("--state-dir", metavar="DIR", help="the bottle's state directory (default: the plan's project's)")
+    mine.add_argument("-p", "--project", metavar="NAME", help="the bottle, by name, wherever its state directory is")
+    context_option(p)
     p = add(
         "networks",
         None,

@@ -96,6 +96,9 @@ def cmd_up(args: argparse.Namespace) -> int:
             print(f"would run: bottlegen verify --state-dir {shlex.quote(str(state_dir))}")
         return ExitCode.OK
     checks = verify_options(engine, args) if args.verify else None  # the probe image too, before anything starts
+    if (state_dir / "docker-compose.yml").is_file() and not args.quiet:
+        for line in lifecycle.changes(engine, rendered, state_dir).summary():
+            say(f"bottlegen: {line}")
     outcome = lifecycle.up(engine, rendered, state_dir, options)
     print_outcome(outcome)
     print(f"bottle {outcome.bottle.project} is up; state in {state_dir}")
@@ -111,6 +114,23 @@ def cmd_up(args: argparse.Namespace) -> int:
         say(f"bottlegen: {outcome.bottle.project} failed verification: taking it down (its compose file stays)")
         print_outcome(lifecycle.down(engine, outcome.bottle))
     return code
+
+
+def cmd_diff(args: argparse.Namespace) -> int:
+    """What `up` of PLAN would change on the bottle: exit 0 when nothing, 1 when something (as kubectl diff)."""
+    from ..engine import lifecycle, state
+
+    plan = take_layers(args, args.plans)
+    rendered = render_plan(renderer_of(args), plan, layering=Layering.of(args))
+    if args.state_dir or args.project:
+        folder = state_dir_of(args)
+    else:
+        folder = state.default_state_dir(rendered.document["name"])
+    found = lifecycle.changes(engine_of(args, folder), rendered, folder)
+    sys.stdout.write(found.diff)
+    for line in found.summary():
+        print(line)
+    return ExitCode.DRIFT if found.any else ExitCode.OK
 
 
 def cmd_verify(args: argparse.Namespace) -> int:

@@ -33,6 +33,7 @@ COMMAND_EXIT_CODES: dict[str, tuple[ExitCode, ...]] = {
     "up": (E.USAGE, *RENDERS, E.LINT, *ENGINE, E.CONFLICT, E.VERIFY),
     "logs": (E.USAGE, *ENGINE),
     "exec": (E.USAGE, *ENGINE),
+    "diff": (E.DRIFT, E.USAGE, *RENDERS, *ENGINE, E.CONFLICT),
     "shell": (E.USAGE, *ENGINE),
     "ps": (E.USAGE, *ENGINE),
     "ls": (E.USAGE, *ENGINE),

@@ -155,6 +155,81 @@ def up_warnings(engine: Engine, rendered: Rendered, environment: Mapping[str, st
     return found
 
 
+@dataclass(frozen=True)
+class Changes:
+    """What an up of a new compose file would change on a bottle: the file's unified diff,
+    the services compose would create, recreate (their definition changed) or remove, and the
+    networks up would create or down would no longer have."""
+
+    diff: str
+    create: tuple[str, ...] = ()
+    recreate: tuple[str, ...] = ()
+    remove: tuple[str, ...] = ()
+    networks_create: tuple[str, ...] = ()
+    networks_remove: tuple[str, ...] = ()
+
+    @property
+    def any(self) -> bool:
+        return bool(self.diff)
+
+    def summary(self) -> list[str]:
+        said = [
+            f"{what}: {', '.join(names)}"
+            for what, names in (
+                ("would create", self.create),
+                ("would recreate", self.recreate),
+                ("would remove", self.remove),
+                ("would create network", self.networks_create),
+                ("would no longer use network", self.networks_remove),
+            )
+            if names
+        ]
+        if self.diff and not said:
+            said.append("would rewrite the compose file; no service changes")
+        return said or ["nothing would change"]
+
+
+def changes(engine: Engine, rendered: Rendered, state_dir: Path) -> Changes:
+    """What `up` of this render (its host paths judged and pinned as up pins them) would
+    change on the bottle in state_dir (all of it, when there is none)."""
+    import difflib
+
+    from ..yamlfull import load_yaml
+
+    new = pinned(engine, rendered)
+    compose_file = _absolute(state_dir) / COMPOSE_FILE
+    try:
+        old_text = compose_file.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        old_text = ""
+    except OSError as e:
+        raise ComposeError(f"{compose_file}: cannot read the bottle's compose file: {e}", 1, []) from None
+    old = load_yaml(old_text) if old_text.strip() else {}
+    old_services = (old.get("services") or {}) if isinstance(old, dict) else {}
+    new_services = new.document.get("services") or {}
+    running = {s.service for s in ps(engine, bottle_of(new.document, compose_file))} if old_text else set()
+    diff = "".join(
+        difflib.unified_diff(
+            old_text.splitlines(keepends=True),
+            new.text.splitlines(keepends=True),
+            fromfile=f"{compose_file} (running)",
+            tofile=f"{compose_file} (up)",
+        )
+    )
+    old_bottle = bottle_of(old, compose_file) if old else None
+    new_bottle = bottle_of(new.document, compose_file)
+    missing, _ = survey(engine, new_bottle)
+    gone = sorted(set(old_bottle.networks.values()) - set(new_bottle.networks.values())) if old_bottle else []
+    return Changes(
+        diff,
+        create=tuple(s for s in new_services if s not in running),
+        recreate=tuple(s for s in new_services if s in running and old_services.get(s) != new_services[s]),
+        remove=tuple(s for s in sorted(running) if s not in new_services),
+        networks_create=tuple(missing),
+        networks_remove=tuple(gone),
+    )
+
+
 def _absolute(state_dir: Path) -> Path:
     """The state directory as compose labels a project's containers with it: absolute, so
     that a second up given it relative finds the bottle it started (a re-up, not a refusal)."""
