@@ -382,6 +382,20 @@ def test_writable_only_where_the_plan_marks_a_path_writable(tmp_path):
     assert render(tmp_path).document["services"]["supervise"]["volumes"][0]["read_only"] is False
 
 
+def test_the_agent_never_writes_to_the_host_not_even_where_the_plan_allows_a_sidecar(tmp_path):
+    """supervise's queue is marked writable for supervise: mounted read-write into the agent, it
+    would let the agent write into the queue a human approves from."""
+    queue = "{{ m.bind(plan.supervise.queue_dir, '/queue', read_only=false) }}"
+    edits = {"agent_yaml_j2": ("    volumes:\n", f"    volumes:\n      - {queue}\n")}
+    refused(
+        tmp_path, r"services\.agent\.volumes\[0\]\.source .*is writable: the agent may not write to the host", **edits
+    )
+    read_only = {
+        "agent_yaml_j2": ("    volumes:\n", "    volumes:\n      - {{ m.bind(plan.supervise.queue_dir, '/queue') }}\n")
+    }
+    render(tmp_path, **read_only)  # reading it is the agent's to do
+
+
 def test_a_users_home_itself_is_never_given(tmp_path, monkeypatch):
     home = tmp_path / "home-of-someone"
     home.mkdir()

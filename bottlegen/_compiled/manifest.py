@@ -3,7 +3,7 @@
 #     python tools/compile_schemas.py
 # flake8: noqa
 # fmt: off
-SCHEMA_SHA256 = "abb15af8f071e2cb6ba023ca1275df37f04a7adb9f1fb5c042e49b27d71135fe"
+SCHEMA_SHA256 = "73f9413047f564a413cfd8ffd42c19b6059d1ebf99857c7db89fa3afa596768b"
 VERSION = "2.22.3"
 import re
 from . import Decimal, JsonSchemaValueException, JsonSchemaValuesException

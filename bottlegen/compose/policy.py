@@ -536,10 +536,17 @@ def agent_host_mounts(f: Facts) -> Iterator[Finding]:
         tree = f.host.in_tree(resolved.path)
         if tree is not None:
             yield f.at(
-                (*place.at,),
+                place.at,
                 f"{place.use} {resolved.describe(literal(place.value) or '')} would give the agent "
                 f"the host's {tree} (the engine, the host's system or a user's home)",
                 literal(place.value),
+            )
+        elif place.writable:  # x-writable paths are the sidecars' (supervise's queue): the agent only reads
+            yield f.at(
+                place.at,
+                f"{place.use} {resolved.describe(literal(place.value) or '')} is writable: the agent may not "
+                "write to the host (a path the plan marks writable is a sidecar's, such as supervise's queue); "
+                "mount it read-only",
             )
 
 
