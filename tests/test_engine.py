@@ -461,6 +461,21 @@ def test_the_library_runs_a_bottle_and_returns_data(make_bottle, monkeypatch, ca
     assert printed.out == "" and SECRET not in printed.err  # data returned, nothing printed
 
 
+def test_down_of_a_bottle_whose_state_dir_is_gone_goes_by_labels(make_bottle, tmp_path):
+    bottle = make_bottle()
+    assert bottle.cli("up", str(bottle.plan), "--state-dir", str(bottle.state)).returncode == 0
+    shutil.rmtree(bottle.state)
+    bystander = docker("network", "create", f"{bottle.slug}-bystander").stdout.strip()  # not bottlegen's: stays
+    try:
+        proc = run_cli_process("down", "-p", bottle.project, env=bottle.env, cwd=tmp_path)
+        assert proc.returncode == 0, proc.stderr
+        assert "removed by labels its 5 container(s) and the 2 network(s) bottlegen made for it" in proc.stderr
+        assert remaining(bottle) == ([], [])
+        assert docker("network", "inspect", bystander, check=False).returncode == 0
+    finally:
+        docker("network", "rm", bystander, check=False)
+
+
 def test_the_default_state_directory_is_the_projects(make_bottle, tmp_path):
     bottle = make_bottle()
     env = {"XDG_STATE_HOME": str(tmp_path / "state-home")}

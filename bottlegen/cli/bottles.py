@@ -256,6 +256,12 @@ def cmd_down(args: argparse.Namespace) -> int:
 
     state_dir = state_dir_of(args)
     bottle = state.read_bottle(state_dir)
+    if bottle is None and not args.state_dir:  # named, but its state directory is gone
+        name = args.project or os.environ.get("BOTTLEGEN_PROJECT", "")
+        outcome = lifecycle.down_by_labels(engine_of(args), name)
+        print_outcome(outcome)
+        print(f"bottle {name} is down")
+        return ExitCode.OK
     if bottle is None:
         say(f"bottlegen: no bottle in {state_dir}; nothing to tear down")
         return ExitCode.OK

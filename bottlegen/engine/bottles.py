@@ -116,7 +116,7 @@ def state_dir_of_project(name: str, engine: str | None = None) -> Path:
     )
     folders = sorted({str(Path(f.split(",")[0]).parent) for f in files if f.strip()})
     if len(folders) == 1:
-        return Path(folders[0])
+        return Path(folders[0])  # which may be gone: `down` then goes by labels (down_by_labels)
     if len(folders) > 1:
         raise OutputError(
             f"bottle {name} runs from {len(folders)} state directories ({', '.join(folders)}): give --state-dir"

@@ -22,8 +22,29 @@ from ..lints import Lint, lint
 from ..pipeline import Rendered
 from ..write import write_atomic
 from . import firewall, probe
-from .docker import FOLLOW, Engine, EngineAddress, context_of, data_root, long, run, stream, vulnerability_warning
-from .networks import AddressPool, create_argv, create_networks, free_subnets, remove_networks, survey, taken_subnets
+from .docker import (
+    FOLLOW,
+    Engine,
+    EngineAddress,
+    context_of,
+    data_root,
+    listed,
+    long,
+    run,
+    stream,
+    vulnerability_warning,
+)
+from .networks import (
+    LABEL_CREATED_BY,
+    LABEL_PROJECT,
+    AddressPool,
+    create_argv,
+    create_networks,
+    free_subnets,
+    remove_networks,
+    survey,
+    taken_subnets,
+)
 from .state import (
     COMPOSE_FILE,
     COMPOSE_LOG,
@@ -535,6 +556,37 @@ def _down(engine: Engine, bottle: Bottle, stop_timeout: int | None) -> Outcome:
     return outcome
 
 
+def down_by_labels(engine: Engine, project: str) -> Outcome:
+    """Take down a bottle whose state directory is gone: exactly what bottlegen made for it,
+    found by labels (its containers, by compose's project label; its networks, by
+    bottlegen's; its seal's rules, by their comment), nothing else. No log is saved: compose's
+    file is gone with the folder. A ComposeError when anything of it is left."""
+    outcome = Outcome(Bottle(project, Path(os.devnull), {}))
+    ids = list(_project_containers(engine, project))
+    problems = []
+    if ids:
+        proc = run([engine.docker, "rm", "-f", *ids], timeout=long())
+        if proc.returncode != 0:
+            problems.append(f"docker rm: {proc.stderr.strip()}")
+    problems += firewall.unseal(project)
+    label_filters = ["--filter", f"label={LABEL_CREATED_BY}=bottlegen", "--filter", f"label={LABEL_PROJECT}={project}"]
+    networks = listed(engine, ["network", "ls", "-q", "--no-trunc", *label_filters], "docker network ls")
+    if networks:
+        proc = run([engine.docker, "network", "rm", *networks])
+        if proc.returncode != 0:
+            problems.append(f"docker network rm: {proc.stderr.strip()}")
+    outcome.notes.append(
+        f"{project} had no state directory: removed by labels its {len(ids)} container(s) and the "
+        f"{len(networks)} network(s) bottlegen made for it; no log was saved"
+    )
+    if _project_containers(engine, project):
+        problems.append(f"containers of {project} are still there: docker ps -a --filter label={_PROJECT}={project}")
+    if problems:
+        raise ComposeError(f"teardown of {project} is incomplete", 1, ["docker", "rm"], "\n".join(problems))
+    return outcome
+
+
+_PROJECT = "com.docker.compose.project"
 _CONFIG_FILES = "com.docker.compose.project.config_files"  # compose labels each container so
 
 
