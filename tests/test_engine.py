@@ -35,7 +35,10 @@ from bottlegen.engine.docker import vulnerable_to_dns_leak
 pytestmark = pytest.mark.engine
 
 SERVICES = ["pipelock", "git-gate", "egress", "supervise", "agent"]
-TAG = "bottlegen-test/{}:latest"  # tools/standin-images bottlegen-test builds them
+# The stand-in images of this session, under a prefix of its own (tools/standin-images PREFIX
+# builds them): two sessions on one engine (a run by hand beside CI) never remove each other's.
+PREFIX = f"bottlegen-test-{secrets.token_hex(3)}"
+TAG = PREFIX + "/{}:latest"
 
 
 def docker(*args: str, check: bool = True, **kw) -> subprocess.CompletedProcess:
@@ -48,7 +51,7 @@ def docker(*args: str, check: bool = True, **kw) -> subprocess.CompletedProcess:
 @pytest.fixture(scope="session")
 def standin_images() -> Iterator[None]:
     """The README's stand-in images (tools/standin-images), under a prefix of the tests' own."""
-    proc = subprocess.run([str(REPO / "tools" / "standin-images"), "bottlegen-test"], capture_output=True, text=True)
+    proc = subprocess.run([str(REPO / "tools" / "standin-images"), PREFIX], capture_output=True, text=True)
     assert proc.returncode == 0, proc.stderr
     yield
     docker("rmi", *(TAG.format(s) for s in SERVICES), check=False)
@@ -771,7 +774,7 @@ def test_up_warns_of_a_forwarded_variable_that_is_not_set_and_strict_refuses(mak
 
 def test_a_service_that_exits_at_start_fails_up_with_its_last_log_lines(make_bottle, tmp_path):
     bottle = make_bottle()
-    failing = "bottlegen-test/failing:standin"
+    failing = f"{PREFIX}/failing:standin"
     (tmp_path / "Dockerfile").write_text(
         f'FROM {TAG.format("agent")}\nENTRYPOINT ["/bin/sh", "-c", "echo agent fell over: $BOTTLE_TEST_TOKEN; exit 3"]\n'
     )
@@ -1523,7 +1526,7 @@ def second_engine(standin_images) -> Iterator[str]:
             time.sleep(0.5)
         docker("context", "create", context, "--docker", f"host={sock}")  # in the tests' own DOCKER_CONFIG
         built = subprocess.run(
-            [str(REPO / "tools" / "standin-images"), "bottlegen-test"],
+            [str(REPO / "tools" / "standin-images"), PREFIX],
             capture_output=True,
             text=True,
             env={**os.environ, "DOCKER_HOST": sock},
