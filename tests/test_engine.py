@@ -1673,21 +1673,29 @@ def test_on_a_remote_engine_bind_sources_are_said_to_be_unchecked_not_missing(ma
         from bottlegen.engine import docker as engine_docker
         from bottlegen.engine import probe
 
-        engine = engine_docker.preflight(engine_docker.EngineAddress(context=context))
-        assert engine.remote
-        files = bottle.files
-        (files / "links").mkdir()
-        (files / "links" / "sock").symlink_to("/var/run/docker.sock")
-        (files / "links" / "up").symlink_to("../gg")
-        (files / "links" / "loop").symlink_to("loop")
-        (files / "links" / "etc").symlink_to("/etc/../etc/./")
-        os.mkfifo(files / "fifo")
-        paths = [
-            str(files / "links" / "sock"), str(files / "links" / "up" / "pre-receive"), str(files / "links" / "up"),
-            str(files / "links" / "loop"), str(files / "links" / "etc"), str(files / "fifo"), str(files / "nothing"),
-            "/", "/dev/null", "/etc/hostname", "/var/run",
-        ]  # fmt: skip
-        there = probe.host_view(engine, probe.image(engine), paths, "/var/lib/docker")
+        saved = {k: os.environ.get(k) for k in ("DOCKER_CONTEXT", "DOCKER_HOST")}
+        try:  # the preflight points this process's docker at that engine: put it back after
+            engine = engine_docker.preflight(engine_docker.EngineAddress(context=context))
+            assert engine.remote
+            files = bottle.files
+            (files / "links").mkdir()
+            (files / "links" / "sock").symlink_to("/var/run/docker.sock")
+            (files / "links" / "up").symlink_to("../gg")
+            (files / "links" / "loop").symlink_to("loop")
+            (files / "links" / "etc").symlink_to("/etc/../etc/./")
+            os.mkfifo(files / "fifo")
+            paths = [
+                str(files / "links" / "sock"), str(files / "links" / "up" / "pre-receive"), str(files / "links" / "up"),
+                str(files / "links" / "loop"), str(files / "links" / "etc"), str(files / "fifo"), str(files / "nothing"),
+                "/", "/dev/null", "/etc/hostname", "/var/run",
+            ]  # fmt: skip
+            there = probe.host_view(engine, probe.image(engine), paths, "/var/lib/docker")
+        finally:
+            for key, value in saved.items():
+                if value is None:
+                    os.environ.pop(key, None)
+                else:
+                    os.environ[key] = value
         here = host.local()
         for path in paths:
             if path.endswith("loop"):
