@@ -69,13 +69,19 @@ def _is_url(value: str) -> bool:
     return "://" in value or value.startswith(("git@", "github.com/"))
 
 
+def short_writable(volume: str) -> bool:
+    """Whether a short-syntax volume `SRC:DST[:MODE]` is mounted writable (no `ro` in MODE)."""
+    parts = volume.split(":")
+    options = parts[2].split(",") if len(parts) > 2 else []
+    return "ro" not in options and "readonly" not in options
+
+
 def _short_bind(volume: str) -> tuple[str, bool] | None:
     """(source, writable) of a short-syntax bind, or None when it is no bind."""
     parts = volume.split(":")
     if len(parts) < 2 or not parts[0].startswith((".", "/", "~")):
         return None
-    options = parts[2].split(",") if len(parts) > 2 else []
-    return parts[0], "ro" not in options and "readonly" not in options
+    return parts[0], short_writable(volume)
 
 
 def _named_volume_device(document: dict[str, Any], name: Any) -> tuple[Any, ...] | None:
@@ -110,8 +116,9 @@ def host_paths(document: dict[str, Any]) -> list[HostPath]:
                 if bind is not None:
                     found.append(HostPath(at, bind[0], "bind", (name,), bind[1]))
                 elif (device := _named_volume_device(document, volume.split(":")[0])) is not None:
-                    ro = len(volume.split(":")) > 2 and "ro" in volume.split(":")[2].split(",")
-                    found.append(HostPath(device, _at(document, device), "volume device", (name,), not ro))
+                    found.append(
+                        HostPath(device, _at(document, device), "volume device", (name,), short_writable(volume))
+                    )
         env_file = service.get("env_file")
         for index, entry in enumerate([env_file] if isinstance(env_file, str) else env_file or []):
             where: tuple[Any, ...] = ("services", name, "env_file") + (() if isinstance(env_file, str) else (index,))

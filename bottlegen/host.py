@@ -15,7 +15,7 @@ import functools
 import os
 import posixpath
 import stat
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import NamedTuple
 
@@ -172,27 +172,20 @@ class HostView:
     reads_host: bool = True
 
     @functools.cached_property
-    def _trees(self) -> tuple[str, ...]:
-        return tuple(dict.fromkeys([*SYSTEM_TREES, normalized(self.data_root)]))
-
     def trees(self) -> tuple[str, ...]:
-        return self._trees
+        """The system trees, the engine's data root among them."""
+        return tuple(dict.fromkeys([*SYSTEM_TREES, normalized(self.data_root)]))
 
     def in_tree(self, path: str) -> str | None:
         """The system tree path is in (or is), or None."""
-        return next((tree for tree in self.trees() if path == tree or path.startswith(tree + "/")), None)
+        return next((tree for tree in self.trees if path == tree or path.startswith(tree + "/")), None)
 
     def in_pseudo_tree(self, path: str) -> bool:
         return any(path == tree or path.startswith(tree + "/") for tree in PSEUDO_TREES)
 
     def is_tree_root(self, path: str) -> bool:
         """path is `/`, a system tree itself, or a user's home directory itself."""
-        return path == ROOT or path in self.trees() or path in self.homes
-
-    def with_data_root(self, data_root: str | None) -> HostView:
-        if not data_root:
-            return self
-        return HostView(self.resolve, data_root, self.homes, self.reads_host)
+        return path == ROOT or path in self.trees or path in self.homes
 
 
 def local(data_root: str | None = None) -> HostView:
@@ -203,8 +196,3 @@ def local(data_root: str | None = None) -> HostView:
 def lexical(data_root: str | None = None) -> HostView:
     """Nothing read: each path judged as written (normalized), no homes known."""
     return HostView(_lexical_resolve, data_root or DEFAULT_DATA_ROOT, frozenset(), reads_host=False)
-
-
-def documented_trees() -> Iterable[str]:
-    """The list the README prints: `/`, the system trees, the engine's data root, users' homes."""
-    return (ROOT, *SYSTEM_TREES)

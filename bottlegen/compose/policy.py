@@ -17,9 +17,10 @@ rendered file then names it in its header; the other rules always hold.
 
 from __future__ import annotations
 
+import functools
 import os
 import re
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any, NamedTuple
 
 from .. import host as hosts
@@ -471,7 +472,6 @@ def host_paths_rule(f: Facts) -> Iterator[Finding]:
                 text,
             )
             continue
-        data_root = hosts.normalized(f.host.data_root)
         if f.host.in_pseudo_tree(resolved.path):
             yield f.at(
                 place.at,
@@ -480,10 +480,11 @@ def host_paths_rule(f: Facts) -> Iterator[Finding]:
                 text,
             )
             continue
-        if f.host.is_tree_root(resolved.path) or resolved.path.startswith(data_root + "/"):
+        whole = _whole_of_host(f.host, resolved.path)
+        if whole is not None:
             yield f.at(
                 place.at,
-                f"{place.use} {shown} is a host system tree, a user's home or the engine's data; "
+                f"{place.use} {shown} is a host system tree, a user's home or the engine's data: {whole}; "
                 "no service may be given it",
                 text,
             )
@@ -500,6 +501,21 @@ def host_paths_rule(f: Facts) -> Iterator[Finding]:
                     f"{place.use} {shown} is writable, but the plan marks no such host path writable; "
                     "mount it read-only (`read_only: true`), or take it from a plan key marked `x-writable`",
                 )
+
+
+def _whole_of_host(host: hosts.HostView, path: str) -> str | None:
+    """What of the host path is the whole of, said for an operator: the root, a system tree
+    itself, a user's home itself, or (at or below it) the engine's data; None otherwise."""
+    data_root = hosts.normalized(host.data_root)
+    if path == data_root or path.startswith(data_root + "/"):
+        return f"the engine's own data (its data root {data_root}: images, containers, volumes)"
+    if path == hosts.ROOT:
+        return "the host's root file system"
+    if path in host.homes:
+        return "a user's home directory"
+    if path in host.trees:
+        return f"the host's whole {path} (a system tree)"
+    return None
 
 
 def agent_host_mounts(f: Facts) -> Iterator[Finding]:
@@ -815,7 +831,7 @@ def facts_of(
     gateway_services: frozenset[str],
     context: dict[str, Any],
     host: hosts.HostView,
-    writable: list[str] = (),  # type: ignore[assignment]
+    writable: Sequence[str] = (),
 ) -> Facts:
     """What the rules look at: the document's services, each network's role and engine name
     (a network key takes the role of the engine network it resolves to), the plan's asks."""
@@ -836,16 +852,7 @@ def facts_of(
     engine_roles = {engine_names[key]: role for key, role in by_role.items() if engine_names.get(key)}
     roles = {key: by_role.get(key) or engine_roles.get(engine_names[key] or "") for key in declared}
     strict = context["plan"].get("hardening") == "strict"
-    resolutions: dict[str, hosts.Resolved] = {}
-    reads = host.resolve
-
-    def resolve(path: str) -> hosts.Resolved:
-        found = resolutions.get(path)
-        if found is None:
-            found = resolutions[path] = reads(path)
-        return found
-
-    host = hosts.HostView(resolve, host.data_root, host.homes, host.reads_host)
+    host = hosts.HostView(functools.cache(host.resolve), host.data_root, host.homes, host.reads_host)  # once a render
     return Facts(
         merged,
         services,
@@ -912,7 +919,7 @@ def enforce(
     context: dict[str, Any],
     source: str,
     host: hosts.HostView | None = None,
-    writable: list[str] = (),  # type: ignore[assignment]
+    writable: Sequence[str] = (),
 ) -> None:
     """Raise DocumentError listing every broken rule, or PlanError when each comes from a plan value.
 

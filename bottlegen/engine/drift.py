@@ -14,7 +14,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any, NamedTuple
 
-from ..composefile import byte_size, cpu_count, mounts, names
+from ..composefile import byte_size, cpu_count, mounts, names, short_writable
 
 # The capabilities Docker gives a container by default (moby's oci/caps/defaults.go).
 DEFAULT_CAPABILITIES = frozenset(
@@ -121,11 +121,7 @@ def _declared_mounts(
     found: dict[str, tuple[str, str, bool]] = {}
     for index, kind, source, target in mounts(service):
         volume = (service.get("volumes") or [])[index]
-        if isinstance(volume, dict):
-            writable = volume.get("read_only") is not True
-        else:
-            parts = str(volume).split(":")
-            writable = not (len(parts) > 2 and "ro" in parts[2].split(","))
+        writable = volume.get("read_only") is not True if isinstance(volume, dict) else short_writable(str(volume))
         if target is None:
             continue
         if kind == "volume" and isinstance(source, str):
