@@ -222,6 +222,7 @@ def test_a_second_up_with_a_relative_state_dir_is_a_re_up(running):
     proc = run_cli_process("up", "plan.yml", "--state-dir", relative, env=running.env, cwd=running.plan.parent)
     assert proc.returncode == 0, proc.stderr
     assert f"bottle {running.project} is up" in proc.stdout
+    assert "bottlegen: nothing would change" in proc.stderr  # up over a running bottle says what it changes
     assert docker("inspect", "--format", "{{.State.Running}}", running.name("agent")).stdout.strip() == "true"
 
 

@@ -18,7 +18,7 @@ if TYPE_CHECKING:
     from ..engine.docker import Engine
     from ..engine.state import Bottle
     from ..engine.verify import VerifyOptions
-from .options import Layering, render_plan, renderer_of, state_dir_of, take_layers
+from .options import Layering, project_of, render_plan, renderer_of, state_dir_of, take_layers
 from .output import Warnings, print_outcome, say
 
 # The engine commands load the engine package only when they run: `render` never needs it.
@@ -96,10 +96,12 @@ def cmd_up(args: argparse.Namespace) -> int:
             print(f"would run: bottlegen verify --state-dir {shlex.quote(str(state_dir))}")
         return ExitCode.OK
     checks = verify_options(engine, args) if args.verify else None  # the probe image too, before anything starts
-    if (state_dir / "docker-compose.yml").is_file() and not args.quiet:
-        for line in lifecycle.changes(engine, rendered, state_dir).summary():
+
+    def say_changes(found: lifecycle.Changes) -> None:  # the bottle runs: what this up changes on it
+        for line in [] if args.quiet else found.summary():
             say(f"bottlegen: {line}")
-    outcome = lifecycle.up(engine, rendered, state_dir, options)
+
+    outcome = lifecycle.up(engine, rendered, state_dir, options, before=say_changes)
     print_outcome(outcome)
     print(f"bottle {outcome.bottle.project} is up; state in {state_dir}")
     if checks is None:
@@ -257,7 +259,7 @@ def cmd_down(args: argparse.Namespace) -> int:
     state_dir = state_dir_of(args)
     bottle = state.read_bottle(state_dir)
     if bottle is None and not args.state_dir:  # named, but its state directory is gone
-        name = args.project or os.environ.get("BOTTLEGEN_PROJECT", "")
+        name = project_of(args)
         outcome = lifecycle.down_by_labels(engine_of(args), name)
         print_outcome(outcome)
         print(f"bottle {name} is down")

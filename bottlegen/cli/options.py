@@ -273,11 +273,18 @@ def state_dir_of(args: argparse.Namespace) -> Path:
         return Path(args.state_dir)
     found = getattr(args, "_state_dir_found", None)
     if found is None:
-        name = args.project or os.environ.get(bottles.PROJECT_ENV)
-        if not name:
-            raise UsageError(f"which bottle? give --state-dir DIR or -p NAME (or set ${bottles.PROJECT_ENV})")
-        found = args._state_dir_found = bottles.state_dir_of_project(name, getattr(args, "context", None))
+        found = args._state_dir_found = bottles.state_dir_of_project(project_of(args), getattr(args, "context", None))
     return Path(found)
+
+
+def project_of(args: argparse.Namespace) -> str:
+    """The bottle's name a command is given: -p NAME, else $BOTTLEGEN_PROJECT (a UsageError when neither)."""
+    from ..engine import bottles
+
+    name = args.project or os.environ.get(bottles.PROJECT_ENV)
+    if not name:
+        raise UsageError(f"which bottle? give --state-dir DIR or -p NAME (or set ${bottles.PROJECT_ENV})")
+    return name
 
 
 def positive_int(text: str) -> int:

@@ -11,7 +11,7 @@ import contextlib
 import json
 import os
 import shlex
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -104,13 +104,20 @@ class UpOptions:
         ]
 
 
-def up(engine: Engine, rendered: Rendered, state_dir: Path, options: UpOptions = UpOptions()) -> Outcome:
+def up(
+    engine: Engine,
+    rendered: Rendered,
+    state_dir: Path,
+    options: UpOptions = UpOptions(),
+    before: Callable[[Changes], None] | None = None,
+) -> Outcome:
     """Put a rendered bottle into state_dir, create its networks, and start it.
 
     Under the state directory's lock. Refused before anything changes (ConflictError) when
     the folder holds another bottle that is running, the project runs from another folder,
     or a network is not fit to be this bottle's. If compose fails or a signal stops it,
-    what this call did is taken back (see _take_back).
+    what this call did is taken back (see _take_back). When the bottle runs already, before
+    is told what this up will change on it, once the host paths are judged.
     """
     bottle = bottle_of(rendered.document, _absolute(state_dir) / COMPOSE_FILE)
     if bottle.sealed:
@@ -118,6 +125,8 @@ def up(engine: Engine, rendered: Rendered, state_dir: Path, options: UpOptions =
     with locked(state_dir):
         running_before = _may_start(engine, bottle)
         rendered = pinned(engine, rendered)
+        if before is not None and running_before:
+            before(_changes(engine, rendered, bottle.compose_file))
         return _up(engine, rendered, bottle, options, running_before)
 
 
@@ -213,12 +222,15 @@ class Changes:
 def changes(engine: Engine, rendered: Rendered, state_dir: Path) -> Changes:
     """What `up` of this render (its host paths judged and pinned as up pins them) would
     change on the bottle in state_dir (all of it, when there is none)."""
+    return _changes(engine, pinned(engine, rendered), _absolute(state_dir) / COMPOSE_FILE)
+
+
+def _changes(engine: Engine, new: Rendered, compose_file: Path) -> Changes:
+    """What a render already pinned would change on the bottle whose compose file is compose_file."""
     import difflib
 
     from ..yamlfull import load_yaml
 
-    new = pinned(engine, rendered)
-    compose_file = _absolute(state_dir) / COMPOSE_FILE
     try:
         old_text = compose_file.read_text(encoding="utf-8")
     except FileNotFoundError:
