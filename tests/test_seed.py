@@ -9,7 +9,7 @@ from pathlib import Path
 
 import jinja2
 import pytest
-from helpers import REPO, parse_yaml
+from helpers import FULL_PLAN, REPO, parse_yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from seed_reference import bottle_plan_to_compose, plan_of
@@ -49,29 +49,17 @@ def plans(draw: st.DrawFn) -> dict:
         "runtime_image": draw(st.sampled_from(["agent:1", "registry.example/agent@sha256:" + "a" * 64])),
         "forwarded_env": forwarded,
         "use_runsc": draw(st.booleans()),
-        "proxy": {
-            "internal_network": f"{slug}-in",
-            "egress_network": f"{slug}-out",
-            "yaml_path": "/srv/b/pipelock.yaml",
-            "ca_cert_host_path": "/srv/b/ca.pem",
-            "ca_key_host_path": "/srv/b/ca-key.pem",
-        },
-        "git_gate": {
-            "entrypoint_script": "/srv/b/gg/entrypoint.sh",
-            "hook_script": "/srv/b/gg/pre-receive",
-            "access_hook_script": "/srv/b/gg/access-hook",
-            "upstreams": upstreams,
-        },
+        # the host paths of helpers' FULL_PLAN; what varies is drawn
+        "proxy": {**FULL_PLAN["proxy"], "internal_network": f"{slug}-in", "egress_network": f"{slug}-out"},
+        "git_gate": {**FULL_PLAN["git_gate"], "upstreams": upstreams},
         "egress": {
+            **{k: v for k, v in FULL_PLAN["egress"].items() if k.endswith("_path")},
             "routes": draw(st.sampled_from([[], [{"host": "api.example"}]])),
             "token_env_map": dict.fromkeys(tokens, "api.example"),
-            "routes_path": "/srv/b/eg/routes.yaml",
-            "mitmproxy_ca_host_path": "/srv/b/eg/mitm.pem",
-            "pipelock_ca_host_path": "/srv/b/ca.pem",
         },
     }
     if draw(st.booleans()):
-        plan["supervise"] = {"queue_dir": "/srv/b/sv/queue", "current_config_dir": "/srv/b/sv/current"}
+        plan["supervise"] = dict(FULL_PLAN["supervise"])
     return plan
 
 
