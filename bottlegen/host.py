@@ -12,12 +12,14 @@ nothing (a path is taken as written), for a render that must not depend on the m
 from __future__ import annotations
 
 import functools
+import hashlib
 import os
 import posixpath
 import stat
-from collections.abc import Callable
-from dataclasses import dataclass, field
-from typing import NamedTuple
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any, NamedTuple
 
 # The host's system trees: for the agent, nothing in them; for any service, never one of
 # them itself, and nothing in them writable. `/` is the root of everything, so it is judged
@@ -162,14 +164,20 @@ def _home_dirs() -> frozenset[str]:
     return frozenset(normalized(h) for h in found if normalized(h) != ROOT)
 
 
-@dataclass(frozen=True)
 class HostView:
     """How the host's paths are judged: resolving one, and the trees and homes to keep from the agent."""
 
-    resolve: Callable[[str], Resolved]
-    data_root: str = DEFAULT_DATA_ROOT
-    homes: frozenset[str] = field(default_factory=frozenset)
-    reads_host: bool = True
+    def __init__(
+        self,
+        resolve: Callable[[str], Resolved],
+        data_root: str = DEFAULT_DATA_ROOT,
+        homes: frozenset[str] = frozenset(),
+        reads_host: bool = True,
+    ):
+        self.resolve = resolve
+        self.data_root = data_root
+        self.homes = homes
+        self.reads_host = reads_host
 
     @functools.cached_property
     def trees(self) -> tuple[str, ...]:
@@ -190,9 +198,154 @@ class HostView:
 
 def local(data_root: str | None = None) -> HostView:
     """This machine, read now: realpath and stat, the password database's home directories."""
-    return HostView(_local_resolve, data_root or DEFAULT_DATA_ROOT, _home_dirs())
+    return HostView(_noted_resolve, data_root or DEFAULT_DATA_ROOT, frozenset(observe("homes", "")))
 
 
 def lexical(data_root: str | None = None) -> HostView:
     """Nothing read: each path judged as written (normalized), no homes known."""
     return HostView(_lexical_resolve, data_root or DEFAULT_DATA_ROOT, frozenset(), reads_host=False)
+
+
+# --- what a render reads of this machine, noted --------------------------------------------
+#
+# A render reads the machine only through the functions below (tests/test_architecture.py
+# holds the render's modules to that). Each is an observation: a kind, a path, and what was
+# there, as a JSON value. While a `recording()` is open in the thread, every observation is
+# noted; `unchanged()` makes each one again and compares. That is what lets bottlegen.memo
+# answer a render run again with nothing changed with its earlier result: nothing the
+# render saw of the machine has changed, because the very functions that saw it see the same.
+
+
+def _file_state(path: str) -> str:
+    """What a stat (following links) finds: `missing`, or the type and, for a file, its size."""
+    try:
+        info = os.stat(path)
+    except OSError:
+        return MISSING
+    return f"{FILE}:{info.st_size}" if stat.S_ISREG(info.st_mode) else kind_of(info.st_mode)
+
+
+def _entry_state(path: str) -> str:
+    """What is at path itself (a link is said as one) and what it leads to."""
+    try:
+        own = os.lstat(path)
+    except OSError:
+        return MISSING
+    leads = _file_state(path)
+    return f"link:{leads}" if stat.S_ISLNK(own.st_mode) else leads
+
+
+def digest(data: bytes) -> str:
+    return "sha256:" + hashlib.sha256(data).hexdigest()
+
+
+def _text_state(path: str) -> str:
+    try:
+        with open(path, "rb") as file:
+            return digest(file.read())
+    except OSError:
+        return UNREADABLE
+
+
+def _resolve_state(path: str) -> list[str]:
+    return list(_local_resolve(path))
+
+
+def _homes_state(_: str) -> list[str]:
+    return sorted(_home_dirs())
+
+
+OBSERVERS: dict[str, Callable[[str], Any]] = {
+    "real": os.path.realpath,
+    "exists": os.path.exists,
+    "state": _file_state,
+    "entry": _entry_state,
+    "text": _text_state,
+    "resolve": _resolve_state,
+    "homes": _homes_state,
+}
+
+
+class Reads:
+    """The observations of one recording: (kind, path) -> what was there. Two observations of
+    one thing that disagree (a file changed while the render read it) spoil the record."""
+
+    def __init__(self) -> None:
+        self.seen: dict[tuple[str, str], Any] = {}
+        self.spoiled = False
+
+    def note(self, kind: str, path: str, value: Any) -> None:
+        if self.seen.setdefault((kind, path), value) != value:
+            self.spoiled = True
+
+
+_recording = threading.local()
+
+
+@contextmanager
+def recording() -> Iterator[Reads]:
+    """Note every observation this thread makes until the block ends."""
+    reads, previous = Reads(), getattr(_recording, "reads", None)
+    _recording.reads = reads
+    try:
+        yield reads
+    finally:
+        _recording.reads = previous
+
+
+def _noted(kind: str, path: str, value: Any) -> Any:
+    reads = getattr(_recording, "reads", None)
+    if reads is not None:
+        reads.note(kind, path, value)
+    return value
+
+
+def observe(kind: str, path: str) -> Any:
+    """Look (OBSERVERS[kind]) and note what was there."""
+    return _noted(kind, path, OBSERVERS[kind](path))
+
+
+def realpath(path: str | os.PathLike[str]) -> str:
+    return str(observe("real", os.fspath(path)))
+
+
+def exists(path: str) -> bool:
+    return bool(observe("exists", path))
+
+
+def file_state(path: str) -> str:
+    """`missing`, `file:SIZE`, or the type of what is there (links followed)."""
+    return str(observe("state", path))
+
+
+def entry_state(path: str | os.PathLike[str]) -> str:
+    """file_state, and `link:` before it where path itself is a symbolic link."""
+    return str(observe("entry", os.fspath(path)))
+
+
+def read_bytes(path: str | os.PathLike[str], limit: int | None = None) -> bytes:
+    """A file's bytes (at most limit of them), noted by the whole file's digest. Raises OSError."""
+    with open(path, "rb") as file:
+        data = file.read() if limit is None else file.read(limit)
+    if getattr(_recording, "reads", None) is not None:
+        _noted("text", os.fspath(path), digest(data) if limit is None else _text_state(os.fspath(path)))
+    return data
+
+
+def was_read(path: str | os.PathLike[str], data: bytes) -> None:
+    """Note a file the caller read whole itself (load.read_text_file, which reads carefully)."""
+    _noted("text", os.fspath(path), digest(data))
+
+
+def _noted_resolve(path: str) -> Resolved:
+    found = _local_resolve(path)
+    _noted("resolve", path, list(found))
+    return found
+
+
+def unchanged(seen: list[list[Any]]) -> bool:
+    """Each observation [kind, path, value] made again finds the same value."""
+    try:
+        return all(OBSERVERS[kind](path) == value for kind, path, value in seen)
+    except (KeyError, ValueError, TypeError):
+        return False

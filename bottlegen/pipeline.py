@@ -99,7 +99,7 @@ def plan_data(plan: str) -> tuple[Any, str, Path]:
     current folder (there is no plan file to resolve them against)."""
     if plan == "-":
         return load.read_plan_stream(sys.stdin.buffer), load.STDIN, Path.cwd()
-    return load.read_plan(Path(plan)), plan, Path(plan).resolve().parent
+    return load.read_plan(Path(plan)), plan, Path(host.realpath(plan)).parent
 
 
 def template_roots(override_dirs: Sequence[str | os.PathLike[str]] = ()) -> list[Root]:
@@ -197,7 +197,7 @@ class Renderer:
         return {**context, "service": service}
 
     def context(self, plan_path: Path) -> dict[str, Any]:
-        return self.context_for(load.read_plan(plan_path), str(plan_path), plan_path.resolve().parent)
+        return self.context_for(load.read_plan(plan_path), str(plan_path), Path(host.realpath(plan_path)).parent)
 
     # -- rendering --------------------------------------------------------------------
 
@@ -206,7 +206,7 @@ class Renderer:
         relative host paths are written relative to it (relocate.py)."""
         with self._stage(self.STAGES[0]):
             data = load.read_plan(plan_path)
-        return self.render_data(data, str(plan_path), plan_path.resolve().parent, plan_path.name, output_dir)
+        return self.render_data(data, str(plan_path), Path(host.realpath(plan_path)).parent, plan_path.name, output_dir)
 
     def layered(
         self, data: Any, source: str, base_dir: Path, overlays: Sequence[Path] = (), sets: Sequence[str] = ()
@@ -220,7 +220,7 @@ class Renderer:
     def _overlay(self, path: Path) -> tuple[str, Any, Path]:
         """An overlay file, read once per process: a fleet lays the same files over each plan."""
         if path not in self._overlays:
-            self._overlays[path] = (str(path), load.read_plan(path), path.resolve().parent)
+            self._overlays[path] = (str(path), load.read_plan(path), Path(host.realpath(path)).parent)
         return self._overlays[path]
 
     def render_plan(

@@ -9,16 +9,17 @@ from __future__ import annotations
 
 import json
 from functools import cache
-from importlib import resources
 from pathlib import Path
 from typing import Any
 
+PACKAGE = Path(__file__).resolve().parent
+
 
 def _data_dir(name: str) -> Path:
-    packaged = Path(str(resources.files("bottlegen"))) / name
+    packaged = PACKAGE / name
     if packaged.is_dir():
         return packaged
-    checkout = Path(__file__).resolve().parent.parent / name
+    checkout = PACKAGE.parent / name
     if checkout.is_dir():
         return checkout
     raise FileNotFoundError(f"bottlegen is installed without its {name}/ directory")

@@ -23,6 +23,8 @@ LEAVES = [
     "resources",
     "composefile",
     "host",
+    "cachedir",
+    "memo",
     "write",
     "_compiled",
     "yamltext",
@@ -74,6 +76,7 @@ LAYERS = [
     "cli.render",
     "cli.templates",
     "cli.bottles",
+    "cli.commands",
     "cli",
     "cli.__main__",
     "",  # bottlegen/__init__.py
@@ -150,3 +153,64 @@ def test_no_assertion_in_the_tests_is_always_true_by_its_shape():
             if isinstance(node, ast.Assert) and isinstance(node.test, ast.IfExp | ast.Tuple | ast.Constant):
                 found.append(f"{path.name}:{node.lineno}: assert {ast.unparse(node.test)[:80]}")
     assert not found, "\n".join(found)
+
+
+# --- a render reads this machine only through bottlegen.host -----------------------------
+#
+# The render memo (memo.py) answers a render again only when everything it read of the
+# machine is as it was; it knows what was read because every read goes through host.py's
+# observations. A read anywhere else in the render would be one the memo cannot see.
+
+RENDER_MODULES = [
+    *sorted((PACKAGE / "stages").glob("*.py")),
+    *sorted((PACKAGE / "compose").glob("*.py")),
+    *(PACKAGE / f"{name}.py" for name in ("pipeline", "lints", "composefile", "paths", "roles", "schemas")),
+    *(PACKAGE / f"{name}.py" for name in ("yamltext", "yamlfull", "yamlsubset")),
+]
+READS = {
+    "stat", "lstat", "fstat", "open", "realpath", "exists", "isfile", "isdir", "islink", "getsize",
+    "readlink", "listdir", "scandir", "read_text", "read_bytes", "is_file", "is_dir", "is_symlink",
+    "iterdir", "glob", "rglob", "access", "samefile", "getpwall", "getpwnam",
+}  # fmt: skip
+# Reads that are not the render's, or that note what they read themselves.
+NOTED = {
+    ("stages/load.py", "read_text_file"),  # reads carefully, then host.was_read()
+    ("stages/templating.py", "list_templates"),  # `templates list`, not a render
+}
+
+
+def reads_outside_host(path, package=PACKAGE) -> list[str]:
+    found = []
+    shown = path.relative_to(package).as_posix()
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    for function in [tree, *(n for n in ast.walk(tree) if isinstance(n, ast.FunctionDef))]:
+        name = getattr(function, "name", "<module>")
+        if (shown, name) in NOTED:
+            continue
+        body = function.body if isinstance(function, ast.FunctionDef) else [
+            n for n in tree.body if not isinstance(n, ast.FunctionDef | ast.ClassDef)
+        ]  # fmt: skip
+        for node in (n for statement in body for n in ast.walk(statement)):
+            if not isinstance(node, ast.Call):
+                continue
+            func = node.func
+            called = func.attr if isinstance(func, ast.Attribute) else getattr(func, "id", None)
+            receiver = ast.unparse(func.value) if isinstance(func, ast.Attribute) else ""
+            if receiver in ("host", "hosts") or receiver.endswith(".host"):
+                continue  # bottlegen.host, or a HostView
+            path_resolve = called == "resolve" and not node.args  # Path.resolve()
+            if called in READS or path_resolve:
+                found.append(f"bottlegen/{shown}:{node.lineno}: {ast.unparse(func)}() in {name}")
+    return found
+
+
+def test_a_render_reads_the_machine_only_through_host():
+    found = [line for path in RENDER_MODULES for line in reads_outside_host(path)]
+    assert not found, "read through bottlegen.host (so the render memo sees it):\n" + "\n".join(sorted(set(found)))
+
+
+def test_the_read_check_sees_a_read(tmp_path):
+    planted = tmp_path / "bottlegen" / "stages" / "sample.py"
+    planted.parent.mkdir(parents=True)
+    planted.write_text("import os\ndef f(p):\n    return os.path.exists(p), p.resolve(), host.exists(p), open(p)\n")
+    assert len(reads_outside_host(planted, tmp_path / "bottlegen")) == 3

@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from .. import batch, goldens, lints, resources, yamltext
+from .. import batch, goldens, lints, memo, resources, yamltext
 from ..errors import ExitCode, UsageError, UserError
 from ..lints import Lint
 from ..pipeline import Rendered, Renderer
@@ -39,6 +39,8 @@ def cmd_render(args: argparse.Namespace) -> int:
             write_if_changed(Path(args.output), rendered.text)
         else:
             sys.stdout.write(rendered.text)
+        if plan != "-" and not args.verify:  # what it read, it read through bottlegen.host
+            memo.keep(Path(args.output) if args.output else None)
         return ExitCode.OK
     if args.output:
         raise UsageError("-o and --out-dir do not go together")

@@ -22,7 +22,7 @@ from collections.abc import Callable, Iterator
 from typing import Any
 from urllib.parse import urlsplit
 
-from .. import resources
+from .. import host, resources
 from ..composefile import mounts, names, unescape
 from ..errors import DocumentError, Problem
 from ..lints import Lint, lint
@@ -259,7 +259,7 @@ def lints(merged: Merged, check_host: bool = True) -> list[Lint]:
         if not isinstance(service, dict):
             continue
         for index, kind, source, _ in mounts(service):
-            if check_host and kind == "bind" and isinstance(source, str) and not os.path.exists(unescape(source)):
+            if check_host and kind == "bind" and isinstance(source, str) and not host.exists(unescape(source)):
                 warnings.append(
                     lint(
                         "BG102",

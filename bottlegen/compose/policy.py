@@ -619,8 +619,7 @@ def tokens(f: Facts) -> Iterator[Finding]:
 def _env_file_names(path: str) -> set[str]:
     """The variable names an env file sets (`NAME=...`, `export NAME=...`, a bare `NAME`)."""
     try:
-        with open(path, encoding="utf-8", errors="replace") as file:
-            lines = file.read(1 << 20).splitlines()
+        lines = hosts.read_bytes(path, 1 << 20).decode("utf-8", errors="replace").splitlines()
     except OSError:
         return set()
     found = set()

@@ -20,6 +20,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
+from .. import host
 from ..composefile import host_paths, set_at
 
 
@@ -29,16 +30,16 @@ def relative_to(paths: Iterable[str], folder: Path) -> dict[str, str]:
     bottlegen), its form relative to folder: `./x` or `../x`, never a bare name (a short
     volume would read it as a named volume). Paths elsewhere stay absolute."""
     try:
-        root = os.path.realpath(os.getcwd())
+        root = host.realpath(os.getcwd())
     except OSError:
         return {}
-    base = os.path.realpath(folder)
+    base = host.realpath(folder)
     if not _inside(base, root):
         return {}
     out = {}
     for written in paths:
         absolute = written.replace("$$", "$")
-        if not _inside(os.path.realpath(absolute), root):
+        if not _inside(host.realpath(absolute), root):
             continue
         relative = os.path.relpath(absolute, base)
         if relative not in (".", "..") and not relative.startswith("../"):

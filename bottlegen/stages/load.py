@@ -19,6 +19,7 @@ import stat
 from pathlib import Path
 from typing import Any, BinaryIO
 
+from .. import host
 from ..errors import OutputError, PlanError, Problem
 from ..paths import json_path
 from ..yamlsubset import load_data, nesting_depth_over
@@ -102,7 +103,9 @@ def read_text_file(path: Path, what: str, error: type[Exception] = PlanError, li
             if size > limit:
                 raise error(f"{path}: is larger than {limit} bytes, the most a {what} may be")
             chunks.append(chunk)
-        return b"".join(chunks)
+        data = b"".join(chunks)
+        host.was_read(path, data)
+        return data
     except OutputError:
         raise
     except OSError as e:

@@ -17,7 +17,7 @@ from typing import Any, NamedTuple
 import jinja2
 from jinja2 import TemplateNotFound
 
-from .. import resources
+from .. import host, resources
 from ..errors import TemplateError
 from ..roles import AGENT, GATEWAY
 from ..schemas import format_errors, violations
@@ -60,7 +60,7 @@ def read_manifest(env: jinja2.Environment) -> Manifest:
     except TemplateNotFound as e:
         raise TemplateError(f"{MANIFEST} not found in the templates folders: {e.message or e}") from None
     try:
-        data = load_data(path.read_text(encoding="utf-8"))
+        data = load_data(host.read_bytes(path).decode("utf-8"))
     except (YAMLSyntaxError, OSError, UnicodeDecodeError) as e:
         raise TemplateError(f"{path}: cannot read the manifest: {e}") from None
     errors = violations(resources.MANIFEST_SCHEMA, data)

@@ -10,12 +10,11 @@ from __future__ import annotations
 
 import copy
 import os
-import stat
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, NamedTuple
 
-from .. import resources
+from .. import host, resources
 from ..composefile import dns_problem
 from ..errors import PlanError, Problem
 from ..paths import json_path, shorten
@@ -120,7 +119,7 @@ def resolve_host_paths(schema: dict[str, Any], value: Any, base_dir: Path) -> An
 def rebase_host_paths(schema: dict[str, Any], value: Any, from_dir: Path, to_dir: Path) -> Any:
     """value (a part of a plan written in from_dir) with each relative host path rewritten
     to mean the same from to_dir; `~` and absolute paths are kept."""
-    source, target = os.path.realpath(from_dir), os.path.realpath(to_dir)
+    source, target = host.realpath(from_dir), host.realpath(to_dir)
     if source == target:
         return value
 
@@ -251,11 +250,8 @@ def _env_file_in_use(path: str | None) -> str | None:
     """
     if path is None:
         return None
-    try:
-        info = os.stat(path)
-    except OSError:
-        return None
-    return path if stat.S_ISREG(info.st_mode) and info.st_size > 0 else None
+    state = host.file_state(path)
+    return path if state.startswith("file:") and state != "file:0" else None
 
 
 def resolve_plan(

@@ -29,6 +29,7 @@ import jinja2
 from jinja2 import BaseLoader, StrictUndefined, TemplateNotFound
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
+from .. import host
 from ..cache import open_cache
 from ..errors import Problem, TemplateError
 from ..yamltext import MAX_DEPTH, double_quoted, plain_string, scalar
@@ -149,13 +150,15 @@ class RootedLoader(BaseLoader):
             raise TemplateNotFound(name, f"template name {name!r} must be a relative path inside a templates folder")
         for root in self.roots:
             candidate = root.path.joinpath(*parts)
-            if not candidate.is_file() and (candidate.is_symlink() or candidate.exists()):
+            state = host.entry_state(candidate)
+            if state == host.MISSING:
+                continue
+            if not state.removeprefix("link:").startswith(f"{host.FILE}:"):
                 raise TemplateNotFound(name, f"{candidate} is not a regular file")
-            if candidate.is_file():
-                real_root = os.path.realpath(root.path)
-                if os.path.commonpath([real_root, os.path.realpath(candidate)]) != real_root:
-                    raise TemplateNotFound(name, f"{candidate} resolves outside its templates folder {root.path}")
-                return root, candidate
+            real_root = host.realpath(root.path)
+            if os.path.commonpath([real_root, host.realpath(candidate)]) != real_root:
+                raise TemplateNotFound(name, f"{candidate} resolves outside its templates folder {root.path}")
+            return root, candidate
         raise TemplateNotFound(name)
 
     def get_source(self, environment: jinja2.Environment, name: str) -> tuple[str, str | None, Callable[[], bool]]:
@@ -163,13 +166,12 @@ class RootedLoader(BaseLoader):
             return self.generated[name], None, lambda: True
         _, path = self.locate(name)
         try:
-            source = path.read_text(encoding="utf-8")
-            mtime = path.stat().st_mtime
+            source = host.read_bytes(path).decode("utf-8")
         except UnicodeDecodeError as e:
             raise TemplateError(f"{path}: template {name!r} is not UTF-8 text ({e.reason} at byte {e.start})") from None
         except OSError as e:
             raise TemplateError(f"{path}: cannot read template {name!r}: {e.strerror or e}") from None
-        return source, str(path), lambda: path.is_file() and path.stat().st_mtime == mtime
+        return source, str(path), lambda: False  # never asked: auto_reload is off
 
     def list_templates(self) -> list[str]:
         """The templates (*.j2) and the manifest in every root; other files are not templates."""
