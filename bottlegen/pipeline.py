@@ -182,8 +182,7 @@ class Renderer:
         validate.validate_plan(data, source, self._plan_check)
         names = [entry.name for entry in self.manifest.services]
         context, paths = resolve.resolve_plan(data, base_dir, source, names, self.plan_schema, self.check_host)
-        context["services"] = manifest.enabled_services(self.conditions, context)
-        context["facts"].update(resolve.service_facts(context["settings"], context["services"]))
+        manifest.enable(self.conditions, context)
         return context, paths
 
     @staticmethod

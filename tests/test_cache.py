@@ -15,7 +15,9 @@ PLAN = str(EXAMPLES / "all-sidecars.yml")
 
 def render(cache: Path | str) -> tuple[int, str, str]:
     """A render in a new process, as each launch is: the cache folder is opened at its start."""
-    proc = run_cli_process("render", PLAN, env={"BOTTLEGEN_CACHE_DIR": str(cache), "BOTTLEGEN_MEMO": "0"})  # the memo would skip Jinja
+    proc = run_cli_process(
+        "render", PLAN, env={"BOTTLEGEN_CACHE_DIR": str(cache), "BOTTLEGEN_MEMO": "0"}
+    )  # the memo would skip Jinja
     return proc.returncode, proc.stdout, proc.stderr
 
 

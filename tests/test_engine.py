@@ -730,6 +730,36 @@ def test_a_daemon_that_never_answers_is_exit_8_not_a_hang(make_bottle, tmp_path)
         server.close()
 
 
+@contextlib.contextmanager
+def a_context_at(address: str) -> Iterator[str]:
+    """A docker context (in the tests' own DOCKER_CONFIG) whose engine is at address."""
+    context = f"bottlegen-test-{secrets.token_hex(3)}"
+    docker("context", "create", context, "--docker", f"host={address}")
+    try:
+        yield context
+    finally:
+        docker("context", "rm", "-f", context, check=False)
+
+
+def test_an_unreachable_context_is_named_by_its_own_socket_and_our_environment_is_left_alone(make_bottle, tmp_path):
+    """The error names the endpoint actually dialled (the context's socket, not the default),
+    and the library passes the engine's address to each command instead of setting it in the
+    caller's environment."""
+    from bottlegen import bottles
+    from bottlegen.errors import EngineError
+
+    bottle = make_bottle()
+    dead = f"unix://{tmp_path}/dead.sock"
+    with a_context_at(dead) as context:
+        proc = bottle.cli("ls", "--context", context)
+        assert proc.returncode == 8, proc.stderr
+        assert f"cannot reach the Docker daemon of context {context} ({dead})" in proc.stderr
+        before = dict(os.environ)
+        with pytest.raises(EngineError, match=rf"of context {context} \({dead}\)"):
+            bottles(engine=context)
+        assert dict(os.environ) == before
+
+
 def test_a_failed_up_of_a_running_bottle_leaves_it_running_as_it_was(make_bottle):
     bottle = make_bottle()
     assert bottle.cli("up", str(bottle.plan), "--state-dir", str(bottle.state)).returncode == 0

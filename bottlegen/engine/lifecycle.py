@@ -338,7 +338,10 @@ def _up(engine: Engine, rendered: Rendered, bottle: Bottle, options: UpOptions, 
         raise
     try:
         proc = run(
-            _compose_up(engine, bottle, options), output="progress" if options.progress else "capture", timeout=long()
+            _compose_up(engine, bottle, options),
+            output="progress" if options.progress else "capture",
+            timeout=long(),
+            env=engine.env,
         )
     except (KeyboardInterrupt, Stopped):  # compose is killed by now; undo what this up did, then stop
         with contextlib.suppress(UserError):
@@ -382,7 +385,11 @@ def _take_back(
     """
     if running_before:
         return [_restore(engine, bottle, previous)]
-    run(engine.compose_argv(bottle.project, bottle.compose_file, "down", "--remove-orphans"), timeout=long())
+    run(
+        engine.compose_argv(bottle.project, bottle.compose_file, "down", "--remove-orphans"),
+        timeout=long(),
+        env=engine.env,
+    )
     problems = firewall.unseal(bottle.project)
     network_problems, notes = remove_networks(engine, bottle, only=created)
     return [
@@ -398,7 +405,7 @@ def _restore(engine: Engine, bottle: Bottle, previous: bytes | None) -> str:
     if previous is None:
         return f"{bottle.project} was running before this up; it was left as it is now (see `bottlegen ps`)"
     write_atomic(bottle.compose_file, previous.decode("utf-8"))
-    again = run(_compose_up(engine, bottle, UpOptions()), timeout=long())
+    again = run(_compose_up(engine, bottle, UpOptions()), timeout=long(), env=engine.env)
     outcome = (
         "its services run it again" if again.returncode == 0 else "starting it again failed too: see `bottlegen ps`"
     )
@@ -427,7 +434,8 @@ def _not_running(engine: Engine, bottle: Bottle, lines: int = 10) -> list[str]:
         log = run(
             engine.compose_argv(
                 bottle.project, bottle.compose_file, "logs", "--no-color", "--tail", str(lines), service.service
-            )
+            ),
+            env=engine.env,
         )
         text = mask(log.stdout, bottle.variables, os.environ)
         found += [f"  {line}" for line in text.splitlines()[-lines:]] or ["  (none)"]
@@ -460,7 +468,12 @@ def logs(engine: Engine, bottle: Bottle, options: LogOptions = LogOptions()) -> 
         bottle.project, bottle.compose_file, "logs", "--no-color", "--timestamps", *options.flags()
     )
     environment = dict(os.environ)
-    code = stream(argv, lambda line: mask(line, bottle.variables, environment), FOLLOW if options.follow else long())
+    code = stream(
+        argv,
+        lambda line: mask(line, bottle.variables, environment),
+        FOLLOW if options.follow else long(),
+        env=engine.env,
+    )
     if code != 0:
         raise ComposeError(f"docker compose logs for {bottle.project} failed (exit {code})", code, argv)
 
@@ -470,7 +483,7 @@ def logs_text(engine: Engine, bottle: Bottle, options: LogOptions = LogOptions()
     argv = engine.compose_argv(
         bottle.project, bottle.compose_file, "logs", "--no-color", "--timestamps", *options.flags()
     )
-    proc = run(argv, timeout=long())
+    proc = run(argv, timeout=long(), env=engine.env)
     if proc.returncode != 0:
         raise ComposeError.from_process(f"docker compose logs for {bottle.project}", proc)
     return mask(proc.stdout, bottle.variables, os.environ)
@@ -506,12 +519,14 @@ def agent_of(bottle: Bottle) -> str:
 def exec_in(engine: Engine, bottle: Bottle, service: str, command: Sequence[str], options: ExecOptions) -> int:
     """Run a command in a service of the bottle, our standard streams its own; its exit status."""
     argv = engine.compose_argv(bottle.project, bottle.compose_file, "exec", *options.flags(), service, *command)
-    return run(argv, output="inherit", timeout=FOLLOW).returncode
+    return run(argv, output="inherit", timeout=FOLLOW, env=engine.env).returncode
 
 
 def ps(engine: Engine, bottle: Bottle) -> list[Service]:
     """The bottle's services, sorted by name, with their state."""
-    proc = run(engine.compose_argv(bottle.project, bottle.compose_file, "ps", "--all", "--format", "json"))
+    proc = run(
+        engine.compose_argv(bottle.project, bottle.compose_file, "ps", "--all", "--format", "json"), env=engine.env
+    )
     if proc.returncode != 0:
         raise ComposeError.from_process(f"docker compose ps for {bottle.project}", proc)
     rows = [json.loads(line) for line in proc.stdout.splitlines() if line.strip().startswith("{")]
@@ -547,7 +562,7 @@ def _down(engine: Engine, bottle: Bottle, stop_timeout: int | None) -> Outcome:
     else:  # already down (or never up): keep the log a previous down saved
         outcome.notes.append(f"{bottle.project} has no containers; keeping any {COMPOSE_LOG} saved before")
     flags = ["--remove-orphans", *(["--timeout", str(stop_timeout)] if stop_timeout is not None else [])]
-    proc = run(engine.compose_argv(bottle.project, bottle.compose_file, "down", *flags), timeout=long())
+    proc = run(engine.compose_argv(bottle.project, bottle.compose_file, "down", *flags), timeout=long(), env=engine.env)
     problems = [] if proc.returncode == 0 else [f"docker compose down: {proc.stderr.strip()}"]
     problems += firewall.unseal(bottle.project)  # whatever the compose file says now
     removal_problems, notes = remove_networks(engine, bottle)
@@ -577,14 +592,14 @@ def down_by_labels(engine: Engine, project: str) -> Outcome:
     ids = list(_project_containers(engine, project))
     problems = []
     if ids:
-        proc = run([engine.docker, "rm", "-f", *ids], timeout=long())
+        proc = run([engine.docker, "rm", "-f", *ids], timeout=long(), env=engine.env)
         if proc.returncode != 0:
             problems.append(f"docker rm: {proc.stderr.strip()}")
     problems += firewall.unseal(project)
     label_filters = ["--filter", f"label={LABEL_CREATED_BY}=bottlegen", "--filter", f"label={LABEL_PROJECT}={project}"]
     networks = listed(engine, ["network", "ls", "-q", "--no-trunc", *label_filters], "docker network ls")
     if networks:
-        proc = run([engine.docker, "network", "rm", *networks])
+        proc = run([engine.docker, "network", "rm", *networks], env=engine.env)
         if proc.returncode != 0:
             problems.append(f"docker network rm: {proc.stderr.strip()}")
     outcome.notes.append(
@@ -614,7 +629,8 @@ def _project_containers(engine: Engine, project: str) -> dict[str, list[str]]:
             f"label=com.docker.compose.project={project}",
             "--format",
             f'{{{{.ID}}}} {{{{.Label "{_CONFIG_FILES}"}}}}',
-        ]
+        ],
+        env=engine.env,
     )
     found = {}
     for line in proc.stdout.splitlines():
@@ -637,7 +653,9 @@ def _save_log(engine: Engine, bottle: Bottle, path: Path) -> str | None:
     variable the bottle takes from our environment masked. An empty log never replaces a
     saved one. Best effort: a failure is a warning, returned."""
     log = run(
-        engine.compose_argv(bottle.project, bottle.compose_file, "logs", "--no-color", "--timestamps"), timeout=long()
+        engine.compose_argv(bottle.project, bottle.compose_file, "logs", "--no-color", "--timestamps"),
+        timeout=long(),
+        env=engine.env,
     )
     try:
         if log.returncode != 0:

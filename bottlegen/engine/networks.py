@@ -58,7 +58,9 @@ def find(engine: Engine, names: Sequence[str]) -> dict[str, list[Network]]:
     """For each name, every network whose name is exactly it (usually none or one): one
     `network ls` and one `network inspect` for all of them."""
     listing = checked(
-        [engine.docker, "network", "ls", "--no-trunc", "--format", "{{.ID}} {{.Name}}"], "docker network ls"
+        [engine.docker, "network", "ls", "--no-trunc", "--format", "{{.ID}} {{.Name}}"],
+        "docker network ls",
+        env=engine.env,
     )
     wanted = set(names)
     ids = [line.split(" ", 1)[0] for line in listing.stdout.splitlines() if line.partition(" ")[2] in wanted]
@@ -289,7 +291,7 @@ def create_networks(
     created: list[str] = []
     for name, subnet in zip(missing, chosen, strict=True):
         for attempt in range(ATTEMPTS):
-            proc = run(create_argv(engine, bottle, name, subnet))
+            proc = run(create_argv(engine, bottle, name, subnet), env=engine.env)
             if proc.returncode == 0:
                 break
             raced = "overlap" in proc.stderr.lower()  # another up took that subnet meanwhile
@@ -321,9 +323,9 @@ def remove_networks(engine: Engine, bottle: Bottle, only: Sequence[str] | None =
                 notes.append(
                     f"leaving network {name} ({network.id[:12]}): bottlegen did not make it for {bottle.project}"
                 )
-    if ours and run([engine.docker, "network", "rm", *(n.id for _, n in ours)]).returncode != 0:
+    if ours and run([engine.docker, "network", "rm", *(n.id for _, n in ours)], env=engine.env).returncode != 0:
         for name, network in ours:  # one at a time, to say which are still there and why
-            proc = run([engine.docker, "network", "rm", network.id])
+            proc = run([engine.docker, "network", "rm", network.id], env=engine.env)
             if proc.returncode != 0 and "no such network" not in proc.stderr.lower():
                 problems.append(f"network {name} ({network.id[:12]}) is still there: {proc.stderr.strip()}")
     return problems, notes

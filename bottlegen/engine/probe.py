@@ -49,7 +49,7 @@ def image(engine: Engine, given: str | None = None) -> str:
     if chosen:
         return chosen
     tag = default_image()
-    if run([engine.docker, "image", "inspect", "--format", "{{.Id}}", tag]).returncode != 0:
+    if run([engine.docker, "image", "inspect", "--format", "{{.Id}}", tag], env=engine.env).returncode != 0:
         build(engine, tag)
     return tag
 
@@ -68,6 +68,7 @@ def build(engine: Engine, tag: str) -> None:
         proc = run(
             [engine.docker, "build", "-q", "--label", "org.bottlegen.created-by=bottlegen", "-t", tag, context],
             timeout=600,
+            env=engine.env,
         )
     if proc.returncode != 0:
         raise ComposeError.from_process(f"docker build of the probe image {tag}", proc)
@@ -118,7 +119,7 @@ def run_in(
     namespace too when network is true; its standard output."""
     joined = ["--pid", f"container:{container}", "--network", f"container:{container}" if network else "none"]
     argv = [engine.docker, "run", "--rm", *joined, *_isolated(project), image, "-c", script, "probe", *args]
-    proc = run(argv)
+    proc = run(argv, env=engine.env)
     if proc.returncode != 0:
         raise ComposeError.from_process(f"the probe in {container}'s namespaces", proc)
     return proc.stdout
@@ -127,7 +128,7 @@ def run_in(
 def start_outsider(engine: Engine, image: str, project: str, network: str) -> str:
     """A container on network alone, playing "the outside" for the agent: its ID."""
     argv = [engine.docker, "run", "-d", "--rm", "--network", network, *_isolated(project), image]
-    proc = run([*argv, "-c", f"sleep {OUTSIDER_SECONDS}"])
+    proc = run([*argv, "-c", f"sleep {OUTSIDER_SECONDS}"], env=engine.env)
     if proc.returncode != 0:
         raise ComposeError.from_process(f"starting a probe container on {network}", proc)
     return proc.stdout.strip()
@@ -135,7 +136,7 @@ def start_outsider(engine: Engine, image: str, project: str, network: str) -> st
 
 def remove(engine: Engine, containers: Sequence[str]) -> None:
     if containers:
-        run([engine.docker, "rm", "-f", *containers])
+        run([engine.docker, "rm", "-f", *containers], env=engine.env)
 
 
 # Resolves each path argument on the host mounted at /host as the kernel would (every symlink
@@ -190,7 +191,7 @@ def host_view(engine: Engine, image: str, paths: Sequence[str], data_root: str |
         engine.docker, "run", "--rm", "--network", "none", "-v", "/:/host:ro", *_isolated("host-paths"),
         image, "-c", _RESOLVE_SCRIPT, "resolve", *wanted,
     ]  # fmt: skip
-    proc = run(argv)
+    proc = run(argv, env=engine.env)
     if proc.returncode != 0:
         raise ComposeError.from_process("the probe that reads the engine's host paths", proc)
     resolved: dict[str, host.Resolved] = {}

@@ -283,7 +283,7 @@ def _drift(
     inspected: dict[str, dict[str, Any]],
 ) -> list[Probe]:
     """Every security-relevant field of the running agent against what the compose file allows."""
-    info = run([engine.docker, "info", "--format", "{{.DefaultRuntime}} {{.CgroupVersion}}"])
+    info = run([engine.docker, "info", "--format", "{{.DefaultRuntime}} {{.CgroupVersion}}"], env=engine.env)
     runtime, _, cgroup = info.stdout.strip().partition(" ") if info.returncode == 0 else ("runc", "", "1")
     defaults = drift.EngineDefaults(runtime or "runc", "private" if cgroup.strip() == "2" else "host")
     containers = {service: str(c.get("Id", "")) for service, c in inspected.items()}
@@ -567,7 +567,9 @@ def _outsiders(engine: Engine, image: str, bottle: Bottle, networks: dict[str, N
                 continue
             container = probe.start_outsider(engine, image, bottle.project, name)
             started.append(container)
-            proc = run([engine.docker, "inspect", "--format", "{{json .NetworkSettings.Networks}}", container])
+            proc = run(
+                [engine.docker, "inspect", "--format", "{{json .NetworkSettings.Networks}}", container], env=engine.env
+            )
             attached = json.loads(proc.stdout or "{}") if proc.returncode == 0 else {}
             address = (attached.get(name) or {}).get("IPAddress")
             if not address:
@@ -728,7 +730,7 @@ def _seal(engine: Engine, bottle: Bottle) -> Probe:
     ahead = []
     for bridge, ipv6 in firewall.bridges_of(engine, bottle):
         for tool in ("iptables", "ip6tables") if ipv6 else ("iptables",):
-            listing = run([tool, "-S", "INPUT"]).stdout.splitlines()
+            listing = run([tool, "-S", "INPUT"], env=None).stdout.splitlines()
             ahead += [
                 f"{tool} {rule}"
                 for rule in hostside.rules_before_drop(listing, bridge, firewall.comment(bottle.project))

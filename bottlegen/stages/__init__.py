@@ -6,7 +6,7 @@ through them (the one place that says so):
 3. resolve     schema defaults, host paths, container names, derived facts: the template context
 4. layers      a plan's layers (`-f` files, `--set` values) in, one plan out, each value's layer known
 5. templating  the one Jinja configuration: context in, one fragment per template out
-6. manifest    which templates, in what order, when, with what role
+6. manifest    which templates, in what order, when, with what role; the services a plan enables and the facts that follow
 7. merge       fragments in, one document out, each key's template known
 8. emit        a document in, deterministic YAML text out
 

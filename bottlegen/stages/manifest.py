@@ -23,6 +23,7 @@ from ..roles import AGENT, GATEWAY
 from ..schemas import format_errors, violations
 from ..yamlsubset import load_data
 from ..yamltext import YAMLSyntaxError
+from . import resolve
 from .templating import MANIFEST, TEMPLATE_FAILURES, loader_of
 
 CONDITIONS = "/manifest.yaml: when"  # the generated template's name (no file is named so)
@@ -113,6 +114,25 @@ def compile_conditions(env: jinja2.Environment, manifest: Manifest) -> Condition
         return Conditions(manifest, env.get_template(CONDITIONS))
     except jinja2.TemplateSyntaxError as e:
         raise _condition_error(manifest, _entry_at(manifest, e.lineno), e) from None
+
+
+def enable(conditions: Conditions, context: dict[str, Any]) -> None:
+    """Complete a resolved plan's context with what the manifest decides: `services`, the
+    enabled services in manifest order, and the facts that depend on them (service_facts)."""
+    context["services"] = enabled_services(conditions, context)
+    context["facts"].update(service_facts(context["settings"], context["services"]))
+
+
+def service_facts(settings: dict[str, Any], services: list[str]) -> dict[str, Any]:
+    """The facts that depend on which services are enabled (known once the manifest's
+    conditions are evaluated): `no_proxy`, what the agent reaches without its proxy
+    (loopback, and supervise when it is enabled: its MCP long-poll must bypass pipelock's
+    idle timeout), and `healthchecked`, the enabled services with a healthcheck."""
+    hosts = ["localhost", "127.0.0.1"]
+    if resolve.SUPERVISE in services:
+        hosts.append(settings["hostnames"]["supervise"])
+    checks = settings["healthchecks"]
+    return {"no_proxy": ",".join(hosts), "healthchecked": [name for name in services if checks.get(name)]}
 
 
 def enabled_services(conditions: Conditions, context: dict[str, Any]) -> list[str]:

@@ -230,18 +230,6 @@ def pipelock_url(container_name: str, port: int) -> str:
     return f"http://{container_name}:{port}"
 
 
-def service_facts(settings: dict[str, Any], services: list[str]) -> dict[str, Any]:
-    """The facts that depend on which services are enabled (known once the manifest's
-    conditions are evaluated): `no_proxy`, what the agent reaches without its proxy
-    (loopback, and supervise when it is enabled: its MCP long-poll must bypass pipelock's
-    idle timeout), and `healthchecked`, the enabled services with a healthcheck."""
-    hosts = ["localhost", "127.0.0.1"]
-    if SUPERVISE in services:
-        hosts.append(settings["hostnames"]["supervise"])
-    checks = settings["healthchecks"]
-    return {"no_proxy": ",".join(hosts), "healthchecked": [name for name in services if checks.get(name)]}
-
-
 def _env_file_in_use(path: str | None) -> str | None:
     """The env file when it is a regular file and not empty, else None.
 
