@@ -3,8 +3,10 @@ installs them (Debian's packages, as root: the tests that need them are marked e
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -28,11 +30,16 @@ def shell(name: str) -> str:
     return found
 
 
-def complete_in_bash(completions: Path, *words: str, cwd: Path | None = None) -> list[str]:
-    """What bash's completion function offers for the last word of `bottlegen WORDS`."""
+def complete_in_bash(
+    completions: Path, *words: str, cwd: Path | None = None, path: str | None = None, env: dict | None = None
+) -> list[str]:
+    """What bash's completion function offers for the last word of `bottlegen WORDS` (path: the
+    folder of the `bottlegen` it asks for names, first on PATH; default: this environment's)."""
     line = " ".join(f"'{w}'" for w in ("bottlegen", *words))
     program = f'source {completions}; COMP_WORDS=({line}); COMP_CWORD={len(words)}; _bottlegen; printf "%s\\n" "${{COMPREPLY[@]}}"'
-    proc = subprocess.run(["bash", "-c", program], capture_output=True, text=True, check=False, cwd=cwd)
+    search = f"{path or Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"
+    environ = {**os.environ, **(env or {}), "PATH": search}
+    proc = subprocess.run(["bash", "-c", program], capture_output=True, text=True, check=False, cwd=cwd, env=environ)
     assert proc.returncode == 0 and proc.stderr == "", proc.stderr
     return [w for w in proc.stdout.splitlines() if w]
 
@@ -53,6 +60,33 @@ def test_bash_completes_commands_options_choices_and_files(tmp_path):
     assert complete_in_bash(completions, "render", "plans/t", cwd=tmp_path) == ["plans/team.yml"]
     assert complete_in_bash(completions, "up", "--state-dir", "pl", cwd=tmp_path) == ["plans"]
     assert complete_in_bash(completions, "up", "--wait-timeout", "") == []  # a number: nothing to offer
+
+
+def test_bash_asks_bottlegen_for_bottles_and_services_with_the_lines_own_bottle_flags(tmp_path):
+    """Names that exist only when tab is pressed are asked of bottlegen itself, passing on the
+    options of the line that say which bottle and engine (a stand-in bottlegen records them)."""
+    completions = script("bash", tmp_path)
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    asked = tmp_path / "asked"
+    fake = bin_dir / "bottlegen"
+    fake.write_text(
+        f'#!/bin/sh\necho "$*" >> {asked}\n'
+        'case "$1" in ls) printf "red-bottle\\nblue bottle\\n" ;; ps) printf "agent\\npipelock\\n" ;; esac\n'
+    )
+    fake.chmod(0o755)
+    ask = lambda *words: complete_in_bash(completions, *words, path=str(bin_dir))  # noqa: E731
+    assert ask("logs", "-p", "") == ["red-bottle", "blue bottle"]
+    assert ask("ps", "--context", "far", "-p", "re") == ["red-bottle"]
+    assert ask("logs", "-p", "red-bottle", "") == ["agent", "pipelock"]
+    assert ask("exec", "--state-dir", "/srv/b", "--context", "far", "pi") == ["pipelock"]
+    assert ask("exec", "agent", "--", "") == []  # after --, the words are the command's
+    assert asked.read_text().splitlines() == [
+        "ls --format names",
+        "ls --format names --context far",
+        "ps --services -p red-bottle",
+        "ps --services --state-dir /srv/b --context far",
+    ]
 
 
 def test_every_option_is_offered_by_bash(tmp_path):
@@ -94,3 +128,17 @@ def test_fish_loads_the_completion_and_offers_commands_and_choices(tmp_path):
     assert complete("bottlegen up --pull ") == ["always", "missing", "never"]
     assert complete("bottlegen templates ") == ["eject", "list"]
     assert "--format" in complete("bottlegen ps --")
+    # names asked of bottlegen (a stand-in first on PATH records what it was asked)
+    bin_dir, asked = tmp_path / "bin", tmp_path / "asked"
+    bin_dir.mkdir()
+    (bin_dir / "bottlegen").write_text(
+        f'#!/bin/sh\necho "$*" >> {asked}\ncase "$1" in ls) echo red-bottle ;; ps) printf "agent\\npipelock\\n" ;; esac\n'
+    )
+    (bin_dir / "bottlegen").chmod(0o755)
+    os.environ["PATH"], saved = f"{bin_dir}{os.pathsep}{os.environ['PATH']}", os.environ["PATH"]
+    try:
+        assert complete("bottlegen logs -p ") == ["red-bottle"]
+        assert complete("bottlegen exec --state-dir /srv/b ") == ["agent", "pipelock"]
+    finally:
+        os.environ["PATH"] = saved
+    assert asked.read_text().splitlines() == ["ls --format names", "ps --services --state-dir /srv/b"]

@@ -197,6 +197,19 @@ def running(tmp_path_factory, standin_images) -> Iterator[Bottle]:
 # --- the running bottle -----------------------------------------------------------------------
 
 
+def test_names_for_scripts_and_completion_come_from_the_engine_and_the_bottle(running, tmp_path):
+    from test_completion import complete_in_bash, script
+
+    services = running.cli("ps", "--services", "-p", running.project)
+    assert services.returncode == 0, services.stderr
+    assert sorted(services.stdout.split()) == sorted(SERVICES)
+    assert running.project in running.cli("ls", "--format", "names").stdout.splitlines()
+    completions = script("bash", tmp_path)
+    assert running.project in complete_in_bash(completions, "logs", "-p", "", env=running.env)
+    assert complete_in_bash(completions, "exec", "-p", running.project, "pi", env=running.env) == ["pipelock"]
+    assert complete_in_bash(completions, "exec", "-p", running.project, "agent", "--", "", env=running.env) == []
+
+
 def test_all_five_services_run_under_the_declared_names(running):
     doc = parse_yaml((running.state / "docker-compose.yml").read_text())
     proc = running.cli("ps", "--state-dir", str(running.state))

@@ -218,6 +218,10 @@ def cmd_ps(args: argparse.Namespace) -> int:
     from ..engine import lifecycle, state
 
     bottle = state.require_bottle(state_dir_of(args))
+    if args.services:  # from the bottle's compose file: the engine is not asked
+        for name in state.service_names(bottle):
+            print(name)
+        return ExitCode.OK
     services = lifecycle.ps(engine_of(args, state_dir_of(args)), bottle)
     if args.format == "json":
         rows = [
@@ -242,6 +246,10 @@ def cmd_ls(args: argparse.Namespace) -> int:
     from ..engine import listing
 
     found = listing.bottles(engine_of(args))
+    if args.format == "names":
+        for b in found:
+            print(b.project)
+        return ExitCode.OK
     if args.format == "json":
         print(json.dumps([b.as_json() for b in found], indent=2))
         return ExitCode.OK

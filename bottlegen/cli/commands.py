@@ -281,11 +281,19 @@ def build_parser() -> argparse.ArgumentParser:
         cmd_ls,
         "list every bottle on the engine, found by bottlegen's labels: services running, health, state directory",
     )
-    p.add_argument("--format", choices=["table", "json"], default="table", help="a table (default), or one JSON list")
+    p.add_argument(
+        "--format",
+        choices=["table", "json", "names"],
+        default="table",
+        help="a table (default), one JSON list, or the bottles' names, one per line",
+    )
     context_option(p)
     p = add("ps", cmd_ps, "show the bottle's services and their state", [which])
     context_option(p)
     p.add_argument("--format", choices=["table", "json"], default="table", help="a table (default), or one JSON list")
+    p.add_argument(
+        "--services", action="store_true", help="only the names of the bottle's services, one per line (as compose's)"
+    )
     p = add(
         "down",
         cmd_down,
