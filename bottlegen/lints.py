@@ -52,14 +52,34 @@ BY_NAME = {k.name: k for k in KINDS}
 @dataclass(frozen=True)
 class Lint:
     kind: Kind
-    message: str  # where, what, and what to do
+    message: str  # what, and what to do
+    where: str = ""  # the key path and template it is at, when it is at one
+    item: str = ""  # what it is about, in a few words: a listing of many of one kind shows these
 
     def __str__(self) -> str:
-        return f"{self.kind.code} {self.kind.name}: {self.message}"
+        return f"{self.kind.code} {self.kind.name}: {self.located}"
+
+    @property
+    def located(self) -> str:
+        return f"{self.where}: {self.message}" if self.where else self.message
+
+    @property
+    def listed(self) -> str:
+        """This warning as one line of a listing of its kind."""
+        short = self.item or self.message
+        return f"{self.where}: {short}" if self.where else short
 
 
-def lint(code: str, message: str) -> Lint:
-    return Lint(BY_CODE[code], message)
+def lint(code: str, message: str, where: str = "", item: str = "") -> Lint:
+    return Lint(BY_CODE[code], message, where, item)
+
+
+def grouped(lints: Iterable[Lint]) -> list[list[Lint]]:
+    """The warnings by kind, each kind where its first one was."""
+    kinds: dict[str, list[Lint]] = {}
+    for warning in lints:
+        kinds.setdefault(warning.kind.code, []).append(warning)
+    return list(kinds.values())
 
 
 def ignored(given: Sequence[str] | None) -> frozenset[str]:

@@ -170,7 +170,7 @@ def test_warnings_carry_their_code_and_ignore_silences_a_kind_so_strict_passes(t
     out = tmp_path / "out.yml"
     proc = run_cli("render", str(plan), "-o", str(out))
     assert "warning: BG101 unpinned-image: $.services.pipelock.image" in proc.stderr
-    assert "warning: BG102 missing-bind-source: " in proc.stderr
+    assert "warning: BG102 missing-bind-source, 3 times: " in proc.stderr
     proc = run_cli(
         "render", "--strict", "--ignore", "BG101", "--ignore", "missing-bind-source", str(plan), "-o", str(out)
     )
@@ -180,6 +180,28 @@ def test_warnings_carry_their_code_and_ignore_silences_a_kind_so_strict_passes(t
     assert not (tmp_path / "no.yml").exists()
     proc = run_cli("render", "--strict", str(plan), "-o", str(out), env={"BOTTLEGEN_IGNORE": "bg101,BG102"})
     assert proc.returncode == 0, proc.stderr
+
+
+def test_a_render_lists_many_warnings_of_one_kind_as_one_entry(tmp_path):
+    """Three missing bind sources are one BG102 entry naming each place; -v says each in full,
+    and JSON is one object per warning, with where it is."""
+    plan = write_plan(tmp_path, minimal_plan())
+    proc = run_cli("render", str(plan))
+    entries = [line for line in proc.stderr.splitlines() if line.startswith("bottlegen: warning:")]
+    assert [e.split()[2] for e in entries] == ["BG101", "BG102"]
+    listed = proc.stderr.split("BG102 missing-bind-source, 3 times: ")[1].splitlines()[1:]
+    assert [line.split(":")[0].strip() for line in listed] == [
+        "$.services.pipelock.volumes[0] in template pipelock.yaml.j2 (packaged)",
+        "$.services.pipelock.volumes[1] in template pipelock.yaml.j2 (packaged)",
+        "$.services.pipelock.volumes[2] in template pipelock.yaml.j2 (packaged)",
+    ]
+    assert all(": bind source '/" in line for line in listed)
+    verbose = run_cli("render", "-v", str(plan))
+    assert verbose.stderr.count("warning: BG102 missing-bind-source: $.services.pipelock.volumes[") == 3
+    as_json = [json.loads(line) for line in run_cli("render", "--error-format", "json", str(plan)).stderr.splitlines()]
+    assert [w["where"] for w in as_json if w["warning"] == "BG102"] == [
+        line.split(": bind")[0].strip() for line in listed
+    ]
 
 
 def test_an_unknown_warning_code_is_a_usage_error_that_lists_them(tmp_path):

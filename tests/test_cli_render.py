@@ -159,7 +159,8 @@ def test_usage_errors_and_warnings_are_json_too(tmp_path):
     proc = run_cli("render", str(path), "--error-format", "json")
     warnings = json_lines(proc.stderr)
     assert proc.returncode == 0 and {w["warning"] for w in warnings} == {"BG101", "BG102"}
-    assert all(set(w) == {"warning", "name", "message"} for w in warnings)
+    assert all(set(w) == {"warning", "name", "where", "message"} for w in warnings)
+    assert all(w["message"].startswith(w["where"] + ": ") for w in warnings)  # message as the text says it
 
 
 def test_a_batch_reports_each_plans_error_as_its_own_object(tmp_path):

@@ -32,15 +32,20 @@ class Warnings:
         self.first: dict[str, str] = {}
 
     def report(self, found: Sequence[Lint], where: str = "", batch: bool = False) -> None:
-        """Print (or count) these warnings; with --strict, fail (before anything is written)."""
+        """Print (or count) these warnings; with --strict, fail (before anything is written).
+        Several of one kind are one entry that lists them (-v: each in full)."""
         shown = lints.kept(found, self.ignore)
         if self.strict or not (self.quiet or (batch and not self.verbose)):
-            for warning in shown:
-                warn_of(warning, where)
+            for group in lints.grouped(shown):
+                if len(group) == 1 or self.verbose or _json_errors:
+                    for warning in group:
+                        warn_of(warning, where)
+                else:
+                    warn_of_many(group, where)
         elif batch and not self.quiet:
             for warning in shown:
                 self.counts[warning.kind.code] += 1
-                self.first.setdefault(warning.kind.code, f"{where}{warning.message}")
+                self.first.setdefault(warning.kind.code, f"{where}{warning.located}")
         if self.strict and shown:
             raise LintError(f"{len(shown)} warning(s) and --strict: nothing was written")
 
@@ -61,9 +66,20 @@ class Warnings:
 def warn_of(warning: Lint, where: str = "") -> None:
     if _json_errors:
         fields = {"warning": warning.kind.code, "name": warning.kind.name}
-        say(json.dumps({**fields, **({"plan": where.removesuffix(": ")} if where else {}), "message": warning.message}))
+        plan = {"plan": where.removesuffix(": ")} if where else {}
+        at = {"where": warning.where} if warning.where else {}
+        say(json.dumps({**fields, **plan, **at, "message": warning.located}))
     else:
         warn(f"{where}{warning}")
+
+
+def warn_of_many(group: Sequence[Lint], where: str = "") -> None:
+    """Several warnings of one kind: what the kind means once, then where each is."""
+    kind = group[0].kind
+    listing = "".join(f"\n  {where}{w.listed}" for w in group)
+    warn(
+        f"{kind.code} {kind.name}, {len(group)} times: {kind.summary} (-v says each in full; --ignore {kind.code} silences them):{listing}"
+    )
 
 
 def warn(message: str) -> None:

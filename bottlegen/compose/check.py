@@ -235,8 +235,9 @@ def plan_lints(context: dict[str, Any], source: str) -> list[Lint]:
     return [
         lint(
             "BG105",
-            f"{source}::$.egress.pipelock_proxy_url: {shorten(url)} is not pipelock ({expected}): egress would send its "
+            f"{shorten(url)} is not pipelock ({expected}): egress would send its "
             "traffic past the firewall that scans it for secrets; leave the key out to get pipelock",
+            f"{source}::$.egress.pipelock_proxy_url",
         )
     ]
 
@@ -251,8 +252,9 @@ def lints(merged: Merged, check_host: bool = True) -> list[Lint]:
         warnings.append(
             lint(
                 "BG101",
-                f"{merged.where(('services', 'pipelock', 'image'))}: pipelock's image {pipelock['image']!r} is not pinned by digest; "
+                f"pipelock's image {pipelock['image']!r} is not pinned by digest; "
                 "set settings.images.pipelock to name@sha256:<digest> so the firewall cannot change under the bottle",
+                merged.where(("services", "pipelock", "image")),
             )
         )
     for name, service in services.items():
@@ -263,8 +265,10 @@ def lints(merged: Merged, check_host: bool = True) -> list[Lint]:
                 warnings.append(
                     lint(
                         "BG102",
-                        f"{merged.where(('services', name, 'volumes', index))}: bind source {source!r} does not exist "
-                        "now; unless it exists when the bottle starts, Docker mounts an empty directory created in its place",
+                        f"bind source {source!r} does not exist now; unless it exists when the bottle starts, "
+                        "Docker mounts an empty directory created in its place",
+                        merged.where(("services", name, "volumes", index)),
+                        f"bind source {source!r}",
                     )
                 )
         if service.get("runtime") == "runsc" and not service.get("extra_hosts") and not service.get("dns"):
@@ -272,9 +276,10 @@ def lints(merged: Merged, check_host: bool = True) -> list[Lint]:
             warnings.append(
                 lint(
                     "BG103",
-                    f"{merged.where(('services', name, 'runtime'))}: {name} runs under gVisor (runsc) and finds {dials} "
+                    f"{name} runs under gVisor (runsc) and finds {dials} "
                     "only by name; gVisor cannot use Docker's embedded DNS at 127.0.0.11, so give it extra_hosts or a dns setting "
                     "(for the agent, keys beyond its allow-list: relax `agent-keys` in the manifest, with the reason)",
+                    merged.where(("services", name, "runtime")),
                 )
             )
     return warnings

@@ -178,6 +178,7 @@ def up_warnings(engine: Engine, rendered: Rendered, environment: Mapping[str, st
         lint(
             "BG104",
             f"{name} is not set in this environment: compose would start the bottle without it (an empty value)",
+            item=f"{name} is not set",
         )
         for name in bare_variables(rendered.document)
         if name not in environment
