@@ -247,9 +247,10 @@ def test_an_external_network_without_a_name_is_its_key_on_the_engine(tmp_path):
 
 
 def test_the_internal_role_is_never_an_engine_built_in(tmp_path):
-    plan = full_plan(proxy={**full_plan()["proxy"], "internal_network": "bridge"})
-    with pytest.raises((DocumentError, PlanError), match=r"built-in 'bridge' network"):
-        render(tmp_path, plan)
+    """A template that names an engine network as the internal one (the plan cannot: see
+    test_a_plan_naming_an_engine_network_is_refused_at_its_key)."""
+    edits = {"document_yaml_j2": ("name: {{ plan.proxy.internal_network }}", "name: bridge")}
+    refused(tmp_path, r"built-in 'bridge' network", **edits)
 
 
 def test_a_role_less_key_for_the_egress_network_is_still_the_way_out(tmp_path):
@@ -485,3 +486,13 @@ def test_a_plan_whose_two_networks_are_one_is_refused_at_its_key(tmp_path):
     }
     with pytest.raises(PlanError, match=r"\$\.proxy\.internal_network: .* is also proxy\.egress_network"):
         render(tmp_path, full_plan(proxy=proxy))  # equal to the other's default
+
+
+@pytest.mark.parametrize("key", ["internal_network", "egress_network"])
+@pytest.mark.parametrize("name", ["none", "host", "bridge"])
+def test_a_plan_naming_an_engine_network_is_refused_at_its_key(tmp_path, key, name):
+    """Found by the hostile-values property: `none` as the internal network was refused by
+    the policy, blaming the packaged template; it is the plan's value, and the plan is told."""
+    proxy = {**full_plan()["proxy"], key: name}
+    with pytest.raises(PlanError, match=rf"plan\.yml::\$\.proxy\.{key}: '{name}' is the engine's built-in network"):
+        render(tmp_path, full_plan(proxy=proxy))

@@ -28,12 +28,13 @@ from ..composefile import HostPath, byte_size, cpu_count, dns_problem, host_path
 from ..errors import DocumentError, PlanError, Problem
 from ..paths import json_path, shorten
 from ..roles import EGRESS, INTERNAL, ROLE_KEY
+from ..stages import resolve
 from ..stages.merge import Merged
 
 PROJECT_NAME = re.compile(r"[a-z0-9][a-z0-9_-]*")
 _INTERPOLATION = re.compile(r"\$(?!\$)")
 _REFERENCE = re.compile(r"\$\{?([A-Za-z_][A-Za-z0-9_]*)")
-BUILT_IN_NETWORKS = ("bridge", "host", "none")
+BUILT_IN_NETWORKS = resolve.ENGINE_NETWORKS
 
 # The keys the agent's service may carry. Beside these, the keys other rules judge by value
 # (JUDGED_AGENT_KEYS) and extension keys (`x-...`). Any other key (gpus, sysctls, dns,

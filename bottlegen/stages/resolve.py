@@ -192,6 +192,7 @@ def _check_dns_names(names: dict[str, str], agent_named: bool, source: str, sett
         raise PlanError("invalid plan: container names other containers could not resolve:", problems)
 
 
+ENGINE_NETWORKS = ("bridge", "host", "none")  # every Docker engine's own; compose/policy.py judges templates by them
 SUPERVISE = "supervise"  # a service name this module relies on (the operators' guide lists them)
 
 
@@ -208,6 +209,19 @@ def _default_names(
     proxy = data["proxy"]
     proxy.setdefault("internal_network", f"{project}-internal")
     proxy.setdefault("egress_network", f"{project}-egress")
+    for key in ("internal_network", "egress_network"):
+        if proxy[key] in ENGINE_NETWORKS:
+            raise PlanError(
+                "invalid plan: a network of the bottle is one of the engine's own:",
+                [
+                    Problem(
+                        f"{proxy[key]!r} is the engine's built-in network (bridge, host and none are the engine's "
+                        "on every Docker host): give the bottle a network of its own, or leave the key out",
+                        source,
+                        json_path(("proxy", key)),
+                    )
+                ],
+            )
     if proxy["internal_network"] == proxy["egress_network"]:
         given = "egress_network" if "egress_network" in source_keys else "internal_network"
         raise PlanError(
