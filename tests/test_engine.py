@@ -773,6 +773,51 @@ def test_an_unreachable_context_is_named_by_its_own_socket_and_our_environment_i
         assert dict(os.environ) == before
 
 
+def test_a_missing_image_names_its_service_and_the_plan_key_that_gave_it(make_bottle, tmp_path):
+    bottle = make_bottle()
+    plan = json.loads(bottle.plan.read_text())
+    plan["runtime_image"] = f"{PREFIX}-missing/agent:1"
+    bottle.plan.write_text(json.dumps(plan))
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    proc = run_cli_process(
+        "up", str(bottle.plan), "--state-dir", str(bottle.state), "--pull", "never", env=bottle.env, cwd=elsewhere
+    )
+    assert proc.returncode == 9, proc.stderr
+    assert (
+        f"service agent's image '{PREFIX}-missing/agent:1' is not on the engine ({bottle.plan}::$.runtime_image gives it)"
+        in proc.stderr
+    )
+    assert "service pipelock's image" not in proc.stderr  # the images that are there are not blamed
+    assert "service pipelock was created, never started" in proc.stderr
+    assert remaining(bottle) == ([], [])
+
+
+def test_a_port_clash_names_the_service_that_publishes_it(make_bottle, tmp_path):
+    """An operator's template publishes a port that a process of this host holds already."""
+    bottle = make_bottle()
+    held = socket.create_server(("127.0.0.1", 0))
+    port = held.getsockname()[1]
+    templates = tmp_path / "templates"
+    templates.mkdir()
+    source = (REPO / "templates" / "pipelock.yaml.j2").read_text()
+    line = "    container_name: {{ service.container_name }}\n"
+    assert line in source
+    (templates / "pipelock.yaml.j2").write_text(
+        source.replace(line, f'{line}    ports:\n      - "127.0.0.1:{port}:8888"\n')
+    )
+    try:
+        proc = bottle.cli("up", str(bottle.plan), "--state-dir", str(bottle.state), "--templates", str(templates))
+    finally:
+        held.close()
+    assert proc.returncode == 9, proc.stderr
+    assert (
+        f"service pipelock publishes host port 127.0.0.1:{port}, which a process of this host holds already "
+        f"(template pipelock.yaml.j2 (override {templates}))"
+    ) in proc.stderr
+    assert remaining(bottle) == ([], [])
+
+
 def test_a_failed_up_of_a_running_bottle_leaves_it_running_as_it_was(make_bottle):
     bottle = make_bottle()
     assert bottle.cli("up", str(bottle.plan), "--state-dir", str(bottle.state)).returncode == 0

@@ -8,12 +8,16 @@ bare, and compose reads them from the environment it inherits from us.
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import os
+import re
 import shlex
+import socket
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from .. import host
 from ..composefile import mounts
@@ -360,9 +364,115 @@ def _up(engine: Engine, rendered: Rendered, bottle: Bottle, options: UpOptions, 
         proc.args,
         "" if options.progress else mask(proc.stderr or "", bottle.variables, os.environ),
     )
+    error.details += _missing_images(engine, rendered)
+    error.details += _port_clashes(engine, rendered, bottle)
     error.details += _not_running(engine, bottle)
     error.details += _take_back(engine, bottle, created, previous, running_before)
     raise error
+
+
+def _missing_images(engine: Engine, rendered: Rendered) -> list[str]:
+    """After a failed up: each service whose image is not on the engine and that has nothing
+    to build it from, with the plan key that gave the image (compose names neither)."""
+    services = rendered.document.get("services") or {}
+    wanted = {name: s["image"] for name, s in services.items() if isinstance(s.get("image"), str) and "build" not in s}
+    if not wanted:
+        return []
+    present = run(
+        [engine.docker, "image", "inspect", "--format", "{{.Id}}", *sorted(set(wanted.values()))], env=engine.env
+    )
+    if present.returncode == 0:
+        return []
+    found = []
+    for name, image in wanted.items():
+        if run([engine.docker, "image", "inspect", "--format", "{{.Id}}", image], env=engine.env).returncode == 0:
+            continue
+        key = plan_key_of(rendered.context, image)
+        source = rendered.basis.source if rendered.basis else "the plan"
+        given = f"{source}::{key} gives it" if key else "its template gives it"
+        found.append(
+            f"service {name}'s image {image!r} is not on the engine ({given}); pull or load it there "
+            "(a registry's image: up pulls it unless --pull never), or name an image the engine has"
+        )
+    return found
+
+
+def published_ports(service: Mapping[str, Any]) -> list[tuple[str, int]]:
+    """The host addresses a service publishes (ip, port; ip "" for every address): the short
+    form `[IP:]HOST:CONTAINER[/PROTO]` and the long one; ranges and random ports left out."""
+    found = []
+    for entry in service.get("ports") or []:
+        if isinstance(entry, dict):
+            ip, port = str(entry.get("host_ip") or ""), str(entry.get("published") or "")
+        else:
+            parts = str(entry).split("/")[0].rsplit(":", 2)
+            if len(parts) < 2:
+                continue
+            ip, port = (parts[0], parts[1]) if len(parts) == 3 else ("", parts[0])
+        if port.isdigit():
+            found.append((ip.strip("[]"), int(port)))
+    return found
+
+
+def _port_clashes(engine: Engine, rendered: Rendered, bottle: Bottle) -> list[str]:
+    """After a failed up: each host port a service publishes that something else holds: a
+    container of the engine's (named), or, on a local engine, a process of this host."""
+    services = rendered.document.get("services") or {}
+    wanted = {name: published_ports(s) for name, s in services.items() if isinstance(s, dict)}
+    if not any(wanted.values()):
+        return []
+    listing = run([engine.docker, "ps", "--format", "{{.Names}}\t{{.Ports}}"], env=engine.env)
+    holders: dict[int, str] = {}
+    ours = {str(s.get("container_name")) for s in services.values() if isinstance(s, dict)}
+    for line in listing.stdout.splitlines() if listing.returncode == 0 else []:
+        name, _, ports = line.partition("\t")
+        if name not in ours:
+            for match in re.finditer(r":(\d+)->", ports):
+                holders.setdefault(int(match[1]), f"container {name}")
+    found = []
+    for name, addresses in wanted.items():
+        for ip, port in addresses:
+            holder = holders.get(port) or (None if engine.remote else _held_here(ip, port))
+            if holder:
+                found.append(
+                    f"service {name} publishes host port {ip + ':' if ip else ''}{port}, which {holder} holds "
+                    f"already (template {rendered.sources.get(name, '?')}); free it, or publish another port"
+                )
+    return found
+
+
+def _held_here(ip: str, port: int) -> str | None:
+    """Whether a process of this host holds the address (binding it fails: in use)."""
+    family = socket.AF_INET6 if ":" in ip else socket.AF_INET
+    probe = socket.socket(family, socket.SOCK_STREAM)
+    try:
+        probe.bind((ip or ("::" if family == socket.AF_INET6 else "0.0.0.0"), port))
+    except OSError as e:
+        return "a process of this host" if e.errno == errno.EADDRINUSE else None
+    finally:
+        probe.close()
+    return None
+
+
+def plan_key_of(context: Mapping[str, Any], value: str) -> str | None:
+    """The key path of the plan (or of the settings it left to their defaults) that holds value."""
+    for root, prefix in ((context.get("plan"), "$"), (context.get("settings"), "$.settings")):
+        found = _path_to(root, value, prefix)
+        if found:
+            return found
+    return None
+
+
+def _path_to(node: Any, value: str, at: str) -> str | None:
+    if node == value:
+        return at
+    if isinstance(node, dict):
+        items: Any = ((f"{at}.{k}", v) for k, v in node.items() if k != "settings" or at != "$")
+    elif isinstance(node, list):
+        items = ((f"{at}[{i}]", v) for i, v in enumerate(node))
+    else:
+        return None
+    return next((found for path, child in items if (found := _path_to(child, value, path))), None)
 
 
 def _recorded(engine: Engine) -> EngineAddress:
@@ -428,6 +538,9 @@ def _not_running(engine: Engine, bottle: Bottle, lines: int = 10) -> list[str]:
     found = []
     for service in ps(engine, bottle):
         if service.state == "running" and service.health in ("", "healthy"):
+            continue
+        if service.state == "created":  # compose stopped before starting it: it has no log
+            found.append(f"service {service.service} was created, never started")
             continue
         how = service.state + (f", {service.health}" if service.health else "")
         how += f", exit {service.exit_code}" if service.state == "exited" else ""
