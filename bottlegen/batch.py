@@ -19,12 +19,14 @@ import signal
 import sys
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
-from typing import Any, NamedTuple, NoReturn, Protocol
+from typing import TYPE_CHECKING, Any, NamedTuple, NoReturn, Protocol
 
 from .errors import ExitCode, OutputError, PlanError, Problem, UsageError, UserError
 from .lints import Lint
-from .pipeline import Rendered
 from .write import Batch, write_if_changed
+
+if TYPE_CHECKING:
+    from .pipeline import Rendered
 
 PARALLEL_FROM = 64  # plans in a batch from which the jobs (unless given) are one per core
 BATCH_FLUSH = 64  # files a batch writes between flushes of their folder

@@ -12,7 +12,6 @@ nothing (a path is taken as written), for a render that must not depend on the m
 from __future__ import annotations
 
 import functools
-import hashlib
 import os
 import posixpath
 import stat
@@ -236,6 +235,8 @@ def _entry_state(path: str) -> str:
 
 
 def digest(data: bytes) -> str:
+    import hashlib
+
     return "sha256:" + hashlib.sha256(data).hexdigest()
 
 

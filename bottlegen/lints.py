@@ -8,15 +8,14 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from .errors import UsageError
 
 IGNORE_ENV = "BOTTLEGEN_IGNORE"
 
 
-@dataclass(frozen=True)
-class Kind:
+class Kind(NamedTuple):
     code: str
     name: str
     summary: str
@@ -49,8 +48,7 @@ BY_CODE = {k.code: k for k in KINDS}
 BY_NAME = {k.name: k for k in KINDS}
 
 
-@dataclass(frozen=True)
-class Lint:
+class Lint(NamedTuple):
     kind: Kind
     message: str  # what, and what to do
     where: str = ""  # the key path and template it is at, when it is at one

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import os
 import stat
-import tempfile
 from pathlib import Path
 
 from .errors import OutputError
@@ -49,6 +48,8 @@ def check_destination(path: Path) -> None:
 def write_atomic(path: Path, text: str, mode: int = FILE_MODE, batch: Batch | None = None) -> None:
     """Write path whole. Once this returns the file survives a crash; in a batch, once the
     batch's flush() returns."""
+    import tempfile  # here: a command that writes nothing does not load it
+
     data = text.encode("utf-8")
     check_destination(path)
     try:

@@ -58,11 +58,13 @@ LAYERS = [
     "goldens",
     # the engine side
     "engine",
+    "engine.api",
     "engine.docker",
     "engine.probe",
     "engine.state",
     "engine.networks",
     "engine.firewall",
+    "engine.services",
     "engine.lifecycle",
     "engine.listing",
     "engine.drift",

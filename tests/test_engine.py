@@ -163,7 +163,26 @@ def new_bottle(root: Path) -> Bottle:
     log = root / "docker-commands.log"
     (wrap / "docker").write_text(f'#!/bin/sh\nprintf "%s\\n" "$*" >> "{log}"\nexec {shutil.which("docker")} "$@"\n')
     (wrap / "docker").chmod(0o755)
-    env = {"PATH": f"{wrap}:{os.environ['PATH']}", "BOTTLE_TEST_TOKEN": SECRET, "EGRESS_TEST_TOKEN": SECRET + "-egress"}
+    # bottlegen runs compose as docker would, by its plugin binary: a docker config of the
+    # bottle's own holds a plugin that records the same way (the contexts are the suite's).
+    shared = Path(os.environ["DOCKER_CONFIG"])
+    (shared / "contexts").mkdir(exist_ok=True)
+    config = root / "docker-config"
+    (config / "cli-plugins").mkdir(parents=True)
+    (config / "contexts").symlink_to(shared / "contexts")
+    plugin = config / "cli-plugins" / "docker-compose"
+    real = (shared / "cli-plugins" / "docker-compose").resolve()
+    plugin.write_text(
+        f'#!/bin/sh\nif [ "$1" = compose ]; then shift; set -- compose "$@"; printf "%s\\n" "$*" >> "{log}"; '
+        f'else printf "compose %s\\n" "$*" >> "{log}"; fi\nexec {real} "$@"\n'
+    )
+    plugin.chmod(0o755)
+    env = {
+        "PATH": f"{wrap}:{os.environ['PATH']}",
+        "DOCKER_CONFIG": str(config),
+        "BOTTLE_TEST_TOKEN": SECRET,
+        "EGRESS_TEST_TOKEN": SECRET + "-egress",
+    }
     return Bottle(slug, root / "plan.yml", root / "state", files, log, env)
 
 
@@ -886,14 +905,14 @@ def test_a_service_that_exits_at_start_fails_up_with_its_last_log_lines(make_bot
 def test_a_signal_during_up_removes_what_it_created(make_bottle, tmp_path, signum, code):
     bottle = make_bottle()
     marker = tmp_path / "compose-up-started"
-    slow = tmp_path / "slow-bin"
-    slow.mkdir()
-    (slow / "docker").write_text(  # compose up never gets going: it sleeps until it is killed
-        f'#!/bin/sh\nif [ "$1" = compose ]; then case " $* " in *" up "*) touch "{marker}"; exec sleep 60;; esac; fi\n'
-        f'exec {shutil.which("docker")} "$@"\n'
+    plugin = Path(bottle.env["DOCKER_CONFIG"]) / "cli-plugins" / "docker-compose"
+    recording = plugin.read_text()
+    plugin.write_text(  # compose up never gets going: it sleeps until it is killed
+        recording.replace(
+            "#!/bin/sh\n", f'#!/bin/sh\ncase " $* " in *" up "*) touch "{marker}"; exec sleep 60;; esac\n', 1
+        )
     )
-    (slow / "docker").chmod(0o755)
-    env = {**os.environ, **bottle.env, "PATH": f"{slow}:{bottle.env['PATH']}"}
+    env = {**os.environ, **bottle.env}
     child = subprocess.Popen(
         [sys.executable, "-m", "bottlegen.cli", "up", str(bottle.plan), "--state-dir", str(bottle.state)],
         env=env,
@@ -992,7 +1011,11 @@ def test_up_and_down_pass_their_options_to_compose(make_bottle):
     assert down.returncode == 0, down.stderr
     ran = bottle.log.read_text().splitlines()  # every docker command line, through the wrapper
     shown = [line.removeprefix("bottlegen: + ") for line in up.stderr.splitlines() if line.startswith("bottlegen: + ")]
-    through_docker = [" ".join(shlex.split(line)[1:]) for line in shown if line.startswith(str(bottle.log.parent))]
+    through_docker = [  # each as the wrappers record it: compose's plugin as `compose ARGS`
+        " ".join(["compose"] * line.startswith(str(bottle.log.parent / "docker-config")) + shlex.split(line)[1:])
+        for line in shown
+        if line.startswith(str(bottle.log.parent))
+    ]
     assert through_docker and all(line in ran for line in through_docker), (through_docker, ran)
     assert any(" network create " in line for line in shown) and any(" up -d " in line for line in shown)
     assert SECRET not in up.stderr and "bottlegen: + " not in down.stderr  # never a value; down had no -v
@@ -1373,6 +1396,9 @@ def test_which_engines_lack_the_dns_fix(version, vulnerable):
 
 def fake_docker_without_compose(tmp_path: Path, monkeypatch) -> None:
     """A docker on PATH whose compose plugin is missing; everything else is the real one."""
+    from bottlegen.engine import docker
+
+    monkeypatch.setattr(docker, "plugin_folders", list)  # no plugin where docker looks
     wrap = tmp_path / "bin"
     wrap.mkdir()
     (wrap / "docker").write_text(

@@ -15,7 +15,6 @@ import sys
 from contextlib import nullcontext
 from typing import Any, NoReturn
 
-from .. import memo
 from ..errors import ExitCode
 
 
@@ -27,6 +26,8 @@ def run() -> NoReturn:
     """
     argv = sys.argv[1:]
     may_keep = "render" in argv  # the command decides whether its run is kept (memo.keep)
+    if may_keep:
+        from .. import memo
     try:
         code = memo.replay(argv) if may_keep else None
     except KeyboardInterrupt:

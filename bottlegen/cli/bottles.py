@@ -24,14 +24,14 @@ from .output import Warnings, print_outcome, say
 # The engine commands load the engine package only when they run: `render` never needs it.
 
 
-def engine_of(args: argparse.Namespace, state_dir: Path | None = None) -> Engine:
-    """The engine preflight every engine command runs first, before anything changes: the
-    engine --context names, else the one the bottle in state_dir was started on (what `up`
-    recorded there), else the one docker itself would use (DOCKER_HOST, DOCKER_CONTEXT, the
-    current context)."""
+def engine_of(args: argparse.Namespace, state_dir: Path | None = None, check: bool = True) -> Engine:
+    """The engine: the one --context names, else the one the bottle in state_dir was started
+    on (what `up` recorded there), else the one docker itself would use (DOCKER_HOST,
+    DOCKER_CONTEXT, the current context). check: its preflight first, as every command that
+    changes anything runs before it does; ps, ls, logs and exec ask only what they need."""
     from ..engine import bottles
 
-    return bottles.connect(getattr(args, "context", None), state_dir)
+    return bottles.connect(getattr(args, "context", None), state_dir, check)
 
 
 def address_pool(args: argparse.Namespace) -> Any:
@@ -168,7 +168,8 @@ def verify_bottle(engine: Engine, bottle: Bottle, options: VerifyOptions, form: 
 
 
 def cmd_logs(args: argparse.Namespace) -> int:
-    from ..engine import lifecycle, state
+    from ..engine import services as running
+    from ..engine import state
 
     bottle = state.require_bottle(state_dir_of(args))
     known = state.service_names(bottle)
@@ -177,8 +178,8 @@ def cmd_logs(args: argparse.Namespace) -> int:
         raise UsageError(
             f"no service {', '.join(unknown)} in bottle {bottle.project}; its services: {', '.join(known)}"
         )
-    selection = lifecycle.LogOptions(args.services, args.follow, args.tail, args.since)
-    lifecycle.logs(engine_of(args, state_dir_of(args)), bottle, selection)
+    selection = running.LogOptions(args.services, args.follow, args.tail, args.since)
+    running.logs(engine_of(args, state_dir_of(args), check=False), bottle, selection)
     return ExitCode.OK
 
 
@@ -203,26 +204,28 @@ def cmd_shell(args: argparse.Namespace) -> int:
 
 
 def _exec(args: argparse.Namespace, service: str | None, command: list[str]) -> int:
-    from ..engine import lifecycle, state
+    from ..engine import services as running
+    from ..engine import state
 
     bottle = state.require_bottle(state_dir_of(args))
     known = state.service_names(bottle)
-    chosen = service or lifecycle.agent_of(bottle)
+    chosen = service or running.agent_of(bottle)
     if chosen not in known:  # before the engine is asked anything
         raise UsageError(f"no service {chosen} in bottle {bottle.project}; its services: {', '.join(known)}")
-    options = lifecycle.ExecOptions(tuple(args.env or ()), args.workdir, args.user, tty=sys.stdin.isatty())
-    return lifecycle.exec_in(engine_of(args, state_dir_of(args)), bottle, chosen, command, options)
+    options = running.ExecOptions(tuple(args.env or ()), args.workdir, args.user, tty=sys.stdin.isatty())
+    return running.exec_in(engine_of(args, state_dir_of(args), check=False), bottle, chosen, command, options)
 
 
 def cmd_ps(args: argparse.Namespace) -> int:
-    from ..engine import lifecycle, state
+    from ..engine import services as running
+    from ..engine import state
 
     bottle = state.require_bottle(state_dir_of(args))
     if args.services:  # from the bottle's compose file: the engine is not asked
         for name in state.service_names(bottle):
             print(name)
         return ExitCode.OK
-    services = lifecycle.ps(engine_of(args, state_dir_of(args)), bottle)
+    services = running.ps(engine_of(args, state_dir_of(args), check=False), bottle)
     if args.format == "json":
         rows = [
             {
@@ -245,7 +248,7 @@ def cmd_ps(args: argparse.Namespace) -> int:
 def cmd_ls(args: argparse.Namespace) -> int:
     from ..engine import listing
 
-    found = listing.bottles(engine_of(args))
+    found = listing.bottles(engine_of(args, check=False))
     if args.format == "names":
         for b in found:
             print(b.project)

@@ -4,6 +4,7 @@ into an exit code."""
 from __future__ import annotations
 
 import argparse
+import importlib
 import os
 import signal
 import sys
@@ -13,18 +14,6 @@ from typing import Any
 from .. import batch
 from ..errors import ExitCode, Stopped, UsageError, UserError
 from . import output
-from .bottles import (
-    cmd_diff,
-    cmd_down,
-    cmd_exec,
-    cmd_logs,
-    cmd_ls,
-    cmd_networks_create,
-    cmd_ps,
-    cmd_shell,
-    cmd_up,
-    cmd_verify,
-)
 from .options import (
     COMMAND_EXIT_CODES,
     LAYERED_PLAN_HELP,
@@ -46,8 +35,32 @@ from .options import (
     templates_option,
 )
 from .output import flush_stdout, internal_error, report, say, silence_stdout, wants_json_errors
-from .render import cmd_check, cmd_context, cmd_render, cmd_schema
-from .templates import cmd_completion, cmd_templates_eject, cmd_templates_list
+
+
+def _command(module: str, name: str) -> Callable[[argparse.Namespace], int]:
+    """A command of cli/<module>.py, imported when it runs: `ps` never loads the render's
+    modules (Jinja among them), nor `render` the engine's."""
+
+    def command(args: argparse.Namespace) -> int:
+        return int(getattr(importlib.import_module(f".{module}", __package__), name)(args))
+
+    command.__name__ = name
+    return command
+
+
+cmd_render, cmd_check, cmd_context, cmd_schema = (
+    _command("render", n) for n in ("cmd_render", "cmd_check", "cmd_context", "cmd_schema")
+)
+cmd_completion, cmd_templates_eject, cmd_templates_list = (
+    _command("templates", n) for n in ("cmd_completion", "cmd_templates_eject", "cmd_templates_list")
+)
+cmd_diff, cmd_down, cmd_exec, cmd_logs, cmd_ls, cmd_networks_create, cmd_ps, cmd_shell, cmd_up, cmd_verify = (
+    _command("bottles", n)
+    for n in (
+        "cmd_diff", "cmd_down", "cmd_exec", "cmd_logs", "cmd_ls", "cmd_networks_create", "cmd_ps", "cmd_shell",
+        "cmd_up", "cmd_verify",
+    )
+)  # fmt: skip
 
 
 def build_parser() -> argparse.ArgumentParser:

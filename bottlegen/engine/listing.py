@@ -14,6 +14,7 @@ from collections import defaultdict
 from dataclasses import dataclass
 from typing import Any
 
+from .api import health_of, labelled
 from .docker import Engine, inspected, listed
 from .networks import LABEL_CREATED_BY, LABEL_PROJECT
 
@@ -53,32 +54,62 @@ def _ids(engine: Engine, argv: list[str], what: str) -> list[str]:
     return listed(engine, argv, what)
 
 
-def bottles(engine: Engine) -> list[Listed]:
-    """Every bottle on the engine, sorted by project."""
+def _networks(engine: Engine) -> list[dict[str, Any]]:
+    """The networks bottlegen created: Name, Created and Labels of each."""
+    if engine.api is not None:
+        found: list[dict[str, Any]] = engine.api.get("/networks", filters=labelled(f"{LABEL_CREATED_BY}=bottlegen"))
+        return found
     label = f"label={LABEL_CREATED_BY}=bottlegen"
-    networks = _inspect(
+    return _inspect(
         engine, "network", _ids(engine, ["network", "ls", "-q", "--no-trunc", "--filter", label], "docker network ls")
     )
+
+
+def _containers(engine: Engine) -> list[tuple[dict[str, str], str, str, str]]:
+    """Every compose project's containers: (labels, name, state, health) of each."""
+    if engine.api is not None:
+        rows = engine.api.get("/containers/json", all="1", filters=labelled(PROJECT_LABEL))
+        return [
+            (
+                row.get("Labels") or {},
+                str((row.get("Names") or ["/?"])[0]),
+                str(row.get("State", "")),
+                health_of(str(row.get("Status", ""))),
+            )
+            for row in rows
+        ]
+    inspected_ = _inspect(
+        engine,
+        "container",
+        _ids(engine, ["ps", "-aq", "--no-trunc", "--filter", f"label={PROJECT_LABEL}"], "docker ps"),
+    )
+    return [
+        (
+            (c.get("Config") or {}).get("Labels") or {},
+            str(c.get("Name", "?")),
+            str((c.get("State") or {}).get("Status", "")),
+            str(((c.get("State") or {}).get("Health") or {}).get("Status", "")),
+        )
+        for c in inspected_
+    ]
+
+
+def bottles(engine: Engine) -> list[Listed]:
+    """Every bottle on the engine, sorted by project."""
     by_project: dict[str, list[dict[str, Any]]] = defaultdict(list)
-    for network in networks:
+    for network in _networks(engine):
         project = (network.get("Labels") or {}).get(LABEL_PROJECT)
         if project:
             by_project[project].append(network)
     if not by_project:
         return []
-    containers = _inspect(
-        engine,
-        "container",
-        _ids(engine, ["ps", "-aq", "--no-trunc", "--filter", f"label={PROJECT_LABEL}"], "docker ps"),
-    )
     services: dict[str, dict[str, dict[str, Any]]] = defaultdict(dict)
-    for container in containers:
-        labels = (container.get("Config") or {}).get("Labels") or {}
+    for labels, name, state, health in _containers(engine):
         project = labels.get(PROJECT_LABEL)
         if project in by_project:
-            services[project][labels.get("com.docker.compose.service", container.get("Name", "?"))] = {
-                "state": (container.get("State") or {}).get("Status", ""),
-                "health": ((container.get("State") or {}).get("Health") or {}).get("Status", ""),
+            services[project][labels.get("com.docker.compose.service", name)] = {
+                "state": state,
+                "health": health,
                 "config": labels.get(CONFIG_FILES_LABEL, ""),
             }
     listed = []

@@ -18,7 +18,7 @@ from typing import Any
 
 from ..errors import ConflictError, OutputError
 from ..roles import INTERNAL, ROLE_KEY
-from ..yamlfull import load_yaml
+from ..yamlsubset import load_data as load_yaml  # the fast reader, the full one where it declines
 from .docker import EngineAddress
 
 COMPOSE_FILE = "docker-compose.yml"
