@@ -27,6 +27,16 @@ def _config_dir(env: Mapping[str, str]) -> Path:
     return Path(env.get("DOCKER_CONFIG") or os.path.join(os.path.expanduser("~"), ".docker"))
 
 
+def current_context(env: Mapping[str, str]) -> str:
+    """The docker CLI's current context (its config's currentContext), "default" when none."""
+    try:
+        data = json.loads((_config_dir(env) / "config.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return "default"
+    name = data.get("currentContext") if isinstance(data, dict) else None
+    return name if isinstance(name, str) and name else "default"
+
+
 def socket_of(env: Mapping[str, str]) -> tuple[str, str] | None:
     """The unix socket a docker command run in env dials, and how messages name it (`at
     unix://...`, or `of context NAME (unix://...)`); None when it dials another kind of

@@ -182,6 +182,8 @@ class Engine:
     @functools.cached_property
     def server_version(self) -> str:
         """The daemon's version; an EngineError (exit 8) naming the address dialled when it does not answer."""
+        if self.api is not None:
+            return str(self.api.get("/version").get("Version", "")) or "unknown"
         version = run([self.docker, "version", "--format", "{{.Server.Version}}"], env=self.env)
         if version.returncode != 0 or not version.stdout.strip():
             reason = next((line for line in version.stderr.splitlines() if line.strip()), "no answer")
@@ -194,6 +196,8 @@ class Engine:
     @property
     def remote(self) -> bool:
         """Whether the daemon is on another host (its bind sources are paths there)."""
+        if self.api is not None:  # a unix socket: this host's
+            return False
         return not self.where.endpoint(self.docker).startswith(("unix://", "npipe://"))
 
     @property
@@ -459,6 +463,9 @@ def preflight(where: EngineAddress | None = None) -> Engine:
 def data_root(engine: Engine) -> str | None:
     """Where the engine keeps its images, containers and volumes (docker info's
     DockerRootDir); None when it does not say."""
+    if engine.api is not None:
+        said = str(engine.api.get("/info").get("DockerRootDir") or "")
+        return said if said.startswith("/") else None
     proc = run([engine.docker, "info", "--format", "{{.DockerRootDir}}"], env=engine.env)
     root = proc.stdout.strip() if proc.returncode == 0 else ""
     return root if root.startswith("/") else None

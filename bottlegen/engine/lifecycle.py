@@ -49,6 +49,7 @@ from .networks import (
 if TYPE_CHECKING:
     from ..pipeline import Rendered
 
+from .api import current_context, labelled
 from .services import mask, ps
 from .state import (
     COMPOSE_FILE,
@@ -470,7 +471,7 @@ def _recorded(engine: Engine) -> EngineAddress:
     where = engine.where
     if where.host or where.context:
         return where
-    name, _ = context_of(engine.docker, None)
+    name = current_context(engine.env) if engine.api is not None else context_of(engine.docker, None)[0]
     return EngineAddress(context=name) if name else where
 
 
@@ -622,6 +623,14 @@ _CONFIG_FILES = "com.docker.compose.project.config_files"  # compose labels each
 def _project_containers(engine: Engine, project: str) -> dict[str, list[str]]:
     """The project's containers, running or not: each ID, and the compose files it was
     started from."""
+    if engine.api is not None:
+        rows = engine.api.get("/containers/json", all="1", filters=labelled(f"com.docker.compose.project={project}"))
+        return {
+            str(row.get("Id", "")): [
+                f for f in str((row.get("Labels") or {}).get(_CONFIG_FILES, "")).split(",") if f.strip()
+            ]
+            for row in rows
+        }
     proc = run(
         [
             engine.docker,

@@ -56,7 +56,13 @@ class Network:
 
 def find(engine: Engine, names: Sequence[str]) -> dict[str, list[Network]]:
     """For each name, every network whose name is exactly it (usually none or one): one
-    `network ls` and one `network inspect` for all of them."""
+    `network ls` and one `network inspect` for all of them (one API request on a local engine)."""
+    if engine.api is not None:
+        listed_: list[dict[str, Any]] = engine.api.get("/networks")
+        found_: dict[str, list[Network]] = {name: [] for name in names}
+        for network in _networks([n for n in listed_ if n.get("Name") in found_], local=True):
+            found_[network.name].append(network)
+        return found_
     listing = checked(
         [engine.docker, "network", "ls", "--no-trunc", "--format", "{{.ID}} {{.Name}}"],
         "docker network ls",
