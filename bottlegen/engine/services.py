@@ -89,11 +89,22 @@ class ExecOptions:
     tty: bool = False
 
     def flags(self) -> list[str]:
+        """As `docker compose exec` takes them."""
         return [
             *([] if self.tty else ["-T"]),
             *(w for e in self.env for w in ("--env", e)),
             *(["--workdir", self.workdir] if self.workdir else []),
             *(["--user", self.user] if self.user else []),
+        ]
+
+    def docker_flags(self) -> list[str]:
+        """As `docker exec` takes them: stdin open, as compose's exec keeps it."""
+        return [
+            "-i",
+            *(["-t"] if self.tty else []),
+            *(w for e in self.env for w in ("-e", e)),
+            *(["-w", self.workdir] if self.workdir else []),
+            *(["-u", self.user] if self.user else []),
         ]
 
 
@@ -106,8 +117,18 @@ def agent_of(bottle: Bottle) -> str:
 
 
 def exec_in(engine: Engine, bottle: Bottle, service: str, command: Sequence[str], options: ExecOptions) -> int:
-    """Run a command in a service of the bottle, our standard streams its own; its exit status."""
+    """Run a command in a service of the bottle, our standard streams its own; its exit status.
+    On a local engine, `docker exec` in the service's running container (found by compose's
+    labels in one API request): what compose's exec does, without compose's start."""
     argv = engine.compose_argv(bottle.project, bottle.compose_file, "exec", *options.flags(), service, *command)
+    if engine.api is not None:
+        from .api import labelled
+
+        labels = (f"com.docker.compose.project={bottle.project}", f"com.docker.compose.service={service}")
+        rows = engine.api.get("/containers/json", filters=labelled(*labels, "com.docker.compose.oneoff=False"))
+        if len(rows) == 1:  # else compose says what is wrong (not running, or more than one)
+            container = str((rows[0].get("Names") or ["/"])[0]).lstrip("/")
+            argv = [engine.docker, "exec", *options.docker_flags(), container, *command]
     code = run(argv, output="inherit", timeout=FOLLOW, env=engine.env).returncode
     if code != 0:  # the command's own status, unless the daemon is what failed
         engine.server_version  # noqa: B018 (an EngineError when the daemon does not answer)
