@@ -11,8 +11,8 @@ environment variables bottlegen reads, the Python that ran it, bottlegen's own f
 The next run with the same key makes each observation again (host.unchanged: the very
 functions that saw the machine look again). Only when every one finds what it found, and
 the file it wrote is still the one it wrote (same inode, size, modification and change
-times), does it print what it printed, leave the file as it is, and exit as it exited: the
-bytes a render would give, without loading Jinja. Anything else, and it renders as if there
+times), is its answer what it printed and how it exited (the command prints it, leaving the
+file as it is): the bytes a render would give, without loading Jinja. Anything else, and it renders as if there
 were no memo. A memo only ever stands for a success: an error is found afresh every time.
 
 Trust, as the template cache's (cachedir.py): entries live in a private folder, are read
@@ -29,10 +29,9 @@ import sys
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, TextIO
+from typing import Any, NamedTuple, TextIO
 
 from . import cachedir, host, resources
-from .errors import ExitCode
 
 MEMO_ENV = "BOTTLEGEN_MEMO"
 FORMAT = "bottlegen-memo 1"
@@ -95,9 +94,17 @@ def _file_id(path: str) -> list[int] | None:
     return [info.st_dev, info.st_ino, info.st_size, info.st_mtime_ns, info.st_ctime_ns]
 
 
-def replay(argv: Sequence[str]) -> int | None:
-    """Answer the command from its memo: print what it printed and return its exit code; or
-    None (nothing printed) when there is no memo for it or anything it depends on changed."""
+class Answer(NamedTuple):
+    """What a kept run printed, and how it exited."""
+
+    stdout: str
+    stderr: str
+    exit_code: int
+
+
+def replay(argv: Sequence[str]) -> Answer | None:
+    """The command's answer from its memo, or None when there is no memo for it or anything
+    it depends on changed."""
     if not enabled():
         return None
     folder = _folder(create=False)
@@ -118,20 +125,7 @@ def replay(argv: Sequence[str]) -> int | None:
             return None
     except (ValueError, KeyError, TypeError, IndexError):
         return None
-    try:
-        sys.stdout.write(stdout)
-        sys.stdout.flush()
-    except OSError:  # a reader that stopped reading, a full disk: said as a render says it
-        try:
-            devnull = os.open(os.devnull, os.O_WRONLY)
-            os.dup2(devnull, sys.stdout.fileno())
-            os.close(devnull)
-        except (OSError, ValueError):
-            pass
-        return ExitCode.IO
-    sys.stderr.write(stderr)
-    sys.stderr.flush()
-    return code
+    return Answer(str(stdout), str(stderr), code)
 
 
 class _Tee:

@@ -170,3 +170,26 @@ def test_stdout_and_strict_are_answered_the_same(bottle: Path, tmp_path: Path):
         expected = bottlegen(bottle, cache, memo=False, command=command)
         assert bottlegen(bottle, cache, command=command) == expected
         assert bottlegen(bottle, cache, command=command) == expected
+
+
+def test_an_answer_that_cannot_be_written_is_said_as_a_render_says_it(bottle: Path, tmp_path: Path):
+    """A full stdout (/dev/full) on a memo's answer: exit 7, no traceback, as a render gives."""
+    cache = tmp_path / "cache"
+    command = ("render", "plan.yml")
+    bottlegen(bottle, cache, command=command)
+    environ = {**os.environ, "BOTTLEGEN_CACHE_DIR": str(cache)}
+    results = []
+    for memo in ("1", "0"):
+        with open("/dev/full", "w") as full:
+            proc = subprocess.run(
+                [sys.executable, "-m", "bottlegen.cli", *command],
+                cwd=bottle,
+                env={**environ, "BOTTLEGEN_MEMO": memo},
+                stdout=full,
+                stderr=subprocess.PIPE,
+                text=True,
+                check=False,
+            )
+        results.append(proc)
+    assert [p.returncode for p in results] == [7, 7]
+    assert all("Traceback" not in p.stderr for p in results), results[0].stderr

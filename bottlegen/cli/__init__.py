@@ -28,8 +28,11 @@ def run() -> NoReturn:
     may_keep = "render" in argv  # the command decides whether its run is kept (memo.keep)
     if may_keep:
         from .. import memo
+    code = None
     try:
-        code = memo.replay(argv) if may_keep else None
+        answer = memo.replay(argv) if may_keep else None
+        if answer is not None:
+            code = _said(answer.stdout, answer.stderr, answer.exit_code)
     except KeyboardInterrupt:
         print("bottlegen: interrupted", file=sys.stderr)
         code = ExitCode.INTERRUPTED
@@ -42,6 +45,21 @@ def run() -> NoReturn:
                 session.done(code)
     gc.freeze()
     sys.exit(code)
+
+
+def _said(stdout: str, stderr: str, code: int) -> int:
+    """Print a kept answer; a stdout that cannot be written is said as a render says it."""
+    try:
+        sys.stdout.write(stdout)
+        sys.stdout.flush()
+    except OSError:  # a reader that stopped reading, a full disk
+        from .output import silence_stdout
+
+        silence_stdout()
+        return ExitCode.IO
+    sys.stderr.write(stderr)
+    sys.stderr.flush()
+    return code
 
 
 def __getattr__(name: str) -> Any:
