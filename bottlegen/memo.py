@@ -152,9 +152,16 @@ class Session:
         self.kept = False
 
     def done(self, code: int) -> None:
-        """Keep the run when it succeeded, said it may be kept, and saw nothing change under it."""
+        """Keep the run when it succeeded, said it may be kept, and saw nothing change under it
+        (a memo that cannot be kept, say with the working folder gone, is simply not kept)."""
         if code != 0 or not self.kept or self.reads.spoiled:
             return
+        try:
+            self._keep(code)
+        except (OSError, ValueError, RuntimeError):
+            pass
+
+    def _keep(self, code: int) -> None:
         folder = _folder(create=True)
         if folder is None:
             return

@@ -33,6 +33,8 @@ def run() -> NoReturn:
         answer = memo.replay(argv) if may_keep else None
         if answer is not None:
             code = _said(answer.stdout, answer.stderr, answer.exit_code)
+    except Exception:  # the memo never decides anything: whatever fails in it, render afresh
+        code = None
     except KeyboardInterrupt:
         print("bottlegen: interrupted", file=sys.stderr)
         code = ExitCode.INTERRUPTED
