@@ -87,7 +87,10 @@ def _commands(parser: argparse.ArgumentParser, extra: Mapping[str, Sequence[str]
 
 def script(parser: argparse.ArgumentParser, shell: str, templates: Sequence[str] = ()) -> str:
     """The completion script for shell, of every command and option parser knows."""
-    extra = {"CODE": [k.code for k in KINDS], "SHELL": list(SHELLS), "NAME": list(templates)}
+    from . import explain, resources
+
+    keys = [k for k in explain.key_paths(resources.load_schema(resources.PLAN_SCHEMA)) if "*" not in k]
+    extra = {"CODE": [k.code for k in KINDS], "SHELL": list(SHELLS), "NAME": list(templates), "KEY.PATH": keys}
     commands = _commands(parser, extra)
     if shell == "fish":
         return _fish(commands)

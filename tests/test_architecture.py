@@ -31,6 +31,7 @@ LEAVES = [
     "yamlfull",
     "yamlsubset",
     "schemas",
+    "explain",
     "cache",
 ]
 

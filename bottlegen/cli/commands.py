@@ -48,8 +48,8 @@ def _command(module: str, name: str) -> Callable[[argparse.Namespace], int]:
     return command
 
 
-cmd_render, cmd_check, cmd_context, cmd_schema = (
-    _command("render", n) for n in ("cmd_render", "cmd_check", "cmd_context", "cmd_schema")
+cmd_render, cmd_check, cmd_context, cmd_schema, cmd_explain = (
+    _command("render", n) for n in ("cmd_render", "cmd_check", "cmd_context", "cmd_schema", "cmd_explain")
 )
 cmd_completion, cmd_templates_eject, cmd_templates_list = (
     _command("templates", n) for n in ("cmd_completion", "cmd_templates_eject", "cmd_templates_list")
@@ -162,6 +162,22 @@ def build_parser() -> argparse.ArgumentParser:
         "print the plan's JSON schema (with --templates: with the settings its manifest's settings_schema adds)",
         [templates],
     )
+
+    p = add(
+        "explain",
+        cmd_explain,
+        "what a plan key is: its description, type, default, allowed values and an example, from the plan "
+        "schema (with --templates: with the settings its manifest adds); no KEY: the plan's top-level keys",
+        [templates],
+    )
+    p.add_argument(
+        "key",
+        nargs="?",
+        default="",
+        metavar="KEY.PATH",
+        help="a plan key, as proxy.yaml_path, git_gate.upstreams[].name or settings.images.egress",
+    )
+    p.add_argument("--recursive", action="store_true", help="list every key below KEY.PATH with its type")
 
     p = add("templates", None, "list the templates, or copy packaged ones out for editing")
     tsub = p.add_subparsers(dest="templates_command", required=True, metavar="SUBCOMMAND", help="list or eject")

@@ -28,6 +28,7 @@ COMMAND_EXIT_CODES: dict[str, tuple[ExitCode, ...]] = {
     "check": (E.DRIFT, E.USAGE, *RENDERS, E.IO, E.ENGINE),
     "context": (E.USAGE, E.INVALID_PLAN, E.TEMPLATE, E.IO),
     "schema": (E.USAGE, E.TEMPLATE, E.IO),
+    "explain": (E.USAGE, E.TEMPLATE, E.IO),
     "templates": (E.USAGE, E.TEMPLATE, E.IO),
     "up": (E.USAGE, *RENDERS, E.LINT, *ENGINE, E.CONFLICT, E.VERIFY),
     "logs": (E.USAGE, *ENGINE),

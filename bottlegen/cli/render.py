@@ -173,3 +173,18 @@ def cmd_schema(args: argparse.Namespace) -> int:
     json.dump(schema, sys.stdout, indent=2, ensure_ascii=False)
     sys.stdout.write("\n")
     return ExitCode.OK
+
+
+def cmd_explain(args: argparse.Namespace) -> int:
+    from .. import explain
+
+    schema = renderer_of(args).plan_schema if override_dirs(args) else resources.load_schema(resources.PLAN_SCHEMA)
+    key = explain.explain(schema, args.key)
+    if args.recursive:
+        prefix = "" if key.path == explain.ROOT else key.path
+        width = max((len(p) for p in explain.key_paths(key.schema, prefix)), default=0)
+        for path in explain.key_paths(key.schema, prefix):
+            print(f"{path:<{width}}  {explain.explain(schema, path).type_text()}")
+        return ExitCode.OK
+    sys.stdout.write(key.text())
+    return ExitCode.OK
