@@ -96,7 +96,7 @@ class Problem(NamedTuple):
     def __str__(self) -> str:
         text = f"{self.message} {self.hint}" if self.hint else self.message
         if self.file is not None and self.path is not None:
-            return f"{self.file}::{self.path}: {text}"
+            return f"{self.file}{'' if self.line is None else f':{self.line}'}::{self.path}: {text}"
         if self.path is not None:
             return f"{self.path}{' in template ' + self.template if self.template else ''}: {text}"
         if self.template is not None:

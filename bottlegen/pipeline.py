@@ -23,7 +23,7 @@ from jinja2 import TemplateNotFound
 from . import host, resources, schemas
 from .compose import check, policy, relocate
 from .composefile import host_paths
-from .errors import Problem, TemplateError
+from .errors import PlanError, Problem, TemplateError
 from .lints import Lint
 from .resources import templates_dir
 from .stages import emit, layers, load, manifest, resolve, templating, validate
@@ -205,10 +205,20 @@ class Renderer:
         relative host paths are written relative to it (relocate.py)."""
         with self._stage(self.STAGES[0]):
             data = load.read_plan(plan_path)
-        return self.render_data(data, str(plan_path), Path(host.realpath(plan_path)).parent, plan_path.name, output_dir)
+        try:
+            return self.render_data(
+                data, str(plan_path), Path(host.realpath(plan_path)).parent, plan_path.name, output_dir
+            )
+        except PlanError as e:  # each problem at the line the plan writes its value
+            raise layers.in_files(e) from None
 
     def layered(
-        self, data: Any, source: str, base_dir: Path, overlays: Sequence[Path] = (), sets: Sequence[str] = ()
+        self,
+        data: Any,
+        source: str,
+        base_dir: Path,
+        overlays: Sequence[Path] = (),
+        sets: Sequence[str | tuple[str, str]] = (),
     ) -> layers.Layered:
         """A plan (data, read from source in base_dir) with `-f` overlay files and `--set`
         assignments over it (layers.py). Render or take its context inside `with
@@ -226,7 +236,7 @@ class Renderer:
         self,
         plan: str,
         overlays: Sequence[Path] = (),
-        sets: Sequence[str] = (),
+        sets: Sequence[str | tuple[str, str]] = (),
         output_dir: Path | None = None,
     ) -> Rendered:
         """PLAN (a plan file's path, or `-` for the plan on standard input) with the overlay
@@ -237,7 +247,9 @@ class Renderer:
         data, source, base_dir = plan_data(plan)
         return self.render_layers(self.layered(data, source, base_dir, overlays, sets), base_dir, output_dir)
 
-    def context_of_plan(self, plan: str, overlays: Sequence[Path] = (), sets: Sequence[str] = ()) -> dict[str, Any]:
+    def context_of_plan(
+        self, plan: str, overlays: Sequence[Path] = (), sets: Sequence[str | tuple[str, str]] = ()
+    ) -> dict[str, Any]:
         """The template context of PLAN with its layers (as render_plan takes them)."""
         data, source, base_dir = plan_data(plan)
         layered = self.layered(data, source, base_dir, overlays, sets)

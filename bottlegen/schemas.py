@@ -208,7 +208,8 @@ def describe(error: ValidationError) -> str:
         return f"{shorten(value)} is not allowed here" + (f": {hint}" if hint else f" (must match {wanted})")
     if validator == "type":
         if (isinstance(value, (bool, int, float)) or value is None) and (wanted == "string" or "string" in wanted):
-            return f"{shorten(value)} is a {type(value).__name__}, not a string: quote it in the plan"
+            kind = "true or false" if isinstance(value, bool) else "null" if value is None else "a number"
+            return f"{shorten(value)} is {kind}, not a string: quote it in the plan"
         return f"{shorten(value)} is not of type {wanted!r}"
     if validator == "uniqueItems" and isinstance(value, list):
         for later, item in enumerate(value):

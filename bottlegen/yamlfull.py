@@ -19,7 +19,7 @@ from ruamel.yaml import YAML
 from ruamel.yaml.constructor import SafeConstructor
 from ruamel.yaml.error import MarkedYAMLError, YAMLError
 from ruamel.yaml.events import CollectionEndEvent, CollectionStartEvent
-from ruamel.yaml.nodes import ScalarNode
+from ruamel.yaml.nodes import MappingNode, ScalarNode, SequenceNode
 from ruamel.yaml.resolver import VersionedResolver
 from ruamel.yaml.tag import Tag
 
@@ -154,3 +154,31 @@ def deepest_line(text: str, limit: int) -> int | None:
     except YAMLError:
         return None  # the load reports the syntax error properly
     return None
+
+
+def line_of(text: str, parts: tuple[Any, ...]) -> int | None:
+    """The line (1-based) at which a key path is written in YAML text: the key's line for a
+    mapping's entry, the item's for a list's; where the text holds only part of the path, the
+    line of the deepest part it holds. None when the text is not YAML."""
+    try:
+        constructor, parser = constructor_parser(text)
+        try:
+            single = getattr(constructor, "get_single_node", None) or constructor.composer.get_single_node
+            node = single()
+        finally:
+            parser.dispose()
+    except YAMLError:
+        return None
+    line = 1 if node is not None else None
+    for part in parts:
+        if isinstance(node, MappingNode):
+            found = next(((k, v) for k, v in node.value if getattr(k, "value", None) == part), None)
+            if found is None:
+                return line
+            line, node = found[0].start_mark.line + 1, found[1]
+        elif isinstance(node, SequenceNode) and isinstance(part, int) and -len(node.value) <= part < len(node.value):
+            node = node.value[part]
+            line = node.start_mark.line + 1
+        else:
+            return line
+    return line

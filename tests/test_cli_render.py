@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import stat
 
 from helpers import EXAMPLES, full_plan, minimal_plan, parse_yaml, run_cli, run_cli_process, write_plan
@@ -35,7 +36,7 @@ def test_invalid_plan_exits_3_with_key_path_and_writes_nothing(tmp_path):
     out = tmp_path / "out.yml"
     proc = run_cli("render", str(path), "-o", str(out))
     assert proc.returncode == 3
-    assert f"{path}::$.egress.routes:" in proc.stderr
+    assert re.search(rf"{re.escape(str(path))}:\d+::\$\.egress\.routes:", proc.stderr), proc.stderr
     assert not out.exists()
 
 

@@ -55,9 +55,9 @@ SCENARIOS = [
         {"plan.yml": plan_text(minimal_plan(slug="Demo Bottle", use_runsc="yes", colour="blue"))},
         [
             r"invalid plan \(3 problems\)",
-            r"plan\.yml::\$\.slug: \"Demo Bottle\" is not allowed here",
-            r"plan\.yml::\$\.use_runsc: \"yes\" is not of type 'boolean'",
-            r"plan\.yml::\$: unknown key \"colour\"",
+            r"plan\.yml:\d+::\$\.slug: \"Demo Bottle\" is not allowed here",
+            r"plan\.yml:\d+::\$\.use_runsc: \"yes\" is not of type 'boolean'",
+            r"plan\.yml:\d+::\$: unknown key \"colour\"",
         ],
     ),
     Scenario(
@@ -79,7 +79,7 @@ SCENARIOS = [
             )
         },
         [
-            r"plan\.yml::\$\.git_gate\.upstreams\[1\]\.extra_hosts\[\"git\.example\"\]: host \"git\.example\" is \"10\.0\.0\.2\" here but \"10\.0\.0\.1\""
+            r"plan\.yml:\d+::\$\.git_gate\.upstreams\[1\]\.extra_hosts\[\"git\.example\"\]: host \"git\.example\" is \"10\.0\.0\.2\" here but \"10\.0\.0\.1\""
         ],
     ),
     Scenario(
@@ -263,7 +263,7 @@ def test_long_values_are_shortened_in_messages(tmp_path):
 def test_unquoted_numbers_get_a_hint(tmp_path):
     (tmp_path / "plan.yml").write_text(plan_text(minimal_plan()).replace('"claude-bottle/agent:latest"', "1.10"))
     proc = run_cli("render", "plan.yml", cwd=tmp_path)
-    assert "$.runtime_image: 1.1 is a float, not a string: quote it in the plan" in proc.stderr
+    assert ":3::$.runtime_image: 1.10 is a number, not a string: quote it in the plan" in proc.stderr  # as written
 
 
 def test_missing_plan_file(tmp_path):

@@ -471,7 +471,8 @@ def test_a_refusal_in_json_is_the_same_record_as_its_text(tmp_path):
     [problem] = json.loads(as_json.stderr)["problems"]
     assert problem["file"] == str(plan) and problem["path"] == "$.proxy.yaml_path" and problem["rule"] == "host-paths"
     assert problem["hint"] == "[rule host-paths, which always holds]"
-    line = f"{problem['file']}::{problem['path']}: {problem['message']} {problem['hint']}"
+    at = f":{problem['line']}" if "line" in problem else ""
+    line = f"{problem['file']}{at}::{problem['path']}: {problem['message']} {problem['hint']}"
     assert f"  {line}\n" in text.stderr
 
 

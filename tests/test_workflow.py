@@ -141,15 +141,51 @@ def test_set_reads_its_value_as_yaml_and_a_list_item_by_index(tmp_path):
     context = json.loads(proc.stdout)
     assert context["plan"]["forwarded_env"] == ["A", "C"] and context["plan"]["seal_host"] is True
     bad = run_cli("render", str(plan), "--set", "forwarded_env[5]=C")
-    assert bad.returncode == 3 and "is not an item of a list here" in bad.stderr
+    assert bad.returncode == 3 and "there is no item [5] to set (a list of 2); [2] appends one" in bad.stderr
     assert run_cli("render", str(plan), "--set", "no equals sign").returncode == 2
+
+
+def test_set_string_set_file_and_appending_apply_in_the_order_given(tmp_path):
+    plan = write_plan(tmp_path, {**minimal_plan(), "forwarded_env": ["A", "B"]})
+    (tmp_path / "name.txt").write_text("from-a-file")
+    proc = run_cli(
+        "context", str(plan), "--format", "json",
+        "--set", "forwarded_env[2]=C",  # one past the end: appended
+        "--set-string", "runtime_image=0123",  # as written, a string
+        "--set", "container_name=first", "--set-file", f"container_name={tmp_path / 'name.txt'}",  # the later wins
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    plan_data = json.loads(proc.stdout)["plan"]
+    assert plan_data["forwarded_env"] == ["A", "B", "C"] and plan_data["runtime_image"] == "0123"
+    assert plan_data["container_name"] == "from-a-file"
+    made = run_cli("render", str(plan), "--set", "egress.routes[0].host=api.example")  # maps and a list made
+    assert made.returncode == 3 and "--set egress.routes[0].host::$.egress: 'routes_path' is required" in made.stderr
+    missing = run_cli("render", str(plan), "--set-file", "slug=nowhere.txt")
+    assert missing.returncode == 2 and "nowhere.txt: no such file of --set-file slug" in missing.stderr
+
+
+def test_an_error_says_the_value_as_written_and_what_fits_its_layer(tmp_path):
+    base, team = base_and_team(tmp_path)
+    proc = run_cli("render", str(base), "--set", "runtime_image=0123")
+    assert proc.returncode == 3 and "fix each layer named" in proc.stderr
+    assert (
+        "--set runtime_image::$.runtime_image: 0123 is read as YAML (a number, not a string): "
+        "--set-string runtime_image=0123 gives it as written"
+    ) in proc.stderr
+    assert "quote it in the plan" not in proc.stderr
+    team.write_text("proxy:\n  internal_network: bn-internal\n  yaml_path: 0123\n")
+    proc = run_cli("render", str(base), "-f", str(team))  # a file's value: at its line, quoted in the file
+    assert f"{team}:3::$.proxy.yaml_path: 0123 is a number, not a string: quote it in the plan" in proc.stderr
+    as_json = run_cli("render", str(base), "-f", str(team), "--error-format", "json")
+    [problem] = json.loads(as_json.stderr)["problems"]
+    assert problem["file"] == str(team) and problem["line"] == 3 and problem["path"] == "$.proxy.yaml_path"
 
 
 def test_an_error_names_the_layer_the_value_came_from(tmp_path):
     base, team = base_and_team(tmp_path)
     write_plan(tmp_path / "teams", {"proxy": {"yaml_path": 3}}, "team-a.yml")
     proc = run_cli("render", str(base), "-f", str(team))
-    assert proc.returncode == 3 and f"{team}::$.proxy.yaml_path: " in proc.stderr, proc.stderr
+    assert proc.returncode == 3 and f"{team}:3::$.proxy.yaml_path: " in proc.stderr, proc.stderr  # and its line
     proc = run_cli("render", str(base), "-f", str(team), "--set", "proxy.yaml_path=[1]")
     assert proc.returncode == 3 and "--set proxy.yaml_path::$.proxy.yaml_path: " in proc.stderr, proc.stderr
     proc = run_cli("render", str(base), "--set", "colour=red")

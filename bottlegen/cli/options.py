@@ -72,14 +72,14 @@ class Layering:
     """-f overlay files and --set assignments, laid over each PLAN in that order."""
 
     overlays: tuple[Path, ...] = ()
-    sets: tuple[str, ...] = ()
+    sets: tuple[tuple[str, str], ...] = ()  # (--set, --set-string or --set-file; KEY=VALUE), in order
 
     @classmethod
     def of(cls, args: argparse.Namespace) -> Layering:
-        return cls(tuple(Path(f) for f in args.values or ()), tuple(args.set or ()))
+        return cls(tuple(Path(f) for f in args.values or ()), tuple(getattr(args, "sets", None) or ()))
 
     def flags(self) -> list[str]:
-        return [*(w for f in self.overlays for w in ("-f", str(f))), *(w for a in self.sets for w in ("--set", a))]
+        return [*(w for f in self.overlays for w in ("-f", str(f))), *(w for a in self.sets for w in a)]
 
 
 def take_layers(args: argparse.Namespace, plans: Sequence[str]) -> str:
@@ -169,12 +169,36 @@ def layers_options() -> argparse.ArgumentParser:
     )
     parent.add_argument(
         "--set",
-        action="append",
+        action=_Assign,
+        dest="sets",
         metavar="KEY=VALUE",
-        help="a value laid over PLAN and the -f files (repeatable): KEY a dotted path such as "
-        "settings.ports.egress or git_gate.upstreams[0].name, VALUE read as YAML",
+        help="a value laid over PLAN and the -f files (repeatable; every --set, --set-string and --set-file in the "
+        "order given): KEY a dotted path such as settings.ports.egress or git_gate.upstreams[0].name, VALUE read "
+        "as YAML; an index one past a list's end appends to it (forwarded_env[2]=NAME on a list of two)",
+    )
+    parent.add_argument(
+        "--set-string",
+        action=_Assign,
+        dest="sets",
+        metavar="KEY=VALUE",
+        help="as --set, VALUE kept as written: always a string (0123 stays 0123)",
+    )
+    parent.add_argument(
+        "--set-file",
+        action=_Assign,
+        dest="sets",
+        metavar="KEY=FILE",
+        help="as --set, the value is FILE's text (a path relative to the current folder)",
     )
     return parent
+
+
+class _Assign(argparse.Action):
+    """--set, --set-string and --set-file into one list, in the order given: (flag, text)."""
+
+    def __call__(self, parser: Any, namespace: argparse.Namespace, values: Any, option_string: Any = None) -> None:
+        flag = next(o for o in self.option_strings if o.startswith("--"))
+        setattr(namespace, self.dest, [*(getattr(namespace, self.dest, None) or []), (flag, str(values))])
 
 
 def output_options() -> argparse.ArgumentParser:
