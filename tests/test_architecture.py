@@ -31,6 +31,7 @@ LEAVES = [
     "yamlfull",
     "yamlsubset",
     "schemas",
+    "project",
     "explain",
     "cache",
 ]
@@ -55,6 +56,7 @@ LAYERS = [
     *package_order("compose"),
     # the render as a whole, and what the library builds on it
     "pipeline",
+    "starter",
     "batch",
     "goldens",
     # the engine side

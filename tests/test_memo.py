@@ -193,3 +193,16 @@ def test_an_answer_that_cannot_be_written_is_said_as_a_render_says_it(bottle: Pa
         results.append(proc)
     assert [p.returncode for p in results] == [7, 7]
     assert all("Traceback" not in p.stderr for p in results), results[0].stderr
+
+
+def test_a_project_file_that_appears_above_is_seen(bottle: Path, tmp_path: Path):
+    """Found upward from the working folder, a project file can bring templates: the memo
+    noted that there was none, and sees one appear."""
+    cache = tmp_path / "cache"
+    command = ("render", "plan.yml", "-o", "out/compose.yml")
+    before = bottlegen(bottle, cache, command=command)
+    assert bottlegen(bottle, cache, command=command) == before
+    shutil.copy(REPO / "templates" / "agent.yaml.j2", bottle / "tpl")
+    (bottle.parent / "bottlegen.toml").write_text('templates = ["repo/tpl"]\n')
+    after = bottlegen(bottle, cache, command=command)
+    assert after == bottlegen(bottle, cache, memo=False, command=command) and after != before

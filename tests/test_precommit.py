@@ -85,3 +85,25 @@ def test_the_hooks_pass_on_matching_goldens_fail_on_drift_and_fix_rewrites(repo,
     commit_all(repo)
     assert try_repo(repo, home, "bottlegen-fix").returncode == 0
     assert try_repo(repo, home, "bottlegen-check").returncode == 0
+
+
+def test_an_ejected_template_named_by_the_project_file_is_checked_with_no_args(repo, home):
+    """bottlegen.toml names the ejected templates: an edit to one fails the check with the
+    diff (no --templates in the hook's args), and undoing it passes again."""
+    ejected = repo / "ops-templates"
+    shutil.copytree(REPO / "templates", ejected)
+    (repo / "bottlegen.toml").write_text('templates = ["ops-templates"]\n')
+    commit_all(repo)
+    assert try_repo(repo, home, "bottlegen-check").returncode == 1  # the goldens now name the override
+    assert try_repo(repo, home, "bottlegen-fix").returncode == 1  # which the fix hook writes
+    commit_all(repo)
+    assert try_repo(repo, home, "bottlegen-check").returncode == 0
+    agent = ejected / "agent.yaml.j2"
+    pristine = agent.read_text()
+    agent.write_text(pristine.replace("    image:", "    labels: [team=ops]\n    image:", 1))
+    commit_all(repo)
+    drift = try_repo(repo, home, "bottlegen-check")
+    assert drift.returncode == 1 and "team=ops" in drift.stdout, drift.stdout
+    agent.write_text(pristine)
+    commit_all(repo)
+    assert try_repo(repo, home, "bottlegen-check").returncode == 0

@@ -13,9 +13,11 @@ from typing import Any
 
 from .. import batch
 from ..errors import ExitCode, Stopped, UsageError, UserError
+from ..project import STATE_ROOT_ENV
 from . import output
 from .options import (
     COMMAND_EXIT_CODES,
+    FLEET_HELP,
     LAYERED_PLAN_HELP,
     PLAN_HELP,
     PLANS_DIR_HELP,
@@ -30,6 +32,7 @@ from .options import (
     output_options,
     positive_int,
     probe_options,
+    project_of_args,
     seconds,
     strict_option,
     templates_option,
@@ -48,8 +51,9 @@ def _command(module: str, name: str) -> Callable[[argparse.Namespace], int]:
     return command
 
 
-cmd_render, cmd_check, cmd_context, cmd_schema, cmd_explain = (
-    _command("render", n) for n in ("cmd_render", "cmd_check", "cmd_context", "cmd_schema", "cmd_explain")
+cmd_render, cmd_check, cmd_context, cmd_schema, cmd_explain, cmd_config, cmd_init = (
+    _command("render", n)
+    for n in ("cmd_render", "cmd_check", "cmd_context", "cmd_schema", "cmd_explain", "cmd_config", "cmd_init")
 )
 cmd_completion, cmd_templates_eject, cmd_templates_list = (
     _command("templates", n) for n in ("cmd_completion", "cmd_templates_eject", "cmd_templates_list")
@@ -123,6 +127,7 @@ def build_parser() -> argparse.ArgumentParser:
         "the output is the same",
     )
     p.add_argument("--plans", dest="plans_dir", metavar="DIR", help=PLANS_DIR_HELP)
+    p.add_argument("--fleet", action="store_true", help=FLEET_HELP)
     p.add_argument("--verify", action="store_true", help=VERIFY_HELP)
 
     p = add(
@@ -153,6 +158,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--out-dir", metavar="DIR", help="check every PLAN against DIR/<slug>.yml in one process")
     p.add_argument("--plans", dest="plans_dir", metavar="DIR", help=PLANS_DIR_HELP)
+    p.add_argument("--fleet", action="store_true", help=FLEET_HELP)
     p.add_argument("--diff", action="store_true", help="with --out-dir: print the diff of each drifted plan too")
     p.add_argument("--verify", action="store_true", help=VERIFY_HELP)
 
@@ -162,6 +168,23 @@ def build_parser() -> argparse.ArgumentParser:
         "print the plan's JSON schema (with --templates: with the settings its manifest's settings_schema adds)",
         [templates],
     )
+
+    p = add(
+        "init",
+        cmd_init,
+        "start a repository of plans: DIR/bottlegen.toml, DIR/plans/<name>.yml (every key of a plan, the required "
+        "ones set, the rest commented out with their defaults) and DIR/goldens/; never overwrites a file",
+    )
+    p.add_argument("folder", nargs="?", default=".", metavar="DIR", help="where (default: the current folder)")
+
+    p = add(
+        "config",
+        cmd_config,
+        "print the settings in effect (templates, plans, goldens, state root) and where each comes from: "
+        "a flag, the environment, the project file (bottlegen.toml, or [tool.bottlegen] in pyproject.toml) or a default",
+        [templates],
+    )
+    p.add_argument("--format", choices=["text", "json"], default="text", help="one line per setting, or JSON")
 
     p = add(
         "explain",
@@ -362,6 +385,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             from ..engine import docker
 
             docker.trace_commands(True)
+        state_root = project_of_args(args).setting("state_dir")
+        if state_root is not None and not os.environ.get(STATE_ROOT_ENV):  # what state_root() reads
+            os.environ[STATE_ROOT_ENV] = state_root.value
         try:
             code = int(args.func(args))
         except UsageError as e:

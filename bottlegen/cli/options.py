@@ -29,6 +29,8 @@ COMMAND_EXIT_CODES: dict[str, tuple[ExitCode, ...]] = {
     "context": (E.USAGE, E.INVALID_PLAN, E.TEMPLATE, E.IO),
     "schema": (E.USAGE, E.TEMPLATE, E.IO),
     "explain": (E.USAGE, E.TEMPLATE, E.IO),
+    "config": (E.USAGE, E.IO),
+    "init": (E.USAGE, E.IO),
     "templates": (E.USAGE, E.TEMPLATE, E.IO),
     "up": (E.USAGE, *RENDERS, E.LINT, *ENGINE, E.CONFLICT, E.VERIFY),
     "logs": (E.USAGE, *ENGINE),
@@ -50,15 +52,54 @@ def exit_codes_help(codes: Sequence[ExitCode] = tuple(MEANINGS)) -> str:
     return "exit codes:\n" + "\n".join(f"  {code.value}  {MEANINGS[code]}" for code in shown)
 
 
-def override_dirs(args: argparse.Namespace) -> list[str]:
-    """--templates DIR..., else $BOTTLEGEN_TEMPLATES; each must be a folder."""
-    from ..pipeline import override_dirs_from_env
+def project_of_args(args: argparse.Namespace) -> Any:
+    """The project file's settings (bottlegen.project), read once per command."""
+    from .. import project
 
-    dirs = list(args.templates or []) or override_dirs_from_env()
+    found = getattr(args, "_project", None)
+    if found is None:
+        found = args._project = project.load()
+    return found
+
+
+def templates_setting(args: argparse.Namespace) -> tuple[list[str], str]:
+    """The override folders in effect and where they came from: --templates, else
+    $BOTTLEGEN_TEMPLATES, else the project file's `templates`."""
+    from ..pipeline import TEMPLATES_ENV, override_dirs_from_env
+
+    if args.templates:
+        return list(args.templates), "--templates"
+    if override_dirs_from_env():
+        return override_dirs_from_env(), f"${TEMPLATES_ENV}"
+    setting = project_of_args(args).setting("templates")
+    return (list(setting.value), setting.source) if setting else ([], "none: the packaged templates only")
+
+
+def override_dirs(args: argparse.Namespace) -> list[str]:
+    """The override folders in effect (templates_setting); each must be a folder."""
+    dirs, source = templates_setting(args)
     for d in dirs:
         if not Path(d).is_dir():
-            raise TemplateError(f"--templates {d}: no such directory")
+            raise TemplateError(f"{source}: templates folder {d}: no such directory")
     return dirs
+
+
+def fleet_of(args: argparse.Namespace) -> None:
+    """--fleet (and check or render given nothing, in a project): the project's plans into or
+    against its goldens, as --plans and --out-dir; plans/ and goldens/ by convention."""
+    from .. import project
+
+    found = project_of_args(args)
+    wanted = getattr(args, "fleet", False) or (
+        found.path is not None and not args.plans and args.out_dir is None and not getattr(args, "output", None)
+    )
+    if not wanted:
+        return
+    plans, goldens = found.setting("plans"), found.setting("goldens")
+    if args.plans_dir is None:
+        args.plans_dir = plans.value if plans else project.DEFAULT_PLANS
+    if args.out_dir is None:
+        args.out_dir = goldens.value if goldens else project.DEFAULT_GOLDENS
 
 
 def renderer_of(args: argparse.Namespace) -> Renderer:
@@ -102,6 +143,7 @@ PLAN_SUFFIXES = (".yml", ".yaml", ".json")
 def selected_plans(args: argparse.Namespace) -> list[str]:
     """The PLANs of a fleet command. With --plans DIR: the given files that are plans in DIR,
     or every plan in DIR when another file (a template) is among them or none is given."""
+    fleet_of(args)
     if args.plans_dir is None:
         if not args.plans and args.out_dir is not None:
             raise UsageError("give the PLANs, or --plans DIR for every plan in DIR")
@@ -340,6 +382,10 @@ def seconds(text: str) -> int:
 LAYERED_PLAN_HELP = (
     "plan file (YAML or JSON); more PLANs are laid over the first, in order, as -f files are. "
     "- reads the first from standard input, and its relative host paths then resolve against the current folder"
+)
+FLEET_HELP = (
+    "the project's fleet: its plans (the project file's `plans`, default plans/) into or against its goldens "
+    "(`goldens`, default goldens/), as --plans and --out-dir; what check and render do given nothing in a project"
 )
 PLANS_DIR_HELP = (
     "with --out-dir: the folder of the fleet's plans (its *.yml, *.yaml and *.json). The PLANs given then select: "

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -18,7 +19,16 @@ from ..write import write_if_changed
 
 if TYPE_CHECKING:
     pass
-from .options import Layering, override_dirs, render_plan, renderer_of, selected_plans, take_layers
+from .options import (
+    Layering,
+    override_dirs,
+    project_of_args,
+    render_plan,
+    renderer_of,
+    selected_plans,
+    take_layers,
+    templates_setting,
+)
 from .output import Warnings, report, report_failure, say
 
 
@@ -187,4 +197,40 @@ def cmd_explain(args: argparse.Namespace) -> int:
             print(f"{path:<{width}}  {explain.explain(schema, path).type_text()}")
         return ExitCode.OK
     sys.stdout.write(key.text())
+    return ExitCode.OK
+
+
+def cmd_config(args: argparse.Namespace) -> int:
+    from .. import project
+    from ..engine import state
+
+    found = project_of_args(args)
+    dirs, source = templates_setting(args)
+    settings = {"project file": project.Setting(str(found.path) if found.path else None, "found upward from here")}
+    settings["templates"] = project.Setting(dirs, source)
+    for key, default in (("plans", project.DEFAULT_PLANS), ("goldens", project.DEFAULT_GOLDENS)):
+        settings[key] = found.setting(key) or project.Setting(default, "default (the pre-commit hooks' convention)")
+    root = project.STATE_ROOT_ENV
+    from_file = found.setting("state_dir")
+    if from_file is not None and os.environ.get(root) == from_file.value:  # as main() set it from the file
+        settings["state_dir"] = from_file
+    elif os.environ.get(root):
+        settings["state_dir"] = project.Setting(os.environ[root], f"${root}")
+    else:
+        settings["state_dir"] = project.Setting(str(state.state_root()), "default ($XDG_STATE_HOME/bottlegen)")
+    if args.format == "json":
+        print(json.dumps({k: {"value": v.value, "from": v.source} for k, v in settings.items()}, indent=2))
+        return ExitCode.OK
+    for key, (value, where) in settings.items():
+        shown = ", ".join(value) if isinstance(value, list) else ("-" if value is None else value)
+        print(f"{key + ':':<14} {shown or '-'}  ({where})")
+    return ExitCode.OK
+
+
+def cmd_init(args: argparse.Namespace) -> int:
+    from .. import starter
+
+    for path in starter.init(Path(args.folder)):
+        print(f"wrote {path}{'/' if path.is_dir() else ''}")
+    print(f"next: cd {args.folder} && bottlegen render   # the starter plan into goldens/, as the hooks check it")
     return ExitCode.OK

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import ConflictError, OutputError
+from ..project import STATE_ROOT_ENV
 from ..roles import INTERNAL, ROLE_KEY
 from ..yamlsubset import load_data as load_yaml  # the fast reader, the full one where it declines
 from .docker import EngineAddress
@@ -146,16 +147,23 @@ def read_bottle(state_dir: Path) -> Bottle | None:
         raise OutputError(f"{compose_file}: cannot read the bottle's compose file: {e}") from None
 
 
-def default_state_dir(project: str) -> Path:
-    """Where a bottle's state lives when no --state-dir is given: $XDG_STATE_HOME/bottlegen/
-    <project>, or ~/.local/state/bottlegen/<project>."""
-    if not project or "/" in project or project in (".", ".."):
-        raise OutputError(f"{project!r} is not a compose project name; give --state-dir instead")
+def state_root() -> Path:
+    """Where bottles keep their state when no --state-dir is given: $BOTTLEGEN_STATE_ROOT, else
+    $XDG_STATE_HOME/bottlegen, else ~/.local/state/bottlegen."""
+    if os.environ.get(STATE_ROOT_ENV):
+        return Path(os.environ[STATE_ROOT_ENV])
     try:
         base = os.environ.get("XDG_STATE_HOME") or str(Path.home() / ".local" / "state")
     except RuntimeError:  # no home directory
         raise OutputError("no home directory for the default state directory; give --state-dir") from None
-    return Path(base) / "bottlegen" / project
+    return Path(base) / "bottlegen"
+
+
+def default_state_dir(project: str) -> Path:
+    """Where a bottle's state lives when no --state-dir is given: <state_root()>/<project>."""
+    if not project or "/" in project or project in (".", ".."):
+        raise OutputError(f"{project!r} is not a compose project name; give --state-dir instead")
+    return state_root() / project
 
 
 def require_bottle(state_dir: Path) -> Bottle:
