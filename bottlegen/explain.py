@@ -20,7 +20,7 @@ _STEP = re.compile(r"\[(\d*)\]")
 ROOT = "(the plan)"
 
 
-def _plain(schema: dict[str, Any]) -> dict[str, Any]:
+def plain(schema: dict[str, Any]) -> dict[str, Any]:
     """A node whose oneOf/anyOf is one kind or null (a section that may be null), as that kind:
     its own description kept, `nullable` said."""
     for word in ("oneOf", "anyOf"):
@@ -70,7 +70,7 @@ class Explained(NamedTuple):
         """The key as a plan would write it: its default, else a value of its kind."""
         from .yamltext import dump_plain
 
-        value = _sample(self.schema)
+        value = sample(self.schema)
         for word in reversed([w for w in self.path.split(".") if w]):
             name, steps = _STEP.split(word, maxsplit=1)[0], _STEP.findall(word)
             for _ in steps:
@@ -86,7 +86,7 @@ class Explained(NamedTuple):
             (
                 name + ("" if name not in required else " (required)"),
                 Explained(name, sub, False).type_text(),
-                _first(sub),
+                first_sentence(sub),
             )
             for name, sub in props.items()
         ]
@@ -112,7 +112,7 @@ class Explained(NamedTuple):
         return "\n".join(out) + "\n"
 
 
-def _sample(schema: dict[str, Any]) -> Any:
+def sample(schema: dict[str, Any]) -> Any:
     """A value of the schema: its default, its first allowed value, else one of its kind."""
     if "default" in schema:
         return schema["default"]
@@ -120,11 +120,11 @@ def _sample(schema: dict[str, Any]) -> Any:
         return schema["enum"][0]
     kind = schema.get("type") if isinstance(schema.get("type"), str) else "string"
     if kind == "array":
-        return [_sample(_plain(schema["items"]))] if isinstance(schema.get("items"), dict) else []
+        return [sample(plain(schema["items"]))] if isinstance(schema.get("items"), dict) else []
     return {"integer": 1, "boolean": True, "object": {}}.get(str(kind), f"<{kind}>")
 
 
-def _first(schema: dict[str, Any]) -> str:
+def first_sentence(schema: dict[str, Any]) -> str:
     description = str(schema.get("description", ""))
     return description.split(". ")[0].rstrip(".")
 
@@ -146,15 +146,15 @@ def key_paths(schema: dict[str, Any], prefix: str = "") -> Iterator[str]:
     for name, sub in (schema.get("properties") or {}).items():
         path = f"{prefix}.{name}" if prefix else name
         yield path
-        yield from _below(_plain(sub), path)
+        yield from _below(plain(sub), path)
 
 
 def _below(schema: dict[str, Any], path: str) -> Iterator[str]:
     if isinstance(schema.get("items"), dict):
-        yield from key_paths(_plain(schema["items"]), f"{path}[]")
+        yield from key_paths(plain(schema["items"]), f"{path}[]")
     if isinstance(schema.get("additionalProperties"), dict):
         yield f"{path}.*"
-        yield from _below(_plain(schema["additionalProperties"]), f"{path}.*")
+        yield from _below(plain(schema["additionalProperties"]), f"{path}.*")
     yield from key_paths(schema, path) if schema.get("properties") else iter(())
 
 
@@ -167,17 +167,17 @@ def explain(schema: dict[str, Any], path: str) -> Explained:
     for word in words:
         name, steps = _STEP.split(word, maxsplit=1)[0], _STEP.findall(word)
         if name == "*" and isinstance(node.get("additionalProperties"), dict):
-            node, required = _plain(node["additionalProperties"]), False
+            node, required = plain(node["additionalProperties"]), False
         elif name in (node.get("properties") or {}):
             required = name in (node.get("required") or [])
-            node = _plain(node["properties"][name])
+            node = plain(node["properties"][name])
         else:
             raise _unknown(schema, path)
         shown.append(name)
         for _ in steps:
             if not isinstance(node.get("items"), dict):
                 raise _unknown(schema, path)
-            node, required = _plain(node["items"]), False
+            node, required = plain(node["items"]), False
             shown[-1] += "[]"
     return Explained(".".join(shown) or ROOT, node, required)
 

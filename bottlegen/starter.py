@@ -15,7 +15,7 @@ from typing import Any
 
 from . import resources
 from .errors import OutputError
-from .explain import _first, _plain, _sample
+from .explain import first_sentence, plain, sample
 from .write import write_atomic
 from .yamltext import dump_plain
 
@@ -62,9 +62,9 @@ def _keys(schema: dict[str, Any], values: dict[str, Any], depth: int, lines: lis
     for name, sub in (schema.get("properties") or {}).items():
         if name == "$schema":
             continue
-        sub = _plain(sub)
+        sub = plain(sub)
         pad = "  " * depth
-        note = _first(sub) + (" (required)" if name in required and not commented else "")
+        note = first_sentence(sub) + (" (required)" if name in required and not commented else "")
         lines.append(f"{pad}# {name}: {note}")
         given = name in values
         off = commented or not given
@@ -73,15 +73,15 @@ def _keys(schema: dict[str, Any], values: dict[str, Any], depth: int, lines: lis
             lines.append(f"{pad}{mark}{name}:")
             _keys(sub, values.get(name) or {}, depth + 1, lines, commented=off)
             continue
-        items = _plain(sub["items"]) if isinstance(sub.get("items"), dict) else {}
+        items = plain(sub["items"]) if isinstance(sub.get("items"), dict) else {}
         if not given and items.get("properties"):  # a list of objects: one item, each key with its note
             lines.append(f"{pad}# {name}:")
             for n, (key, spec) in enumerate(items["properties"].items()):
-                spec = _plain(spec)
-                sample = dump_plain({key: _sample(spec)}).rstrip("\n").splitlines()[0]
-                lines.append(f"{pad}#   {'- ' if n == 0 else '  '}{sample}  # {_first(spec)}")
+                spec = plain(spec)
+                shown = dump_plain({key: sample(spec)}).rstrip("\n").splitlines()[0]
+                lines.append(f"{pad}#   {'- ' if n == 0 else '  '}{shown}  # {first_sentence(spec)}")
             continue
-        value = values[name] if given else _sample(sub)
+        value = values[name] if given else sample(sub)
         text = dump_plain({name: value}).rstrip("\n").splitlines()
         lines += [f"{pad}{mark}{line}" for line in text]
 
