@@ -77,8 +77,11 @@ def distributions(installed, tmp_path_factory):
     """The wheel and the sdist, built from this checkout by the build backend itself."""
     out = tmp_path_factory.mktemp("dist")
     python = str(installed / "bin" / "python")
+    import tomllib
+
+    requires = tomllib.loads((REPO / "pyproject.toml").read_text())["build-system"]["requires"]
     pip = subprocess.run(
-        [python, "-m", "pip", "install", "-q", "--disable-pip-version-check", "hatchling>=1.27,<2"],
+        [python, "-m", "pip", "install", "-q", "--disable-pip-version-check", *requires],
         capture_output=True,
         text=True,
         check=False,
@@ -126,3 +129,26 @@ def test_the_version_is_the_changelogs_next_or_latest_release():
         assert tuple(map(int, version.split("."))) >= newest, (version, released[0])
     else:
         assert f"`pyproject.toml` says {version}" in changelog
+
+
+def test_the_man_page_is_generated_from_the_parser_and_installed_under_share_man(installed, distributions):
+    """bottlegen.1, from the command's own parser at build time: in the wheel's data, and in
+    share/man/man1 of an environment it is installed into, naming every command and option."""
+    import zipfile
+
+    from bottlegen.cli import build_parser
+
+    wheel, sdist = distributions
+    [inside] = [n for n in zipfile.ZipFile(wheel).namelist() if n.endswith(".data/data/share/man/man1/bottlegen.1")]
+    page = (installed / "share" / "man" / "man1" / "bottlegen.1").read_text()
+    assert page == zipfile.ZipFile(wheel).read(inside).decode()
+    assert page.startswith(".TH BOTTLEGEN") and "bottlegen 0.1.0" in page.splitlines()[0]
+    commands = build_parser()._subparsers._group_actions[0].choices  # type: ignore[union-attr]
+    for name, sub in commands.items():
+        assert f"bottlegen {name}" in page, name
+        for option in (o for a in sub._actions for o in a.option_strings if o.startswith("--") and o != "--help"):
+            assert option.replace("-", "\\-") in page, (name, option)
+    import tarfile
+
+    with tarfile.open(sdist) as tar:
+        assert any(n.endswith("/hatch_build.py") for n in tar.getnames())  # an sdist builds its man page too
