@@ -142,7 +142,10 @@ def test_the_man_page_is_generated_from_the_parser_and_installed_under_share_man
     [inside] = [n for n in zipfile.ZipFile(wheel).namelist() if n.endswith(".data/data/share/man/man1/bottlegen.1")]
     page = (installed / "share" / "man" / "man1" / "bottlegen.1").read_text()
     assert page == zipfile.ZipFile(wheel).read(inside).decode()
-    assert page.startswith(".TH BOTTLEGEN") and "bottlegen 0.1.0" in page.splitlines()[0]
+    import tomllib
+
+    version = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["version"]
+    assert page.startswith(".TH BOTTLEGEN") and f"bottlegen {version}" in page.splitlines()[0]
     commands = build_parser()._subparsers._group_actions[0].choices  # type: ignore[union-attr]
     for name, sub in commands.items():
         assert f"bottlegen {name}" in page, name
