@@ -21,16 +21,30 @@ from urllib.parse import urlencode
 from ..errors import ComposeError, EngineError
 
 DEFAULT_SOCKET = "/var/run/docker.sock"
+# The labels compose gives each container of a project: how bottlegen finds a bottle's own.
+PROJECT_LABEL = "com.docker.compose.project"
+SERVICE_LABEL = "com.docker.compose.service"
+CONFIG_FILES_LABEL = "com.docker.compose.project.config_files"  # the compose files it was started from
+NOT_ONEOFF = "com.docker.compose.oneoff=False"  # a service's container, not one of `compose run`
 
 
-def _config_dir(env: Mapping[str, str]) -> Path:
+def config_dir(env: Mapping[str, str]) -> Path:
+    """The docker CLI's configuration folder: $DOCKER_CONFIG, else ~/.docker."""
     return Path(env.get("DOCKER_CONFIG") or os.path.join(os.path.expanduser("~"), ".docker"))
+
+
+def unreachable(named: str, reason: str) -> EngineError:
+    """The error of a daemon that cannot be reached, named as address_in names it."""
+    return EngineError(
+        f"cannot reach the Docker daemon {named}: {reason}. "
+        "Start dockerd (or fix --context, DOCKER_CONTEXT or DOCKER_HOST) and try again; nothing was changed"
+    )
 
 
 def current_context(env: Mapping[str, str]) -> str:
     """The docker CLI's current context (its config's currentContext), "default" when none."""
     try:
-        data = json.loads((_config_dir(env) / "config.json").read_text(encoding="utf-8"))
+        data = json.loads((config_dir(env) / "config.json").read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return "default"
     name = data.get("currentContext") if isinstance(data, dict) else None
@@ -44,20 +58,12 @@ def socket_of(env: Mapping[str, str]) -> tuple[str, str] | None:
     host = env.get("DOCKER_HOST")
     if host:
         return (host.removeprefix("unix://"), f"at {host}") if host.startswith("unix://") else None
-    context = env.get("DOCKER_CONTEXT")
-    config = _config_dir(env)
-    if not context:
-        try:
-            context = json.loads((config / "config.json").read_text(encoding="utf-8")).get("currentContext")
-        except FileNotFoundError:
-            context = None
-        except (OSError, ValueError, AttributeError):
-            return None
-    if not context or context == "default":
+    context = env.get("DOCKER_CONTEXT") or current_context(env)
+    if context == "default":
         return DEFAULT_SOCKET, f"at unix://{DEFAULT_SOCKET}"
     import hashlib  # the context store names a context's folder by its name's SHA-256
 
-    meta = config / "contexts" / "meta" / hashlib.sha256(context.encode()).hexdigest() / "meta.json"
+    meta = config_dir(env) / "contexts" / "meta" / hashlib.sha256(context.encode()).hexdigest() / "meta.json"
     try:
         endpoint = json.loads(meta.read_text(encoding="utf-8"))["Endpoints"]["docker"]["Host"]
     except (OSError, ValueError, KeyError, TypeError):
@@ -93,10 +99,7 @@ class Client:
                 f"{self.timeout:g} s; check that dockerd is healthy (or raise BOTTLEGEN_ENGINE_TIMEOUT)"
             ) from None
         except OSError as e:
-            raise EngineError(
-                f"cannot reach the Docker daemon {self.named}: {e.strerror or e}. "
-                "Start dockerd (or fix --context, DOCKER_CONTEXT or DOCKER_HOST) and try again; nothing was changed"
-            ) from None
+            raise unreachable(self.named, str(e.strerror or e)) from None
         status, body = _parsed(answer, resource)
         if status != 200:
             said = body.decode("utf-8", "replace").strip()

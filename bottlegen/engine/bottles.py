@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..errors import OutputError
-from . import api, docker, lifecycle, listing, state
+from . import docker, lifecycle, listing, state
 from . import services as running
 from .networks import AddressPool
 
@@ -104,8 +104,6 @@ def up(
 
 
 PROJECT_ENV = "BOTTLEGEN_PROJECT"  # a bottle's name when a command is given none, as COMPOSE_PROJECT_NAME
-_PROJECT = "com.docker.compose.project"
-_CONFIG_FILES = "com.docker.compose.project.config_files"
 
 
 def state_dir_of_project(name: str, engine: str | None = None) -> Path:
@@ -118,16 +116,8 @@ def state_dir_of_project(name: str, engine: str | None = None) -> Path:
     if there is not None and there.project == name:
         return default
     reached = connect(engine, check=False)
-    if reached.api is not None:
-        rows = reached.api.get("/containers/json", all="1", filters=api.labelled(f"{_PROJECT}={name}"))
-        files = [str((row.get("Labels") or {}).get(_CONFIG_FILES, "")) for row in rows]
-    else:
-        files = docker.listed(
-            reached,
-            ["ps", "-a", "--filter", f"label={_PROJECT}={name}", "--format", f'{{{{.Label "{_CONFIG_FILES}"}}}}'],
-            "docker ps",
-        )
-    folders = sorted({str(Path(f.split(",")[0]).parent) for f in files if f.strip()})
+    files = lifecycle.project_containers(reached, name).values()
+    folders = sorted({str(Path(f[0]).parent) for f in files if f})
     if len(folders) == 1:
         return Path(folders[0])  # which may be gone: `down` then goes by labels (down_by_labels)
     if len(folders) > 1:

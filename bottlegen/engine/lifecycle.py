@@ -27,6 +27,7 @@ from . import firewall, probe
 from .docker import (
     Engine,
     EngineAddress,
+    checked,
     context_of,
     data_root,
     listed,
@@ -49,7 +50,7 @@ from .networks import (
 if TYPE_CHECKING:
     from ..pipeline import Rendered
 
-from .api import current_context, labelled
+from .api import CONFIG_FILES_LABEL, PROJECT_LABEL, current_context, labelled
 from .services import mask, ps
 from .state import (
     COMPOSE_FILE,
@@ -274,7 +275,7 @@ def _may_start(engine: Engine, bottle: Bottle) -> bool:
             f"{state_dir} holds bottle {there.project}, which is running: `bottlegen down --state-dir "
             f"{state_dir}` first, or give {bottle.project} a state directory of its own"
         )
-    existing = _project_containers(engine, bottle.project)  # running or stopped
+    existing = project_containers(engine, bottle.project)  # running or stopped
     elsewhere = sorted({f for files in existing.values() for f in files if Path(f) != bottle.compose_file})
     if elsewhere:
         raise ConflictError(
@@ -575,7 +576,7 @@ def _down(engine: Engine, bottle: Bottle, stop_timeout: int | None) -> Outcome:
     if left:
         problems.append(
             f"{len(left)} container(s) of {bottle.project} are still there: "
-            f"docker ps -a --filter label=com.docker.compose.project={bottle.project}"
+            f"docker ps -a --filter label={PROJECT_LABEL}={bottle.project}"
         )
     if problems:
         raise ComposeError(
@@ -592,7 +593,7 @@ def down_by_labels(engine: Engine, project: str) -> Outcome:
     bottlegen's; its seal's rules, by their comment), nothing else. No log is saved: compose's
     file is gone with the folder. A ComposeError when anything of it is left."""
     outcome = Outcome(Bottle(project, Path(os.devnull), {}))
-    ids = list(_project_containers(engine, project))
+    ids = list(project_containers(engine, project))
     problems = []
     if ids:
         proc = run([engine.docker, "rm", "-f", *ids], timeout=long(), env=engine.env)
@@ -609,40 +610,29 @@ def down_by_labels(engine: Engine, project: str) -> Outcome:
         f"{project} had no state directory: removed by labels its {len(ids)} container(s) and the "
         f"{len(networks)} network(s) bottlegen made for it; no log was saved"
     )
-    if _project_containers(engine, project):
-        problems.append(f"containers of {project} are still there: docker ps -a --filter label={_PROJECT}={project}")
+    if project_containers(engine, project):
+        problems.append(
+            f"containers of {project} are still there: docker ps -a --filter label={PROJECT_LABEL}={project}"
+        )
     if problems:
         raise ComposeError(f"teardown of {project} is incomplete", 1, ["docker", "rm"], "\n".join(problems))
     return outcome
 
 
-_PROJECT = "com.docker.compose.project"
-_CONFIG_FILES = "com.docker.compose.project.config_files"  # compose labels each container so
-
-
-def _project_containers(engine: Engine, project: str) -> dict[str, list[str]]:
+def project_containers(engine: Engine, project: str) -> dict[str, list[str]]:
     """The project's containers, running or not: each ID, and the compose files it was
-    started from."""
+    started from (compose labels each container so)."""
     if engine.api is not None:
-        rows = engine.api.get("/containers/json", all="1", filters=labelled(f"com.docker.compose.project={project}"))
+        rows = engine.api.get("/containers/json", all="1", filters=labelled(f"{PROJECT_LABEL}={project}"))
         return {
             str(row.get("Id", "")): [
-                f for f in str((row.get("Labels") or {}).get(_CONFIG_FILES, "")).split(",") if f.strip()
+                f for f in str((row.get("Labels") or {}).get(CONFIG_FILES_LABEL, "")).split(",") if f.strip()
             ]
             for row in rows
         }
-    proc = run(
-        [
-            engine.docker,
-            "ps",
-            "-a",
-            "--filter",
-            f"label=com.docker.compose.project={project}",
-            "--format",
-            f'{{{{.ID}}}} {{{{.Label "{_CONFIG_FILES}"}}}}',
-        ],
-        env=engine.env,
-    )
+    listing = f'{{{{.ID}}}} {{{{.Label "{CONFIG_FILES_LABEL}"}}}}'
+    argv = [engine.docker, "ps", "-a", "--filter", f"label={PROJECT_LABEL}={project}", "--format", listing]
+    proc = checked(argv, "docker ps", env=engine.env, engine=engine)
     found = {}
     for line in proc.stdout.splitlines():
         container, _, files = line.partition(" ")
@@ -652,7 +642,7 @@ def _project_containers(engine: Engine, project: str) -> dict[str, list[str]]:
 
 def containers(engine: Engine, bottle: Bottle) -> list[str]:
     """The IDs of the bottle's containers, running or not."""
-    return list(_project_containers(engine, bottle.project))
+    return list(project_containers(engine, bottle.project))
 
 
 LOG_MODE = 0o600  # the log may hold what a container printed: only its owner reads it

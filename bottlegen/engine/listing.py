@@ -14,12 +14,9 @@ from collections import defaultdict
 from dataclasses import dataclass
 from typing import Any
 
-from .api import health_of, labelled
+from .api import CONFIG_FILES_LABEL, PROJECT_LABEL, SERVICE_LABEL, health_of, labelled
 from .docker import Engine, inspected, listed
 from .networks import LABEL_CREATED_BY, LABEL_PROJECT
-
-PROJECT_LABEL = "com.docker.compose.project"
-CONFIG_FILES_LABEL = "com.docker.compose.project.config_files"
 
 
 @dataclass(frozen=True)
@@ -107,7 +104,7 @@ def bottles(engine: Engine) -> list[Listed]:
     for labels, name, state, health in _containers(engine):
         project = labels.get(PROJECT_LABEL)
         if project in by_project:
-            services[project][labels.get("com.docker.compose.service", name)] = {
+            services[project][labels.get(SERVICE_LABEL, name)] = {
                 "state": state,
                 "health": health,
                 "config": labels.get(CONFIG_FILES_LABEL, ""),

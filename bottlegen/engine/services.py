@@ -13,6 +13,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from ..errors import ComposeError, UserError
+from . import api
 from .docker import FOLLOW, Engine, failure, long, run, stream
 from .state import Bottle, read_promises
 
@@ -120,15 +121,15 @@ def exec_in(engine: Engine, bottle: Bottle, service: str, command: Sequence[str]
     """Run a command in a service of the bottle, our standard streams its own; its exit status.
     On a local engine, `docker exec` in the service's running container (found by compose's
     labels in one API request): what compose's exec does, without compose's start."""
-    argv = engine.compose_argv(bottle.project, bottle.compose_file, "exec", *options.flags(), service, *command)
+    argv = None
     if engine.api is not None:
-        from .api import labelled
-
-        labels = (f"com.docker.compose.project={bottle.project}", f"com.docker.compose.service={service}")
-        rows = engine.api.get("/containers/json", filters=labelled(*labels, "com.docker.compose.oneoff=False"))
+        labels = (f"{api.PROJECT_LABEL}={bottle.project}", f"{api.SERVICE_LABEL}={service}", api.NOT_ONEOFF)
+        rows = engine.api.get("/containers/json", filters=api.labelled(*labels))
         if len(rows) == 1:  # else compose says what is wrong (not running, or more than one)
             container = str((rows[0].get("Names") or ["/"])[0]).lstrip("/")
             argv = [engine.docker, "exec", *options.docker_flags(), container, *command]
+    if argv is None:
+        argv = engine.compose_argv(bottle.project, bottle.compose_file, "exec", *options.flags(), service, *command)
     code = run(argv, output="inherit", timeout=FOLLOW, env=engine.env).returncode
     if code != 0:  # the command's own status, unless the daemon is what failed
         engine.server_version  # noqa: B018 (an EngineError when the daemon does not answer)
@@ -139,20 +140,16 @@ def ps(engine: Engine, bottle: Bottle) -> list[Service]:
     """The bottle's services, sorted by name, with their state: asked of the engine's API on
     a local socket (one request), else of `compose ps`."""
     if engine.api is not None:
-        from .api import exit_code_of, health_of, labelled
-
         rows = engine.api.get(
-            "/containers/json",
-            all="1",
-            filters=labelled(f"com.docker.compose.project={bottle.project}", "com.docker.compose.oneoff=False"),
+            "/containers/json", all="1", filters=api.labelled(f"{api.PROJECT_LABEL}={bottle.project}", api.NOT_ONEOFF)
         )
         services = [
             Service(
-                str((row.get("Labels") or {}).get("com.docker.compose.service", "?")),
+                str((row.get("Labels") or {}).get(api.SERVICE_LABEL, "?")),
                 str(row.get("State", "?")),
                 str((row.get("Names") or ["/?"])[0]).lstrip("/"),
-                health_of(str(row.get("Status", ""))),
-                exit_code_of(str(row.get("Status", ""))),
+                api.health_of(str(row.get("Status", ""))),
+                api.exit_code_of(str(row.get("Status", ""))),
             )
             for row in rows
         ]

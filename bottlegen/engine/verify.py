@@ -29,7 +29,7 @@ from typing import Any
 from ..composefile import byte_size, cpu_count, names
 from ..errors import ComposeError, OutputError, UsageError
 from ..yamlfull import load_yaml
-from . import drift, firewall, hostside, probe
+from . import api, drift, firewall, hostside, probe
 from .docker import Engine, inspected, listed, run, vulnerability_warning
 from .networks import Network, bridges
 from .state import Bottle, Promises, read_promises
@@ -40,7 +40,6 @@ PROBE_SECONDS = 1  # how long a connection attempt waits before the address coun
 HOST_PORT = 1  # tcpmux: nothing listens there; a refusal proves the host answers as well as a reply
 OUTSIDER_PORT = 80
 DEFAULT_ROUTE_FIXED = (25, 0)  # from Docker 25.0 an internal network gives its containers no default route
-SERVICE_LABEL = "com.docker.compose.service"
 TOKEN_MIN = 4  # shorter token values are not searched for: they would match ordinary text
 PORT_TARGETS = 1024  # host address and port pairs dialled, at most
 
@@ -168,14 +167,14 @@ def _inspect(engine: Engine, bottle: Bottle) -> dict[str, dict[str, Any]]:
     """The bottle's containers, by service."""
     ids = listed(
         engine,
-        ["ps", "-aq", "--no-trunc", "--filter", f"label=com.docker.compose.project={bottle.project}"],
+        ["ps", "-aq", "--no-trunc", "--filter", f"label={api.PROJECT_LABEL}={bottle.project}"],
         "docker ps",
     )
     found: dict[str, dict[str, Any]] = {}
     for container in inspected(engine, "container", ids):
         labels = (container.get("Config") or {}).get("Labels") or {}
-        if labels.get(probe.LABEL_PROBE) is None and SERVICE_LABEL in labels:
-            found[labels[SERVICE_LABEL]] = container
+        if labels.get(probe.LABEL_PROBE) is None and api.SERVICE_LABEL in labels:
+            found[labels[api.SERVICE_LABEL]] = container
     return found
 
 
