@@ -38,6 +38,10 @@ COMPILED = {
     resources.COMPOSE_SCHEMA: "compose_spec",
 }
 
+# The advice on a value YAML read as another type than a string; layers.py offers what fits
+# a command line instead when the value came from --set.
+QUOTE_IT = ": quote it in the plan"
+
 
 def _is_ipv4(value: str) -> bool:
     import ipaddress
@@ -209,7 +213,7 @@ def describe(error: ValidationError) -> str:
     if validator == "type":
         if (isinstance(value, (bool, int, float)) or value is None) and (wanted == "string" or "string" in wanted):
             kind = "true or false" if isinstance(value, bool) else "null" if value is None else "a number"
-            return f"{shorten(value)} is {kind}, not a string: quote it in the plan"
+            return f"{shorten(value)} is {kind}, not a string{QUOTE_IT}"
         return f"{shorten(value)} is not of type {wanted!r}"
     if validator == "uniqueItems" and isinstance(value, list):
         for later, item in enumerate(value):

@@ -10,6 +10,7 @@ need not import ruamel.yaml to catch them.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterator
 from contextlib import contextmanager
 from functools import cache
@@ -156,17 +157,22 @@ def deepest_line(text: str, limit: int) -> int | None:
     return None
 
 
+@functools.lru_cache(maxsize=4)  # the problems of one file ask of one text
+def _node_tree(text: str) -> Any:
+    constructor, parser = constructor_parser(text)
+    try:
+        single = getattr(constructor, "get_single_node", None) or constructor.composer.get_single_node
+        return single()
+    finally:
+        parser.dispose()
+
+
 def line_of(text: str, parts: tuple[Any, ...]) -> int | None:
     """The line (1-based) at which a key path is written in YAML text: the key's line for a
     mapping's entry, the item's for a list's; where the text holds only part of the path, the
     line of the deepest part it holds. None when the text is not YAML."""
     try:
-        constructor, parser = constructor_parser(text)
-        try:
-            single = getattr(constructor, "get_single_node", None) or constructor.composer.get_single_node
-            node = single()
-        finally:
-            parser.dispose()
+        node = _node_tree(text)
     except YAMLError:
         return None
     line = 1 if node is not None else None

@@ -386,7 +386,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
             docker.trace_commands(True)
         state_root = project_of_args(args).setting("state_dir")
-        if state_root is not None and not os.environ.get(STATE_ROOT_ENV):  # what state_root() reads
+        args.state_root_from_file = state_root is not None and not os.environ.get(STATE_ROOT_ENV)
+        if args.state_root_from_file:  # engine.state.state_root() reads it, in this process and its children
             os.environ[STATE_ROOT_ENV] = state_root.value
         try:
             code = int(args.func(args))

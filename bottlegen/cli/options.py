@@ -69,8 +69,9 @@ def templates_setting(args: argparse.Namespace) -> tuple[list[str], str]:
 
     if args.templates:
         return list(args.templates), "--templates"
-    if override_dirs_from_env():
-        return override_dirs_from_env(), f"${TEMPLATES_ENV}"
+    from_env = override_dirs_from_env()
+    if from_env:
+        return from_env, f"${TEMPLATES_ENV}"
     setting = project_of_args(args).setting("templates")
     return (list(setting.value), setting.source) if setting else ([], "none: the packaged templates only")
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shlex
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -212,7 +213,7 @@ def cmd_config(args: argparse.Namespace) -> int:
         settings[key] = found.setting(key) or project.Setting(default, "default (the pre-commit hooks' convention)")
     root = project.STATE_ROOT_ENV
     from_file = found.setting("state_dir")
-    if from_file is not None and os.environ.get(root) == from_file.value:  # as main() set it from the file
+    if from_file is not None and getattr(args, "state_root_from_file", False):
         settings["state_dir"] = from_file
     elif os.environ.get(root):
         settings["state_dir"] = project.Setting(os.environ[root], f"${root}")
@@ -232,5 +233,6 @@ def cmd_init(args: argparse.Namespace) -> int:
 
     for path in starter.init(Path(args.folder)):
         print(f"wrote {path}{'/' if path.is_dir() else ''}")
-    print(f"next: cd {args.folder} && bottlegen render   # the starter plan into goldens/, as the hooks check it")
+    there = "" if Path(args.folder) == Path() else f"cd {shlex.quote(args.folder)} && "
+    print(f"next: {there}bottlegen render   # the starter plan into goldens/, as the hooks check it")
     return ExitCode.OK

@@ -26,6 +26,7 @@ from typing import Any, NamedTuple
 from .. import host, resources
 from ..errors import PlanError, Problem, UsageError
 from ..paths import parts_of, shorten
+from ..schemas import QUOTE_IT
 from ..yamlsubset import load_data
 from ..yamltext import ShapeError, check_shape
 from .resolve import rebase_host_paths
@@ -213,8 +214,9 @@ def attribute(error: PlanError, plan: Layered) -> PlanError:
         origin = plan.origin(parts)
         if origin in plan.written:
             return problem._replace(file=origin, message=_for_assignment(problem.message, origin, plan.written[origin]))
-        return in_file(problem._replace(file=origin), parts)
+        return in_file(problem._replace(file=origin), parts, texts)
 
+    texts: dict[str, str | None] = {}  # each plan file read once, whatever the number of its problems
     error.problems = [blamed(problem) for problem in error.problems]
     if error.headline is not None:
         error.headline = blamed(error.headline)
@@ -236,9 +238,6 @@ def _for_assignment(message: str, origin: str, written: str) -> str:
     return message
 
 
-QUOTE_IT = ": quote it in the plan"
-
-
 def _parts(problem: Problem) -> tuple[Any, ...]:
     """The key path a problem is about: an unknown key's own (it is reported at its mapping)."""
     parts = parts_of(problem.path or "$")
@@ -251,14 +250,19 @@ def _parts(problem: Problem) -> tuple[Any, ...]:
     return parts
 
 
-def in_file(problem: Problem, parts: tuple[Any, ...] | None = None) -> Problem:
+def in_file(problem: Problem, parts: tuple[Any, ...] | None, texts: dict[str, str | None]) -> Problem:
     """A problem of a plan file's value at the line the file writes it, its value shown as
-    written there (`0123`, not the 123 YAML read). The file is read again: an error path."""
+    written there (`0123`, not the 123 YAML read). The file is read again (an error path),
+    once: texts keeps what was read."""
     if problem.file is None or problem.path is None:
         return problem
-    try:
-        text = host.read_bytes(problem.file).decode("utf-8")
-    except (OSError, UnicodeDecodeError):
+    if problem.file not in texts:
+        try:
+            texts[problem.file] = host.read_bytes(problem.file).decode("utf-8")
+        except (OSError, UnicodeDecodeError):
+            texts[problem.file] = None
+    text = texts[problem.file]
+    if text is None:
         return problem
     from ..yamlfull import line_of
 
@@ -284,7 +288,8 @@ def _reads_as(written: str, shown: str) -> bool:
 
 def in_files(error: PlanError) -> PlanError:
     """in_file of each problem."""
-    error.problems = [in_file(p) for p in error.problems]
+    texts: dict[str, str | None] = {}
+    error.problems = [in_file(p, None, texts) for p in error.problems]
     return error
 
 
