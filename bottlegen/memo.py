@@ -22,6 +22,7 @@ through its descriptor and are JSON, never code. `BOTTLEGEN_MEMO=0` turns the me
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import os
@@ -75,7 +76,14 @@ def _installed() -> Iterator[str]:
 
 
 def key(argv: Sequence[str]) -> str:
-    """Everything a render's result depends on besides what it observes of the machine."""
+    """Everything a render's result depends on besides what it observes of the machine, as
+    the command starts (what it sets in its own environment later, say the state root of a
+    project file, is not a condition of its result): asked once per process."""
+    return _key(tuple(argv))
+
+
+@functools.cache
+def _key(argv: tuple[str, ...]) -> str:
     env = sorted((k, v) for k, v in os.environ.items() if k.startswith("BOTTLEGEN_") or k in _ENV_READ)
     parts: list[Any] = [FORMAT, sys.version, sys.executable, sys.path, os.getcwd(), list(argv), env]
     parts += [list(_files_of(resources.PACKAGE)), list(_installed())]
@@ -147,7 +155,8 @@ class Session:
     """One command's run, noted so that its success can be kept (keep())."""
 
     def __init__(self, argv: Sequence[str], reads: host.Reads, out: _Tee, err: _Tee):
-        self.argv, self.reads, self._out, self._err = list(argv), reads, out, err
+        self.key = key(argv)  # as the command starts: as the next run's replay will ask
+        self.reads, self._out, self._err = reads, out, err
         self.output: str | None = None
         self.kept = False
 
@@ -173,7 +182,7 @@ class Session:
             output = [self.output, found]
         entry = {
             "format": FORMAT,
-            "key": key(self.argv),
+            "key": self.key,
             "seen": [[kind, path, value] for (kind, path), value in self.reads.seen.items()],
             "output": output,
             "stdout": "".join(self._out.copy),

@@ -53,27 +53,27 @@ class Project(NamedTuple):
 NONE = Project(None, {}, {})
 
 
-def find(start: Path | None = None) -> Path | None:
-    """The nearest project file at or above start (default: the working folder)."""
+def find(start: Path | None = None) -> tuple[Path, dict[str, Any], str] | None:
+    """The nearest project file at or above start (default: the working folder): its path,
+    its bottlegen settings and its text, each file read once."""
     folder = Path(os.path.abspath(start or os.getcwd()))
     for candidate in (folder, *folder.parents):
-        if host.entry_state(candidate / FILE) != host.MISSING:
-            return candidate / FILE
-        pyproject = candidate / PYPROJECT
-        if host.entry_state(pyproject) != host.MISSING and _table(pyproject) is not None:
-            return pyproject
+        for path in (candidate / FILE, candidate / PYPROJECT):
+            if host.entry_state(path) == host.MISSING:
+                continue
+            text = _text(path)
+            table = _table(path, text)
+            if table is not None:
+                return path, table, text
     return None
 
 
 def load(start: Path | None = None) -> Project:
     """The project of the working folder (NONE when there is no project file)."""
-    path = find(start)
-    if path is None:
+    found = find(start)
+    if found is None:
         return NONE
-    table = _table(path)
-    if table is None:
-        return NONE
-    text = _text(path)
+    path, table, text = found
     values: dict[str, Any] = {}
     lines: dict[str, int] = {}
     problems = []
@@ -102,13 +102,13 @@ def _text(path: Path) -> str:
         raise UsageError(f"{path}: cannot read the project file: {e}") from None
 
 
-def _table(path: Path) -> dict[str, Any] | None:
+def _table(path: Path, text: str) -> dict[str, Any] | None:
     """The file's bottlegen settings: the whole of bottlegen.toml, [tool.bottlegen] of a
     pyproject.toml (None without one)."""
     import tomllib
 
     try:
-        data = tomllib.loads(_text(path))
+        data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as e:
         raise UsageError(f"{path}: not TOML: {e}") from None
     if path.name != PYPROJECT:

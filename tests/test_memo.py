@@ -206,3 +206,14 @@ def test_a_project_file_that_appears_above_is_seen(bottle: Path, tmp_path: Path)
     (bottle.parent / "bottlegen.toml").write_text('templates = ["repo/tpl"]\n')
     after = bottlegen(bottle, cache, command=command)
     assert after == bottlegen(bottle, cache, memo=False, command=command) and after != before
+
+
+def test_a_project_that_sets_the_state_root_is_answered_too(bottle: Path, tmp_path: Path):
+    """The command sets $BOTTLEGEN_STATE_ROOT from the project file once it runs; the memo's
+    key is what the command started with, as the next run's lookup computes it."""
+    cache = tmp_path / "cache"
+    (bottle / "bottlegen.toml").write_text('state_dir = "state"\n')
+    first = bottlegen(bottle, cache)
+    assert first[0] == 0, first[2]
+    assert answered_from_memo(bottle, cache)
+    assert bottlegen(bottle, cache) == first
