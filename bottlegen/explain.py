@@ -189,9 +189,9 @@ def _unknown(schema: dict[str, Any], path: str) -> UsageError:
         difflib.get_close_matches(plain, known, n=5, cutoff=0.5)
         or [k for k in known if k.startswith(plain.split(".")[0])][:5]
     )
-    hint = f"; the nearest: {', '.join(near)}" if near else f"; the top-level keys: {', '.join(key_paths_top(schema))}"
+    hint = (
+        f"; the nearest: {', '.join(near)}"
+        if near
+        else f"; the top-level keys: {', '.join(schema.get('properties') or {})}"
+    )
     return UsageError(f"no plan key {path!r}{hint} (`bottlegen explain --recursive` lists every key)")
-
-
-def key_paths_top(schema: dict[str, Any]) -> list[str]:
-    return list(schema.get("properties") or {})

@@ -69,7 +69,7 @@ def _keys(schema: dict[str, Any], values: dict[str, Any], depth: int, lines: lis
         given = name in values
         off = commented or not given
         mark = "# " if off else ""
-        if sub.get("type") == "object" and sub.get("properties") and not (given and not isinstance(values[name], dict)):
+        if sub.get("type") == "object" and sub.get("properties") and isinstance(values.get(name, {}), dict):
             lines.append(f"{pad}{mark}{name}:")
             _keys(sub, values.get(name) or {}, depth + 1, lines, commented=off)
             continue
