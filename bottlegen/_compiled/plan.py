@@ -3,7 +3,7 @@
 #     python tools/compile_schemas.py
 # flake8: noqa
 # fmt: off
-SCHEMA_SHA256 = "01dde1667a7860f451a0ab15c3f000e71fc7bfdb918dce5695b42621b9942c19"
+SCHEMA_SHA256 = "b40dd56d1605633235424a8ca5b88d175656c182941bb4ad5f6f0335bb0ced70"
 VERSION = "2.22.3"
 import re
 from . import Decimal, JsonSchemaValueException, JsonSchemaValuesException
@@ -26,7 +26,13 @@ REGEX_PATTERNS = {
     '^[A-Z_]+$': re.compile('^[A-Z_]+\\Z'),
     '^(/(?!\\.\\.?(/|$))[^/\\x00-\\x1f\\x7f:]+)+$': re.compile('^(/(?!\\.\\.?(/|\\Z))[^/\\x00-\\x1f\\x7f:]+)+\\Z'),
     '^[1-9][0-9]*[kmg]$': re.compile('^[1-9][0-9]*[kmg]\\Z'),
-    '^[0-9]+(ms|s|m|h)$': re.compile('^[0-9]+(ms|s|m|h)\\Z')
+    '^[0-9]+(ms|s|m|h)$': re.compile('^[0-9]+(ms|s|m|h)\\Z'),
+    '^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$': re.compile('^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*\\Z'),
+    '^[1-9][0-9]{0,8}(Ki|Mi|Gi|Ti)$': re.compile('^[1-9][0-9]{0,8}(Ki|Mi|Gi|Ti)\\Z'),
+    '^((25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])\\.){3}(25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])$': re.compile('^((25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])\\.){3}(25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])\\Z'),
+    '^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$': re.compile('^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?\\Z'),
+    '^(([A-Za-z0-9][-A-Za-z0-9_.]{0,61})?[A-Za-z0-9])?$': re.compile('^(([A-Za-z0-9][-A-Za-z0-9_.]{0,61})?[A-Za-z0-9])?\\Z'),
+    '^([a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*/)?[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$': re.compile('^([a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*/)?[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?\\Z')
 }
 
 NoneType = type(None)
@@ -1629,6 +1635,182 @@ def validate_https___bottlegen_invalid_schema_plan_schema_json(data, custom_form
                                 raise JsonSchemaValueException("" + (name_prefix or "data") + ".settings.healthchecks.supervise must be valid exactly by one definition")
                         if data__settings__healthchecks_keys:
                             raise JsonSchemaValueException("" + (name_prefix or "data") + ".settings.healthchecks must not contain "+str(data__settings__healthchecks_keys)+" properties")
+                if "kubernetes" in data__settings_keys:
+                    data__settings_keys.remove("kubernetes")
+                    data__settings__kubernetes = data__settings["kubernetes"]
+                    if not isinstance(data__settings__kubernetes, (dict)):
+                        raise JsonSchemaValueException("" + (name_prefix or "data") + ".settings.kubernetes must be object")
+                    data__settings__kubernetes_is_dict = isinstance(data__settings__kubernetes, dict)
+                    if data__settings__kubernetes_is_dict:
+                        data__settings__kubernetes_keys = set(data__settings__kubernetes.keys())
+                        if "agent_kind" in data__settings__kubernetes_keys:
+                            data__settings__kubernetes_keys.remove("agent_kind")
+                            data__settings__kubernetes__agentkind = data__settings__kubernetes["agent_kind"]
+                            if not (isinstance(data__settings__kubernetes__agentkind, str) and data__settings__kubernetes__agentkind == 'Pod' or isinstance(data__settings__kubernetes__agentkind, str) and data__settings__kubernetes__agentkind == 'Sandbox'):
+                                raise JsonSchemaValueException("" + (name_prefix or "data") + ".settings.kubernetes.agent_kind must be one of ['Pod', 'Sandbox']")
+                        if "runtime_class" in data__settings__kubernetes_keys:
+                            data__settings__kubernetes_keys.remove("runtime_class")
+                            data__settings__kubernetes__runtimeclass = data__settings__kubernetes["runtime_class"]
+                            if not isinstance(data__settings__kubernetes__runtimeclass, (str)):
+                                raise JsonSchemaValueException("" + (name_prefix or "data") + ".settings.kubernetes.runtime_class must be string")
+                            if isinstance(data__settings__kubernetes__runtimeclass, str):
+                                data__settings__kubernetes__runtimeclass_len = len(data__settings__kubernetes__runtimeclass)
+                                if data__settings__kubernetes__runtimeclass_len > 253:
+                                    raise JsonSchemaValueException("" + (name_prefix or "data") + ".settings.kubernetes.runtime_class must be shorter than or equal to 253 characters")
+                                if not REGEX_PATTERNS['^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$'].search(data__settings__kubernetes__runtimeclass):
+                                    raise JsonSchemaValueException("" + (name_prefix or "data") + ".settings.kubernetes.runtime_class must match pattern ^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
+                        if "run_as_user" in data__settings__kubernetes_keys:
+                            data__settings__kubernetes_keys.remove("run_as_user")
+                            data__settings__kubernetes__runasuser = data__settings__kubernetes["run_as_user"]
+                            if not isinstance(data__settings__kubernetes__runasuser, (int)) and not (isinstance(data__settings__kubernetes__runasuser, float) and data__settings__kubernetes__runasuser.is_integer()) or isinstance(data__settings__kubernetes__runasuser, bool):
+                                raise JsonSchemaValueException("" + (name_prefix or "data") + ".settings.kubernetes.run_as_user must be integer")
+                            if isinstance(data__settings__kubernetes__runasuser, (int, float, Decimal)) and not isinstance(data__settings__kubernetes__runasuser, bool):
+                                if data__settings__kubernetes__runasuser < 1:
+                                    raise JsonSchemaValueException("" + (name_prefix or "data") + ".settings.kubernetes.run_as_user must be bigger than or equal to 1")
+                                if data__settings__kubernetes__runasuser > 2147483647:
+                                    raise JsonSchemaValueException("" + (name_prefix or "data") + ".settings.kubernetes.run_as_user must be smaller than or equal to 2147483647")
+                        if "run_as_group" in data__settings__kubernetes_keys:
+                            data__settings__kubernetes_keys.remove("run_as_group")
+                            data__settings__kubernetes__runasgroup = data__settings__kubernetes["run_as_group"]
+                            if not isinstance(data__settings__kubernetes__runasgroup, (int)) and not (isinstance(data__settings__kubernetes__runasgroup, float) and data__settings__kubernetes__runasgroup.is_integer()) or isinstance(data__settings__kubernetes__runasgroup, bool):
+                                raise JsonSchemaValueException("" + (name_prefix or "data") + ".settings.kubernetes.run_as_group must be integer")
+                            if isinstance(data__settings__kubernetes__runasgroup, (int, float, Decimal)) and not isinstance(data__settings__kubernetes__runasgroup, bool):
+                                if data__settings__kubernetes__runasgroup < 1:
+                                    raise JsonSchemaValueException("" + (name_prefix or "data") + ".settings.kubernetes.run_as_group must be bigger than or equal to 1")
+                                if data__settings__kubernetes__runasgroup > 2147483647:
+                                    raise JsonSchemaValueException("" + (name_prefix or "data") + ".settings.kubernetes.run_as_group must be smaller than or equal to 2147483647")
+                        if "queue_size" in data__settings__kubernetes_keys:
+                            data__settings__kubernetes_keys.remove("queue_size")
+                            data__settings__kubernetes__queuesize = data__settings__kubernetes["queue_size"]
+                            if not isinstance(data__settings__kubernetes__queuesize, (str)):
+                                raise JsonSchemaValueException("" + (name_prefix or "data") + ".settings.kubernetes.queue_size must be string")
+                            if isinstance(data__settings__kubernetes__queuesize, str):
+                                if not REGEX_PATTERNS['^[1-9][0-9]{0,8}(Ki|Mi|Gi|Ti)$'].search(data__settings__kubernetes__queuesize):
+                                    raise JsonSchemaValueException("" + (name_prefix or "data") + ".settings.kubernetes.queue_size must match pattern ^[1-9][0-9]{0,8}(Ki|Mi|Gi|Ti)$")
+                        if "storage_class" in data__settings__kubernetes_keys:
+                            data__settings__kubernetes_keys.remove("storage_class")
+                            data__settings__kubernetes__storageclass = data__settings__kubernetes["storage_class"]
+                            data__settings__kubernetes__storageclass_one_of_count8 = 0
+                            if data__settings__kubernetes__storageclass_one_of_count8 < 2:
+                                try:
+                                    if not isinstance(data__settings__kubernetes__storageclass, (NoneType)):
+                                        raise JsonSchemaValueException("" + (name_prefix or "data") + ".settings.kubernetes.storage_class must be null")
+                                    data__settings__kubernetes__storageclass_one_of_count8 += 1
+                                except (JsonSchemaValueException, JsonSchemaValuesException): pass
+                            if data__settings__kubernetes__storageclass_one_of_count8 < 2:
+                                try:
+                                    if not isinstance(data__settings__kubernetes__storageclass, (str)):
+                                        raise JsonSchemaValueException("" + (name_prefix or "data") + ".settings.kubernetes.storage_class must be string")
+                                    if isinstance(data__settings__kubernetes__storageclass, str):
+                                        data__settings__kubernetes__storageclass_len = len(data__settings__kubernetes__storageclass)
+                                        if data__settings__kubernetes__storageclass_len > 253:
+                                            raise JsonSchemaValueException("" + (name_prefix or "data") + ".settings.kubernetes.storage_class must be shorter than or equal to 253 characters")
+                                        if not REGEX_PATTERNS['^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$'].search(data__settings__kubernetes__storageclass):
+                                            raise JsonSchemaValueException("" + (name_prefix or "data") + ".settings.kubernetes.storage_class must match pattern ^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
+                                    data__settings__kubernetes__storageclass_one_of_count8 += 1
+                                except (JsonSchemaValueException, JsonSchemaValuesException): pass
+                            if data__settings__kubernetes__storageclass_one_of_count8 != 1:
+                                raise JsonSchemaValueException("" + (name_prefix or "data") + ".settings.kubernetes.storage_class must be valid exactly by one definition")
+                        if "cluster_domain" in data__settings__kubernetes_keys:
+                            data__settings__kubernetes_keys.remove("cluster_domain")
+                            data__settings__kubernetes__clusterdomain = data__settings__kubernetes["cluster_domain"]
+                            if not isinstance(data__settings__kubernetes__clusterdomain, (str)):
+                                raise JsonSchemaValueException("" + (name_prefix or "data") + ".settings.kubernetes.cluster_domain must be string")
+                            if isinstance(data__settings__kubernetes__clusterdomain, str):
+                                data__settings__kubernetes__clusterdomain_len = len(data__settings__kubernetes__clusterdomain)
+                                if data__settings__kubernetes__clusterdomain_len > 253:
+                                    raise JsonSchemaValueException("" + (name_prefix or "data") + ".settings.kubernetes.cluster_domain must be shorter than or equal to 253 characters")
+                                if not REGEX_PATTERNS['^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$'].search(data__settings__kubernetes__clusterdomain):
+                                    raise JsonSchemaValueException("" + (name_prefix or "data") + ".settings.kubernetes.cluster_domain must match pattern ^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
+                        if "resolver" in data__settings__kubernetes_keys:
+                            data__settings__kubernetes_keys.remove("resolver")
+                            data__settings__kubernetes__resolver = data__settings__kubernetes["resolver"]
+                            if not isinstance(data__settings__kubernetes__resolver, (dict)):
+                                raise JsonSchemaValueException("" + (name_prefix or "data") + ".settings.kubernetes.resolver must be object")
+                            data__settings__kubernetes__resolver_is_dict = isinstance(data__settings__kubernetes__resolver, dict)
+                            if data__settings__kubernetes__resolver_is_dict:
+                                data__settings__kubernetes__resolver_keys = set(data__settings__kubernetes__resolver.keys())
+                                if "ip" in data__settings__kubernetes__resolver_keys:
+                                    data__settings__kubernetes__resolver_keys.remove("ip")
+                                    data__settings__kubernetes__resolver__ip = data__settings__kubernetes__resolver["ip"]
+                                    if not isinstance(data__settings__kubernetes__resolver__ip, (str)):
+                                        raise JsonSchemaValueException("" + (name_prefix or "data") + ".settings.kubernetes.resolver.ip must be string")
+                                    if isinstance(data__settings__kubernetes__resolver__ip, str):
+                                        if not REGEX_PATTERNS['^((25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])\\.){3}(25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])$'].search(data__settings__kubernetes__resolver__ip):
+                                            raise JsonSchemaValueException("" + (name_prefix or "data") + ".settings.kubernetes.resolver.ip must match pattern ^((25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])\\.){3}(25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])$")
+                                if "namespace" in data__settings__kubernetes__resolver_keys:
+                                    data__settings__kubernetes__resolver_keys.remove("namespace")
+                                    data__settings__kubernetes__resolver__namespace = data__settings__kubernetes__resolver["namespace"]
+                                    if not isinstance(data__settings__kubernetes__resolver__namespace, (str)):
+                                        raise JsonSchemaValueException("" + (name_prefix or "data") + ".settings.kubernetes.resolver.namespace must be string")
+                                    if isinstance(data__settings__kubernetes__resolver__namespace, str):
+                                        data__settings__kubernetes__resolver__namespace_len = len(data__settings__kubernetes__resolver__namespace)
+                                        if data__settings__kubernetes__resolver__namespace_len > 63:
+                                            raise JsonSchemaValueException("" + (name_prefix or "data") + ".settings.kubernetes.resolver.namespace must be shorter than or equal to 63 characters")
+                                        if not REGEX_PATTERNS['^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$'].search(data__settings__kubernetes__resolver__namespace):
+                                            raise JsonSchemaValueException("" + (name_prefix or "data") + ".settings.kubernetes.resolver.namespace must match pattern ^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
+                                if "labels" in data__settings__kubernetes__resolver_keys:
+                                    data__settings__kubernetes__resolver_keys.remove("labels")
+                                    data__settings__kubernetes__resolver__labels = data__settings__kubernetes__resolver["labels"]
+                                    if not isinstance(data__settings__kubernetes__resolver__labels, (dict)):
+                                        raise JsonSchemaValueException("" + (name_prefix or "data") + ".settings.kubernetes.resolver.labels must be object")
+                                    data__settings__kubernetes__resolver__labels_is_dict = isinstance(data__settings__kubernetes__resolver__labels, dict)
+                                    if data__settings__kubernetes__resolver__labels_is_dict:
+                                        data__settings__kubernetes__resolver__labels_len = len(data__settings__kubernetes__resolver__labels)
+                                        if data__settings__kubernetes__resolver__labels_len < 1:
+                                            raise JsonSchemaValueException("" + (name_prefix or "data") + ".settings.kubernetes.resolver.labels must contain at least 1 properties")
+                                        if data__settings__kubernetes__resolver__labels_len > 16:
+                                            raise JsonSchemaValueException("" + (name_prefix or "data") + ".settings.kubernetes.resolver.labels must contain less than or equal to 16 properties")
+                                        data__settings__kubernetes__resolver__labels_keys = set(data__settings__kubernetes__resolver__labels.keys())
+                                        for data__settings__kubernetes__resolver__labels_key in data__settings__kubernetes__resolver__labels_keys:
+                                            if data__settings__kubernetes__resolver__labels_key not in []:
+                                                data__settings__kubernetes__resolver__labels_value = data__settings__kubernetes__resolver__labels.get(data__settings__kubernetes__resolver__labels_key)
+                                                if not isinstance(data__settings__kubernetes__resolver__labels_value, (str)):
+                                                    raise JsonSchemaValueException("" + (name_prefix or "data") + f".settings.kubernetes.resolver.labels.{data__settings__kubernetes__resolver__labels_key}" + " must be string")
+                                                if isinstance(data__settings__kubernetes__resolver__labels_value, str):
+                                                    data__settings__kubernetes__resolver__labels_value_len = len(data__settings__kubernetes__resolver__labels_value)
+                                                    if data__settings__kubernetes__resolver__labels_value_len > 63:
+                                                        raise JsonSchemaValueException("" + (name_prefix or "data") + f".settings.kubernetes.resolver.labels.{data__settings__kubernetes__resolver__labels_key}" + " must be shorter than or equal to 63 characters")
+                                                    if not REGEX_PATTERNS['^(([A-Za-z0-9][-A-Za-z0-9_.]{0,61})?[A-Za-z0-9])?$'].search(data__settings__kubernetes__resolver__labels_value):
+                                                        raise JsonSchemaValueException("" + (name_prefix or "data") + f".settings.kubernetes.resolver.labels.{data__settings__kubernetes__resolver__labels_key}" + " must match pattern ^(([A-Za-z0-9][-A-Za-z0-9_.]{0,61})?[A-Za-z0-9])?$")
+                                        if data__settings__kubernetes__resolver__labels_len != 0:
+                                            data__settings__kubernetes__resolver__labels_property_names = True
+                                            for data__settings__kubernetes__resolver__labels_key in data__settings__kubernetes__resolver__labels:
+                                                try:
+                                                    if isinstance(data__settings__kubernetes__resolver__labels_key, str):
+                                                        data__settings__kubernetes__resolver__labels_key_len = len(data__settings__kubernetes__resolver__labels_key)
+                                                        if data__settings__kubernetes__resolver__labels_key_len > 316:
+                                                            raise JsonSchemaValueException("" + (name_prefix or "data") + ".settings.kubernetes.resolver.labels must be shorter than or equal to 316 characters")
+                                                        if not REGEX_PATTERNS['^([a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*/)?[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$'].search(data__settings__kubernetes__resolver__labels_key):
+                                                            raise JsonSchemaValueException("" + (name_prefix or "data") + ".settings.kubernetes.resolver.labels must match pattern ^([a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*/)?[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$")
+                                                except (JsonSchemaValueException, JsonSchemaValuesException):
+                                                    data__settings__kubernetes__resolver__labels_property_names = False
+                                            if not data__settings__kubernetes__resolver__labels_property_names:
+                                                raise JsonSchemaValueException("" + (name_prefix or "data") + ".settings.kubernetes.resolver.labels must be named by propertyName definition")
+                                if data__settings__kubernetes__resolver_keys:
+                                    raise JsonSchemaValueException("" + (name_prefix or "data") + ".settings.kubernetes.resolver must not contain "+str(data__settings__kubernetes__resolver_keys)+" properties")
+                        if "ports" in data__settings__kubernetes_keys:
+                            data__settings__kubernetes_keys.remove("ports")
+                            data__settings__kubernetes__ports = data__settings__kubernetes["ports"]
+                            if not isinstance(data__settings__kubernetes__ports, (dict)):
+                                raise JsonSchemaValueException("" + (name_prefix or "data") + ".settings.kubernetes.ports must be object")
+                            data__settings__kubernetes__ports_is_dict = isinstance(data__settings__kubernetes__ports, dict)
+                            if data__settings__kubernetes__ports_is_dict:
+                                data__settings__kubernetes__ports_keys = set(data__settings__kubernetes__ports.keys())
+                                if "git-gate" in data__settings__kubernetes__ports_keys:
+                                    data__settings__kubernetes__ports_keys.remove("git-gate")
+                                    data__settings__kubernetes__ports__gitgate = data__settings__kubernetes__ports["git-gate"]
+                                    if not isinstance(data__settings__kubernetes__ports__gitgate, (int)) and not (isinstance(data__settings__kubernetes__ports__gitgate, float) and data__settings__kubernetes__ports__gitgate.is_integer()) or isinstance(data__settings__kubernetes__ports__gitgate, bool):
+                                        raise JsonSchemaValueException("" + (name_prefix or "data") + ".settings.kubernetes.ports.git-gate must be integer")
+                                    if isinstance(data__settings__kubernetes__ports__gitgate, (int, float, Decimal)) and not isinstance(data__settings__kubernetes__ports__gitgate, bool):
+                                        if data__settings__kubernetes__ports__gitgate < 1:
+                                            raise JsonSchemaValueException("" + (name_prefix or "data") + ".settings.kubernetes.ports.git-gate must be bigger than or equal to 1")
+                                        if data__settings__kubernetes__ports__gitgate > 65535:
+                                            raise JsonSchemaValueException("" + (name_prefix or "data") + ".settings.kubernetes.ports.git-gate must be smaller than or equal to 65535")
+                                if data__settings__kubernetes__ports_keys:
+                                    raise JsonSchemaValueException("" + (name_prefix or "data") + ".settings.kubernetes.ports must not contain "+str(data__settings__kubernetes__ports_keys)+" properties")
+                        if data__settings__kubernetes_keys:
+                            raise JsonSchemaValueException("" + (name_prefix or "data") + ".settings.kubernetes must not contain "+str(data__settings__kubernetes_keys)+" properties")
                 if data__settings_keys:
                     raise JsonSchemaValueException("" + (name_prefix or "data") + ".settings must not contain "+str(data__settings_keys)+" properties")
         if data_keys:
