@@ -25,9 +25,14 @@ def _data_dir(name: str) -> Path:
     raise FileNotFoundError(f"bottlegen is installed without its {name}/ directory")
 
 
-def templates_dir() -> Path:
-    """The packaged templates folder."""
-    return _data_dir("templates")
+COMPOSE, KUBERNETES = "compose", "kubernetes"  # the targets a plan renders to
+TARGETS = (COMPOSE, KUBERNETES)
+_TEMPLATE_FOLDERS = {COMPOSE: "templates", KUBERNETES: "templates-kubernetes"}
+
+
+def templates_dir(target: str = COMPOSE) -> Path:
+    """The packaged templates folder of a target."""
+    return _data_dir(_TEMPLATE_FOLDERS[target])
 
 
 def schema_dir() -> Path:
@@ -50,6 +55,7 @@ def load_schema(relative: str) -> dict[str, Any]:
 PLAN_SCHEMA = "plan.schema.json"
 MANIFEST_SCHEMA = "manifest.schema.json"
 COMPOSE_SCHEMA = "compose-spec/compose-spec.json"
+SANDBOX_SCHEMA = "agent-sandbox/sandbox-v1beta1.json"
 
 
 def version() -> str:

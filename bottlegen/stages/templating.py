@@ -286,21 +286,31 @@ def make_environment(roots: list[Root]) -> ImmutableSandboxedEnvironment:
 
 
 class _Macros:
-    """`m.<name>(...)` in a template: a macro of `_macros.yaml.j2`, its output taken as YAML."""
+    """`m.<name>(...)` in a template: a macro of `_macros.yaml.j2`, its output taken as YAML.
+
+    The macros see the calling template's context (`project`, `plan`, `settings`, ...), read
+    once per render of that template: the module is made on the first call and kept on the
+    render's context."""
 
     def __init__(self, env: jinja2.Environment):
         self._env = env
-        self._module: Any = None
 
     def __getattr__(self, name: str) -> Callable[..., Raw]:
         if name.startswith("_"):
             raise AttributeError(name)
-        if self._module is None:
-            self._module = self._env.get_template(MACROS).module
-        macro = getattr(self._module, name, None)
-        if macro is None:
-            raise AttributeError(f"{MACROS} has no macro {name!r}")
-        return lambda *args, **kwargs: Raw(macro(*args, **kwargs))
+
+        @jinja2.pass_context
+        def call(context: jinja2.runtime.Context, *args: Any, **kwargs: Any) -> Raw:
+            module = getattr(context, "_bottlegen_macros", None)
+            if module is None:
+                module = self._env.get_template(MACROS).make_module(context.get_all())
+                context._bottlegen_macros = module  # type: ignore[attr-defined]
+            macro = getattr(module, name, None)
+            if macro is None:
+                raise AttributeError(f"{MACROS} has no macro {name!r}")
+            return Raw(macro(*args, **kwargs))
+
+        return call
 
 
 def value_origins(env: jinja2.Environment, name: str, context: dict[str, Any]) -> list[tuple[str, str]]:
