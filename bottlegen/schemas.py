@@ -98,13 +98,36 @@ def jsonschema_validator(relative: str) -> Validator:
     from jsonschema.validators import extend
 
     schema = resources.load_schema(relative)
-    if relative == resources.COMPOSE_SCHEMA:
-        # The vendored schema declares "$schema": "https://json-schema.org/draft-07/schema",
-        # a form jsonschema does not recognise: choose draft 7 explicitly (schema/compose-spec/).
+    if relative == resources.SANDBOX_SCHEMA:
+        schema = strict(schema)
+    if relative in (resources.COMPOSE_SCHEMA, resources.SANDBOX_SCHEMA):
+        # The vendored schemas are draft 7 (compose-spec declares it in a form jsonschema does not
+        # recognise; agent-sandbox's CRD schema is OpenAPI 3's subset of it): choose it explicitly.
         draft7: type[Validator] = extend(Draft7Validator, {"pattern": _ecma_pattern})  # type: ignore[no-untyped-call]
         return draft7(schema)
     draft: type[Validator] = extend(Draft202012Validator, {"pattern": _ecma_pattern})  # type: ignore[no-untyped-call]
     return draft(schema, format_checker=Draft202012Validator.FORMAT_CHECKER)
+
+
+def strict(schema: Any) -> Any:
+    """A CRD's schema as the API server's strict field validation reads it (`kubectl apply
+    --validate=strict`): an unknown field is an error where the schema lists properties,
+    unless it keeps unknown fields (x-kubernetes-preserve-unknown-fields)."""
+    if isinstance(schema, list):
+        return [strict(item) for item in schema]
+    if not isinstance(schema, dict):
+        return schema
+    out = {
+        key: strict(value) if key != "properties" else {k: strict(v) for k, v in value.items()}
+        for key, value in schema.items()
+    }
+    if (
+        "properties" in out
+        and "additionalProperties" not in out
+        and not out.get("x-kubernetes-preserve-unknown-fields")
+    ):
+        out["additionalProperties"] = False
+    return out
 
 
 @cache
@@ -117,7 +140,7 @@ def compiled_check(relative: str) -> Callable[..., Any] | None:
 
 def violations(relative: str, instance: Any) -> list[ValidationError]:
     """Every violation of one of resources' schemas, the headline first; [] when valid."""
-    check = compiled_check(relative)
+    check = compiled_check(relative) if relative in COMPILED else None
     if check is not None:
         try:
             check(instance, FORMATS)
