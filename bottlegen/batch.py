@@ -99,7 +99,7 @@ def outcome_of(plan: Path) -> Outcome:
     try:
         rendered = _render_one(plan)
         found = tuple(rendered.warnings)
-        return Outcome(plan, found, rendered.context["plan"]["slug"], str(rendered.document.get("name")), rendered.text)
+        return Outcome(plan, found, rendered.context["plan"]["slug"], str(rendered.context["project"]), rendered.text)
     except UserError as e:
         return Outcome(plan, tuple(getattr(e, "warnings", ())) or found, failure=Failure.of(e))
     except (OSError, RecursionError, MemoryError, ValueError, TypeError) as e:  # a bug: report it, render the rest

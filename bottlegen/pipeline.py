@@ -24,8 +24,11 @@ from . import host, resources, schemas
 from .compose import check, policy, relocate
 from .composefile import host_paths
 from .errors import PlanError, Problem, TemplateError
+from .kubernetes import check as kubernetes_check
+from .kubernetes import emit as kubernetes_emit
+from .kubernetes import policy as kubernetes_policy
 from .lints import Lint
-from .resources import templates_dir
+from .resources import COMPOSE, KUBERNETES, templates_dir
 from .stages import emit, layers, load, manifest, resolve, templating, validate
 from .stages.merge import Fragment, Merged, ValueNotWhole, merge
 from .stages.templating import PACKAGED, Root
@@ -102,10 +105,10 @@ def plan_data(plan: str) -> tuple[Any, str, Path]:
     return load.read_plan(Path(plan)), plan, Path(host.realpath(plan)).parent
 
 
-def template_roots(override_dirs: Sequence[str | os.PathLike[str]] = ()) -> list[Root]:
-    """Override folders first, in the order given, then the packaged templates."""
+def template_roots(override_dirs: Sequence[str | os.PathLike[str]] = (), target: str = COMPOSE) -> list[Root]:
+    """Override folders first, in the order given, then the target's packaged templates."""
     roots = [Root(Path(d), f"override {canonical_folder(d)}") for d in override_dirs]
-    return [*roots, Root(templates_dir(), PACKAGED)]
+    return [*roots, Root(templates_dir(target), PACKAGED)]
 
 
 def canonical_folder(folder: str | os.PathLike[str]) -> str:
@@ -119,8 +122,8 @@ def canonical_folder(folder: str | os.PathLike[str]) -> str:
         return absolute.as_posix()
 
 
-def override_dirs_from_env() -> list[str]:
-    value = os.environ.get(TEMPLATES_ENV, "")
+def override_dirs_from_env(variable: str = TEMPLATES_ENV) -> list[str]:
+    value = os.environ.get(variable, "")
     return [part for part in value.split(os.pathsep) if part]
 
 
@@ -139,13 +142,15 @@ class Renderer:
         override_dirs: Sequence[str | os.PathLike[str]] = (),
         view: host.HostView | None = None,
         check_host: bool = True,
+        target: str = COMPOSE,
     ):
         # Whether a render reads this machine: host paths judged as they resolve here now, the
         # env file looked at, missing bind sources warned of. Without, host paths are judged as
         # written (host.lexical()) and the same plan gives the same result on any machine.
         self.check_host = check_host
+        self.target = target  # compose, or kubernetes: which templates, checks, policy and writer
         self.host = view or (host.local() if check_host else host.lexical())
-        self.env = templating.make_environment(template_roots(override_dirs))
+        self.env = templating.make_environment(template_roots(override_dirs, target))
         self.manifest = manifest.read_manifest(self.env)
         self.conditions = manifest.compile_conditions(self.env, self.manifest)
         # The plan schema in effect: bottlegen's, or with the manifest's settings_schema merged in
@@ -290,6 +295,8 @@ class Renderer:
                 merged = merge(fragments)
             except ValueNotWhole as e:
                 raise self._located(e, *inputs[e.fragment.source]) from None
+        if self.target == KUBERNETES:
+            return self._kubernetes(merged, context, source, plan_name, sources)
         with self._stage(checks):
             check.check_schema(merged)
             check.check_rules(merged)
@@ -304,6 +311,23 @@ class Renderer:
             text = emit.emit(document, sources, plan_name, self._relaxed)
         basis = Basis(merged, gateways, relax, source, plan_name, self._relaxed, paths.writable)
         return Rendered(text, document, context, warnings, self.manifest.agent, sources, basis)
+
+    def _kubernetes(
+        self, merged: Merged, context: dict[str, Any], source: str, plan_name: str, sources: dict[str, str]
+    ) -> Rendered:
+        """The kubernetes target's stages after merge (bottlegen/kubernetes/)."""
+        _, _, _, checks, sandbox, write_yaml = self.STAGES
+        with self._stage(checks):
+            kubernetes_check.compose_only(context, source)
+            objects = kubernetes_check.read_objects(merged)
+            warnings = check.plan_lints(context, source)
+        with self._stage(sandbox):
+            agent, gateways, relax = self.manifest.agent, self.manifest.gateways, self.manifest.relax
+            kubernetes_policy.enforce(merged, objects, agent, gateways, relax, context, source)
+        with self._stage(write_yaml):
+            text = kubernetes_emit.emit(objects, merged, plan_name, self._relaxed)
+        document = {obj.handle: obj.body for obj in kubernetes_emit.ordered(objects)}
+        return Rendered(text, document, context, warnings, self.manifest.agent, sources)
 
     def _located(self, error: ValueNotWhole, template: str, context: dict[str, Any]) -> TemplateError:
         """The error, naming the template line that wrote the value (found by rendering again)."""

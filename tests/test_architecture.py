@@ -54,6 +54,7 @@ LAYERS = [
     # the render stages every target shares, then the compose target's, as each package numbers them
     *package_order("stages"),
     *package_order("compose"),
+    *package_order("kubernetes"),
     # the render as a whole, and what the library builds on it
     "pipeline",
     "starter",
@@ -109,7 +110,7 @@ def imports_of(path) -> set[str]:
             if (
                 node.module is None
                 or target in LAYERS
-                or target.split(".")[0] in ("engine", "stages", "compose", "cli")
+                or target.split(".")[0] in ("engine", "stages", "compose", "kubernetes", "cli")
             ):
                 names = [f"{target}.{a.name}".lstrip(".") for a in node.names] if node.module is None else [target]
                 found.update(n if n in LAYERS else target for n in names)
@@ -169,6 +170,7 @@ def test_no_assertion_in_the_tests_is_always_true_by_its_shape():
 RENDER_MODULES = [
     *sorted((PACKAGE / "stages").glob("*.py")),
     *sorted((PACKAGE / "compose").glob("*.py")),
+    *sorted((PACKAGE / "kubernetes").glob("*.py")),
     *(PACKAGE / f"{name}.py" for name in ("pipeline", "lints", "composefile", "paths", "roles", "schemas")),
     *(PACKAGE / f"{name}.py" for name in ("yamltext", "yamlfull", "yamlsubset")),
 ]
