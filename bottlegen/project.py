@@ -7,6 +7,8 @@
     plans = "plans"                 # the fleet's plans (check and render with no PLAN, the hooks)
     goldens = "goldens"             # their rendered files, <slug>.yml each
     state_dir = "/var/lib/bottles"  # the state root: a bottle's state in <state_dir>/<project>
+    kubernetes_templates = ["ops/kubernetes"]  # the same two, for `--target kubernetes`
+    kubernetes_goldens = "goldens-kubernetes"
 
 Relative folders are relative to the project file's folder. Command-line flags win over
 $BOTTLEGEN_TEMPLATES, which wins over the file. An unknown key, or a value of the wrong
@@ -25,8 +27,15 @@ from . import host
 from .errors import Problem, UsageError
 
 FILE, PYPROJECT = "bottlegen.toml", "pyproject.toml"
-KEYS = {"templates": list, "plans": str, "goldens": str, "state_dir": str}
-DEFAULT_PLANS, DEFAULT_GOLDENS = "plans", "goldens"
+KEYS = {
+    "templates": list,
+    "plans": str,
+    "goldens": str,
+    "state_dir": str,
+    "kubernetes_templates": list,
+    "kubernetes_goldens": str,
+}
+DEFAULT_PLANS, DEFAULT_GOLDENS, DEFAULT_KUBERNETES_GOLDENS = "plans", "goldens", "goldens-kubernetes"
 STATE_ROOT_ENV = "BOTTLEGEN_STATE_ROOT"  # the state root a command runs with (the file's state_dir sets it)
 
 

@@ -35,6 +35,7 @@ from .options import (
     project_of_args,
     seconds,
     strict_option,
+    target_option,
     templates_option,
 )
 from .output import flush_stdout, internal_error, report, say, silence_stdout, wants_json_errors
@@ -77,6 +78,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action=Version, nargs=0, help="show bottlegen's version and exit")
     parser.set_defaults(root_parser=parser)  # what `completion` describes
     templates, strict, which, output = templates_option(), strict_option(), bottle_option(), output_options()
+    target = target_option()
     layering = layers_options()
     sub: Any = parser.add_subparsers(
         dest="command",
@@ -105,8 +107,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = add(
         "render",
         cmd_render,
-        "render a plan into a compose file (stdout, -o FILE, or --out-dir DIR for many)",
-        [templates, strict, layering],
+        "render a plan into a compose file, or Kubernetes objects (stdout, -o FILE, or --out-dir DIR for many)",
+        [templates, target, strict, layering],
     )
     p.add_argument(
         "plans",
@@ -131,7 +133,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--verify", action="store_true", help=VERIFY_HELP)
 
     p = add(
-        "context", cmd_context, "print the resolved template context of a plan, as YAML or JSON", [templates, layering]
+        "context",
+        cmd_context,
+        "print the resolved template context of a plan, as YAML or JSON",
+        [templates, target, layering],
     )
     p.add_argument("plans", nargs="+", metavar="PLAN", help=LAYERED_PLAN_HELP)
     p.add_argument("--format", choices=["yaml", "json"], default="yaml", help="YAML (default), or JSON")
@@ -147,7 +152,7 @@ def build_parser() -> argparse.ArgumentParser:
         cmd_check,
         "exit 0 if FILE is exactly what render produces from PLAN, else 1 with a diff; with --out-dir, "
         "check a fleet: each PLAN against DIR/<slug>.yml, one line per drifted plan",
-        [templates, layering],
+        [templates, target, layering],
     )
     p.add_argument(
         "plans",
@@ -209,13 +214,13 @@ def build_parser() -> argparse.ArgumentParser:
         "formatter_class": argparse.RawDescriptionHelpFormatter,
     }
     what = "every template and where it resolves from"
-    t = tsub.add_parser("list", parents=[templates, output], help=what, description=what, **nested)
+    t = tsub.add_parser("list", parents=[templates, target, output], help=what, description=what, **nested)
     t.add_argument(
         "--format", choices=["table", "json"], default="table", help="a table (default), or a JSON list of objects"
     )
     t.set_defaults(func=cmd_templates_list, command_parser=t)
     what = "copy packaged templates into DIR for editing"
-    t = tsub.add_parser("eject", parents=[output], help=what, description=what, **nested)
+    t = tsub.add_parser("eject", parents=[target, output], help=what, description=what, **nested)
     t.add_argument("names", nargs="*", metavar="NAME", help="a packaged template, as `templates list` names it")
     t.add_argument("--to", required=True, metavar="DIR", help="the folder to copy them into (created if missing)")
     t.add_argument("--all", action="store_true", help="eject every packaged template")

@@ -62,17 +62,26 @@ def project_of_args(args: argparse.Namespace) -> Any:
     return found
 
 
+def target_of(args: argparse.Namespace) -> str:
+    """The target a command renders to: --target, else compose."""
+    return str(getattr(args, "target", None) or resources.COMPOSE)
+
+
 def templates_setting(args: argparse.Namespace) -> tuple[list[str], str]:
     """The override folders in effect and where they came from: --templates, else
-    $BOTTLEGEN_TEMPLATES, else the project file's `templates`."""
+    $BOTTLEGEN_TEMPLATES, else the project file's `templates` (for --target kubernetes:
+    $BOTTLEGEN_KUBERNETES_TEMPLATES and `kubernetes_templates`: a folder of compose
+    templates never shadows the kubernetes ones)."""
     from ..pipeline import TEMPLATES_ENV, override_dirs_from_env
 
     if args.templates:
         return list(args.templates), "--templates"
-    from_env = override_dirs_from_env()
+    kubernetes = target_of(args) == resources.KUBERNETES
+    variable = "BOTTLEGEN_KUBERNETES_TEMPLATES" if kubernetes else TEMPLATES_ENV
+    from_env = override_dirs_from_env(variable)
     if from_env:
-        return from_env, f"${TEMPLATES_ENV}"
-    setting = project_of_args(args).setting("templates")
+        return from_env, f"${variable}"
+    setting = project_of_args(args).setting("kubernetes_templates" if kubernetes else "templates")
     return (list(setting.value), setting.source) if setting else ([], "none: the packaged templates only")
 
 
@@ -96,17 +105,20 @@ def fleet_of(args: argparse.Namespace) -> None:
     )
     if not wanted:
         return
-    plans, goldens = found.setting("plans"), found.setting("goldens")
+    kubernetes = target_of(args) == resources.KUBERNETES
+    plans = found.setting("plans")
+    goldens = found.setting("kubernetes_goldens" if kubernetes else "goldens")
     if args.plans_dir is None:
         args.plans_dir = plans.value if plans else project.DEFAULT_PLANS
     if args.out_dir is None:
-        args.out_dir = goldens.value if goldens else project.DEFAULT_GOLDENS
+        default = project.DEFAULT_KUBERNETES_GOLDENS if kubernetes else project.DEFAULT_GOLDENS
+        args.out_dir = goldens.value if goldens else default
 
 
 def renderer_of(args: argparse.Namespace) -> Renderer:
     from ..pipeline import Renderer
 
-    return Renderer(override_dirs(args))
+    return Renderer(override_dirs(args), target=target_of(args))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -183,6 +195,18 @@ def templates_option() -> argparse.ArgumentParser:
         metavar="DIR",
         help="a folder of templates that shadow the packaged ones by relative path (repeatable; "
         "default: $BOTTLEGEN_TEMPLATES, folders separated by ':')",
+    )
+    return parent
+
+
+def target_option() -> argparse.ArgumentParser:
+    parent = argparse.ArgumentParser(add_help=False)
+    parent.add_argument(
+        "--target",
+        choices=resources.TARGETS,
+        default=resources.COMPOSE,
+        help="what to render the plan into: a compose file (default), or Kubernetes objects, through the "
+        "target's own templates (`bottlegen templates list --target kubernetes`)",
     )
     return parent
 

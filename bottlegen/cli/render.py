@@ -35,6 +35,8 @@ from .output import Warnings, report, report_failure, say
 
 def cmd_render(args: argparse.Namespace) -> int:
     renderer = renderer_of(args)
+    if args.verify and renderer.target != resources.COMPOSE:
+        raise UsageError("--verify asks docker compose to read the file: it goes with the compose target only")
     args.plans = selected_plans(args)
     if args.out_dir is None:
         if not args.plans:
@@ -131,6 +133,8 @@ def compose_verify(rendered: Rendered) -> None:
 
 def cmd_check(args: argparse.Namespace) -> int:
     renderer = renderer_of(args)
+    if args.verify and renderer.target != resources.COMPOSE:
+        raise UsageError("--verify asks docker compose to read the file: it goes with the compose target only")
     args.plans = selected_plans(args)
     if args.out_dir is None:
         if len(args.plans) < 2:
@@ -176,6 +180,8 @@ def check_one(
 def render_flags(args: argparse.Namespace) -> list[str]:
     """`bottlegen render` with the templates, layers and --verify of this command."""
     words = ["bottlegen", "render", *(w for d in args.templates or () for w in ("--templates", d))]
+    if getattr(args, "target", resources.COMPOSE) != resources.COMPOSE:
+        words += ["--target", args.target]
     return [*words, *Layering.of(args).flags(), *(["--verify"] if args.verify else [])]
 
 

@@ -15,7 +15,7 @@ from ..write import write_atomic
 
 if TYPE_CHECKING:
     pass
-from .options import renderer_of
+from .options import renderer_of, target_of
 
 
 def cmd_templates_list(args: argparse.Namespace) -> int:
@@ -41,7 +41,7 @@ def cmd_completion(args: argparse.Namespace) -> int:
 
 
 def cmd_templates_eject(args: argparse.Namespace) -> int:
-    packaged = resources.templates_dir()
+    packaged = resources.templates_dir(target_of(args))
     available = sorted(
         p.relative_to(packaged).as_posix() for p in packaged.rglob("*") if p.is_file() and "__pycache__" not in p.parts
     )
