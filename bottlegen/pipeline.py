@@ -350,18 +350,18 @@ class Renderer:
         return label
 
 
-_renderers: dict[tuple[tuple[str, ...], bool], Renderer] = {}
+_renderers: dict[tuple[tuple[str, ...], bool, str], Renderer] = {}
 _renderers_lock = threading.Lock()
 
 
-def _renderer_for(templates: Sequence[str | os.PathLike[str]], check_host: bool) -> Renderer:
-    """One Renderer per set of template folders (and host reading), made once per process:
-    a Renderer is safe to use from many threads."""
-    key = (tuple(os.path.abspath(t) for t in templates), check_host)
+def _renderer_for(templates: Sequence[str | os.PathLike[str]], check_host: bool, target: str = COMPOSE) -> Renderer:
+    """One Renderer per set of template folders, host reading and target, made once per
+    process: a Renderer is safe to use from many threads."""
+    key = (tuple(os.path.abspath(t) for t in templates), check_host, target)
     with _renderers_lock:
         found = _renderers.get(key)
         if found is None:
-            found = _renderers[key] = Renderer(list(key[0]), check_host=check_host)
+            found = _renderers[key] = Renderer(list(key[0]), check_host=check_host, target=target)
     return found
 
 
@@ -371,9 +371,11 @@ def render(
     templates: Sequence[str | os.PathLike[str]] | None = None,
     base_dir: str | os.PathLike[str] | None = None,
     check_host: bool = False,
+    target: str = COMPOSE,
 ) -> Rendered:
     """A bottle's compose document from its plan: plain data (a mapping, as a plan file
-    holds it) or the path of a plan file (YAML or JSON).
+    holds it) or the path of a plan file (YAML or JSON); with target="kubernetes", its
+    Kubernetes objects (`.document`: handle -> object, in apply order).
 
     templates: override folders, looked in first, before the packaged templates.
     base_dir: what the plan's relative host paths are relative to (default: the plan file's
@@ -388,7 +390,7 @@ def render(
     PlanError, TemplateError or DocumentError (all UserError, with `.exit_code`). Safe to call
     from many threads.
     """
-    renderer = _renderer_for(templates or (), check_host)
+    renderer = _renderer_for(templates or (), check_host, target)
     if isinstance(plan, Mapping):
         folder = Path(base_dir) if base_dir is not None else Path.cwd()
         return renderer.render_data(copy_plain(dict(plan)), "<plan>", folder.absolute(), "<plan>")

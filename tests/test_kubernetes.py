@@ -383,3 +383,11 @@ def test_compose_templates_never_shadow_the_kubernetes_ones(tmp_path):
 def test_verify_is_for_the_compose_target():
     result = run_cli("render", "--target", "kubernetes", "--verify", str(MINIMAL))
     assert result.returncode == 2 and "compose target only" in result.stderr
+
+
+def test_the_library_renders_the_target_too(kube):
+    import bottlegen
+
+    rendered = bottlegen.render(MINIMAL, target="kubernetes", check_host=True)
+    assert rendered.text == kube.render(MINIMAL).text
+    assert next(iter(rendered.document.values()))["kind"] == "Namespace"  # in apply order

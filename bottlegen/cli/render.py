@@ -33,10 +33,16 @@ from .options import (
 from .output import Warnings, report, report_failure, say
 
 
-def cmd_render(args: argparse.Namespace) -> int:
+def verifying_renderer(args: argparse.Namespace) -> Renderer:
+    """The renderer of render and check, which take --verify for the compose target only."""
     renderer = renderer_of(args)
     if args.verify and renderer.target != resources.COMPOSE:
         raise UsageError("--verify asks docker compose to read the file: it goes with the compose target only")
+    return renderer
+
+
+def cmd_render(args: argparse.Namespace) -> int:
+    renderer = verifying_renderer(args)
     args.plans = selected_plans(args)
     if args.out_dir is None:
         if not args.plans:
@@ -132,9 +138,7 @@ def compose_verify(rendered: Rendered) -> None:
 
 
 def cmd_check(args: argparse.Namespace) -> int:
-    renderer = renderer_of(args)
-    if args.verify and renderer.target != resources.COMPOSE:
-        raise UsageError("--verify asks docker compose to read the file: it goes with the compose target only")
+    renderer = verifying_renderer(args)
     args.plans = selected_plans(args)
     if args.out_dir is None:
         if len(args.plans) < 2:
