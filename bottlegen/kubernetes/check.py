@@ -85,6 +85,59 @@ def containers(spec: dict[str, Any]) -> Iterator[tuple[tuple[Any, ...], dict[str
                     yield (key, index), container
 
 
+class Reference(NamedTuple):
+    """A ConfigMap or Secret a pod takes: where (below the pod spec), which, which key ("" for
+    all of it), and whether the pod starts without it."""
+
+    at: tuple[Any, ...]
+    kind: str
+    name: str
+    key: str
+    optional: bool
+
+
+def references(spec: dict[str, Any]) -> Iterator[Reference]:
+    """Every ConfigMap and Secret a pod spec takes: volumes (each key a mount takes by
+    subPath), projected volumes, env's configMapKeyRef and secretKeyRef, and envFrom."""
+    volumes: dict[Any, tuple[str, str, bool]] = {}
+    for index, volume in enumerate(spec.get("volumes") or []):
+        if not isinstance(volume, dict):
+            continue
+        sources = [((), volume)] + [
+            (("projected", "sources", i), s)
+            for i, s in enumerate((volume.get("projected") or {}).get("sources") or [])
+            if isinstance(s, dict)
+        ]
+        for below, source in sources:
+            for kind, key, name_key in (("ConfigMap", "configMap", "name"), ("Secret", "secret", "secretName")):
+                found = source.get(key)
+                if not isinstance(found, dict):
+                    continue
+                name = found.get(name_key if not below else "name")  # a projected Secret is by `name`
+                if isinstance(name, str):
+                    optional = found.get("optional") is True
+                    volumes[volume.get("name")] = (kind, name, optional)
+                    yield Reference(("volumes", index, *below), kind, name, "", optional)
+    for path, container in containers(spec):
+        for index, mount in enumerate(container.get("volumeMounts") or []):
+            if isinstance(mount, dict) and mount.get("name") in volumes and isinstance(mount.get("subPath"), str):
+                kind, name, optional = volumes[mount["name"]]
+                yield Reference((*path, "volumeMounts", index), kind, name, mount["subPath"], optional)
+        for index, variable in enumerate(container.get("env") or []):
+            value_from = variable.get("valueFrom") if isinstance(variable, dict) else None
+            for kind, key in (("ConfigMap", "configMapKeyRef"), ("Secret", "secretKeyRef")):
+                ref = value_from.get(key) if isinstance(value_from, dict) else None
+                if isinstance(ref, dict) and isinstance(ref.get("name"), str):
+                    at = (*path, "env", index)
+                    yield Reference(at, kind, ref["name"], str(ref.get("key")), ref.get("optional") is True)
+        for index, source in enumerate(container.get("envFrom") or []):
+            for kind, key in (("ConfigMap", "configMapRef"), ("Secret", "secretRef")):
+                ref = source.get(key) if isinstance(source, dict) else None
+                if isinstance(ref, dict) and isinstance(ref.get("name"), str):
+                    at = (*path, "envFrom", index)
+                    yield Reference(at, kind, ref["name"], "", ref.get("optional") is True)
+
+
 def compose_only(context: dict[str, Any], source: str) -> None:
     """A plan this target cannot express is an error at its key, never silently dropped."""
     problems = []

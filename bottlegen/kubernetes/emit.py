@@ -11,13 +11,12 @@ writer, as the compose file is.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
-from typing import Any
+from collections.abc import Sequence
 
 from ..stages.emit import header
 from ..stages.merge import Merged
 from ..yamltext import comment_text, write_mapping
-from .check import Object, containers
+from .check import Object, references
 
 KIND_ORDER = (
     "Namespace",
@@ -44,40 +43,11 @@ def needs(objects: Sequence[Object]) -> dict[tuple[str, str], dict[str, bool]]:
     found: dict[tuple[str, str], dict[str, bool]] = {}
     for obj in objects:
         located = obj.pod_spec()
-        if located is None:
-            continue
-        for kind, name, key, optional in _references(located[1]):
-            if (kind, name) not in made:
-                keys = found.setdefault((kind, name), {})
-                keys[key] = keys.get(key, True) and optional
+        for ref in references(located[1]) if located else ():
+            if (ref.kind, ref.name) not in made:
+                keys = found.setdefault((ref.kind, ref.name), {})
+                keys[ref.key] = keys.get(ref.key, True) and ref.optional
     return found
-
-
-def _references(spec: dict[str, Any]) -> Iterator[tuple[str, str, str, bool]]:
-    volumes: dict[str, tuple[str, str, bool]] = {}
-    for volume in spec.get("volumes") or []:
-        if not isinstance(volume, dict):
-            continue
-        for kind, key in (("ConfigMap", "configMap"), ("Secret", "secret")):
-            source = volume.get(key)
-            if isinstance(source, dict):
-                name = source.get("name" if kind == "ConfigMap" else "secretName")
-                if isinstance(name, str):
-                    volumes[str(volume.get("name"))] = (kind, name, source.get("optional") is True)
-    for _, container in containers(spec):
-        for mount in container.get("volumeMounts") or []:
-            if isinstance(mount, dict) and mount.get("name") in volumes:
-                kind, name, optional = volumes[mount["name"]]
-                subpath = mount.get("subPath")
-                yield kind, name, subpath if isinstance(subpath, str) else "", optional
-        for variable in container.get("env") or []:
-            ref = (variable.get("valueFrom") or {}).get("secretKeyRef") if isinstance(variable, dict) else None
-            if isinstance(ref, dict) and isinstance(ref.get("name"), str):
-                yield "Secret", ref["name"], str(ref.get("key")), ref.get("optional") is True
-        for source in container.get("envFrom") or []:
-            ref = source.get("secretRef") if isinstance(source, dict) else None
-            if isinstance(ref, dict) and isinstance(ref.get("name"), str):
-                yield "Secret", ref["name"], "", ref.get("optional") is True
 
 
 def emit(objects: Sequence[Object], merged: Merged, plan_name: str, relaxed: Sequence[str] = ()) -> str:

@@ -30,7 +30,7 @@ from typing import Any, NamedTuple
 from ..compose.policy import RELAXABLE, Finding, located
 from ..errors import DocumentError, PlanError
 from ..stages.merge import Merged
-from .check import Object, containers, where
+from .check import Object, containers, references, where
 
 ALLOWED_KINDS = {
     ("v1", "Namespace"),
@@ -531,23 +531,9 @@ def _is_resolver(peer: dict[str, Any], resolver: dict[str, Any]) -> bool:
 
 def _secrets(pod: Pod) -> Iterator[tuple[tuple[Any, ...], str]]:
     """(key path, name) of every Secret a pod takes: volumes, env and envFrom."""
-    for index, volume in enumerate(_list(pod.spec.get("volumes"))):
-        name = _dict(volume.get("secret")).get("secretName")
-        if isinstance(name, str):
-            yield (*pod.at, "volumes", index), name
-        for source_index, source in enumerate(_list(_dict(volume.get("projected")).get("sources"))):
-            name = _dict(source.get("secret")).get("name")
-            if isinstance(name, str):
-                yield (*pod.at, "volumes", index, "projected", "sources", source_index), name
-    for path, container in containers(pod.spec):
-        for index, variable in enumerate(_list(container.get("env"))):
-            name = _dict(_dict(variable.get("valueFrom")).get("secretKeyRef")).get("name")
-            if isinstance(name, str):
-                yield (*pod.at, *path, "env", index), name
-        for index, source in enumerate(_list(container.get("envFrom"))):
-            name = _dict(source.get("secretRef")).get("name")
-            if isinstance(name, str):
-                yield (*pod.at, *path, "envFrom", index), name
+    for ref in references(pod.spec):
+        if ref.kind == "Secret":
+            yield (*pod.at, *ref.at), ref.name
 
 
 # --- judging -----------------------------------------------------------------------------
