@@ -29,7 +29,7 @@ from .kubernetes import emit as kubernetes_emit
 from .kubernetes import policy as kubernetes_policy
 from .lints import Lint
 from .resources import COMPOSE, KUBERNETES, templates_dir
-from .stages import emit, layers, load, manifest, resolve, templating, validate
+from .stages import emit, layers, load, manifest, resolve, templating, validate, verdicts
 from .stages.merge import Fragment, Merged, ValueNotWhole, merge
 from .stages.templating import PACKAGED, Root
 from .yamltext import copy_plain
@@ -85,7 +85,7 @@ class Rendered(NamedTuple):
         facts = policy.facts_of(b.merged, self.agent, b.gateways, self.context, view, b.writable)
         findings = policy.judge(facts, b.relax, policy.HOST_RULES)
         if findings:
-            return policy.located(findings, b.merged, self.context, b.source)[0], self
+            return verdicts.located(findings, b.merged, self.context, b.source)[0], self
         resolved = {}
         for place in facts.places:
             found = facts.resolved(place.value)

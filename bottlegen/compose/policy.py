@@ -25,11 +25,11 @@ from typing import Any, NamedTuple
 
 from .. import host as hosts
 from ..composefile import HostPath, byte_size, cpu_count, dns_problem, host_paths, mounts, names, unescape
-from ..errors import DocumentError, PlanError, Problem
 from ..paths import json_path, shorten
 from ..roles import EGRESS, INTERNAL, ROLE_KEY
 from ..stages import resolve
 from ..stages.merge import Merged
+from ..stages.verdicts import Finding, refuse
 
 PROJECT_NAME = re.compile(r"[a-z0-9][a-z0-9_-]*")
 _INTERPOLATION = re.compile(r"\$(?!\$)")
@@ -71,16 +71,6 @@ NAMESPACE_KEYS = ("pid", "ipc", "uts", "userns_mode", "cgroup")
 # environment of `up` where nothing the policy judges is): its environment, command,
 # entrypoint, healthcheck test and labels. The agent may use none.
 INTERPOLATED_KEYS = ("environment", "command", "entrypoint", "healthcheck", "labels")
-
-
-class Finding(NamedTuple):
-    """A broken rule: the message, the value at fault (to find it in the plan, if it is
-    there), the key path in the document, and (filled in by judge) the rule."""
-
-    message: str
-    value: Any = None
-    at: tuple[Any, ...] | None = None
-    rule: str | None = None
 
 
 class Facts(NamedTuple):
@@ -792,37 +782,9 @@ RULES: dict[str, RuleFunction] = {
     "hardening": hardening,
     "sealed-host": sealed_host,
 }
-RELAXABLE = (
-    "agent-networks",
-    "agent-ports",
-    "agent-keys",
-    "agent-privileges",
-    "agent-host-namespaces",
-    "service-namespaces",
-    "agent-host-mounts",
-    "gateways",
-)
 # The rules that read the host (resolved paths, file types, env files): `up` runs them again
 # right before anything is created, with a view of the engine's host.
 HOST_RULES = ("host-paths", "agent-host-mounts", "tokens")
-
-
-def plan_paths(context: dict[str, Any]) -> dict[Any, tuple[Any, ...]]:
-    """Every string of the resolved plan and settings, with its key path in the plan file."""
-    found: dict[Any, tuple[Any, ...]] = {}
-    stack: list[tuple[Any, tuple[Any, ...]]] = [(context["plan"], ()), (context["settings"], ("settings",))]
-    while stack:
-        value, path = stack.pop()
-        if path == ("egress", "token_env_names"):
-            for variable in value:
-                found.setdefault(variable, ("egress", "token_env_map", variable))
-        elif isinstance(value, dict):
-            stack += [(v, (*path, k)) for k, v in value.items()]
-        elif isinstance(value, list):
-            stack += [(v, (*path, i)) for i, v in enumerate(value)]
-        elif isinstance(value, str):
-            found.setdefault(value, path)
-    return found
 
 
 def facts_of(
@@ -881,36 +843,6 @@ def judge(facts: Facts, relax: dict[str, str], rules: tuple[str, ...] | None = N
     ]
 
 
-def _rule_note(rule: str) -> str:
-    if rule in RELAXABLE:
-        return f"[rule {rule}; a manifest may relax it: `relax: {{{rule}: <the reason>}}`]"
-    return f"[rule {rule}, which always holds]"
-
-
-def located(
-    findings: list[Finding], merged: Merged, context: dict[str, Any], source: str
-) -> tuple[list[Problem], bool]:
-    """Each finding as a problem record, at the plan's key path when its value at fault is,
-    verbatim, a value of the plan (then the document's place is said in the message); and
-    whether every one of them is. Each names its rule, and the relax that would allow it."""
-    in_plan = plan_paths(context)
-    records = []
-    from_plan = bool(findings) and all(isinstance(f.value, str) and f.value in in_plan for f in findings)
-    for finding in findings:
-        at = finding.at or ()
-        template = merged.source_of(at)
-        note = _rule_note(finding.rule) if finding.rule else None
-        if from_plan:
-            where = json_path(at) + (f" in template {template}" if template else "")
-            plan_path = json_path(in_plan[finding.value])
-            records.append(Problem(f"{where}: {finding.message}", source, plan_path, rule=finding.rule, hint=note))
-        else:
-            records.append(
-                Problem(finding.message, path=json_path(at), template=template, rule=finding.rule, hint=note)
-            )
-    return records, from_plan
-
-
 def enforce(
     merged: Merged,
     agent: str,
@@ -928,14 +860,4 @@ def enforce(
     with host (default: this machine, read now).
     """
     facts = facts_of(merged, agent, gateway_services, context, host or hosts.local(), writable)
-    findings = judge(facts, relax)
-    if not findings:
-        return
-    problems, from_plan = located(findings, merged, context, source)
-    if from_plan:
-        raise PlanError("invalid plan: a value would break the sandbox's rules; change it:", problems)
-    raise DocumentError(
-        "the rendered document breaks the sandbox's rules (bottlegen's policy); fix the template named, "
-        "or, for a rule that may be relaxed, say so in the manifest's `relax:`:",
-        problems,
-    )
+    refuse(judge(facts, relax), merged, context, source, "document")

@@ -27,9 +27,8 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from typing import Any, NamedTuple
 
-from ..compose.policy import RELAXABLE, Finding, located
-from ..errors import DocumentError, PlanError
 from ..stages.merge import Merged
+from ..stages.verdicts import RELAXABLE, Finding, refuse
 from .check import Object, containers, references, where
 
 ALLOWED_KINDS = {
@@ -50,6 +49,7 @@ COMPONENT = "app.kubernetes.io/component"
 RECOMMENDED = ("app.kubernetes.io/managed-by", "app.kubernetes.io/part-of", COMPONENT)
 PSA = "pod-security.kubernetes.io/enforce"
 NAMESPACE_NAME = "kubernetes.io/metadata.name"
+AGENT, OTHERS = ("agent",), ("gateway", "sidecar")  # pod roles, as Facts.pods_of takes them
 DNS_PORTS = frozenset({("UDP", 53), ("TCP", 53)})
 
 
@@ -81,6 +81,10 @@ class Facts(NamedTuple):
         if pod.component == self.agent:
             return "agent"
         return "gateway" if pod.component in self.gateways else "sidecar"
+
+    def pods_of(self, *roles: str) -> Iterator[Pod]:
+        """The pods whose role (agent, gateway, sidecar) is one of roles."""
+        return (pod for pod in self.pods if self.role(pod) in roles)
 
 
 RuleFunction = Callable[[Facts], Iterator[Finding]]
@@ -185,9 +189,7 @@ def service_account_token(f: Facts) -> Iterator[Finding]:
 
 def host_namespaces(agent: bool) -> RuleFunction:
     def rule(f: Facts) -> Iterator[Finding]:
-        for pod in f.pods:
-            if (f.role(pod) == "agent") != agent:
-                continue
+        for pod in f.pods_of(*(AGENT if agent else OTHERS)):
             for key in HOST_NAMESPACES:
                 if pod.spec.get(key):
                     yield f.at(pod.obj, (*pod.at, key), "shares a namespace of the node: no pod of a bottle does")
@@ -219,9 +221,7 @@ def host_access(f: Facts) -> Iterator[Finding]:
 
 
 def agent_volumes(f: Facts) -> Iterator[Finding]:
-    for pod in f.pods:
-        if f.role(pod) != "agent":
-            continue
+    for pod in f.pods_of(*AGENT):
         for index, volume in enumerate(_list(pod.spec.get("volumes"))):
             found = [k for k in volume if k != "name" and k in VOLUME_SOURCES and k not in AGENT_VOLUME_SOURCES]
             if found:
@@ -235,9 +235,7 @@ def agent_volumes(f: Facts) -> Iterator[Finding]:
 
 def privileges(agent: bool) -> RuleFunction:
     def rule(f: Facts) -> Iterator[Finding]:
-        for pod in f.pods:
-            if (f.role(pod) == "agent") != agent:
-                continue
+        for pod in f.pods_of(*(AGENT if agent else OTHERS)):
             yield from _pod_privileges(f, pod, agent)
 
     return rule
@@ -281,8 +279,8 @@ def runtime(f: Facts) -> Iterator[Finding]:
     if not f.plan.get("use_runsc"):
         return
     wanted = f.settings["kubernetes"]["runtime_class"]
-    for pod in f.pods:
-        if f.role(pod) == "agent" and pod.spec.get("runtimeClassName") != wanted:
+    for pod in f.pods_of(*AGENT):
+        if pod.spec.get("runtimeClassName") != wanted:
             yield f.at(
                 pod.obj,
                 (*pod.at, "runtimeClassName"),
@@ -328,9 +326,7 @@ def default_deny(f: Facts) -> Iterator[Finding]:
 def agent_networks(f: Facts) -> Iterator[Finding]:
     """What the agent may send: only to the bottle's other pods, on ports they declare, and DNS
     to the bottle resolver."""
-    for pod in f.pods:
-        if f.role(pod) != "agent":
-            continue
+    for pod in f.pods_of(*AGENT):
         for policy, rule_at, rule in _rules(f, pod, "egress"):
             yield from _agent_egress(f, policy, rule_at, rule)
 
@@ -378,9 +374,7 @@ def _agent_egress(f: Facts, policy: Object, at: tuple[Any, ...], rule: dict[str,
 
 def agent_ports(f: Facts) -> Iterator[Finding]:
     """Nothing reaches the agent: no NetworkPolicy lets anything in, no Service selects it."""
-    for pod in f.pods:
-        if f.role(pod) != "agent":
-            continue
+    for pod in f.pods_of(*AGENT):
         for policy, rule_at, _ in _rules(f, pod, "ingress"):
             yield f.at(policy, rule_at, "lets traffic in to the agent: nothing reaches the agent")
         for obj in f.objects:
@@ -391,9 +385,7 @@ def agent_ports(f: Facts) -> Iterator[Finding]:
 
 def gateways(f: Facts) -> Iterator[Finding]:
     """Only gateways send beyond the bottle: a sidecar's peers are the bottle's pods."""
-    for pod in f.pods:
-        if f.role(pod) != "sidecar":
-            continue
+    for pod in f.pods_of("sidecar"):
         for policy, at, rule in _rules(f, pod, "egress"):
             peers = _list(rule.get("to"))
             if not peers:
@@ -410,7 +402,7 @@ def gateways(f: Facts) -> Iterator[Finding]:
 def tokens(f: Facts) -> Iterator[Finding]:
     names = set(f.plan["egress"].get("token_env_names") or ())
     forwarded = set(f.plan.get("forwarded_env") or ())
-    gateway_secrets = {s for p in f.pods if f.role(p) == "gateway" for _, s in _secrets(p)}
+    gateway_secrets = {s for p in f.pods_of("gateway") for _, s in _secrets(p)}
     for pod in f.pods:
         agent = f.role(pod) == "agent"
         for path, container in containers(pod.spec):
@@ -568,13 +560,4 @@ def enforce(
         if not (rule in relax and rule in RELAXABLE)
         for finding in check(facts)
     ]
-    if not findings:
-        return
-    problems, from_plan = located(findings, merged, context, source)
-    if from_plan:
-        raise PlanError("invalid plan: a value would break the sandbox's rules; change it:", problems)
-    raise DocumentError(
-        "the rendered objects break the sandbox's rules (bottlegen's policy); fix the template named, "
-        "or, for a rule that may be relaxed, say so in the manifest's `relax:`:",
-        problems,
-    )
+    refuse(findings, merged, context, source, "objects")
