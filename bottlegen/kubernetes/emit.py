@@ -51,7 +51,7 @@ def needs(objects: Sequence[Object]) -> dict[tuple[str, str], dict[str, bool]]:
 
 
 def emit(objects: Sequence[Object], merged: Merged, plan_name: str, relaxed: Sequence[str] = ()) -> str:
-    text = header(plan_name, relaxed).replace("`bottlegen render`", "`bottlegen render --target kubernetes`")
+    text = header(plan_name, relaxed, " --target kubernetes")
     required = needs(objects)
     if required:
         text += "\nCreate these first, in the bottle's namespace (the pods take them by name; no value is here):"
